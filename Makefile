@@ -1,0 +1,49 @@
+# Meshline — `make run` and `make test` set up everything they need on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+CACHE ?= $(HOME)/.cache/meshline
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.meshline-installed
+PYTEST_ARGS ?=
+
+.PHONY: all venv run test unit lint bench clean
+
+all: test
+
+# The virtualenv, with every pin from requirements*.lock; pip's cache lives under ~/.cache/meshline.
+$(STAMP): requirements.lock requirements-dev.lock setup.py pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --cache-dir $(CACHE)/pip --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install --quiet --cache-dir $(CACHE)/pip -r requirements.lock -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --cache-dir $(CACHE)/pip --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+# The quickstart integration on the direct runner; outputs land under out/quickstart/.
+run: venv
+	@rm -rf out/quickstart
+	$(BIN)/meshline run pipelines/quickstart.yaml
+	@echo
+	@echo "Outputs:"
+	@find out/quickstart -type f | sort | sed 's/^/  /'
+
+lint: venv
+	$(BIN)/ruff check meshline tests bench
+	$(BIN)/ruff format --check meshline tests bench
+	$(BIN)/mypy
+
+test: venv lint
+	$(BIN)/meshline validate pipelines/*.yaml
+	$(BIN)/meshline test pipelines/*.yaml
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+unit: venv
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+bench: venv
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+clean:
+	rm -rf out bench/out .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,256 @@
+"""The ``meshline`` command line (SPEC §8).
+
+Exit statuses: 0 success; 1 an invalid file, a failed test or a failed run;
+2 a usage error. A user mistake prints one line per problem on stderr and never
+a traceback (``MESHLINE_DEBUG=1`` shows tracebacks for bug reports).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from meshline.errors import MeshlineError
+
+__all__ = ["main"]
+
+_LOGGER = logging.getLogger("meshline")
+
+
+class _Usage(Exception):
+    pass
+
+
+def _quiet_beam_logging() -> None:
+    class _DropNoise(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return "apitools not found" not in record.getMessage()
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for h in logging.getLogger().handlers:
+        h.addFilter(_DropNoise())
+    logging.getLogger().addFilter(_DropNoise())
+    logging.getLogger("apache_beam").setLevel(logging.ERROR)
+
+
+def _params(values: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for v in values:
+        name, sep, value = v.partition("=")
+        if not sep or not name:
+            raise _Usage(f"--param expects NAME=VALUE, got {v!r}")
+        out[name] = value
+    return out
+
+
+def _load(path: str, params: dict[str, str] | None = None, strict: bool = True) -> Any:
+    from meshline.spec import load_file
+
+    return load_file(path, params=params or {}, env=os.environ, strict=strict)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    status = 0
+    for path in args.files:
+        try:
+            result = _load(path, _params(args.param), strict=False)
+        except MeshlineError as e:
+            print(str(e), file=sys.stderr)
+            status = 1
+            continue
+        for w in result.warnings:
+            print(str(w), file=sys.stderr)
+        names = ", ".join(i.name for i in result.integrations)
+        print(f"{path}: valid ({names})")
+    return status
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from meshline.compiler.testing import run_tests
+
+    passed = failed = 0
+    for path in args.files:
+        try:
+            result = _load(path, _params(args.param))
+        except MeshlineError as e:
+            print(str(e), file=sys.stderr)
+            failed += 1
+            continue
+        for integration in result.integrations:
+            if not integration.tests:
+                print(f"{path}: {integration.name}: no tests")
+            for case in run_tests(integration):
+                if case.passed:
+                    passed += 1
+                    print(f"PASS {integration.name}: {case.name}")
+                else:
+                    failed += 1
+                    print(f"FAIL {integration.name}: {case.name}")
+                    for p in case.problems:
+                        print(f"  {integration.redactor.redact(p)}")
+    print(f"{passed} passed, {failed} failed")
+    return 0 if failed == 0 else 1
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from meshline.compiler import build_pipeline
+    from meshline.compiler.summary import collect_counters, render_summary
+    from meshline.runners import make_runner
+
+    result = _load(args.file, _params(args.param))
+    status = 0
+    for integration in result.integrations:
+        runner = make_runner(args.runner)
+        options = PipelineOptions(list(args.beam_args), job_name=integration.name)
+        pipeline = beam.Pipeline(runner=runner, options=options)
+        build_pipeline(integration, pipeline, options={"runner": args.runner})
+        started = time.monotonic()
+        print(f"running {integration.name} on {args.runner} ...", file=sys.stderr)
+        try:
+            run = pipeline.run()
+            run.wait_until_finish()
+        except MeshlineError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a failed run is reported, not a traceback
+            if os.environ.get("MESHLINE_DEBUG"):
+                raise
+            message = integration.redactor.redact(f"{type(e).__name__}: {e}".splitlines()[0])
+            print(f"{integration.name}: run failed: {message}", file=sys.stderr)
+            status = 1
+            continue
+        elapsed = time.monotonic() - started
+        counters = collect_counters(run)
+        print(render_summary(integration, counters), file=sys.stderr)
+        print(f"{integration.name}: done in {elapsed:.1f}s", file=sys.stderr)
+    return status
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    from meshline.graph import render_graph
+
+    result = _load(args.file, _params(args.param), strict=False)
+    out = render_graph(result.integrations, args.format)
+    if args.output:
+        with open(args.output, "wb") as fh:
+            fh.write(out)
+    else:
+        sys.stdout.buffer.write(out)
+    return 0
+
+
+def cmd_connectors(args: argparse.Namespace) -> int:
+    import json
+
+    from meshline import registry
+
+    if args.id:
+        found = [c for k in ("source", "target", "transformation") if (c := registry.lookup(k, args.id))]
+        if not found:
+            known = sorted(set(registry.ids("source") + registry.ids("target") + registry.ids("transformation")))
+            raise _Usage(f"unknown connector {args.id!r} (known: {', '.join(known)})")
+        for c in found:
+            print(f"{c.kind} {c.id}: {c.description}")
+            schema = c.schema()
+            for key, prop in schema["properties"].items():
+                req = " (required)" if key in schema.get("required", []) else ""
+                default = f" [default: {json.dumps(prop['default'])}]" if "default" in prop else ""
+                print(f"  {key}{req}: {prop.get('description', '')}{default}")
+            if args.json:
+                print(json.dumps(schema, indent=2))
+        return 0
+    for kind in ("source", "target", "transformation"):
+        print(f"{kind}s:")
+        for cid in registry.ids(kind):  # type: ignore[arg-type]
+            c = registry.lookup(kind, cid)  # type: ignore[arg-type]
+            print(f"  {cid:<20} {c.description if c else ''}")
+        planned = registry.planned_ids(kind)  # type: ignore[arg-type]
+        if planned:
+            print(f"  (planned: {', '.join(planned)})")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    import json
+
+    from meshline.spec import integration_schema
+
+    print(json.dumps(integration_schema(), indent=2))
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="meshline", description="Integration as code, compiled to Apache Beam.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="compile and run an integration")
+    run.add_argument("file")
+    run.add_argument("--runner", default="direct", help="direct (default), prism, flink or dataflow")
+    run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    run.add_argument("beam_args", nargs="*", help="Beam pipeline options, after --")
+    run.set_defaults(fn=cmd_run)
+
+    val = sub.add_parser("validate", help="check integration files without running them")
+    val.add_argument("files", nargs="+")
+    val.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    val.set_defaults(fn=cmd_validate)
+
+    test = sub.add_parser("test", help="run the tests inside integration files")
+    test.add_argument("files", nargs="+")
+    test.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    test.set_defaults(fn=cmd_test)
+
+    graph = sub.add_parser("graph", help="draw an integration")
+    graph.add_argument("file")
+    graph.add_argument("--format", default="mermaid", choices=["mermaid", "dot", "svg", "png"])
+    graph.add_argument("-o", "--output")
+    graph.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    graph.set_defaults(fn=cmd_graph)
+
+    con = sub.add_parser("connectors", help="list connectors, or print one's config schema")
+    con.add_argument("id", nargs="?")
+    con.add_argument("--json", action="store_true", help="also print the JSON Schema")
+    con.set_defaults(fn=cmd_connectors)
+
+    sch = sub.add_parser("schema", help="print the JSON Schema of the integration file")
+    sch.set_defaults(fn=cmd_schema)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _quiet_beam_logging()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0) if e.code in (0, None) else 2
+    try:
+        return int(args.fn(args))
+    except _Usage as e:
+        print(f"meshline: {e}", file=sys.stderr)
+        return 2
+    except MeshlineError as e:
+        if os.environ.get("MESHLINE_DEBUG"):
+            raise
+        print(str(e), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

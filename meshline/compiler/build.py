@@ -1,0 +1,231 @@
+"""Build phase: an :class:`~meshline.spec.model.Integration` → transforms on a Beam pipeline.
+
+Shape of every pipeline (labels are stable, so Dataflow update and metrics keep
+their names)::
+
+    Source[S] ──events──▶ Route[S] ──tag T──▶ Flatten ─▶ Target[T] ──failures──▶ (dead-letter target)
+        └──decode failures──────────────────────────────▶ (dead-letter target)
+
+Dead letters reach the trigger's dead-letter target, else the integration's.
+Delivery failures of a target go to the dead-letter target its triggers share
+(else the integration's); a dead-letter target's own delivery failures cannot
+loop back into it, so those are counted and logged. Building is separate from
+running: ``run``, ``test``, ``graph`` and ``template`` share it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import apache_beam as beam
+
+from meshline.compiler.router import RouteFn, StepPlan, TriggerPlan
+from meshline.config import parse_config
+from meshline.errors import ConfigError
+from meshline.events import CloudEvent
+from meshline.registry import BuildContext, lookup
+
+__all__ = ["Built", "build_pipeline", "plan_triggers"]
+
+_LOGGER = logging.getLogger(__name__)
+
+
+@dataclass
+class Built:
+    """What :func:`build_pipeline` added, for callers that inspect or extend it."""
+
+    sources: dict[str, Any] = field(default_factory=dict)  # name -> events PCollection
+    targets: dict[str, Any] = field(default_factory=dict)  # name -> input PCollection
+    dead_letter_routes: dict[str, str | None] = field(default_factory=dict)  # target -> DL target
+
+
+def plan_triggers(integration: Any) -> dict[str, list[TriggerPlan]]:
+    """Source name → the plans of the triggers that read it (in file order)."""
+    steps = {t.name: t for t in integration.transformations}
+    plans: dict[str, list[TriggerPlan]] = {s.name: [] for s in integration.sources}
+    for trig in integration.triggers:
+        plan = TriggerPlan(
+            name=trig.name,
+            filters=tuple(trig.filters),
+            steps=tuple(StepPlan(n, steps[n].type, dict(steps[n].config or {})) for n in trig.steps),
+            target=trig.target,
+            dead_letter=trig.delivery.dead_letter,
+        )
+        for source in trig.sources:
+            plans[source].append(plan)
+    return plans
+
+
+def _common(values: list[str | None], fallback: str | None) -> str | None:
+    distinct = {v for v in values if v}
+    if len(distinct) == 1 and None not in values:
+        return distinct.pop()
+    return fallback
+
+
+class _CountFn(beam.DoFn):
+    """Counts elements into Beam metrics once per bundle, passing them through."""
+
+    def __init__(self, names: tuple[str, ...]):
+        self._names = names
+
+    def start_bundle(self):
+        self._n = 0
+
+    def process(self, element):
+        self._n += 1
+        yield element
+
+    def finish_bundle(self):
+        if self._n:
+            for name in self._names:
+                beam.metrics.Metrics.counter("meshline", name).inc(self._n)
+
+
+class _DropFn(beam.DoFn):
+    """The end of a failure path with no dead-letter target: count and log, not per event."""
+
+    def __init__(self, what: str):
+        self._what = what
+
+    def start_bundle(self):
+        self._n = 0
+        self._last = ""
+
+    def process(self, event: CloudEvent):
+        self._n += 1
+        self._last = event.attributes.get("meshlineerror", "")
+        return ()
+
+    def finish_bundle(self):
+        if self._n:
+            beam.metrics.Metrics.counter("meshline", "deadletter.dropped").inc(self._n)
+            _LOGGER.warning(
+                "%d %s failure(s) in this bundle have no dead-letter target; last error: %s",
+                self._n,
+                self._what,
+                self._last,
+            )
+
+
+def _build_component(kind: str, decl: Any, integration: Any, ctx_options: dict[str, Any]) -> Any:
+    component = lookup(kind, decl.type)  # type: ignore[arg-type]
+    if component is None:
+        raise ConfigError(f"{kind} {decl.name}: unknown type {decl.type!r}")
+    config = parse_config(component.config, dict(decl.config or {}), where=f"{kind} {decl.name}")
+    ctx = BuildContext(integration=integration.name, name=decl.name, options=ctx_options)
+    return component.build(config, ctx)
+
+
+def build_pipeline(
+    integration: Any,
+    pipeline: beam.Pipeline,
+    *,
+    source_overrides: Mapping[str, beam.PTransform] | None = None,
+    target_overrides: Mapping[str, beam.PTransform] | None = None,
+    options: dict[str, Any] | None = None,
+) -> Built:
+    """Add the integration's transforms to ``pipeline``.
+
+    ``source_overrides``/``target_overrides`` replace connectors by name (used by
+    ``meshline test``); a source transform yields ``(events, dead_letters)`` and a
+    target transform consumes events and yields dead letters.
+    """
+    source_overrides = source_overrides or {}
+    target_overrides = target_overrides or {}
+    options = options or {}
+    built = Built()
+    plans = plan_triggers(integration)
+    default_dl = integration.dead_letter
+    inputs: dict[str, list[Any]] = {t.name: [] for t in integration.targets}
+    problems: list[str] = []
+
+    for decl in integration.sources:
+        try:
+            transform = source_overrides.get(decl.name) or _build_component(
+                "source", decl, integration, options
+            )
+        except ConfigError as e:
+            problems.append(str(e))
+            continue
+        events, decode_dead = pipeline | f"Source[{decl.name}]" >> transform
+        built.sources[decl.name] = events
+        triggers = plans[decl.name]
+        decode_dl = default_dl or _common([t.dead_letter for t in triggers], None)
+        _route_failures(
+            decode_dead, decode_dl, inputs, f"DecodeFailures[{decl.name}]",
+            (f"source.{decl.name}.decode_errors",), "decode",
+        )
+        tags = sorted({t.target for t in triggers} | {t.dead_letter for t in triggers if t.dead_letter})
+        if not tags:
+            continue
+        routed = events | f"Route[{decl.name}]" >> beam.ParDo(
+            RouteFn(decl.name, triggers, integration.name)
+        ).with_outputs(*tags)
+        for tag in tags:
+            inputs[tag].append(routed[tag])
+
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+    # Delivery failures of target T go to dl_of[T]; build targets so that T comes first.
+    by_target: dict[str, list[str | None]] = {}
+    for trig in integration.triggers:
+        by_target.setdefault(trig.target, []).append(trig.delivery.dead_letter)
+    dl_of = {t.name: _common(by_target.get(t.name, []), default_dl) for t in integration.targets}
+    order = _target_order([t.name for t in integration.targets], dl_of)
+    decls = {t.name: t for t in integration.targets}
+    for name in order:
+        decl = decls[name]
+        pcolls = inputs[name]
+        if not pcolls:
+            continue
+        events = pcolls[0] if len(pcolls) == 1 else (pcolls | f"Merge[{name}]" >> beam.Flatten())
+        built.targets[name] = events
+        transform = target_overrides.get(name) or _build_component("target", decl, integration, options)
+        dead = events | f"Target[{name}]" >> transform
+        dl = dl_of.get(name)
+        if dl == name or (dl is not None and order.index(dl) < order.index(name)):
+            dl = None  # would loop back into itself
+        built.dead_letter_routes[name] = dl
+        if dead is not None:
+            _route_failures(
+                dead, dl, inputs, f"DeliveryFailures[{name}]", (f"target.{name}.dead_lettered",), "delivery"
+            )
+    return built
+
+
+def _route_failures(
+    dead: Any, dl: str | None, inputs: dict[str, list[Any]], label: str, counters: tuple[str, ...], what: str
+) -> None:
+    if dl is None:
+        dead | label >> beam.ParDo(_DropFn(what))  # noqa: B018 - a sink
+        return
+    counted = dead | label >> beam.ParDo(_CountFn((*counters, f"target.{dl}.in"))).with_output_types(
+        CloudEvent
+    )
+    inputs[dl].append(counted)
+
+
+def _target_order(names: list[str], dl_of: dict[str, str | None]) -> list[str]:
+    """Targets whose failures feed a dead-letter target come before it (cycles are cut)."""
+    order: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(n: str) -> None:
+        if n in order or n in visiting:
+            return
+        visiting.add(n)
+        for m in names:
+            if dl_of.get(m) == n and m != n:
+                visit(m)
+        visiting.discard(n)
+        order.append(n)
+
+    for n in names:
+        visit(n)
+    return order
+

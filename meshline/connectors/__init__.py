@@ -1,0 +1,1 @@
+"""Connectors: one module per system; ids are listed in :mod:`meshline.registry`."""

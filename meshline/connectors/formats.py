@@ -1,0 +1,186 @@
+"""Object formats shared by the object-store targets: ``jsonl``, ``avro``, ``parquet``.
+
+``jsonl`` holds one structured CloudEvent per line. ``avro`` and ``parquet`` hold
+one row per event with the context attributes as string columns, the extensions
+as a JSON object in text, and ``data`` as JSON text (``data_base64`` for binary
+data) — SPEC §2. Encoders take events and return the bytes of one whole object,
+so every target (local files, S3, Blob storage, GCS) writes the same thing.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Iterable
+from typing import BinaryIO, Literal, Protocol
+
+import orjson
+
+from meshline.events import CONTEXT_ATTRIBUTES, CloudEvent
+
+__all__ = [
+    "COLUMNS",
+    "Format",
+    "RecordWriter",
+    "encode_events",
+    "event_row",
+    "extension",
+    "open_writer",
+    "read_rows",
+]
+
+Format = Literal["jsonl", "avro", "parquet"]
+
+COLUMNS = (
+    "specversion",
+    "id",
+    "source",
+    "type",
+    "subject",
+    "time",
+    "datacontenttype",
+    "dataschema",
+    "extensions",
+    "data",
+    "data_base64",
+)
+_ATTRS = COLUMNS[:8]
+
+
+class RecordWriter(Protocol):
+    def write(self, event: CloudEvent) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def extension(fmt: str) -> str:
+    return {"jsonl": ".jsonl", "avro": ".avro", "parquet": ".parquet"}[fmt]
+
+
+def event_row(event: CloudEvent) -> dict[str, str | None]:
+    """One event as a flat row of optional strings (the avro/parquet schema)."""
+    attrs = event.attributes
+    row: dict[str, str | None] = {name: _text(attrs.get(name)) for name in _ATTRS}
+    ext = {k: v for k, v in attrs.items() if k not in CONTEXT_ATTRIBUTES}
+    row["extensions"] = orjson.dumps(ext).decode() if ext else None
+    data = event.data
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        row["data"] = None
+        row["data_base64"] = base64.b64encode(bytes(data)).decode("ascii")
+    else:
+        row["data"] = None if data is None else orjson.dumps(data).decode()
+        row["data_base64"] = None
+    return row
+
+
+def _text(v: object) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return v if isinstance(v, str) else str(v)
+
+
+_AVRO_SCHEMA = {
+    "type": "record",
+    "name": "CloudEvent",
+    "namespace": "dev.meshline",
+    "fields": [{"name": c, "type": ["null", "string"], "default": None} for c in COLUMNS],
+}
+
+
+class _JsonlWriter:
+    def __init__(self, fh: BinaryIO):
+        self._fh = fh
+
+    def write(self, event: CloudEvent) -> None:
+        self._fh.write(orjson.dumps(event.to_dict(), option=orjson.OPT_APPEND_NEWLINE))
+
+    def close(self) -> None:
+        self._fh.flush()
+
+
+class _AvroWriter:
+    def __init__(self, fh: BinaryIO):
+        from fastavro.write import Writer
+
+        self._writer = Writer(fh, _avro_schema(), codec="deflate")
+
+    def write(self, event: CloudEvent) -> None:
+        self._writer.write(event_row(event))
+
+    def close(self) -> None:
+        self._writer.flush()
+
+
+class _ParquetWriter:
+    ROW_GROUP = 65536
+
+    def __init__(self, fh: BinaryIO):
+        self._fh = fh
+        self._rows: list[dict[str, str | None]] = []
+        self._writer = None
+
+    def write(self, event: CloudEvent) -> None:
+        self._rows.append(event_row(event))
+        if len(self._rows) >= self.ROW_GROUP:
+            self._flush()
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        rows, self._rows = self._rows, []
+        # Columns built directly: pa.Table.from_pylist costs several µs per row more.
+        table = pa.table({c: pa.array([r[c] for r in rows], type=pa.string()) for c in COLUMNS})
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self._fh, table.schema, compression="snappy")
+        self._writer.write_table(table)
+
+    def close(self) -> None:
+        if self._rows or self._writer is None:
+            self._flush()
+        assert self._writer is not None
+        self._writer.close()
+
+
+_WRITERS = {"jsonl": _JsonlWriter, "avro": _AvroWriter, "parquet": _ParquetWriter}
+
+
+def _avro_schema() -> dict:
+    import fastavro
+
+    return fastavro.parse_schema(dict(_AVRO_SCHEMA))
+
+
+def open_writer(fmt: str, fh: BinaryIO) -> RecordWriter:
+    """A streaming writer of ``fmt`` records into ``fh`` (which the caller closes)."""
+    try:
+        return _WRITERS[fmt](fh)
+    except KeyError:
+        raise ValueError(f"unknown format {fmt!r}") from None
+
+
+def encode_events(fmt: str, events: Iterable[CloudEvent]) -> bytes:
+    """The bytes of one whole object holding ``events`` in ``fmt``."""
+    buf = io.BytesIO()
+    writer = open_writer(fmt, buf)
+    for e in events:
+        writer.write(e)
+    writer.close()
+    return buf.getvalue()
+
+
+def read_rows(fmt: str, raw: bytes) -> list[dict]:
+    """Decode an object written by :func:`encode_events` (for tests and tools)."""
+    if fmt == "jsonl":
+        return [orjson.loads(line) for line in raw.splitlines() if line.strip()]
+    if fmt == "avro":
+        import fastavro
+
+        return list(fastavro.reader(io.BytesIO(raw)))
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(io.BytesIO(raw)).to_pylist()
+    raise ValueError(f"unknown format {fmt!r}")

@@ -1,0 +1,125 @@
+"""The registry of component ids: sources, targets and transformations.
+
+Each id maps to ``module:attribute`` naming a :class:`Component` in the module
+that implements it. Modules are imported only when the id is looked up, so the
+CLI does not import boto3 to validate a file that reads local files.
+
+A component declares its config dataclass (see :mod:`meshline.config`) and a
+``build`` callable:
+
+- source: ``build(config, ctx) -> PTransform`` from ``PBegin`` to a pair
+  ``(events, dead_letters)`` of ``PCollection[CloudEvent]`` (dead letters carry
+  stage ``decode``);
+- target: ``build(config, ctx) -> PTransform`` from ``PCollection[CloudEvent]``
+  to ``PCollection[CloudEvent]`` of dead letters (stage ``deliver``);
+- transformation: ``build(config, ctx) -> Callable[[CloudEvent], CloudEvent |
+  list[CloudEvent] | None]``, a pure element function the compiler fuses into
+  the trigger's chain.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from meshline.config import config_schema
+
+__all__ = ["Component", "BuildContext", "ids", "lookup", "planned_ids"]
+
+Kind = Literal["source", "target", "transformation"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildContext:
+    """What a component may know about where it is built."""
+
+    integration: str
+    name: str  # the component's name in the integration file
+    streaming: bool = False
+    runner: str = "direct"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Component:
+    id: str
+    kind: Kind
+    config: type
+    build: Callable[..., Any]
+    description: str
+    unbounded: bool = False
+    # config keys holding credentials: redacted wherever a config is shown
+    secret_keys: tuple[str, ...] = ()
+
+    def schema(self) -> dict[str, Any]:
+        s = config_schema(self.config)
+        s["title"] = f"{self.kind} {self.id}"
+        s["description"] = self.description
+        return s
+
+
+_REGISTRY: dict[Kind, dict[str, str]] = {
+    "source": {
+        "file": "meshline.connectors.file:SOURCE",
+        "generate": "meshline.connectors.generate:SOURCE",
+    },
+    "target": {
+        "file": "meshline.connectors.file:TARGET",
+        "log": "meshline.connectors.log:TARGET",
+    },
+    "transformation": {
+        "jq": "meshline.transforms.steps:JQ",
+        "mapping": "meshline.transforms.steps:MAPPING",
+        "python": "meshline.transforms.steps:PYTHON",
+    },
+}
+
+# Ids the contract names that this build does not implement yet (SPEC §4, §7):
+# validation says "not available in this version" instead of "unknown".
+_PLANNED: dict[Kind, tuple[str, ...]] = {
+    "source": (
+        "aws.sqs",
+        "aws.s3",
+        "google.storage",
+        "google.pubsub",
+        "azure.activitylogs",
+        "azure.eventhubs",
+        "kafka",
+        "amqp",
+        "http",
+    ),
+    "target": (
+        "http",
+        "aws.s3",
+        "aws.sqs",
+        "kafka",
+        "elasticsearch",
+        "azure.datalake",
+        "google.storage",
+        "snowflake",
+        "amqp",
+    ),
+    "transformation": ("http", "xslt", "xml2json"),
+}
+
+
+def ids(kind: Kind) -> list[str]:
+    """The ids available for ``kind``, sorted."""
+    return sorted(_REGISTRY[kind])
+
+
+def planned_ids(kind: Kind) -> list[str]:
+    return [i for i in _PLANNED[kind] if i not in _REGISTRY[kind]]
+
+
+def lookup(kind: Kind, type_id: str) -> Component | None:
+    """The component for ``type_id``, or ``None`` when there is none."""
+    ref = _REGISTRY[kind].get(type_id)
+    if ref is None:
+        return None
+    module, _, attr = ref.partition(":")
+    component = getattr(importlib.import_module(module), attr)
+    assert isinstance(component, Component), ref
+    return component

@@ -1,0 +1,1 @@
+"""Filters and transformations: pure element functions, wired into Beam by the compiler."""

@@ -1,0 +1,202 @@
+"""Transformations (SPEC §4) as pure element functions: ``jq``, ``mapping``, ``python``.
+
+Each ``build(config, ctx)`` returns ``fn(event) -> CloudEvent | list[CloudEvent] | None``.
+A function that raises makes the compiler dead-letter the trigger's input event
+with stage ``transform`` and the step's name; nothing here touches Beam.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+
+from meshline.config import doc
+from meshline.errors import EventError, TransformError
+from meshline.events import CloudEvent, from_json_dict
+from meshline.registry import BuildContext, Component
+from meshline.transforms.mapping import MappingConfig, compile_mapping
+
+__all__ = ["JQ", "MAPPING", "PYTHON", "JqConfig", "PythonConfig", "StepFn"]
+
+StepFn = Callable[[CloudEvent], "CloudEvent | list[CloudEvent] | None"]
+
+
+# --------------------------------------------------------------------------- jq
+
+
+@dataclass(frozen=True, kw_only=True)
+class JqConfig:
+    """Run a jq program on the event (its CloudEvents JSON form) or on its data alone."""
+
+    program: str = doc("the jq program; each output becomes one event")
+    scope: Literal["event", "data"] = doc(
+        "'event': the program sees and returns whole events in JSON form; 'data': only data", "event"
+    )
+
+    def __post_init__(self) -> None:
+        from meshline.transforms.jq import JqCompileError, compile_jq
+
+        try:
+            compile_jq(self.program)
+        except JqCompileError as e:
+            raise ValueError(f"program: {e}") from None
+
+
+def _derive_ids(event: CloudEvent, outputs: list[CloudEvent]) -> list[CloudEvent]:
+    """Several outputs split the event: an output that kept the input id gets ``ID-N`` (N from 1)."""
+    if len(outputs) < 2:
+        return outputs
+    base = event.attributes["id"]
+    for n, out in enumerate(outputs, 1):
+        if out.attributes.get("id") == base:
+            out.attributes["id"] = f"{base}-{n}"
+    return outputs
+
+
+def build_jq(config: JqConfig, ctx: BuildContext) -> StepFn:
+    from meshline.transforms.jq import JqError, compile_jq
+
+    program = compile_jq(config.program)
+    text = config.program
+
+    if config.scope == "data":
+
+        def jq_data(event: CloudEvent) -> CloudEvent | list[CloudEvent] | None:
+            try:
+                outs = program.run(event.data)
+            except JqError as e:
+                raise TransformError(f"jq program {text!r} failed: {e}") from None
+            if len(outs) == 1:
+                return CloudEvent(dict(event.attributes), outs[0])
+            return _derive_ids(event, [CloudEvent(dict(event.attributes), o) for o in outs])
+
+        return jq_data
+
+    def jq_event(event: CloudEvent) -> CloudEvent | list[CloudEvent] | None:
+        try:
+            outs = program.run(event.to_dict())
+        except JqError as e:
+            raise TransformError(f"jq program {text!r} failed: {e}") from None
+        try:
+            events = [from_json_dict(o) for o in outs]
+        except EventError as e:
+            raise TransformError(f"jq program {text!r} did not return a valid CloudEvent: {e}") from None
+        if len(events) == 1:
+            return events[0]
+        return _derive_ids(event, events)
+
+    return jq_event
+
+
+JQ = Component(
+    id="jq",
+    kind="transformation",
+    config=JqConfig,
+    build=build_jq,
+    description="Reshape events with a jq program (one event in, zero or more out).",
+)
+
+
+# --------------------------------------------------------------------------- mapping
+
+
+def build_mapping(config: MappingConfig, ctx: BuildContext) -> StepFn:
+    return compile_mapping(config)
+
+
+MAPPING = Component(
+    id="mapping",
+    kind="transformation",
+    config=MappingConfig,
+    build=build_mapping,
+    description="TriggerMesh-style declarative mapping: add, delete, shift, store, parse.",
+)
+
+
+# --------------------------------------------------------------------------- python
+
+
+@dataclass(frozen=True, kw_only=True)
+class PythonConfig:
+    """Call Python: a function by reference, or inline code defining ``handle(event)``."""
+
+    function: str | None = doc("'package.module:callable' taking an event", None)
+    code: str | None = doc("Python source that defines handle(event)", None)
+
+    def __post_init__(self) -> None:
+        if (self.function is None) == (self.code is None):
+            raise ValueError("exactly one of 'function' or 'code' is required")
+        if self.function is not None and ":" not in self.function:
+            raise ValueError(f"function: expected 'package.module:callable', got {self.function!r}")
+        if self.code is not None:
+            try:
+                compile(self.code, "<python step>", "exec")
+            except SyntaxError as e:
+                raise ValueError(f"code: line {e.lineno}: {e.msg}") from None
+
+
+def _load_callable(config: PythonConfig) -> Callable[[CloudEvent], Any]:
+    if config.function is not None:
+        module_name, _, attr = config.function.partition(":")
+        try:
+            obj: Any = importlib.import_module(module_name)
+            for part in attr.split("."):
+                obj = getattr(obj, part)
+        except (ImportError, AttributeError) as e:
+            raise TransformError(f"cannot load function {config.function!r}: {e}") from None
+        return obj
+    namespace: dict[str, Any] = {"__name__": "meshline_python_step"}
+    exec(compile(config.code or "", "<python step>", "exec"), namespace)  # noqa: S102 - user's own code
+    handle = namespace.get("handle")
+    if not callable(handle):
+        raise TransformError("code does not define a function handle(event)")
+    return handle
+
+
+def _to_event(value: Any) -> CloudEvent:
+    if isinstance(value, CloudEvent):
+        return value
+    if isinstance(value, dict):
+        try:
+            return from_json_dict(value, default_specversion=True)
+        except EventError as e:
+            raise TransformError(f"python step returned an invalid event: {e}") from None
+    raise TransformError(f"python step returned {type(value).__name__}, expected an event, a list or None")
+
+
+def build_python(config: PythonConfig, ctx: BuildContext) -> StepFn:
+    fn = _load_callable(config)
+
+    def python_step(event: CloudEvent) -> CloudEvent | list[CloudEvent] | None:
+        # The user's code gets its own copy: the event may be shared with other triggers.
+        own = CloudEvent(dict(event.attributes), _copy_data(event.data))
+        try:
+            result = fn(own)
+        except Exception as e:  # noqa: BLE001 - any failure of user code is data
+            raise TransformError(f"{type(e).__name__}: {e}") from None
+        if result is None:
+            return None
+        if isinstance(result, list):
+            return _derive_ids(event, [_to_event(r) for r in result])
+        return _to_event(result)
+
+    return python_step
+
+
+def _copy_data(data: Any) -> Any:
+    if isinstance(data, (dict, list)):
+        return orjson.loads(orjson.dumps(data))
+    return data
+
+
+PYTHON = Component(
+    id="python",
+    kind="transformation",
+    config=PythonConfig,
+    build=build_python,
+    description="Call a Python function: by reference (function) or inline (code defining handle).",
+)
