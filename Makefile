@@ -14,7 +14,7 @@ all: test
 # The virtualenv, with every pin from requirements*.lock; pip's cache lives under ~/.cache/meshline.
 $(STAMP): requirements.lock requirements-dev.lock setup.py pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --cache-dir $(CACHE)/pip --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install --quiet --cache-dir $(CACHE)/pip "pip==26.3" "setuptools==84.2.1" "wheel==0.48.0"
 	$(BIN)/python -m pip install --quiet --cache-dir $(CACHE)/pip -r requirements.lock -r requirements-dev.lock
 	$(BIN)/python -m pip install --quiet --cache-dir $(CACHE)/pip --no-deps --no-build-isolation -e .
 	@touch $(STAMP)

@@ -190,7 +190,7 @@ def _coerce(tp: Any, value: Any, path: str, problems: list[str]) -> Any:
         if not isinstance(value, dict):
             problems.append(f"{path}: expected a mapping, got {value!r}")
             return None
-        return _build(tp, value, path, problems)
+        return _build(tp, value, path + ".", problems)
     raise TypeError(f"unsupported config field type {tp!r}")
 
 

@@ -357,7 +357,7 @@ def _attr_str(v: Any) -> str:
 
 # Per the HTTP binding, header values are percent-encoded outside printable ASCII
 # (and '%', '"'). quote() with this safe set encodes exactly those.
-_HTTP_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) not in '%"')
+_HTTP_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in "%\"")
 
 
 def to_http_binary(event: CloudEvent) -> tuple[dict[str, str], bytes]:

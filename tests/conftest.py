@@ -1,0 +1,28 @@
+"""Shared fixtures: the repository root and a runner for the ``meshline`` CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def meshline():
+    """Run ``meshline ARGS…`` as a user would; returns the CompletedProcess (text)."""
+    exe = Path(sys.executable).parent / "meshline"
+
+    def run(*args: str, cwd: Path | str = ROOT, env: dict[str, str] | None = None, timeout: int = 300):
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "meshline.cli"]
+        return subprocess.run(
+            [*cmd, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+
+    return run
