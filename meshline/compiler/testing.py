@@ -58,7 +58,7 @@ class _TestSource(beam.PTransform):
             | "Events" >> beam.Create(self._events, reshuffle=False)
             | "Decode" >> beam.ParDo(_DecodeFn(self._name)).with_outputs("dead", main="events")
         )
-        return out.events.with_output_types(CloudEvent), out.dead.with_output_types(CloudEvent)
+        return out.events, out.dead
 
 
 class _CollectFn(beam.DoFn):

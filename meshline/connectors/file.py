@@ -285,7 +285,7 @@ class WriteToFile(beam.PTransform):
             | "Finalize" >> beam.ParDo(_FinalizeFn(base, self._config.format, self._name, temp_dir))
         )
         self.files = files
-        return written[DEAD].with_output_types(CloudEvent)
+        return written[DEAD]
 
 
 TARGET = Component(

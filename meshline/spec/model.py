@@ -1,0 +1,211 @@
+"""Phase 6: the typed model the compiler consumes, built from a defaulted document.
+
+Frozen dataclasses; configs and filters stay plain dicts (after interpolation),
+as the components parse their own configs. ``repr`` of a declaration masks
+secret-looking config keys, so logging a model does not leak credentials.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from meshline.config import parse_duration
+from meshline.spec.redact import MASK, Redactor, redact_config
+from meshline.spec.yamlload import LocationTable
+
+__all__ = [
+    "Backoff",
+    "ComponentDecl",
+    "Delivery",
+    "Integration",
+    "Parameter",
+    "TestCase",
+    "Trigger",
+    "build_integration",
+]
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A declared parameter (``--param NAME=VALUE``, Flex Template parameter)."""
+
+    name: str
+    description: str = ""
+    required: bool = False
+    default: Any = None
+    secret: bool = False
+
+    def __repr__(self) -> str:
+        default = MASK if self.secret and self.default is not None else repr(self.default)
+        return (
+            f"Parameter(name={self.name!r}, description={self.description!r}, required={self.required!r}, "
+            f"default={default}, secret={self.secret!r})"
+        )
+
+
+@dataclass(frozen=True)
+class ComponentDecl:
+    """A source, transformation or target as declared: ``config`` is the interpolated mapping."""
+
+    name: str
+    type: str
+    config: dict[str, Any] = field(default_factory=dict)
+    line: int = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"ComponentDecl(name={self.name!r}, type={self.type!r}, config={redact_config(self.config)!r}, "
+            f"line={self.line!r})"
+        )
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delay between delivery retries; ``delay`` and ``max`` in seconds."""
+
+    policy: str = "exponential"
+    delay: float = 0.2
+    max: float = 30.0
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Retries, backoff and the dead-letter target (a target name) of a trigger."""
+
+    retries: int = 3
+    backoff: Backoff = field(default_factory=Backoff)
+    dead_letter: str | None = None
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """A route: events of ``sources`` that pass all ``filters`` go through ``steps`` to ``target``."""
+
+    name: str
+    sources: tuple[str, ...]
+    filters: tuple[dict[str, Any], ...]
+    steps: tuple[str, ...]
+    target: str
+    delivery: Delivery = field(default_factory=Delivery)
+
+
+@dataclass(frozen=True)
+class TestCase:
+    """A test inside the file: events per source name in, expected events per target name out."""
+
+    __test__ = False  # not a pytest test class
+
+    name: str
+    inputs: dict[str, list[dict[str, Any]]]
+    expect: dict[str, list[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Integration:
+    """One integration document, validated, with defaults applied."""
+
+    name: str
+    description: str
+    file: str
+    parameters: tuple[Parameter, ...]
+    sources: tuple[ComponentDecl, ...]
+    transformations: tuple[ComponentDecl, ...]
+    targets: tuple[ComponentDecl, ...]
+    triggers: tuple[Trigger, ...]
+    dead_letter: str | None
+    tests: tuple[TestCase, ...]
+    redactor: Redactor = field(default_factory=Redactor, compare=False)
+
+    def source(self, name: str) -> ComponentDecl:
+        return _find(self.sources, name, "source")
+
+    def target(self, name: str) -> ComponentDecl:
+        return _find(self.targets, name, "target")
+
+    def transformation(self, name: str) -> ComponentDecl:
+        return _find(self.transformations, name, "transformation")
+
+    def trigger(self, name: str) -> Trigger:
+        for trigger in self.triggers:
+            if trigger.name == name:
+                return trigger
+        raise KeyError(f"no trigger named {name!r}")
+
+
+def _find(items: tuple[ComponentDecl, ...], name: str, what: str) -> ComponentDecl:
+    for item in items:
+        if item.name == name:
+            return item
+    raise KeyError(f"no {what} named {name!r}")
+
+
+def _components(spec: dict[str, Any], section: str, table: LocationTable | None) -> tuple[ComponentDecl, ...]:
+    return tuple(
+        ComponentDecl(
+            name=item["name"],
+            type=item["type"],
+            config=dict(item.get("config") or {}),
+            line=table.line(("spec", section, i)) if table is not None else 0,
+        )
+        for i, item in enumerate(spec[section])
+    )
+
+
+def _delivery(raw: dict[str, Any]) -> Delivery:
+    backoff = raw["backoff"]
+    return Delivery(
+        retries=int(raw["retries"]),
+        backoff=Backoff(
+            policy=backoff["policy"],
+            delay=float(parse_duration(backoff["delay"])),
+            max=float(parse_duration(backoff["max"])),
+        ),
+        dead_letter=raw.get("deadLetter"),
+    )
+
+
+def build_integration(
+    data: dict[str, Any],
+    *,
+    file: str = "<string>",
+    table: LocationTable | None = None,
+    redactor: Redactor | None = None,
+) -> Integration:
+    """The model of one document that passed every check and had its defaults applied."""
+    spec = data["spec"]
+    return Integration(
+        name=data["metadata"]["name"],
+        description=data["metadata"].get("description", ""),
+        file=file,
+        parameters=tuple(
+            Parameter(
+                name=p["name"],
+                description=p.get("description", ""),
+                required=bool(p.get("required", False)),
+                default=p.get("default"),
+                secret=bool(p.get("secret", False)),
+            )
+            for p in spec["parameters"]
+        ),
+        sources=_components(spec, "sources", table),
+        transformations=_components(spec, "transformations", table),
+        targets=_components(spec, "targets", table),
+        triggers=tuple(
+            Trigger(
+                name=t["name"],
+                sources=tuple(t["sources"]),
+                filters=tuple(t["filters"]),
+                steps=tuple(t["steps"]),
+                target=t["target"],
+                delivery=_delivery(t["delivery"]),
+            )
+            for t in spec["triggers"]
+        ),
+        dead_letter=spec.get("deadLetter"),
+        tests=tuple(
+            TestCase(name=c["name"], inputs=dict(c["inputs"]), expect=dict(c["expect"]))
+            for c in spec["tests"]
+        ),
+        redactor=redactor or Redactor(),
+    )
