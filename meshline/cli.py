@@ -105,6 +105,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from meshline.compiler import build_pipeline
+    from meshline.compiler.progress import Progress
     from meshline.compiler.summary import collect_counters, render_summary
     from meshline.runners import make_runner
 
@@ -118,8 +119,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         started = time.monotonic()
         print(f"running {integration.name} on {args.runner} ...", file=sys.stderr)
         try:
-            run = pipeline.run()
-            run.wait_until_finish()
+            with Progress():
+                run = pipeline.run()
+                run.wait_until_finish()
         except MeshlineError:
             raise
         except Exception as e:  # noqa: BLE001 - a failed run is reported, not a traceback

@@ -157,6 +157,40 @@ def from_json_dict(d: Any, *, default_specversion: bool = False) -> CloudEvent:
     The dict is not modified. With ``default_specversion`` a missing
     ``specversion`` is taken as ``1.0`` (handy for hand-written test inputs).
     """
+    if type(d) is dict and "data_base64" not in d:
+        attrs = _fast_attributes(d)
+        if attrs is not None:
+            return CloudEvent(attrs, d.get("data"))
+    return _from_json_dict_checked(d, default_specversion)
+
+
+# Attribute names already known to be valid; the hot path checks membership only.
+_VALID_NAMES: set[str] = set(CONTEXT_ATTRIBUTES)
+_MAX_CACHED_NAMES = 4096
+
+
+def _fast_attributes(d: dict[str, Any]) -> dict[str, Any] | None:
+    """The attributes of a well-formed event in one pass, or ``None`` to take the checked path."""
+    attrs: dict[str, Any] = {}
+    valid = _VALID_NAMES
+    for k, v in d.items():
+        if k == "data":
+            continue
+        t = type(v)
+        if (t is str or t is int or t is bool) and k in valid:
+            attrs[k] = v
+        else:
+            return None
+    if attrs.get("specversion") != SPECVERSION:
+        return None
+    for name in REQUIRED:
+        v = attrs.get(name)
+        if type(v) is not str or not v:
+            return None
+    return attrs
+
+
+def _from_json_dict_checked(d: Any, default_specversion: bool) -> CloudEvent:
     if not isinstance(d, dict):
         raise EventError(f"a CloudEvent must be a JSON object, got {_json_type(d)}")
     attrs: dict[str, Any] = {}
@@ -174,9 +208,11 @@ def from_json_dict(d: Any, *, default_specversion: bool = False) -> CloudEvent:
             except ValueError:
                 problems.append("data_base64 is not valid base64")
         elif isinstance(v, (str, bool, int)) and not isinstance(v, float):
-            if k not in CONTEXT_ATTRIBUTES and not is_valid_extension_name(k):
+            if k not in _VALID_NAMES and not is_valid_extension_name(k):
                 problems.append(f"invalid attribute name {k!r} (lowercase letters and digits, at most 20)")
             else:
+                if len(_VALID_NAMES) < _MAX_CACHED_NAMES:
+                    _VALID_NAMES.add(k)
                 attrs[k] = v
         elif v is None:
             continue  # null attributes are absent (CloudEvents JSON format, 3.1)

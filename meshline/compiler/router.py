@@ -27,6 +27,7 @@ from typing import Any
 
 import apache_beam as beam
 
+from meshline.compiler import progress
 from meshline.errors import FilterError
 from meshline.events import CloudEvent, dead_letter
 from meshline.registry import BuildContext, lookup
@@ -35,6 +36,7 @@ from meshline.transforms.filters import FilterStats, compile_filters, exact_inde
 __all__ = ["RouteFn", "Router", "StepPlan", "TriggerPlan", "DROPPED"]
 
 _LOGGER = logging.getLogger(__name__)
+_PROGRESS_EVERY = 4096
 
 DROPPED = "__meshline_dropped__"  # tag for failures with no dead-letter target (counted, not emitted)
 
@@ -256,15 +258,29 @@ class RouteFn(beam.DoFn):
 
     def start_bundle(self):
         self._emitted: dict[str, int] = {}
+        self._reported: dict[str, int] = {}
+        self._pending = 0
 
     def process(self, event: CloudEvent):
         emitted = self._emitted
+        self._pending += 1
+        if self._pending >= _PROGRESS_EVERY:
+            self._report_progress()
         for tag, e in self._router.route(event):
             emitted[tag] = emitted.get(tag, 0) + 1
             if tag != DROPPED:
                 yield beam.pvalue.TaggedOutput(tag, e)
 
+    def _report_progress(self) -> None:
+        deltas = {f"in.{self._source}": self._pending}
+        for tag, n in self._emitted.items():
+            deltas[f"out.{tag}"] = n - self._reported.get(tag, 0)
+        self._reported = dict(self._emitted)
+        progress.add(deltas)
+        self._pending = 0
+
     def finish_bundle(self):
+        self._report_progress()
         r = self._router
         values = {f"source.{self._source}.in": r.seen}
         values.update(r.metrics())

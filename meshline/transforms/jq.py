@@ -1,0 +1,159 @@
+"""Meshline's jq engine: a subset of jq compiled to Python closures, jq.py for the rest.
+
+jq.py (libjq bindings) costs tens of microseconds per call because it serialises every input
+to JSON text and parses every output back; the same logic as Python closures costs one to a few
+microseconds. :func:`compile_jq` therefore
+
+1. compiles every program with ``jq.compile`` first, so syntax errors and unknown functions
+   are always jq's own (:class:`JqCompileError`), and keeps that program for fallback;
+2. parses it with the native parser (:mod:`meshline.transforms.jqc.parser`) and compiles it
+   to closures (:mod:`meshline.transforms.jqc.compiler`) when the *whole* program is inside
+   the native subset -- otherwise the whole program runs on jq.py;
+3. at run time, when the native evaluator meets a case it cannot reproduce exactly (a number
+   whose printed form depends on libjq's literal tracking, ``nan``/infinities, a string that
+   only libjq can parse, very deep input, ...) it abandons the native run and re-runs the
+   program on jq.py (inputs are never mutated, so this is always safe).
+
+Native subset (everything else falls back): ``.``, ``..``, ``.foo``, ``."foo"``, ``.[e]``,
+``.[e:e]``, ``.[]``, optional ``?`` forms, ``|``, ``,``, parentheses, literals, strings with
+``\\(...)`` interpolation, ``[...]``, ``{...}`` (all key forms but ``$__loc__``), arithmetic,
+comparisons, ``and``/``or``/``not``, ``//``, ``if/elif/else/end`` (else optional), ``try E``
+without ``catch``, ``E as $x | ...``, ``$x``, ``reduce``/``foreach`` with a ``$x`` pattern,
+assignments ``=``, ``|=``, ``+=``, ``-=``, ``*=``, ``/=``, ``%=``, ``//=`` on path expressions
+(``.a``, ``.[e]``, ``.[]``, ``?``, ``|``, ``,``, ``if``, ``select``, ``first``, ``last``,
+``..``, ``empty``, type selectors), and the builtins ``empty error/0,1 select map
+map_values to_entries from_entries with_entries add/0,1 any/0,1,2 all/0,1,2 length
+utf8bytelength keys keys_unsorted has in inside contains startswith endswith ltrimstr rtrimstr
+trimstr trim ltrim rtrim split/1 join ascii_downcase ascii_upcase explode implode tostring
+tojson fromjson tonumber toboolean type floor ceil sqrt fabs abs min max min_by max_by unique
+unique_by sort sort_by group_by reverse flatten/0,1 first/0,1 last/0,1 nth/1 isempty
+recurse/0,1,2 values nulls booleans numbers strings arrays objects iterables scalars del``.
+Not native: ``def``, ``label``, ``try ... catch``, ``?//``, destructuring, ``$__loc__``, ``$ENV``,
+``@formats``, regex functions, paths/getpath/setpath, ``limit``, ``range``, ``input``, dates,
+slice assignment, ...
+
+Semantics are jq.py's (libjq 1.8): outputs are equal to ``jq.compile(p).input_value(v).all()``
+including ``int``/``float`` types (integral numbers come back as ``int``). Error messages are
+libjq's. Outputs may share unchanged sub-structures with the input and with each other; treat
+them as read-only (updates such as ``.a.b = 1`` copy only the containers along the path).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+import jq as _jqpy
+import orjson
+
+from meshline.transforms.jqc import runtime as _rt
+from meshline.transforms.jqc.compiler import Code, compile_ast
+from meshline.transforms.jqc.errors import Fallback, JqCompileError, JqError
+from meshline.transforms.jqc.parser import parse
+
+__all__ = ["JqCompileError", "JqError", "JqProgram", "compile_jq"]
+
+_MISSING: Any = object()
+_norm = _rt.norm
+
+
+def _to_text(value: Any) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # ints beyond 64 bits, exotic types: the stdlib encoder (what jq.py uses)
+        return json.dumps(value)
+
+
+class JqProgram:
+    """A compiled jq program. Thread-safe; reuse it (see :func:`compile_jq`)."""
+
+    __slots__ = ("_code", "_jq", "native", "program")
+
+    def __init__(self, program: str, jq_program: Any, code: Code | None) -> None:
+        self.program = program
+        self._jq = jq_program
+        self._code = code
+        self.native = code is not None
+
+    def __repr__(self) -> str:
+        return f"JqProgram({self.program!r}, native={self.native})"
+
+    # -- fallback (jq.py)
+
+    def _jq_iter(self, value: Any) -> Any:
+        return iter(self._jq.input_text(_to_text(value)))
+
+    def _jq_all(self, value: Any) -> list[Any]:
+        try:
+            return list(self._jq_iter(value))
+        except ValueError as e:
+            raise JqError(str(e)) from None
+
+    def _jq_first(self, value: Any) -> Any:
+        try:
+            return next(self._jq_iter(value), _MISSING)
+        except ValueError as e:
+            raise JqError(str(e)) from None
+
+    # -- public API
+
+    def run(self, value: Any) -> list[Any]:
+        """All outputs of the program for ``value``, in order. Raises :class:`JqError`."""
+        code = self._code
+        if code is None:
+            return self._jq_all(value)
+        try:
+            if code.single:
+                return [_norm(code.fn(value, ()))]
+            return [_norm(x) for x in code.fn(value, ())]
+        except (Fallback, RecursionError):
+            return self._jq_all(value)
+
+    def _first(self, value: Any) -> Any:
+        code = self._code
+        if code is None:
+            return self._jq_first(value)
+        try:
+            if code.single:
+                return code.fn(value, ())
+            for x in code.fn(value, ()):
+                return x
+            return _MISSING
+        except (Fallback, RecursionError):
+            return self._jq_first(value)
+
+    def first(self, value: Any, default: Any = None) -> Any:
+        """The first output (the program is not run further), or ``default`` if there is none."""
+        x = self._first(value)
+        if x is _MISSING:
+            return default
+        if self._code is not None:
+            try:
+                return _norm(x)
+            except RecursionError:
+                return self._jq_first(value)
+        return x
+
+    def is_true(self, value: Any) -> bool:
+        """Filter semantics: the first output exists and is ``true``."""
+        return self._first(value) is True
+
+
+def _native(program: str) -> Code | None:
+    if "\x00" in program:
+        return None  # libjq reads the program as a C string: it stops at NUL
+    try:
+        return compile_ast(parse(program))
+    except Exception:  # Unsupported, or anything the subset parser did not foresee
+        return None
+
+
+@functools.lru_cache(maxsize=1024)
+def compile_jq(program: str) -> JqProgram:
+    """Compile ``program`` (cached by text). Raises :class:`JqCompileError` with jq's message."""
+    try:
+        jq_program = _jqpy.compile(program)
+    except Exception as e:
+        raise JqCompileError(str(e)) from None
+    return JqProgram(program, jq_program, _native(program))
