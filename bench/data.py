@@ -27,7 +27,11 @@ def make_event(i: int, rng: random.Random) -> dict:
             "currency": rng.choice(("EUR", "USD", "GBP")),
             "customer": {"name": f"Customer {i}", "email": f"c{i}@example.com", "tier": rng.choice("ABC")},
             "items": [
-                {"sku": f"SKU-{rng.randrange(10000):05d}", "qty": rng.randrange(1, 5), "price": rng.randrange(100, 9999)}
+                {
+                    "sku": f"SKU-{rng.randrange(10000):05d}",
+                    "qty": rng.randrange(1, 5),
+                    "price": rng.randrange(100, 9999),
+                }
                 for _ in range(6)
             ],
             "notes": "x" * 180,

@@ -48,8 +48,15 @@ def _meshline_bin() -> str:
 
 def b1_commands(src: Path, dst: Path) -> dict[str, list[str]]:
     return {
-        "meshline": [_meshline_bin(), "run", str(ROOT / "bench" / "b1.yaml"),
-                     "--param", f"input={src}", "--param", f"output={dst}"],
+        "meshline": [
+            _meshline_bin(),
+            "run",
+            str(ROOT / "bench" / "b1.yaml"),
+            "--param",
+            f"input={src}",
+            "--param",
+            f"output={dst}",
+        ],
         "naive beam": [PY, "-m", "bench.baselines", "beam", str(src), str(dst)],
         "naive beam + jq.py": [PY, "-m", "bench.baselines", "beam-jq", str(src), str(dst)],
         "python loop": [PY, "-m", "bench.baselines", "loop", str(src), str(dst)],
@@ -89,8 +96,10 @@ def main(argv: list[str] | None = None) -> int:
         variants = [v for v in variants if v in args.only]
     samples: dict[tuple[str, int], list[Sample]] = {}
     outputs: dict[str, int] = {}
-    print(f"B1 file → exact+jq filter → jq transform → jsonl; {size_kib:.2f} KiB events; "
-          f"N = {args.small:,} and {args.large:,}; median of {args.repeat}; runner: direct (FnApiRunner)")
+    print(
+        f"B1 file → exact+jq filter → jq transform → jsonl; {size_kib:.2f} KiB events; "
+        f"N = {args.small:,} and {args.large:,}; median of {args.repeat}; runner: direct (FnApiRunner)"
+    )
     for r in range(args.repeat):
         for n in (args.small, args.large):
             for v in variants:  # alternate variants so drift hits all alike
@@ -99,10 +108,15 @@ def main(argv: list[str] | None = None) -> int:
                 samples.setdefault((v, n), []).append(s)
                 if n == args.large and r == 0:
                     outputs[v] = count_lines(dst)
-                print(f"  round {r + 1} {v:<20} N={n:<8,} cpu={s.cpu:6.2f}s wall={s.wall:6.2f}s", file=sys.stderr)
+                print(
+                    f"  round {r + 1} {v:<20} N={n:<8,} cpu={s.cpu:6.2f}s wall={s.wall:6.2f}s",
+                    file=sys.stderr,
+                )
 
-    print(f"\n{'variant':<20} {'events/s/core':>14} {'start-up CPU-s':>15} {'wall ev/s':>10} "
-          f"{'peak RSS MiB':>13} {'events out':>11}")
+    print(
+        f"\n{'variant':<20} {'events/s/core':>14} {'start-up CPU-s':>15} {'wall ev/s':>10} "
+        f"{'peak RSS MiB':>13} {'events out':>11}"
+    )
     rows = {}
     for v in variants:
         small = samples[(v, args.small)]
@@ -116,8 +130,10 @@ def main(argv: list[str] | None = None) -> int:
         rows[v] = rate
         print(f"{v:<20} {rate:>14,.0f} {startup:>15.2f} {wall:>10,.0f} {rss:>13.0f} {outputs.get(v, 0):>11,}")
     if "meshline" in rows and "naive beam" in rows:
-        print(f"\nmeshline / naive beam = {rows['meshline'] / rows['naive beam']:.2f}x; "
-              f"meshline / python loop = {rows['meshline'] / rows.get('python loop', float('nan')):.2f}x")
+        print(
+            f"\nmeshline / naive beam = {rows['meshline'] / rows['naive beam']:.2f}x; "
+            f"meshline / python loop = {rows['meshline'] / rows.get('python loop', float('nan')):.2f}x"
+        )
     counts = set(outputs.values())
     if len(counts) > 1:
         print(f"WARNING: variants wrote different numbers of events: {outputs}")

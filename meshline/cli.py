@@ -124,7 +124,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 run.wait_until_finish()
         except MeshlineError:
             raise
-        except Exception as e:  # noqa: BLE001 - a failed run is reported, not a traceback
+        except Exception as e:
             if os.environ.get("MESHLINE_DEBUG"):
                 raise
             message = integration.redactor.redact(f"{type(e).__name__}: {e}".splitlines()[0])
@@ -159,7 +159,9 @@ def cmd_connectors(args: argparse.Namespace) -> int:
     if args.id:
         found = [c for k in ("source", "target", "transformation") if (c := registry.lookup(k, args.id))]
         if not found:
-            known = sorted(set(registry.ids("source") + registry.ids("target") + registry.ids("transformation")))
+            known = sorted(
+                set(registry.ids("source") + registry.ids("target") + registry.ids("transformation"))
+            )
             raise _Usage(f"unknown connector {args.id!r} (known: {', '.join(known)})")
         for c in found:
             print(f"{c.kind} {c.id}: {c.description}")

@@ -13,7 +13,9 @@ nested config dataclasses.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 import re
 import types
 import typing
@@ -54,7 +56,7 @@ def doc(description: str, default: Any = dataclasses.MISSING, **kw: Any) -> Any:
     if default is dataclasses.MISSING:
         return dataclasses.field(metadata=metadata, **kw)
     if isinstance(default, (list, dict, set)):
-        return dataclasses.field(default_factory=lambda d=default: type(d)(d), metadata=metadata, **kw)
+        return dataclasses.field(default_factory=functools.partial(copy.copy, default), metadata=metadata, **kw)
     return dataclasses.field(default=default, metadata=metadata, **kw)
 
 
@@ -91,11 +93,11 @@ def _type_schema(tp: Any) -> dict[str, Any]:
         args = get_args(tp)
         return {"type": "object", "additionalProperties": _type_schema(args[1]) if args else {}}
     if origin in (typing.Union, types.UnionType):
-        args = [a for a in get_args(tp) if a is not type(None)]
-        if len(args) == 1:
-            return _type_schema(args[0])
-        return {"anyOf": [_type_schema(a) for a in args]}
-    if dataclasses.is_dataclass(tp):
+        members = [a for a in get_args(tp) if a is not type(None)]
+        if len(members) == 1:
+            return _type_schema(members[0])
+        return {"anyOf": [_type_schema(a) for a in members]}
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return config_schema(tp)
     raise TypeError(f"unsupported config field type {tp!r}")
 
@@ -186,7 +188,7 @@ def _coerce(tp: Any, value: Any, path: str, problems: list[str]) -> Any:
         args = get_args(tp)
         val_tp = args[1] if args else Any
         return {k: _coerce(val_tp, v, f"{path}.{k}", problems) for k, v in value.items()}
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             problems.append(f"{path}: expected a mapping, got {value!r}")
             return None

@@ -288,11 +288,7 @@ class CloudEventCoder(coders.Coder):
             return _HEADER.pack(len(attrs), _TAG_NONE) + attrs
         if isinstance(data, (bytes, bytearray, memoryview)):
             return _HEADER.pack(len(attrs), _TAG_BYTES) + attrs + bytes(data)
-        return (
-            _HEADER.pack(len(attrs), _TAG_JSON)
-            + attrs
-            + orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
-        )
+        return _HEADER.pack(len(attrs), _TAG_JSON) + attrs + orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
 
     def decode(self, encoded: bytes) -> CloudEvent:
         n, tag = _HEADER.unpack_from(encoded)
@@ -393,7 +389,7 @@ def _attr_str(v: Any) -> str:
 
 # Per the HTTP binding, header values are percent-encoded outside printable ASCII
 # (and '%', '"'). quote() with this safe set encodes exactly those.
-_HTTP_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in "%\"")
+_HTTP_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in '%"')
 
 
 def to_http_binary(event: CloudEvent) -> tuple[dict[str, str], bytes]:

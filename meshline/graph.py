@@ -55,7 +55,7 @@ def to_mermaid(integrations: list[Any]) -> str:
     out = ["flowchart LR"]
     for integration in integrations:
         nodes, edges = _model(integration)
-        out.append(f"  subgraph {_safe(integration.name)}[\"{integration.name}\"]")
+        out.append(f'  subgraph {_safe(integration.name)}["{integration.name}"]')
         for nid, label, shape in nodes:
             text = label.replace("\\n", "<br/>").replace('"', "'")
             nid = _safe(f"{integration.name}_{nid}")

@@ -115,7 +115,7 @@ def _build_component(kind: str, decl: Any, integration: Any, ctx_options: dict[s
     component = lookup(kind, decl.type)  # type: ignore[arg-type]
     if component is None:
         raise ConfigError(f"{kind} {decl.name}: unknown type {decl.type!r}")
-    config = parse_config(component.config, dict(decl.config or {}), where=f"{kind} {decl.name}")
+    config: Any = parse_config(component.config, dict(decl.config or {}), where=f"{kind} {decl.name}")
     ctx = BuildContext(integration=integration.name, name=decl.name, options=ctx_options)
     return component.build(config, ctx)
 
@@ -156,8 +156,12 @@ def build_pipeline(
         triggers = plans[decl.name]
         decode_dl = default_dl or _common([t.dead_letter for t in triggers], None)
         _route_failures(
-            decode_dead, decode_dl, inputs, f"DecodeFailures[{decl.name}]",
-            (f"source.{decl.name}.decode_errors",), "decode",
+            decode_dead,
+            decode_dl,
+            inputs,
+            f"DecodeFailures[{decl.name}]",
+            (f"source.{decl.name}.decode_errors",),
+            "decode",
         )
         tags = sorted({t.target for t in triggers} | {t.dead_letter for t in triggers if t.dead_letter})
         if not tags:
@@ -202,7 +206,7 @@ def _route_failures(
     dead: Any, dl: str | None, inputs: dict[str, list[Any]], label: str, counters: tuple[str, ...], what: str
 ) -> None:
     if dl is None:
-        dead | label >> beam.ParDo(_DropFn(what))  # noqa: B018 - a sink
+        dead | label >> beam.ParDo(_DropFn(what))
         return
     counted = dead | label >> beam.ParDo(_CountFn((*counters, f"target.{dl}.in"))).with_output_types(
         CloudEvent
@@ -228,4 +232,3 @@ def _target_order(names: list[str], dl_of: dict[str, str | None]) -> list[str]:
     for n in names:
         visit(n)
     return order
-

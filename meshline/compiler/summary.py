@@ -14,7 +14,7 @@ def collect_counters(result: Any) -> dict[str, int]:
     out: dict[str, int] = {}
     try:
         counters = result.metrics().query(MetricsFilter().with_namespace("meshline"))["counters"]
-    except Exception:  # noqa: BLE001 - some runners cannot report metrics; the run still succeeded
+    except Exception:
         return out
     for c in counters:
         value = c.committed if c.committed is not None else c.attempted
@@ -31,19 +31,31 @@ def render_summary(integration: Any, counters: dict[str, int]) -> str:
     rows: list[tuple[str, str, str, str, str, str]] = []
     for s in integration.sources:
         p = f"source.{s.name}."
-        rows.append(("source", s.name, str(g(p + "in") + g(p + "decode_errors")), "", str(g(p + "in")),
-                     str(g(p + "decode_errors"))))
+        rows.append(
+            (
+                "source",
+                s.name,
+                str(g(p + "in") + g(p + "decode_errors")),
+                "",
+                str(g(p + "in")),
+                str(g(p + "decode_errors")),
+            )
+        )
     for t in integration.triggers:
         p = f"trigger.{t.name}."
         note = g(p + "cesql_errors")
         matched = str(g(p + "matched")) + (f" ({note} cesql errors)" if note else "")
-        rows.append(("trigger", t.name, str(g(p + "in")), matched, str(g(p + "out")), str(g(p + "dead_lettered"))))
+        rows.append(
+            ("trigger", t.name, str(g(p + "in")), matched, str(g(p + "out")), str(g(p + "dead_lettered")))
+        )
     for st in integration.transformations:
         p = f"step.{st.name}."
         rows.append(("step", st.name, str(g(p + "in")), "", str(g(p + "out")), str(g(p + "failed"))))
     for t in integration.targets:
         p = f"target.{t.name}."
-        rows.append(("target", t.name, str(g(p + "in")), "", str(g(p + "delivered")), str(g(p + "dead_lettered"))))
+        rows.append(
+            ("target", t.name, str(g(p + "in")), "", str(g(p + "delivered")), str(g(p + "dead_lettered")))
+        )
     header = ("stage", "name", "in", "matched", "out/delivered", "dead-lettered")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows]]

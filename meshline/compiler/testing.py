@@ -39,8 +39,12 @@ class _DecodeFn(beam.DoFn):
             yield from_json_dict(d, default_specversion=True)
         except EventError as e:
             bad = CloudEvent(
-                {"specversion": "1.0", "id": "test-input", "source": f"meshline://test/{self._source}",
-                 "type": "dev.meshline.test.input"},
+                {
+                    "specversion": "1.0",
+                    "id": "test-input",
+                    "source": f"meshline://test/{self._source}",
+                    "type": "dev.meshline.test.input",
+                },
                 d,
             )
             yield beam.pvalue.TaggedOutput("dead", dead_letter(bad, e, "decode", step=self._source))

@@ -30,7 +30,7 @@ from meshline.connectors.formats import extension, open_writer
 from meshline.connectors.paths import PathTemplate
 from meshline.errors import EventError
 from meshline.events import CloudEvent, CloudEventCoder, dead_letter, from_json
-from meshline.registry import BuildContext, Component
+from meshline.registry import Component
 
 __all__ = ["SOURCE", "TARGET", "FileSourceConfig", "FileTargetConfig", "ReadFromFile", "WriteToFile"]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Iterable
-from typing import BinaryIO, Literal, Protocol
+from typing import Any, BinaryIO, Literal, Protocol
 
 import orjson
 
@@ -119,7 +119,7 @@ class _ParquetWriter:
     def __init__(self, fh: BinaryIO):
         self._fh = fh
         self._rows: list[dict[str, str | None]] = []
-        self._writer = None
+        self._writer: Any = None
 
     def write(self, event: CloudEvent) -> None:
         self._rows.append(event_row(event))
@@ -133,9 +133,10 @@ class _ParquetWriter:
         rows, self._rows = self._rows, []
         # Columns built directly: pa.Table.from_pylist costs several µs per row more.
         table = pa.table({c: pa.array([r[c] for r in rows], type=pa.string()) for c in COLUMNS})
-        if self._writer is None:
-            self._writer = pq.ParquetWriter(self._fh, table.schema, compression="snappy")
-        self._writer.write_table(table)
+        writer = self._writer
+        if writer is None:
+            writer = self._writer = pq.ParquetWriter(self._fh, table.schema, compression="snappy")
+        writer.write_table(table)
 
     def close(self) -> None:
         if self._rows or self._writer is None:
@@ -144,10 +145,10 @@ class _ParquetWriter:
         self._writer.close()
 
 
-_WRITERS = {"jsonl": _JsonlWriter, "avro": _AvroWriter, "parquet": _ParquetWriter}
+_WRITERS: dict[str, Any] = {"jsonl": _JsonlWriter, "avro": _AvroWriter, "parquet": _ParquetWriter}
 
 
-def _avro_schema() -> dict:
+def _avro_schema() -> Any:
     import fastavro
 
     return fastavro.parse_schema(dict(_AVRO_SCHEMA))
@@ -178,7 +179,7 @@ def read_rows(fmt: str, raw: bytes) -> list[dict]:
     if fmt == "avro":
         import fastavro
 
-        return list(fastavro.reader(io.BytesIO(raw)))
+        return [r for r in fastavro.reader(io.BytesIO(raw)) if isinstance(r, dict)]
     if fmt == "parquet":
         import pyarrow.parquet as pq
 

@@ -19,7 +19,7 @@ import apache_beam as beam
 from meshline.config import Duration, doc
 from meshline.errors import EventError
 from meshline.events import CloudEvent, dead_letter, from_json_dict
-from meshline.registry import BuildContext, Component
+from meshline.registry import Component
 
 __all__ = ["SOURCE", "GenerateConfig", "Generate", "render_template"]
 
@@ -91,8 +91,12 @@ class _GenerateFn(beam.DoFn):
                 yield from_json_dict(d)
             except EventError as e:
                 bad = CloudEvent(
-                    {"specversion": "1.0", "id": str(n), "source": f"meshline://generate/{self._name}",
-                     "type": "dev.meshline.generated"},
+                    {
+                        "specversion": "1.0",
+                        "id": str(n),
+                        "source": f"meshline://generate/{self._name}",
+                        "type": "dev.meshline.generated",
+                    },
                     d,
                 )
                 yield beam.pvalue.TaggedOutput("dead", dead_letter(bad, str(e), "decode", step=self._name))

@@ -11,7 +11,7 @@ import orjson
 
 from meshline.config import doc
 from meshline.events import CloudEvent
-from meshline.registry import BuildContext, Component
+from meshline.registry import Component
 
 __all__ = ["TARGET", "LogConfig", "WriteToLog"]
 

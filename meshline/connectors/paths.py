@@ -46,7 +46,11 @@ class PathTemplate:
     def renderer(self) -> Callable[[CloudEvent, dt.datetime | None], str]:
         template = self.template
         if self.is_constant:
-            return lambda event, when=None: template
+
+            def constant(event: CloudEvent, when: dt.datetime | None = None) -> str:
+                return template
+
+            return constant
         uses_time = self.uses_time
 
         def render(event: CloudEvent, when: dt.datetime | None = None) -> str:

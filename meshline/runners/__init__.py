@@ -27,5 +27,7 @@ def make_runner(name: str) -> Any:
     if name == "direct":
         return in_process_runner()
     if name in RUNNERS:
-        raise RunnerError(f"runner {name!r} is not available in this version of Meshline (use --runner direct)")
+        raise RunnerError(
+            f"runner {name!r} is not available in this version of Meshline (use --runner direct)"
+        )
     raise RunnerError(f"unknown runner {name!r} (expected one of: {', '.join(RUNNERS)})")

@@ -357,7 +357,11 @@ def _child(node: Any, step: Step) -> Any:
 
 
 def _with_child(node: Any, step: Step, child: Any) -> Any:
-    out = list(node) if isinstance(node, list) else dict(node)
+    if isinstance(node, list):
+        items = list(node)
+        items[int(step)] = child
+        return items
+    out = dict(node)
     out[step] = child
     return out
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import orjson
 import pytest
 
 from meshline.connectors.formats import read_rows
@@ -36,7 +35,7 @@ def test_broken_file_gets_one_located_line_per_problem(meshline, tmp_path):
         "    - name: t\n"
         "      target: outt\n"
         "      filters:\n"
-        "        - cesql: \"type = \"\n"
+        '        - cesql: "type = "\n'
     )
     r = meshline("validate", str(bad))
     assert r.returncode == 1
@@ -68,11 +67,21 @@ def test_failing_test_exits_1(meshline, tmp_path):
 def test_run_quickstart_writes_outputs_and_summary(meshline, tmp_path):
     r = meshline("run", str(QUICKSTART), "--param", f"output={tmp_path}")
     assert r.returncode == 0, r.stderr
-    big = [row for f in (tmp_path / "big-orders").rglob("*.jsonl") for row in read_rows("jsonl", f.read_bytes())]
+    big = [
+        row for f in (tmp_path / "big-orders").rglob("*.jsonl") for row in read_rows("jsonl", f.read_bytes())
+    ]
     assert big and all(float(e["data"]["amount"]) > 100 and "total" in e["data"] for e in big)
-    eu = [row for f in (tmp_path / "eu-orders").rglob("*.parquet") for row in read_rows("parquet", f.read_bytes())]
+    eu = [
+        row
+        for f in (tmp_path / "eu-orders").rglob("*.parquet")
+        for row in read_rows("parquet", f.read_bytes())
+    ]
     assert eu and all(row["type"] == "com.example.order.eu" for row in eu)
-    rejects = [row for f in (tmp_path / "dead-letters").rglob("*.jsonl") for row in read_rows("jsonl", f.read_bytes())]
+    rejects = [
+        row
+        for f in (tmp_path / "dead-letters").rglob("*.jsonl")
+        for row in read_rows("jsonl", f.read_bytes())
+    ]
     stages = sorted(e["meshlineerrorstage"] for e in rejects)
     assert stages == ["decode", "decode", "filter"], rejects
     assert "cancelled: " in r.stdout
@@ -92,7 +101,7 @@ def test_connectors_and_schema(meshline):
     r = meshline("connectors")
     assert r.returncode == 0 and "file" in r.stdout and "generate" in r.stdout
     r = meshline("connectors", "file")
-    assert r.returncode == 0 and "path (required)" in r.stdout and "[default: \"jsonl\"]" in r.stdout
+    assert r.returncode == 0 and "path (required)" in r.stdout and '[default: "jsonl"]' in r.stdout
     r = meshline("connectors", "nope")
     assert r.returncode == 2 and "unknown connector" in r.stderr
     r = meshline("schema")
@@ -119,7 +128,8 @@ def test_secret_parameter_never_printed(meshline, tmp_path):
     f.write_text(
         "apiVersion: meshline.dev/v1alpha1\nkind: Integration\nmetadata: {name: s}\nspec:\n"
         "  parameters:\n    - {name: token, secret: true, required: true}\n"
-        "  sources:\n    - {name: in, type: generate, config: {count: 1, event: {data: {t: '${params.token}'}}}}\n"
+        "  sources:\n"
+        "    - {name: in, type: generate, config: {count: 1, event: {data: {t: '${params.token}'}}}}\n"
         "  targets:\n    - {name: out, type: file, config: {path: '${params.token}', format: nope}}\n"
         "  triggers:\n    - {name: t, target: out}\n"
     )
@@ -128,4 +138,3 @@ def test_secret_parameter_never_printed(meshline, tmp_path):
     assert "hunter2-very-secret" not in r.stderr + r.stdout
     r = meshline("graph", str(f), "--param", "token=hunter2-very-secret")
     assert "hunter2-very-secret" not in r.stdout
-    _ = orjson

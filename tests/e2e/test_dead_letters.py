@@ -26,10 +26,14 @@ def test_ten_thousand_events_five_percent_malformed(meshline, tmp_path):
         for i in range(10_000):
             if rng.random() < 0.05:
                 bad += 1
-                fh.write(rng.choice([b'{"specversion":"1.0","id":', b"not json", b'{"id":"x"}', b"[1,2]"]) + b"\n")
+                fh.write(
+                    rng.choice([b'{"specversion":"1.0","id":', b"not json", b'{"id":"x"}', b"[1,2]"]) + b"\n"
+                )
                 continue
             e = {
-                "specversion": "1.0", "id": f"e{i}", "source": "/gen",
+                "specversion": "1.0",
+                "id": f"e{i}",
+                "source": "/gen",
                 "type": rng.choice(["order.created", "order.cancelled", "ping"]),
                 "data": {"amount": rng.randrange(0, 200), "n": i},
             }

@@ -162,7 +162,9 @@ def test_http_batch_and_not_a_cloudevent():
 def test_kafka_binary_is_read_by_the_sdk():
     key, value, headers = to_kafka_binary(EVENT)
     assert key == "customer 7 — café".encode()
-    sdk = ce_kafka.from_kafka(ce_kafka.KafkaMessage(headers=dict(headers), key=key, value=value), JSONFormat())
+    sdk = ce_kafka.from_kafka(
+        ce_kafka.KafkaMessage(headers=dict(headers), key=key, value=value), JSONFormat()
+    )
     assert sdk.get_type() == "com.example.order.created"
     assert sdk.get_data() == EVENT.data
 
@@ -196,13 +198,19 @@ def test_random_bytes_never_crash_the_decoder(raw):
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False) | st.text(),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=12,
 )
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.dictionaries(st.sampled_from(["specversion", "id", "source", "type", "data", "x", "data_base64"]), JSON))
+@given(
+    st.dictionaries(
+        st.sampled_from(["specversion", "id", "source", "type", "data", "x", "data_base64"]), JSON
+    )
+)
 def test_random_dicts_become_events_or_event_errors(d):
     try:
         e = from_json_dict(d)

@@ -78,13 +78,20 @@ def test_fan_out_to_every_matching_trigger():
 
 
 def test_many_exact_triggers_are_dispatched_by_index():
-    router = Router([trig(f"t{i}", [{"exact": {"type": f"type.{i}"}}], target=f"t{i}") for i in range(50)], "it")
+    router = Router(
+        [trig(f"t{i}", [{"exact": {"type": f"type.{i}"}}], target=f"t{i}") for i in range(50)], "it"
+    )
     assert [tag for tag, _ in router.route(ev(type_="type.37"))] == ["t37"]
     assert list(router.route(ev(type_="type.none"))) == []
 
 
 def test_python_step_failure_dead_letters_the_input_event():
-    code = "def handle(event):\n    if event.data['amount'] > 100:\n        raise ValueError('too big')\n    return event\n"
+    code = (
+        "def handle(event):\n"
+        "    if event.data['amount'] > 100:\n"
+        "        raise ValueError('too big')\n"
+        "    return event\n"
+    )
     router = Router(
         [trig("t", steps=[StepPlan("check", "python", {"code": code})], target="out", dead="dlq")], "it"
     )
