@@ -17,6 +17,7 @@ as an independent implementation of the same bindings (interoperability checks).
 from __future__ import annotations
 
 import base64
+import pickle
 import re
 import struct
 from collections.abc import Iterable, Mapping
@@ -270,7 +271,7 @@ def to_json(event: CloudEvent) -> bytes:
 
 # --------------------------------------------------------------------------- Beam coder
 
-_TAG_NONE, _TAG_JSON, _TAG_BYTES = 0, 1, 2
+_TAG_NONE, _TAG_JSON, _TAG_BYTES, _TAG_PICKLE = 0, 1, 2, 3
 _HEADER = struct.Struct(">IB")
 
 
@@ -278,10 +279,18 @@ class CloudEventCoder(coders.Coder):
     """Deterministic coder: sorted-key JSON attributes, then tagged data.
 
     Layout: ``u32 len(attrs_json) | u8 tag | attrs_json | payload`` where the tag
-    says whether data is absent, JSON (sorted keys) or raw bytes.
+    says whether data is absent, JSON (sorted keys) or raw bytes. An event that
+    JSON cannot hold (e.g. an integer beyond 64 bits from user code) falls back
+    to a pickle of the whole event rather than failing the bundle.
     """
 
     def encode(self, value: CloudEvent) -> bytes:
+        try:
+            return self._encode(value)
+        except (TypeError, orjson.JSONEncodeError):
+            return _HEADER.pack(0, _TAG_PICKLE) + pickle.dumps((value.attributes, value.data), protocol=5)
+
+    def _encode(self, value: CloudEvent) -> bytes:
         attrs = orjson.dumps(value.attributes, option=orjson.OPT_SORT_KEYS)
         data = value.data
         if data is None:
@@ -293,6 +302,8 @@ class CloudEventCoder(coders.Coder):
     def decode(self, encoded: bytes) -> CloudEvent:
         n, tag = _HEADER.unpack_from(encoded)
         start = _HEADER.size
+        if tag == _TAG_PICKLE:
+            return CloudEvent(*pickle.loads(encoded[start:]))
         attrs = orjson.loads(encoded[start : start + n])
         rest = encoded[start + n :]
         if tag == _TAG_NONE:

@@ -158,14 +158,20 @@ def _load_callable(config: PythonConfig) -> Callable[[CloudEvent], Any]:
 
 
 def _to_event(value: Any) -> CloudEvent:
+    """User code may return anything: keep only valid events whose data is JSON (or bytes)."""
     if isinstance(value, CloudEvent):
-        return value
-    if isinstance(value, dict):
-        try:
-            return from_json_dict(value, default_specversion=True)
-        except EventError as e:
-            raise TransformError(f"python step returned an invalid event: {e}") from None
-    raise TransformError(f"python step returned {type(value).__name__}, expected an event, a list or None")
+        value = value.to_dict()
+    elif not isinstance(value, dict):
+        raise TransformError(
+            f"python step returned {type(value).__name__}, expected an event, a list or None"
+        )
+    try:
+        # One JSON round trip validates and detaches the result from the user's objects.
+        return from_json_dict(orjson.loads(orjson.dumps(value)), default_specversion=True)
+    except (TypeError, orjson.JSONEncodeError) as e:
+        raise TransformError(f"python step returned an event that is not JSON: {e}") from None
+    except EventError as e:
+        raise TransformError(f"python step returned an invalid event: {e}") from None
 
 
 def build_python(config: PythonConfig, ctx: BuildContext) -> StepFn:
@@ -180,7 +186,7 @@ def build_python(config: PythonConfig, ctx: BuildContext) -> StepFn:
             raise TransformError(f"{type(e).__name__}: {e}") from None
         if result is None:
             return None
-        if isinstance(result, list):
+        if isinstance(result, (list, tuple)):
             return _derive_ids(event, [_to_event(r) for r in result])
         return _to_event(result)
 

@@ -1,0 +1,636 @@
+"""Meshline's jq engine must be indistinguishable from jq.py (libjq) on every program.
+
+Every case compares :func:`compile_jq` against ``jq.compile(p).input_value(v).all()``,
+including ``int``/``float``/``bool`` distinctions and error messages.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import jq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import meshline.transforms.jq as jq_module
+from meshline.transforms.jq import JqCompileError, JqError, JqProgram, compile_jq
+
+
+@pytest.fixture(autouse=True)
+def _strict(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug in the native evaluator must fail the tests, not quietly fall back to jq.py."""
+    monkeypatch.setattr(jq_module, "STRICT", True)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def tagged(v: Any) -> Any:
+    """A comparable form of a JSON value that distinguishes bool/int/float and key order."""
+    if isinstance(v, bool):
+        return ("bool", v)
+    if isinstance(v, int):
+        return ("int", v)
+    if isinstance(v, float):
+        return ("float", v)
+    if isinstance(v, str):
+        return ("str", v)
+    if v is None:
+        return ("null",)
+    if isinstance(v, list):
+        return ("list", [tagged(x) for x in v])
+    if isinstance(v, dict):
+        return ("dict", [(k, tagged(x)) for k, x in v.items()])
+    return ("?", repr(v))
+
+
+def reference(program: str, value: Any) -> tuple[str, Any]:
+    try:
+        return "ok", [tagged(x) for x in jq.compile(program).input_value(value).all()]
+    except ValueError as e:
+        return "error", str(e)
+
+
+def ours(prog: JqProgram, value: Any) -> tuple[str, Any]:
+    try:
+        return "ok", [tagged(x) for x in prog.run(value)]
+    except JqError as e:
+        return "error", str(e)
+
+
+def check(program: str, value: Any, native: bool | None = True) -> None:
+    prog = compile_jq(program)
+    if native is not None:
+        assert prog.native is native, f"{program!r}: native={prog.native}"
+    before = copy.deepcopy(value)
+    assert ours(prog, value) == reference(program, value), f"{program!r} on {json.dumps(value)}"
+    assert tagged(value) == tagged(before), f"{program!r} mutated its input"
+
+
+EVENT = {
+    "specversion": "1.0",
+    "id": "evt-1",
+    "source": "/orders",
+    "type": "com.example.order",
+    "data": {"amount": 150, "price": "12.50", "tags": ["a", "b"], "customer": {"name": "Ada", "tier": 1.0}},
+}
+
+# ----------------------------------------------------------------------------- native table
+
+NATIVE_CASES: list[tuple[str, Any]] = [
+    # paths
+    (".", EVENT),
+    (".data", EVENT),
+    (".data.amount", EVENT),
+    (".data.customer.name", EVENT),
+    ('."data"."amount"', EVENT),
+    ('.["data"]["amount"]', EVENT),
+    ('.data.["amount"]', EVENT),
+    (".missing.deeper", EVENT),
+    (".data.tags[0]", EVENT),
+    (".data.tags[-1]", EVENT),
+    (".data.tags[5]", EVENT),
+    (".[1.7]", [1, 2, 3]),
+    (".[-5]", [1, 2, 3]),
+    (".data.tags[]", EVENT),
+    (".[]", {"a": 1, "b": [2]}),
+    (".[]?", 5),
+    (".foo?", 5),
+    (".a.b?", {"a": 5}),
+    ("[.[]?.a?]", [1, {"a": 2}]),
+    ("(.a.b)?", {"a": 5}),
+    ("try .a.b", {"a": 5}),
+    (".a[.i]", {"a": [5, 6], "i": 1}),
+    ('.[("a","b")]', {"a": 1, "b": 2}),
+    (".[1:]", [1, 2, 3]),
+    (".[:-1]", "abcd"),
+    (".[-2:]", "héllo"),
+    (".[1.5:2.5]", [0, 1, 2, 3, 4]),
+    (".[2:1]", [0, 1, 2, 3]),
+    (".[1:] | .[0]", None),
+    ("[..]", [1, [2, {"a": 3}]]),
+    # libjq quirk: array slices are views and `==` only compares their storage and length
+    (".[1:] == .[:1]", [[{}, {"a": 1}], [{}]]),
+    ("[.[1:3], .[0:2]] | (.[0] == .[1]), unique, (.[0] - [.[1]])", [1, 2, 3]),
+    (". as $x | ($x[1:] + []) == .[:1]", [5, 6]),
+    # literals and constructors
+    ("1, 1.0, 1.5, -2, 100000000000000000000, 0.1", None),
+    ('"a\\tb\\u00e9\\ud83d\\ude00"', None),
+    ("true, false, null", None),
+    ("[.a, .b]", {"a": 1, "b": 2}),
+    ("[]", None),
+    ("{}", None),
+    ('{a: .x, "b": 1, c, (.k): .v, "d": 2}', {"x": 1, "c": 3, "k": "kk", "v": 4}),
+    ('"k" as $k | {$k, ($k): 1, $k: 2}', None),
+    ("{a: (1,2), b: (3,4)}", None),
+    ('{(("a","b")): (1,2)}', None),
+    ("{a: 1,}", None),
+    ("{if: 1, then: .x}", {"x": 2}),
+    ('{"a b"}', {"a b": 1}),
+    ('{"k\\(.n)": .n}', {"n": 1}),
+    ("1 as $x | {$x, y: $x}", None),
+    ('"x\\(.a)y\\(.b)"', {"a": 1, "b": [1.5, "s"]}),
+    ('"\\(1,2)-\\(3,4)"', None),
+    # pipes, comma, parens
+    (".a | .b", {"a": {"b": 7}}),
+    ("(.a, .b) | . + 1", {"a": 1, "b": 2}),
+    ("[.[] | . * 2]", [1, 2.5]),
+    # arithmetic
+    (".a + .b", {"a": 1, "b": 2}),
+    (".a + .b", {"a": 1.5, "b": 1.5}),
+    (".a + .b", {"a": "x", "b": None}),
+    (".a + .b", {"a": [1], "b": [2]}),
+    (".a + .b", {"a": {"x": 1, "y": 2}, "b": {"x": 3}}),
+    ("[.[] - 1]", [1, 2.5]),
+    (". - [2]", [1, 2, 3, 2]),
+    (".a * .b", {"a": {"a": {"b": 1}}, "b": {"a": {"c": 2}}}),
+    ('"ab" * (0, 1, 2.5, -1)', None),
+    ("10 / 4, 4 / 2, 1 / 3", None),
+    ('"a,b,c" / ","', None),
+    ("5 % 2, 5.5 % 2, -5 % 3, 5 % -3, 1e20 % 7", None),
+    ("[(1,2) + (10,20)]", None),
+    ("-(.a)", {"a": 1.5}),
+    ("-.", 0.0),
+    ("9007199254740993 + 0", None),
+    (". * 3", 1e300),
+    # comparisons and total order
+    ("[.[] | . < 1]", [None, False, True, 0, 1.5, "a", [], {}]),
+    ("sort", [{"b": 1}, {"a": 2}, [1], "b", "a", 3, 1.5, True, False, None]),
+    ("[.[] | . == 1]", [1, 1.0, True, "1"]),
+    (". == {b: 2, a: 1}", {"a": 1, "b": 2}),
+    ("[.a >= .b, .a <= .b, .a != .b]", {"a": "abc", "b": "abd"}),
+    ("9007199254740993 == 9007199254740992", None),
+    # logic
+    ("[(true,false) and (true,false)]", None),
+    ("[(true,false) or (true,false)]", None),
+    ("[.[] | not]", [0, "", [], False, None]),
+    (".a // .b", {"a": None, "b": 2}),
+    (".a // .b", {"a": False, "b": 2}),
+    ("(false, null, 1, 2) // 3", None),
+    ("empty // 5", None),
+    ("(false, null) // (3, 4)", None),
+    # conditionals
+    ('if . then "t" elif . == false then "f" else "n" end', False),
+    ("if . then 1 end", False),
+    ("[if (true, false) then 1 else 2 end]", None),
+    ("[.[] | select(. > 1)]", [1, 2, 3]),
+    ("[select((true, true))]", 1),
+    # variables, reduce, foreach
+    (". as $x | [$x, $x]", 3),
+    ("1 + 2 as $x | $x * 2", None),
+    (".[] as $x | $x.a", [{"a": 1}, {"a": 2}]),
+    ("reduce .[] as $x (0; . + $x)", [1, 2, 3]),
+    ("reduce .[] as $x (0; empty)", [1, 2]),
+    ("reduce (1,2,3) as $x (0, 10; . + $x)", None),
+    ("reduce .[]? as $x (0, 10; . + $x)", [1, 2]),
+    ("[foreach .[] as $x (0; . + $x)]", [1, 2, 3]),
+    ("[foreach .[] as $x (0; . + $x; [$x, .])]", [1, 2, 3]),
+    # assignment
+    (".data.total = (.data.price | tonumber)", EVENT),
+    (".a = 1", {"a": 0, "b": 1}),
+    (".a = (1, 2)", {}),
+    (".a = .b", {"b": 3}),
+    (".a.b.c = 1", None),
+    (".a[2] = 1", None),
+    (".a[-1] = 9", {"a": [1, 2]}),
+    ("(.a, .b) = 1", {}),
+    (".[] = 0", [5, 6]),
+    (".a |= . + 1", {"a": 1}),
+    (".a |= empty", {"a": 1, "b": 2}),
+    (".[] |= empty", [1, 2, 3]),
+    (".[] |= (., .)", [1, 2]),
+    (".a += 1", {"a": 1}),
+    (".a += (1, 2)", {"a": 1}),
+    (".[] += 1", {"a": 1, "b": 2.5}),
+    (".a -= 1 | .b *= 2 | .c /= 2 | .d %= 2", {"a": 1, "b": 2, "c": 3, "d": 5}),
+    (".a //= 3 | .b //= 4", {"a": None, "b": 0}),
+    (".a[] |= . * 10", {"a": [1, 2]}),
+    ("(.[] | select(. > 1)) |= 0", [1, 2, 3]),
+    (".a? = 1", {}),
+    ("(.a, .a.b) |= [.]", {"a": {"b": 1}}),
+    ("del(.a)", {"a": 1, "b": 2}),
+    ("del(.[0, 2])", [1, 2, 3, 4]),
+    ("del(.[-1], .[0])", [1, 2, 3]),
+    ("del(.a[0], .b)", {"a": [1, 2], "b": 1}),
+    ("del(.[] | select(. == 2))", [1, 2, 3, 2]),
+    ("del(.a) | .a = 1", {"a": 0, "b": 1}),
+    # builtins
+    ("empty", None),
+    ("length", [1, 2]),
+    ("[.[] | length]", [[1], {"a": 1}, "héllo", -5.5, None]),
+    ("utf8bytelength", "héllo"),
+    ("keys", {"b": 1, "a": 2, "é": 3, "Z": 4}),
+    ("keys, keys_unsorted", {"b": 1, "a": 2}),
+    ("keys", [5, 6]),
+    ('has("a"), has("z")', {"a": 1}),
+    ("has(0), has(1.5), has(-1)", [1, 2]),
+    ('"a" | in({"a": 1})', None),
+    ('[.[] | inside("abc")]', ["a", "bc", "x"]),
+    ('contains("bar")', "foobar"),
+    ('contains(["baz", "bar"])', ["foobar", "foobaz", "blarp"]),
+    ("contains({foo: 12, bar: [{barp: 12}]})", {"foo": 12, "bar": [1, 2, {"barp": 12, "blip": 13}]}),
+    ("map(. + 1)", [1, 2]),
+    ("map(., .)", [1, 2]),
+    ("map(. + 1)", {"a": 1}),
+    ("map_values(. + 1)", {"a": 1, "b": 2}),
+    ("map_values(empty)", [1, 2]),
+    ("map_values(. // empty)", [1, None, 2, False]),
+    ("to_entries", {"a": 1, "b": 2}),
+    ("to_entries", [1, 2]),
+    ("from_entries", [{"key": "a", "value": 1}, {"name": "c", "Value": 3}, {"Key": "d", "value": 4}]),
+    ("from_entries", []),
+    ("with_entries(.value += 1)", {"a": 1, "b": 2}),
+    ("with_entries(select(.value > 1))", {"a": 1, "b": 2}),
+    ("add", [1, 2, 3]),
+    ("add", ["a", "b"]),
+    ("add", [[1], [2]]),
+    ("add", []),
+    ("add", {"a": 1, "b": 2}),
+    ("add(.[].a)", [{"a": 1}, {"a": 2}]),
+    ("any, all", [True, False]),
+    ("any, all", []),
+    ("any(. > 2), all(. > 0)", [1, 2, 3]),
+    ("any(.[]; . == 2), all(.[]; . < 3)", [1, 2, 3]),
+    ("tonumber", "149.95"),
+    ("[.[] | tonumber]", ["1", "1.5", "+5", "007", ".5", "1e-7", 3]),
+    ("tostring", {"a": [1, "é", None]}),
+    ("[.[] | tostring]", [1, 1.0, 100.0, 1.5, "x", [1.0], -0.0]),
+    ("tojson", {"a": [1, 'x\u0001\u007f\u00e9"\\/'], "b": None}),
+    ("[.[] | tojson]", [0.00001, 1e-7, 0.0001, 123456789.123456789, 1e100, 12345678901234567890]),
+    ("fromjson", '{"a": [1, 2, "x"], "b": null}'),
+    ("type", None),
+    ("[.[] | type]", [None, True, 1, 1.5, "s", [], {}]),
+    ("ascii_downcase, ascii_upcase", "AbC é Ä"),
+    ('startswith("ab"), endswith("bc")', "abc"),
+    ('ltrimstr("a"), rtrimstr("c"), rtrimstr(""), trimstr("a")', "abca"),
+    ('split(",")', "a,b,,c,"),
+    ('split("")', "abc"),
+    ('split(",")', ""),
+    ('join(",")', ["a", 1, None, True, 2.5]),
+    ('join(",")', []),
+    ("join(1)", ["a"]),
+    ("trim, ltrim, rtrim", "  a \n"),
+    ("explode, (explode | implode)", "aé😀"),
+    ("implode", [65.7, 1114112, 55296, -1]),
+    ("toboolean", "true"),
+    ("[.[] | floor, ceil, sqrt, fabs]", [4, 2.25, 2.7]),
+    ("[.[] | abs]", [-5, "a", -0.0, 3.5]),
+    ("min, max", [3, 1, 2]),
+    ("min, max", []),
+    ("min_by(.a), max_by(.a)", [{"a": 2}, {"a": 1}, {"a": 2, "b": 1}]),
+    ("unique", [3, 1, 1, 2, 1.0]),
+    ("unique_by(length)", ["a", "bb", "c"]),
+    ("sort_by(.a)", [{"a": 2}, {"a": 1}]),
+    ("sort_by(.a, .b)", [{"a": 2, "b": 1}, {"a": 1, "b": 2}, {"a": 1, "b": 1}]),
+    ("group_by(.a)", [{"a": 2}, {"a": 1}, {"a": 2}]),
+    ("reverse", [1, 2, 3]),
+    ("reverse", None),
+    ("reverse", ""),
+    ("flatten, flatten(1)", [1, [2, [3]]]),
+    ("first, last, nth(1)", [1, 2, 3]),
+    ("first, last", []),
+    ("[first(.[]), last(.[])]", [1, 2, 3]),
+    ("[first(empty), last(empty)]", None),
+    ('[first(1, error("x"))]', None),
+    ('isempty(empty), isempty(.[]), isempty(1, error("x"))', [1]),
+    ("[.[] | values], [.[] | nulls], [.[] | booleans], [.[] | numbers]", [1, None, True, "s"]),
+    (
+        "[.[] | strings], [.[] | arrays], [.[] | objects], [.[] | iterables], [.[] | scalars]",
+        [1, "s", [], {}],
+    ),
+    ("[recurse]", [1, [2]]),
+    ("[recurse(.[]?; . != 2)]", [1, [2]]),
+    ("[recurse(if . < 3 then . + 1 else empty end)]", 0),
+]
+
+
+@pytest.mark.parametrize(("program", "value"), NATIVE_CASES, ids=[p for p, _ in NATIVE_CASES])
+def test_native_matches_jq(program: str, value: Any) -> None:
+    check(program, value)
+
+
+ERROR_CASES: list[tuple[str, Any]] = [
+    (".foo", 5),
+    (".[0]", {"a": 1}),
+    ('.["a"]', [1]),
+    (".[]", 5),
+    (".[]", None),
+    (".[null]", [1]),
+    (".a.b // 1", {"a": 5}),
+    ('error("x") // 1', None),
+    ('"a" + 1', None),
+    ("{} - 1", None),
+    ("[] - {}", None),
+    ("{} * []", None),
+    ("null * 2", None),
+    ('"abc" / 1', None),
+    ("1 / 0", None),
+    ("1 % 0", None),
+    ("5 % 0.5", None),
+    ("-.", [1]),
+    ('error("custom")', None),
+    ('error({"a": 1})', None),
+    ("error(null)", None),
+    ("error", 1.0),
+    ('error("a") + error("b")', None),
+    ('{a: error("a"), b: error("b")}', None),
+    ("{(.k): 1}", {"k": 1}),
+    (".a = 1", 5),
+    (".a |= 1", 5),
+    (".[0] = 1", {}),
+    (".a[-1] = 1", {"a": []}),
+    ("del(.a.b)", {"a": 5}),
+    ("keys", 5),
+    ("length", True),
+    ('has("a")', [1]),
+    ('ltrimstr("a")', 5),
+    ("ascii_upcase", 5),
+    ('split(",")', 5),
+    ('join(",")', [[1]]),
+    ('contains("b")', ["abc"]),
+    ("contains(false)", True),
+    ("sort", {}),
+    ("floor", "a"),
+    ("min", 5),
+    ("max_by(.a)", {"x": {"a": 1}}),
+    ("sort_by(.a)", 5),
+    ("from_entries", [{"key": None, "value": 1}]),
+    ("from_entries", [{"key": 1, "value": 1}]),
+    ("to_entries", None),
+    ("add", 5),
+    ("all", 5),
+    ("reverse", "abc"),
+    ("reverse", {"a": 1}),
+    ("reverse", True),
+    ("implode", ["a"]),
+    ("flatten(-1)", [1]),
+    ('flatten("a")', [1, [2]]),
+    ("fromjson", 1),
+    ("tonumber", [1]),
+    (".[1:2]", {"a": 1}),
+    ('.["a":]', [1]),
+    ("reduce .[] as $x (0, 10; . + $x)", [1, 2]),
+    (".a + 1", {"a": "a very long string value that will be truncated in the message"}),
+    ('"x" * 10000000000', None),
+]
+
+
+@pytest.mark.parametrize(("program", "value"), ERROR_CASES, ids=[p for p, _ in ERROR_CASES])
+def test_native_errors_match_jq(program: str, value: Any) -> None:
+    prog = compile_jq(program)
+    assert prog.native
+    assert reference(program, value)[0] == "error"
+    with pytest.raises(JqError) as info:
+        prog.run(value)
+    assert str(info.value) == reference(program, value)[1]
+
+
+# Native programs whose result for *this* input can only be reproduced by libjq (a number
+# printed with its literal text, nan, a string libjq parses its own way): transparently re-run.
+RUNTIME_FALLBACK_CASES: list[tuple[str, Any]] = [
+    (". + 0 | tojson", 1e-5),
+    ("tojson", 1e-7),
+    ("tojson", 1e16),
+    (". * 1 | tojson", 1e100),
+    ('"1.50" | tonumber | tostring', None),
+    ('"1e2" | tonumber | tostring', None),
+    ('"-0" | tonumber | tostring', None),
+    ('"nan", "Infinity", "" | try tonumber', None),
+    ("fromjson", '[1, 2.50, {"a": nan}]'),
+    ("fromjson", "1 2"),
+    ("sqrt", -1),
+    (". * 10", 1e308),
+    ("0 * -1 | tojson", None),
+    ("ceil | tojson", -0.5),
+    (". == 9007199254740992", 9007199254740993),
+    (". < 1e30", 10**30),
+]
+
+
+@pytest.mark.parametrize(
+    ("program", "value"), RUNTIME_FALLBACK_CASES, ids=[p for p, _ in RUNTIME_FALLBACK_CASES]
+)
+def test_runtime_fallback_matches_jq(program: str, value: Any) -> None:
+    check(program, value)
+
+
+FALLBACK_CASES: list[tuple[str, Any]] = [
+    ('test("b")', "abc"),
+    ('sub("a"; "b")', "aaa"),
+    ("@base64", "hi"),
+    ("path(.a)", {"a": 1}),
+    ('getpath(["a"])', {"a": 1}),
+    ("[limit(2; .[])]", [1, 2, 3]),
+    ("$__loc__", None),
+    ("$ENV | type", None),
+    ("def f: . + 1; f", 1),
+    ('try error("x") catch .', None),
+    (". as [$a, $b] | $a", [1, 2]),
+    ("[.[] as [$a] ?// $a | $a]", [[1], 2]),
+    ("label $out | 1, break $out", None),
+    ("[1e2, 1.50]", None),
+    ('.a[1:] = ["x"]', {"a": [1, 2, 3]}),
+    ("input", None),
+    ("[range(3)]", None),
+    ("1 # a comment\n+ 1", None),
+]
+
+
+@pytest.mark.parametrize(("program", "value"), FALLBACK_CASES, ids=[p for p, _ in FALLBACK_CASES])
+def test_fallback_programs(program: str, value: Any) -> None:
+    prog = compile_jq(program)
+    if program.startswith("1 #"):
+        assert prog.native  # comments are understood natively
+    else:
+        assert not prog.native
+    assert ours(prog, value) == reference(program, value)
+
+
+# ----------------------------------------------------------------------------- API
+
+
+def test_compile_errors_are_jqs() -> None:
+    with pytest.raises(JqCompileError) as info:
+        compile_jq(".a |")
+    assert "syntax error" in str(info.value)
+    with pytest.raises(JqCompileError) as info:
+        compile_jq("nosuchfunction")
+    assert "nosuchfunction/0 is not defined" in str(info.value)
+    assert isinstance(info.value, JqError)
+
+
+def test_compile_is_cached() -> None:
+    assert compile_jq(".data.amount > 100") is compile_jq(".data.amount > 100")
+
+
+def test_first_and_is_true() -> None:
+    prog = compile_jq('.a, error("later")')
+    assert prog.first({"a": 1.0}) == 1
+    assert type(prog.first({"a": 1.0})) is int
+    assert compile_jq("empty").first(1, default="d") == "d"
+    assert compile_jq('true, error("x")').is_true(None)
+    assert not compile_jq("1").is_true(None)
+    assert not compile_jq("empty").is_true(None)
+    assert compile_jq(".data.amount > 100").is_true(EVENT)
+    assert compile_jq(".data.price > 100").is_true(EVENT)  # strings sort after numbers
+    with pytest.raises(JqError):
+        compile_jq('error("x")').is_true(None)
+    # fallback programs behave the same
+    assert compile_jq('test("b")').is_true("abc")
+    assert compile_jq("[limit(1; .[])]").first([1, 2]) == [1]
+    with pytest.raises(JqError):
+        compile_jq('error("x") | test("a")').run(None)
+
+
+def test_outputs_are_normalised_like_jq_py() -> None:
+    prog = compile_jq(".")
+    value = {"a": 1.0, "b": [2.0, 2.5], "c": 9007199254740993, "d": 1e300}
+    assert tagged(prog.run(value)) == tagged(jq.compile(".").input_value(value).all())
+
+
+def test_updates_do_not_mutate_input() -> None:
+    programs = [
+        ".data.total = (.data.price | tonumber)",
+        '.data.tags[0] = "z"',
+        ".data.customer.name |= ascii_upcase",
+        '.data.tags += ["c"]',
+        '.data.tags[] |= . + "!"',
+        "del(.data.customer, .data.tags[0])",
+        "map_values(tostring)",
+        ".data |= with_entries(.key |= ascii_upcase)",
+        "(.. | numbers) |= . + 1",
+        ".data.customer.tier //= 5 | .data.new.deep = 1",
+        ".data * {customer: {x: 1}}",
+    ]
+    for program in programs:
+        event = copy.deepcopy(EVENT)
+        snapshot = copy.deepcopy(event)
+        prog = compile_jq(program)
+        assert prog.native, program
+        out = prog.run(event)
+        assert tagged(event) == tagged(snapshot), program
+        assert tagged(out) == tagged(jq.compile(program).input_value(snapshot).all()), program
+
+
+def test_update_copies_only_the_path() -> None:
+    event = copy.deepcopy(EVENT)
+    (out,) = compile_jq(".data.total = 1").run(event)
+    assert out is not event and out["data"] is not event["data"]
+    assert out["data"]["tags"] is event["data"]["tags"]  # untouched branches are shared
+
+
+def test_deep_input_falls_back() -> None:
+    value: Any = 1
+    for _ in range(600):
+        value = [value]
+    prog = compile_jq("[..] | length")
+    assert prog.native
+    assert prog.run(value) == [601]
+
+
+# ----------------------------------------------------------------------------- property tests
+
+_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=6)
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**6), 10**6)
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from([0.5, 1.0, 2.0, -0.0, 100.0, 1.5, "a", "b", "1", "2.5", "", "A,b"])
+    | _text
+)
+_keys = st.sampled_from(["a", "b", "c", "key", "value", "name"]) | _text
+json_values = st.recursive(
+    _scalars,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(_keys, children, max_size=4),
+    max_leaves=12,
+)
+
+PROPERTY_PROGRAMS = [
+    ".",
+    ".a",
+    ".a.b",
+    ".[0]",
+    ".[]?",
+    "[.[]?]",
+    '.a? // "default"',
+    "[.. | numbers]",
+    "[.[]? | type]",
+    "length",
+    "keys?",
+    "[paths]",
+    "tojson",
+    "tostring",
+    "[.[]? | tostring]",
+    ". == .",
+    "[.[]? | . < 1]",
+    "sort?",
+    "unique?",
+    "[.[]? | . + 1]",
+    "[.[]? | . * 2]",
+    "[.[]? | . / 3]",
+    "[.[]? | . % 3]",
+    "[.[]? | -.]",
+    ".a = 1",
+    ".a |= . + 1",
+    ".[]? |= tostring",
+    "map_values(length)?",
+    "del(.a)",
+    "del(.[]?)",
+    "to_entries?",
+    "with_entries(.value |= tojson)?",
+    "add?",
+    "any?, all?",
+    "min?, max?",
+    "[.[]? | select(. != null)]",
+    'if type == "object" then keys else [] end',
+    "reduce (.. | numbers) as $n (0; . + $n)",
+    "[.[]? | tonumber?]",
+    "(.. | strings) |= ascii_downcase",
+    '[.[]? | tostring | ltrimstr("a") | split(",")]',
+    "{a: .a?, t: type, n: (.. | numbers)?}",
+    '[.. | select(type == "string")] | join("-")',
+    "[limit(2; .[]?)]",
+]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(json_values)
+def test_property_native_equals_jq(value: Any) -> None:
+    for program in PROPERTY_PROGRAMS:
+        prog = compile_jq(program)
+        before = copy.deepcopy(value)
+        assert ours(prog, value) == reference(program, value), program
+        assert tagged(value) == tagged(before), program
+
+
+# fmt: off
+_TOKENS = [
+    ".", ".a", ".b", ".[]", ".[0]", "..", "?", "|", ",", "(", ")", "[", "]", "{", "}", ":", ";",
+    "+", "-", "*", "/", "%", "==", "!=", "<", ">=", "and", "or", "not", "//", "=", "|=", "+=",
+    "1", "2", "0.5", "1.0", '"a"', '"b,c"', "true", "null", "$x", "as", "if", "then", "else", "end",
+    "reduce", "foreach", "try", "select(", "map(", "length", "keys", "tostring", "tojson", "add",
+    "first", "del(", "to_entries", "empty", "error", "sort", "@base64", "\\(", '"x\\(', "#", "\n",
+    "test(", "a", "$__loc__", "def f:", "label", "?//", "limit(1;",
+]
+# fmt: on
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(_TOKENS), max_size=10) | st.text(max_size=12), json_values)
+def test_property_random_programs(tokens: list[str] | str, value: Any) -> None:
+    program = tokens if isinstance(tokens, str) else " ".join(tokens)
+    try:
+        prog = compile_jq(program)
+    except JqCompileError:
+        return
+    try:
+        result: tuple[str, Any] = ("ok", [tagged(x) for x in prog.run(value)])
+    except JqError as e:
+        result = ("error", str(e))
+    if prog.native:
+        assert result == reference(program, value), program
