@@ -56,7 +56,8 @@ def doc(description: str, default: Any = dataclasses.MISSING, **kw: Any) -> Any:
     if default is dataclasses.MISSING:
         return dataclasses.field(metadata=metadata, **kw)
     if isinstance(default, (list, dict, set)):
-        return dataclasses.field(default_factory=functools.partial(copy.copy, default), metadata=metadata, **kw)
+        factory = functools.partial(copy.copy, default)
+        return dataclasses.field(default_factory=factory, metadata=metadata, **kw)
     return dataclasses.field(default=default, metadata=metadata, **kw)
 
 

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 from typing import Any
 
 import jq as _jqpy
@@ -56,25 +57,39 @@ __all__ = ["JqCompileError", "JqError", "JqProgram", "compile_jq"]
 
 _MISSING: Any = object()
 _norm = _rt.norm
+_log = logging.getLogger(__name__)
+
+#: Tests set this: an unexpected exception in the native evaluator then propagates instead of
+#: being logged and answered by jq.py.
+STRICT = False
+
+
+def _unexpected(program: str, exc: Exception) -> None:
+    if STRICT:
+        raise exc
+    _log.warning("native jq evaluation of %r failed (%r); using jq.py", program, exc)
 
 
 def _to_text(value: Any) -> str:
     try:
         return orjson.dumps(value).decode()
-    except TypeError:  # ints beyond 64 bits, exotic types: the stdlib encoder (what jq.py uses)
-        return json.dumps(value)
+    except TypeError:  # ints beyond 64 bits, nesting beyond 255: the stdlib encoder (what jq.py uses)
+        try:
+            return json.dumps(value)
+        except (TypeError, ValueError, RecursionError) as e:
+            raise JqError(f"input is not serialisable as JSON: {e}") from None
 
 
 class JqProgram:
     """A compiled jq program. Thread-safe; reuse it (see :func:`compile_jq`)."""
 
-    __slots__ = ("_code", "_jq", "native", "program")
+    __slots__ = ("_code", "_jq", "_slices", "native", "program")
 
-    def __init__(self, program: str, jq_program: Any, code: Code | None) -> None:
+    def __init__(self, program: str, jq_program: Any, native: tuple[Code, bool] | None) -> None:
         self.program = program
         self._jq = jq_program
-        self._code = code
-        self.native = code is not None
+        self._code, self._slices = native if native is not None else (None, False)
+        self.native = native is not None
 
     def __repr__(self) -> str:
         return f"JqProgram({self.program!r}, native={self.native})"
@@ -107,8 +122,16 @@ class JqProgram:
             if code.single:
                 return [_norm(code.fn(value, ()))]
             return [_norm(x) for x in code.fn(value, ())]
+        except JqError:
+            raise
         except (Fallback, RecursionError):
-            return self._jq_all(value)
+            pass
+        except Exception as e:
+            _unexpected(self.program, e)
+        finally:
+            if self._slices:
+                _rt.reset_slices()
+        return self._jq_all(value)
 
     def _first(self, value: Any) -> Any:
         code = self._code
@@ -120,8 +143,16 @@ class JqProgram:
             for x in code.fn(value, ()):
                 return x
             return _MISSING
+        except JqError:
+            raise
         except (Fallback, RecursionError):
-            return self._jq_first(value)
+            pass
+        except Exception as e:
+            _unexpected(self.program, e)
+        finally:
+            if self._slices:
+                _rt.reset_slices()
+        return self._jq_first(value)
 
     def first(self, value: Any, default: Any = None) -> Any:
         """The first output (the program is not run further), or ``default`` if there is none."""
@@ -132,7 +163,7 @@ class JqProgram:
             try:
                 return _norm(x)
             except RecursionError:
-                return self._jq_first(value)
+                x = self._jq_first(value)
         return x
 
     def is_true(self, value: Any) -> bool:
@@ -140,7 +171,7 @@ class JqProgram:
         return self._first(value) is True
 
 
-def _native(program: str) -> Code | None:
+def _native(program: str) -> tuple[Code, bool] | None:
     if "\x00" in program:
         return None  # libjq reads the program as a C string: it stops at NUL
     try:

@@ -6,7 +6,7 @@ import apache_beam as beam
 
 from meshline.compiler import build_pipeline
 from meshline.compiler.summary import collect_counters, render_summary
-from meshline.compiler.testing import _Collect, _COLLECTED, _TestSource
+from meshline.compiler.testing import _COLLECTED, _Collect, _TestSource
 from meshline.events import CloudEvent, dead_letter
 from meshline.runners import in_process_runner
 from meshline.spec import load_text

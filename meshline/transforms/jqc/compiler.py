@@ -191,6 +191,9 @@ _SIMPLE0["all"] = _all0
 
 
 class Compiler:
+    def __init__(self) -> None:
+        self.may_slice = False  # the program may slice arrays (see runtime._array_slice)
+
     def compile(self, node: Node, scope: Scope) -> Code:
         method = getattr(self, "c_" + node[0], None)
         if method is None:
@@ -261,6 +264,8 @@ class Compiler:
             return _single(fields)
         t = self.compile(term, scope)
         k = self.compile(key, scope)
+        if k.const is None or type(k.const[0]) is dict:
+            self.may_slice = True
         if not opt and t.single and k.single:
             ft = t.fn
             if k.const is not None:
@@ -292,6 +297,7 @@ class Compiler:
 
     def c_slice(self, node: Node, scope: Scope) -> Code:
         _, term, lo, hi, opt = node
+        self.may_slice = True
         t = self.compile(term, scope).multi()
         mlo = self.compile(lo if lo is not None else ("literal", None), scope).multi()
         mhi = self.compile(hi if hi is not None else ("literal", None), scope).multi()
@@ -607,8 +613,11 @@ class Compiler:
         mi = i.fn
 
         def reduce_gen(v: Any, e: Any) -> Iterator[Any]:
+            # libjq quirk (DUPN): after the first reduction the source runs on null
+            src_input = v
             for acc in mi(v, e):
-                yield run(acc, v, e)
+                yield run(acc, src_input, e)
+                src_input = None
 
         return _multi(reduce_gen)
 
@@ -714,7 +723,10 @@ class Compiler:
         if tag == "index":
             _, term, key, opt = node
             pt = self.path(term, scope)
-            mk = self.compile(key, scope).multi()
+            kc = self.compile(key, scope)
+            if kc.const is None or type(kc.const[0]) is dict:
+                self.may_slice = True
+            mk = kc.multi()
 
             def index_paths(v: Any, e: Any, p: Any) -> Iterator[tuple[Any, Any]]:
                 for k in mk(v, e):
@@ -952,7 +964,9 @@ class Compiler:
 
         return _single(isempty)
 
-    def _any_all(self, gen: Callable[[Any, Any], Iterable[Any]], cond: Node, scope: Scope, is_any: bool) -> Code:
+    def _any_all(
+        self, gen: Callable[[Any, Any], Iterable[Any]], cond: Node, scope: Scope, is_any: bool
+    ) -> Code:
         mc = self.compile(cond, scope).multi()
 
         def any_all(v: Any, e: Any) -> bool:
@@ -1036,6 +1050,11 @@ def _modify(v: Any, e: Any, paths: PathFn, update: Callable[[Any, Any], Iterable
     return state
 
 
-def compile_ast(node: Node) -> Code:
-    """Compile a parsed program; raises :class:`Unsupported` outside the native subset."""
-    return Compiler().compile(node, ())
+def compile_ast(node: Node) -> tuple[Code, bool]:
+    """Compile a parsed program: its code and whether it may slice arrays.
+
+    Raises :class:`Unsupported` outside the native subset.
+    """
+    compiler = Compiler()
+    code = compiler.compile(node, ())
+    return code, compiler.may_slice

@@ -34,12 +34,12 @@ class JqCompileError(JqError):
     """The program does not compile (syntax error, unknown function, ...); jq's own message."""
 
 
-class Fallback(Exception):  # noqa: N818 - control flow, not an error
+class Fallback(Exception):
     """Raised by the native evaluator when it cannot reproduce jq exactly for this input.
 
     The whole program is then re-run by jq.py on the same (unmodified) input.
     """
 
 
-class Unsupported(Exception):  # noqa: N818 - control flow, not an error
+class Unsupported(Exception):
     """Raised by the native parser/compiler for programs outside the native subset."""

@@ -35,7 +35,26 @@ __all__ = ["parse"]
 Node = tuple[Any, ...]
 
 KEYWORDS = frozenset(
-    "as def if then elif else end and or reduce foreach try catch label break import include module".split()
+    [
+        "as",
+        "def",
+        "if",
+        "then",
+        "elif",
+        "else",
+        "end",
+        "and",
+        "or",
+        "reduce",
+        "foreach",
+        "try",
+        "catch",
+        "label",
+        "break",
+        "import",
+        "include",
+        "module",
+    ]
 )
 _OPS3 = ("?//", "//=")
 _OPS2 = ("!=", "==", "//", "|=", "+=", "-=", "*=", "/=", "%=", "<=", ">=", "..")
@@ -78,9 +97,7 @@ class _Lexer:
         i = self.i + 1
         while i < n:
             c = s[i]
-            if c == "\\" and i + 1 < n and s[i + 1] == "\\":
-                i += 2
-            elif c == "\\" and s.startswith("\n", i + 1):
+            if (c == "\\" and i + 1 < n and s[i + 1] == "\\") or (c == "\\" and s.startswith("\n", i + 1)):
                 i += 2
             elif c == "\\" and s.startswith("\r\n", i + 1):
                 i += 3

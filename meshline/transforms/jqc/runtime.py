@@ -20,10 +20,10 @@ through a double, integral doubles become ``int``.
 
 from __future__ import annotations
 
-import json
 import math
 import re
-from collections.abc import Callable, Iterable, Iterator
+import threading
+from collections.abc import Iterable, Iterator
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 from functools import cmp_to_key
 from typing import Any
@@ -291,6 +291,8 @@ def eq(a: Any, b: Any) -> bool:
     if ta is list:
         if tb is not list or len(a) != len(b):
             return False
+        if _same_storage(a, b):
+            return True  # libjq's identity shortcut (see _array_slice)
         for x, y in zip(a, b):
             if not eq(x, y):
                 return False
@@ -448,7 +450,7 @@ def add(a: Any, b: Any) -> Any:
     if ta is str and tb is str:
         return a + b
     if ta is list and tb is list:
-        return a + b
+        return a + b if b else a  # jv_array_concat(a, []) is a itself
     if ta is dict and tb is dict:
         r = dict(a)
         r.update(b)
@@ -615,6 +617,53 @@ def _slice_bounds(n: int, k: dict[str, Any]) -> tuple[int, int]:
     return s, e
 
 
+# libjq array slices are views (same storage, an offset), and its equality shortcut
+# ``jvp_equal`` treats two arrays with the same storage and length as equal without looking
+# at the offset: ``[1,2,3] | .[1:] == .[:2]`` is true. We mirror that: array slices made
+# during a run are registered (per thread, cleared after the run) with their storage and offset.
+_tls = threading.local()
+
+
+def _slice_registry() -> dict[int, tuple[list[Any], list[Any], int]]:
+    try:
+        return _tls.slices  # type: ignore[no-any-return]
+    except AttributeError:
+        reg: dict[int, tuple[list[Any], list[Any], int]] = {}
+        _tls.slices = reg
+        return reg
+
+
+def reset_slices() -> None:
+    reg = getattr(_tls, "slices", None)
+    if reg:
+        reg.clear()
+
+
+def _array_slice(t: list[Any], s: int, e: int) -> list[Any]:
+    r = t[s:e]
+    if e > s:
+        reg = _slice_registry()
+        info = reg.get(id(t))
+        if info is not None and info[0] is t:
+            base, off = info[1], info[2] + s
+        else:
+            base, off = t, s
+        if off < 65536:  # libjq copies when the 16-bit offset would overflow
+            reg[id(r)] = (r, base, off)
+    return r
+
+
+def _same_storage(a: list[Any], b: list[Any]) -> bool:
+    reg = getattr(_tls, "slices", None)
+    if not reg:
+        return False
+    ia = reg.get(id(a))
+    ib = reg.get(id(b))
+    base_a = ia[1] if ia is not None and ia[0] is a else a
+    base_b = ib[1] if ib is not None and ib[0] is b else b
+    return base_a is base_b
+
+
 def _array_indexes(a: list[Any], b: list[Any]) -> list[int]:
     res = []
     if not b:
@@ -641,7 +690,7 @@ def index(t: Any, k: Any) -> Any:
             return t[i] if 0 <= i < n else None
         if tk is dict:
             s, e = _slice_bounds(len(t), k)
-            return t[s:e]
+            return _array_slice(t, s, e)
         if tk is list:
             return _array_indexes(t, k)
     elif t is None:
@@ -1051,6 +1100,8 @@ def literal_number(text: str) -> int | float:
     """A number literal (program text, ``tonumber``) as a Python value, if we can represent it
     exactly (same value *and* same printed form); :class:`Fallback` otherwise."""
     if _INT_RE.match(text):
+        if len(text) >= 4000:
+            raise Fallback
         i = int(text)
         if i == 0 and text.startswith("-"):
             raise Fallback  # literal -0 prints "-0"
@@ -1070,7 +1121,7 @@ def tonumber(v: Any) -> Any:
     if t is int or t is float:
         return v
     if t is str:
-        if v.isdigit() and v.isascii():
+        if v.isdigit() and v.isascii() and len(v) < 4000:
             return int(v)
         try:
             f = float(v)
@@ -1242,18 +1293,7 @@ def error_value(v: Any) -> JqError:
     return JqError.from_value(norm(v))
 
 
-def collect(it: Iterable[Any]) -> list[Any]:
-    return it if type(it) is list else list(it)  # type: ignore[return-value]
-
-
 def first_of(it: Iterable[Any]) -> Iterator[Any]:
     for x in it:
         yield x
         return
-
-
-Fn = Callable[..., Any]
-
-__all__ = [n for n in dir() if not n.startswith("_") and n not in ("annotations", "Any")]
-
-_ = json  # imported for JqError rendering parity (errors module)
