@@ -134,6 +134,11 @@ def main(argv: list[str] | None = None) -> int:
             f"\nmeshline / naive beam = {rows['meshline'] / rows['naive beam']:.2f}x; "
             f"meshline / python loop = {rows['meshline'] / rows.get('python loop', float('nan')):.2f}x"
         )
+    from bench import coder
+
+    print("\nCoder round trip of one event (encode + decode, in-process):")
+    for name, micros in coder.main().items():
+        print(f"  {name:<36} {micros:6.2f} µs")
     counts = set(outputs.values())
     if len(counts) > 1:
         print(f"WARNING: variants wrote different numbers of events: {outputs}")

@@ -66,27 +66,17 @@ def _attribute_filter(spec: dict[str, Any], dialect: str) -> Predicate:
             return True
 
         return exact
-    if dialect == "prefix":
+    matches = str.startswith if dialect == "prefix" else str.endswith
 
-        def prefix(event: CloudEvent, stats: FilterStats) -> bool:
-            attrs = event.attributes
-            for name, want in items:
-                v = attrs.get(name)
-                if v is None or not _as_str(v).startswith(want):
-                    return False
-            return True
-
-        return prefix
-
-    def suffix(event: CloudEvent, stats: FilterStats) -> bool:
+    def affix(event: CloudEvent, stats: FilterStats) -> bool:
         attrs = event.attributes
         for name, want in items:
             v = attrs.get(name)
-            if v is None or not _as_str(v).endswith(want):
+            if v is None or not matches(_as_str(v), want):
                 return False
         return True
 
-    return suffix
+    return affix
 
 
 def _cesql_filter(expression: str) -> Predicate:

@@ -33,9 +33,17 @@ Not native: ``def``, ``label``, ``try ... catch``, ``?//``, destructuring, ``$__
 slice assignment, ...
 
 Semantics are jq.py's (libjq 1.8): outputs are equal to ``jq.compile(p).input_value(v).all()``
-including ``int``/``float`` types (integral numbers come back as ``int``). Error messages are
-libjq's. Outputs may share unchanged sub-structures with the input and with each other; treat
-them as read-only (updates such as ``.a.b = 1`` copy only the containers along the path).
+including ``int``/``float`` types (integral numbers come back as ``int``, ints beyond 2**53 go
+through a double) and libjq's error messages; libjq quirks are mirrored too (``//`` does not
+catch errors, ``ltrimstr`` errors on non-strings, a second ``reduce`` init value iterates its
+source over ``null``, ``.[1:] == .[:1]`` compares slice storage, ...). Inputs are JSON values
+as ``orjson.loads`` makes them (string keys, finite floats). Outputs may share unchanged
+sub-structures with the input and with each other; treat them as read-only (updates such as
+``.a.b = 1`` copy only the containers along the path, never the input).
+
+The jq.py fallback is fed ``orjson.dumps(value)`` text (``input_text``): measured ~20% faster
+than ``input_value`` (stdlib ``json.dumps``), and equivalent (same decimal value and printed
+form for every float).
 """
 
 from __future__ import annotations
@@ -88,7 +96,8 @@ class JqProgram:
     def __init__(self, program: str, jq_program: Any, native: tuple[Code, bool] | None) -> None:
         self.program = program
         self._jq = jq_program
-        self._code, self._slices = native if native is not None else (None, False)
+        self._code: Code | None = native[0] if native is not None else None
+        self._slices = native is not None and native[1]
         self.native = native is not None
 
     def __repr__(self) -> str:

@@ -154,6 +154,7 @@ NATIVE_CASES: list[tuple[str, Any]] = [
     ("[(1,2) + (10,20)]", None),
     ("-(.a)", {"a": 1.5}),
     ("-.", 0.0),
+    ("-0, -(0), -0.0, [-1.5] | tojson", None),
     ("9007199254740993 + 0", None),
     (". * 3", 1e300),
     # comparisons and total order
@@ -404,6 +405,7 @@ RUNTIME_FALLBACK_CASES: list[tuple[str, Any]] = [
     ("sqrt", -1),
     (". * 10", 1e308),
     ("0 * -1 | tojson", None),
+    ("- length | tojson", None),
     ("ceil | tojson", -0.5),
     (". == 9007199254740992", 9007199254740993),
     (". < 1e30", 10**30),
@@ -522,13 +524,26 @@ def test_update_copies_only_the_path() -> None:
     assert out["data"]["tags"] is event["data"]["tags"]  # untouched branches are shared
 
 
-def test_deep_input_falls_back() -> None:
+def test_deep_input() -> None:
     value: Any = 1
     for _ in range(600):
         value = [value]
     prog = compile_jq("[..] | length")
     assert prog.native
     assert prog.run(value) == [601]
+
+
+def test_recursion_error_falls_back_to_jq(monkeypatch: pytest.MonkeyPatch) -> None:
+    from meshline.transforms.jqc import runtime
+
+    def too_deep(v: Any) -> Any:
+        raise RecursionError
+
+    monkeypatch.setattr(runtime, "recurse_values", too_deep)
+    prog = compile_jq("[..] | length")
+    assert prog.native
+    assert prog.run([[1], 2]) == [4]
+    assert prog.first([[1], 2]) == 4
 
 
 # ----------------------------------------------------------------------------- property tests
@@ -622,7 +637,8 @@ _TOKENS = [
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.sampled_from(_TOKENS), max_size=10) | st.text(max_size=12), json_values)
-def test_property_random_programs(tokens: list[str] | str, value: Any) -> None:
+def test_property_random_text(tokens: list[str] | str, value: Any) -> None:
+    """Any text either compiles or raises JqCompileError; running raises nothing but JqError."""
     program = tokens if isinstance(tokens, str) else " ".join(tokens)
     try:
         prog = compile_jq(program)
@@ -632,5 +648,51 @@ def test_property_random_programs(tokens: list[str] | str, value: Any) -> None:
         result: tuple[str, Any] = ("ok", [tagged(x) for x in prog.run(value)])
     except JqError as e:
         result = ("error", str(e))
+    if prog.native:
+        assert result == reference(program, value), program
+
+
+_ATOMS = st.sampled_from(
+    [".", ".a", ".b", ".[0]", ".[-1]", ".[]?", ".a?", "..", ".[1:]", "1", "2.5", "-1", '"a"', '"b,c"']
+    + ["null", "true", "false", "[]", "{}", "length", "keys?", "tostring", "tojson", "type", "not"]
+    + ["add?", "first?", "sort?", "unique?", "to_entries?", "tonumber?", "ascii_downcase?", "empty", "$x"]
+)
+_PATHS = st.sampled_from(
+    [".a", ".b", ".[0]", ".[]?", ".a.b", ".a[0]", "(.a, .b)", ".[]? | select(. != null)", "."]
+)
+
+
+def _grow(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    ops = st.sampled_from(["|", ",", "+", "-", "*", "/", "%", "==", "!=", "<", ">=", "and", "or", "//"])
+    return st.one_of(
+        st.tuples(children, ops, children).map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
+        children.map(lambda c: f"[{c}]"),
+        st.tuples(children, children).map(lambda t: f"{{a: {t[0]}, ({t[1]} | tostring): 1}}"),
+        children.map(lambda c: f"select({c})"),
+        children.map(lambda c: f"map({c})?"),
+        children.map(lambda c: f"({c})?"),
+        children.map(lambda c: f'"s\\({c})"'),
+        children.map(lambda c: f"[.[]? | {c}] | sort_by(type)"),
+        st.tuples(children, children, children).map(lambda t: f"if {t[0]} then {t[1]} else {t[2]} end"),
+        st.tuples(_PATHS, st.sampled_from(["=", "|=", "+=", "//="]), children).map(
+            lambda t: f"({t[0]} {t[1]} {t[2]})"
+        ),
+        st.tuples(children, children).map(lambda t: f"({t[0]} as $x | {t[1]})"),
+        st.tuples(children, children).map(lambda t: f"reduce .[]? as $x ({t[0]}; {t[1]})"),
+        st.tuples(_PATHS, children).map(lambda t: f"del({t[0]}) | {t[1]}"),
+    )
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.recursive(_ATOMS, _grow, max_leaves=6), json_values)
+def test_property_generated_programs(program: str, value: Any) -> None:
+    """Programs from a grammar of the native subset: native == jq.py, and inputs stay intact."""
+    try:
+        prog = compile_jq(program)
+    except JqCompileError:
+        return  # e.g. $x unbound
+    before = copy.deepcopy(value)
+    result = ours(prog, value)
+    assert tagged(value) == tagged(before), program
     if prog.native:
         assert result == reference(program, value), program

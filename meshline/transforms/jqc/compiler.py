@@ -850,6 +850,8 @@ class Compiler:
                 return _multi(lambda v, e: (v,) if pred(v) else ())
             raise Unsupported(f"{name}/0")
         if n == 1 and name in _SIMPLE1:
+            if name == "nth":
+                self.may_slice = True  # .[$n] with an object $n slices
             fn1 = _SIMPLE1[name]
             a = self.compile(args[0], scope)
             if a.single:

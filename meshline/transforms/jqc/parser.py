@@ -419,7 +419,14 @@ class _Parser:
             if val == "..":
                 return ("recurse",)
             if val == "-":
-                return ("neg", self.parse_term())
+                term = self.parse_term()
+                inner = term
+                while inner[0] == "paren":
+                    inner = inner[1]
+                if inner[0] == "literal" and type(inner[1]) in (int, float):
+                    # negating a literal gives a literal (decNumberMinus: -0 is 0)
+                    return ("literal", -inner[1] if inner[1] else inner[1])
+                return ("neg", term)
             if val == "(":
                 q = self.parse_query()
                 self.expect_op(")")

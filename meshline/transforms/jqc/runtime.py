@@ -149,7 +149,7 @@ def fmt_num(x: int | float) -> str:
     if -MF < x < MF and "e" not in r:
         return r  # plain decimal: the literal and the computed renderings agree
     lit = str(Decimal(r))
-    if -MF < x < MF and x.is_integer():
+    if -MF < x < MF and float(x).is_integer():
         return lit  # an integral float below 2**53 is always a literal (see module doc)
     if lit != _dtoa_fmt(x):
         raise Fallback  # literal and computed renderings differ: we can't tell which it is
@@ -162,7 +162,36 @@ def norm(v: Any) -> Any:
     Returns ``v`` itself when nothing changes (the common case); otherwise copies only the
     containers on the way to a changed number.
     """
-    return _norm_walk(v)
+    t = type(v)
+    if t is dict or t is list:
+        return v if _clean(v) else _norm_walk(v)
+    if t is float:
+        return _norm_float(v) if v.is_integer() else v
+    if t is int and not -M <= v <= M:
+        return _norm_big(v)
+    return v
+
+
+def _clean(v: Any) -> bool:
+    """Whether the container ``v`` holds no number that jq.py would render differently."""
+    for x in v.values() if type(v) is dict else v:
+        tx = type(x)
+        if tx is str or tx is bool or x is None:
+            continue
+        if tx is int:
+            if -M <= x <= M:
+                continue
+            return False
+        if tx is dict or tx is list:
+            if _clean(x):
+                continue
+            return False
+        if tx is float:
+            if x.is_integer():
+                return False
+            continue
+        return False
+    return True
 
 
 def _norm_walk(v: Any) -> Any:
@@ -574,6 +603,8 @@ def mod(a: Any, b: Any) -> Any:
 def neg(v: Any) -> Any:
     t = type(v)
     if t is int:
+        if v == 0:
+            raise Fallback  # a literal 0 negates to "0", a computed one to "-0"
         return -v
     if t is float:
         return -v if v else 0.0  # decNumberMinus(0.0) is 0.0, never -0.0
@@ -665,7 +696,7 @@ def _same_storage(a: list[Any], b: list[Any]) -> bool:
 
 
 def _array_indexes(a: list[Any], b: list[Any]) -> list[int]:
-    res = []
+    res: list[int] = []
     if not b:
         return res
     for ai in range(len(a)):
@@ -779,16 +810,16 @@ def set_key(t: Any, k: Any, v: Any, owned: Owned | None) -> Any:
             if owned is not None and id(t) in owned:
                 t[k] = v
                 return t
-            r = dict(t)
-            r[k] = v
+            d = dict(t)
+            d[k] = v
         else:
-            r = {k: v}
+            d = {k: v}
         if owned is not None:
-            owned[id(r)] = r
-        return r
+            owned[id(d)] = d
+        return d
     if (tk is int or tk is float) and (tt is list or t is None):
-        d = to_double(k)
-        i = INT_MIN if d < INT_MIN else INT_MAX if d > INT_MAX else int(d)
+        dk = to_double(k)
+        i = INT_MIN if dk < INT_MIN else INT_MAX if dk > INT_MAX else int(dk)
         if tt is list:
             if owned is not None and id(t) in owned:
                 r = t
