@@ -21,7 +21,7 @@ reports counts as Beam metrics once per bundle.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -169,8 +169,9 @@ class Router:
         self.seen = 0
         self.last_dropped_error = ""
 
-    def route(self, event: CloudEvent) -> Iterator[tuple[str, CloudEvent]]:
+    def route(self, event: CloudEvent) -> list[tuple[str, CloudEvent]]:
         self.seen += 1
+        out: list[tuple[str, CloudEvent]] = []
         attrs = event.attributes
         for attr, table in self._index:
             v = attrs.get(attr)
@@ -179,11 +180,12 @@ class Router:
             candidates = table.get(v if type(v) is str else _str(v))
             if candidates:
                 for t in candidates:
-                    yield from self._run(t, event)
+                    self._run(t, event, out)
         for t in self._general:
-            yield from self._run(t, event)
+            self._run(t, event, out)
+        return out
 
-    def _run(self, t: _CompiledTrigger, event: CloudEvent) -> Iterator[tuple[str, CloudEvent]]:
+    def _run(self, t: _CompiledTrigger, event: CloudEvent, out: list[tuple[str, CloudEvent]]) -> None:
         c = t.counts
         if t.pred is not None:
             try:
@@ -192,23 +194,23 @@ class Router:
             except Exception as e:
                 c.filter_failed += 1
                 err = e if isinstance(e, FilterError) else FilterError(f"{type(e).__name__}: {e}")
-                yield self._dead(t, dead_letter(event, err, "filter", t.name, ""))
+                out.append(self._dead(t, dead_letter(event, err, "filter", t.name, "")))
                 return
         c.matched += 1
         if t.run_steps is None:
             c.out += 1
-            yield t.target, event
+            out.append((t.target, event))
             return
         try:
             outputs = t.run_steps(event)
         except _StepFailed as f:
             c.transform_failed += 1
-            yield self._dead(t, dead_letter(event, f.error, "transform", t.name, f.step))
+            out.append(self._dead(t, dead_letter(event, f.error, "transform", t.name, f.step)))
             return
         c.out += len(outputs)
         target = t.target
         for o in outputs:
-            yield target, o
+            out.append((target, o))
 
     def _dead(self, t: _CompiledTrigger, event: CloudEvent) -> tuple[str, CloudEvent]:
         if t.dead == DROPPED:
@@ -266,10 +268,15 @@ class RouteFn(beam.DoFn):
         self._pending += 1
         if self._pending >= _PROGRESS_EVERY:
             self._report_progress()
-        for tag, e in self._router.route(event):
+        routed = self._router.route(event)
+        if not routed:
+            return None
+        outputs = []
+        for tag, e in routed:
             emitted[tag] = emitted.get(tag, 0) + 1
             if tag != DROPPED:
-                yield beam.pvalue.TaggedOutput(tag, e)
+                outputs.append(beam.pvalue.TaggedOutput(tag, e))
+        return outputs
 
     def _report_progress(self) -> None:
         deltas = {f"in.{self._source}": self._pending}

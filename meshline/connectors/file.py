@@ -190,8 +190,11 @@ class _WriteTempFilesFn(beam.DoFn):
     def start_bundle(self):
         self._open: dict[tuple[str, Any], tuple[Any, Any, str, list[int]]] = {}
 
-    def process(self, event: CloudEvent, window=beam.DoFn.WindowParam):
-        when = None if isinstance(window, GlobalWindow) else window.start.to_utc_datetime()
+    def process(self, event: CloudEvent):
+        # Global window (bounded runs): no WindowParam, so Beam takes its fast invocation path.
+        return self._write(event, _GLOBAL, None)
+
+    def _write(self, event: CloudEvent, window: Any, when: Any) -> list[Any] | None:
         key = (self._render(event, when), window)
         entry = self._open.get(key)
         if entry is None:
@@ -201,11 +204,10 @@ class _WriteTempFilesFn(beam.DoFn):
         try:
             entry[1].write(event)
         except (TypeError, ValueError, OverflowError) as e:
-            yield beam.pvalue.TaggedOutput(
-                DEAD, dead_letter(event, f"cannot encode event as {self._fmt}: {e}", "deliver")
-            )
-            return
+            reason = f"cannot encode event as {self._fmt}: {e}"
+            return [beam.pvalue.TaggedOutput(DEAD, dead_letter(event, reason, "deliver"))]
         entry[3][0] += 1
+        return None
 
     def finish_bundle(self):
         for (directory, window), (fh, writer, temp, count) in self._open.items():
@@ -215,6 +217,17 @@ class _WriteTempFilesFn(beam.DoFn):
                 (directory, (temp, count[0])), window.max_timestamp(), [window]
             )
         self._open = {}
+
+
+class _WindowedWriteTempFilesFn(_WriteTempFilesFn):
+    """The same, one file per window: time placeholders take the window's start."""
+
+    def process(self, event: CloudEvent, window=beam.DoFn.WindowParam):
+        when = None if isinstance(window, GlobalWindow) else window.start.to_utc_datetime()
+        return self._write(event, window, when)
+
+
+_GLOBAL = GlobalWindow()
 
 
 class _FinalizeFn(beam.DoFn):
@@ -276,8 +289,9 @@ class WriteToFile(beam.PTransform):
             events = events | "Window" >> beam.WindowInto(
                 beam.window.FixedWindows(float(self._config.window))
             )
+        writer = _WindowedWriteTempFilesFn if self._config.window else _WriteTempFilesFn
         written = events | "WriteTemp" >> beam.ParDo(
-            _WriteTempFilesFn(base, self._config.format, template, temp_dir, self._name)
+            writer(base, self._config.format, template, temp_dir, self._name)
         ).with_outputs(DEAD, main="files")
         files = (
             written.files
