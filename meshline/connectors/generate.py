@@ -16,7 +16,7 @@ from typing import Any
 
 import apache_beam as beam
 
-from meshline.config import Duration, doc
+from meshline.config import doc
 from meshline.errors import EventError
 from meshline.events import CloudEvent, dead_letter, from_json_dict
 from meshline.registry import Component
@@ -32,7 +32,6 @@ class GenerateConfig:
     rate: float | None = doc("events per second (paced in real time)", None)
     event: dict[str, Any] = doc("CloudEvent template; '{n}' in any string is the sequence number", {})
     max_events: int | None = doc("stop after this many events (same as count for this source)", None)
-    idle_timeout: Duration | None = doc("accepted for symmetry with other unbounded sources", None)
 
     def __post_init__(self) -> None:
         if self.count is None and self.rate is None and self.max_events is None:
