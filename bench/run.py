@@ -1,8 +1,8 @@
 """``make bench``: Meshline beside its baselines, measured in the same run.
 
 For each variant and each of two input sizes, the variant runs as a subprocess
-(alternating variants, ``--repeat`` rounds). CPU seconds are those of every
-process involved (``RUSAGE_CHILDREN``), so Beam's worker threads count.
+(alternating variants, ``--repeat`` rounds). CPU seconds and peak RSS are the
+``wait4`` rusage of each run's process (all its threads, and any child it reaped).
 
 - steady-state events/s per core = (N_large − N_small) / (CPU_large − CPU_small),
   from the medians, so fixed start-up cost cancels out;
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -66,15 +65,17 @@ def b1_commands(src: Path, dst: Path) -> dict[str, list[str]]:
 def run_once(cmd: list[str], dst: Path) -> Sample:
     shutil.rmtree(dst, ignore_errors=True)
     shutil.rmtree(str(dst) + "-rejects", ignore_errors=True)
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, check=False)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    # wait4: this child's own CPU and peak RSS (plus any children it reaped).
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr.decode(errors='replace')[-3000:]}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return Sample(cpu, wall, after.ru_maxrss / 1024)
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{err.decode(errors='replace')[-3000:]}")
+    return Sample(usage.ru_utime + usage.ru_stime, wall, usage.ru_maxrss / 1024)
 
 
 def count_lines(folder: Path) -> int:
