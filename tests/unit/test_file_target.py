@@ -1,0 +1,70 @@
+"""The file target: formats, path templates, windows, deterministic names, and no leftovers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import apache_beam as beam
+import pytest
+from apache_beam.transforms.window import TimestampedValue
+
+from meshline.connectors.file import FileTargetConfig, WriteToFile
+from meshline.connectors.formats import read_rows
+from meshline.events import CloudEvent
+from meshline.runners import in_process_runner
+
+
+def ev(i: int, type_: str = "a.b", time: str = "2026-11-25T10:15:00Z") -> CloudEvent:
+    return CloudEvent(
+        {"specversion": "1.0", "id": str(i), "source": "s", "type": type_, "time": time}, {"i": i}
+    )
+
+
+def _write(events, config: FileTargetConfig) -> None:
+    with beam.Pipeline(runner=in_process_runner()) as p:
+        _ = p | beam.Create(events) | WriteToFile(config, "t")
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "avro", "parquet"])
+def test_formats_hold_every_event(tmp_path: Path, fmt: str):
+    events = [ev(i) for i in range(50)] + [
+        CloudEvent.create(id="bin", source="s", type="x", data=b"\x00\x01")
+    ]
+    _write(events, FileTargetConfig(path=str(tmp_path), format=fmt))
+    rows = [r for f in tmp_path.glob(f"*.{fmt}") for r in read_rows(fmt, f.read_bytes())]
+    assert sorted(r["id"] for r in rows) == sorted(e.id for e in events)
+    assert not (tmp_path / ".meshline-tmp").exists()
+
+
+def test_path_template_uses_event_time_and_type(tmp_path: Path):
+    events = [ev(1, "a.b", "2026-01-02T03:04:05Z"), ev(2, "c/d", "2026-01-02T05:00:00+02:00")]
+    _write(events, FileTargetConfig(path=f"{tmp_path}/{{type}}/{{yyyy}}/{{mm}}/{{dd}}/{{HH}}"))
+    files = sorted(str(f.relative_to(tmp_path)) for f in tmp_path.rglob("*.jsonl"))
+    assert files == [
+        "a.b/2026/01/02/03/part-00000-of-00001.jsonl",
+        "c_d/2026/01/02/03/part-00000-of-00001.jsonl",
+    ]
+
+
+def test_a_rerun_overwrites_instead_of_duplicating(tmp_path: Path):
+    events = [ev(i) for i in range(10)]
+    cfg = FileTargetConfig(path=str(tmp_path))
+    _write(events, cfg)
+    _write(events, cfg)
+    rows = [r for f in tmp_path.glob("*.jsonl") for r in read_rows("jsonl", f.read_bytes())]
+    assert len(rows) == 10
+
+
+def test_windows_roll_over_into_their_own_files(tmp_path: Path):
+    stamped = [(ev(1), 5), (ev(2), 30), (ev(3), 65)]
+    with beam.Pipeline(runner=in_process_runner()) as p:
+        _ = (
+            p
+            | beam.Create(stamped)
+            | beam.MapTuple(TimestampedValue)
+            | WriteToFile(FileTargetConfig(path=str(tmp_path), window=60.0), "t")
+        )
+    files = sorted(f.name for f in tmp_path.glob("*.jsonl"))
+    assert files == ["part-19700101T000000-00000-of-00001.jsonl", "part-19700101T000100-00000-of-00001.jsonl"]
+    ids = [sorted(r["id"] for r in read_rows("jsonl", (tmp_path / f).read_bytes())) for f in files]
+    assert ids == [["1", "2"], ["3"]]
