@@ -200,11 +200,13 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="meshline", description="Integration as code, compiled to Apache Beam.")
     sub = p.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="compile and run an integration")
+    run = sub.add_parser(
+        "run", help="compile and run an integration", epilog="Beam pipeline options go after --."
+    )
     run.add_argument("file")
     run.add_argument("--runner", default="direct", help="direct (default), prism, flink or dataflow")
     run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
-    run.add_argument("beam_args", nargs="*", help="Beam pipeline options, after --")
+    run.set_defaults(beam_args=[])
     run.set_defaults(fn=cmd_run)
 
     val = sub.add_parser("validate", help="check integration files without running them")
@@ -237,10 +239,19 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     _quiet_beam_logging()
     argv = list(sys.argv[1:] if argv is None else argv)
+    beam_args: list[str] = []
+    if "--" in argv:  # everything after -- goes to Beam untouched
+        cut = argv.index("--")
+        argv, beam_args = argv[:cut], argv[cut + 1 :]
     try:
         args = _parser().parse_args(argv)
     except SystemExit as e:
         return int(e.code or 0) if e.code in (0, None) else 2
+    if beam_args:
+        if args.command != "run":
+            print("meshline: Beam options after -- are only for 'run'", file=sys.stderr)
+            return 2
+        args.beam_args = beam_args
     try:
         return int(args.fn(args))
     except _Usage as e:

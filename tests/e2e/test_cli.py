@@ -138,3 +138,11 @@ def test_secret_parameter_never_printed(meshline, tmp_path):
     assert "hunter2-very-secret" not in r.stderr + r.stdout
     r = meshline("graph", str(f), "--param", "token=hunter2-very-secret")
     assert "hunter2-very-secret" not in r.stdout
+
+
+def test_beam_options_after_double_dash(meshline, tmp_path):
+    r = meshline("run", str(QUICKSTART), "--param", f"output={tmp_path}", "--", "--direct_num_workers=1")
+    assert r.returncode == 0, r.stderr
+    assert list((tmp_path / "big-orders").rglob("*.jsonl"))
+    r = meshline("validate", str(QUICKSTART), "--", "--direct_num_workers=1")
+    assert r.returncode == 2 and "only for 'run'" in r.stderr
