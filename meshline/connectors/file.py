@@ -75,8 +75,10 @@ class _ReadFileFn(beam.DoFn):
         url = _file_url(path)
         raw_type = self._type
         with FileSystems.open(path) as fh:
+            # Compressed files (.gz, .bz2, …) are not iterable; read them line by line.
+            lines = fh if hasattr(fh, "__iter__") else iter(fh.readline, b"")
             if self._fmt == "lines":
-                for n, raw in enumerate(fh, 1):
+                for n, raw in enumerate(lines, 1):
                     line = raw.rstrip(b"\r\n")
                     if not line.strip():
                         continue
@@ -85,7 +87,7 @@ class _ReadFileFn(beam.DoFn):
                         _text(line),
                     )
                 return
-            for n, raw in enumerate(fh, 1):
+            for n, raw in enumerate(lines, 1):
                 if raw.isspace():
                     continue
                 try:

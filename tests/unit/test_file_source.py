@@ -1,0 +1,65 @@
+"""The file source: globs, compression, raw lines, blank lines, broken bytes."""
+
+from __future__ import annotations
+
+import gzip
+import uuid
+from pathlib import Path
+
+import apache_beam as beam
+import orjson
+
+from meshline.compiler.testing import _COLLECTED, _Collect
+from meshline.connectors.file import FileSourceConfig, ReadFromFile
+from meshline.events import CloudEvent
+from meshline.runners import in_process_runner
+
+
+def _read(config: FileSourceConfig) -> tuple[list[CloudEvent], list[CloudEvent]]:
+    key = uuid.uuid4().hex
+    with beam.Pipeline(runner=in_process_runner()) as p:
+        events, dead = p | ReadFromFile(config, "src")
+        _ = events | "Good" >> _Collect(f"{key}/good")
+        _ = dead | "Bad" >> _Collect(f"{key}/bad")
+    return _COLLECTED.pop(f"{key}/good", []), _COLLECTED.pop(f"{key}/bad", [])
+
+
+def _event(i: int) -> bytes:
+    return orjson.dumps({"specversion": "1.0", "id": str(i), "source": "s", "type": "t", "data": {"i": i}})
+
+
+def test_glob_over_plain_and_gzip_files(tmp_path: Path):
+    (tmp_path / "a.jsonl").write_bytes(b"\n".join(_event(i) for i in range(3)) + b"\n\n   \n")
+    with gzip.open(tmp_path / "b.jsonl.gz", "wb") as fh:
+        fh.write(b"\n".join(_event(i) for i in range(3, 6)))
+    good, bad = _read(FileSourceConfig(path=str(tmp_path / "*.jsonl*")))
+    assert sorted(e.id for e in good) == ["0", "1", "2", "3", "4", "5"]
+    assert bad == []  # blank lines are not events, and not errors
+
+
+def test_broken_lines_are_dead_lettered_with_position_and_raw_text(tmp_path: Path):
+    f = tmp_path / "in.jsonl"
+    f.write_bytes(_event(1) + b"\n{broken\n\xff\xfe not utf-8\n" + _event(2) + b"\n")
+    good, bad = _read(FileSourceConfig(path=str(f)))
+    assert [e.id for e in good] == ["1", "2"]
+    assert [e.id for e in bad] == [f"{f}:2", f"{f}:3"]
+    assert bad[0].data == "{broken" and bad[1].data == b"\xff\xfe not utf-8"
+    assert all(e.attributes["meshlineerrorstage"] == "decode" for e in bad)
+    assert bad[0].attributes["meshlineerror"].startswith("line 2: not valid JSON")
+    assert bad[0].attributes["source"] == f"file://{f}"
+
+
+def test_lines_format_wraps_each_line(tmp_path: Path):
+    f = tmp_path / "log.txt"
+    f.write_text("first line\nsecond — ünïcode\n")
+    good, bad = _read(FileSourceConfig(path=str(f), format="lines"))
+    assert [(e.id, e.type, e.data) for e in good] == [
+        (f"{f}:1", "dev.meshline.file.line", "first line"),
+        (f"{f}:2", "dev.meshline.file.line", "second — ünïcode"),
+    ]
+    assert bad == []
+
+
+def test_no_match_reads_nothing(tmp_path: Path):
+    good, bad = _read(FileSourceConfig(path=str(tmp_path / "none-*.jsonl")))
+    assert good == [] and bad == []
