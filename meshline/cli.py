@@ -110,6 +110,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from meshline.runners import make_runner
 
     result = _load(args.file, _params(args.param))
+    for w in result.warnings:
+        print(str(w), file=sys.stderr)
     status = 0
     for integration in result.integrations:
         runner = make_runner(args.runner)
