@@ -34,7 +34,7 @@ def make_event(i: int, rng: random.Random) -> dict:
                 }
                 for _ in range(6)
             ],
-            "notes": "x" * 180,
+            "notes": "x" * 380,
         },
     }
 
