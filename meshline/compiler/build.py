@@ -67,16 +67,23 @@ def _common(values: list[str | None], fallback: str | None) -> str | None:
 
 
 class _CountFn(beam.DoFn):
-    """Counts elements into Beam metrics once per bundle, passing them through."""
+    """Counts dead letters into Beam metrics once per bundle, passing them through.
 
-    def __init__(self, names: tuple[str, ...]):
+    A target does not know which trigger sent an event; for its delivery failures
+    ``triggers`` (the triggers that feed it) fills an empty ``meshlinetrigger``.
+    """
+
+    def __init__(self, names: tuple[str, ...], triggers: str = ""):
         self._names = names
+        self._triggers = triggers
 
     def start_bundle(self):
         self._n = 0
 
-    def process(self, element):
+    def process(self, element: CloudEvent):
         self._n += 1
+        if self._triggers and not element.attributes.get("meshlinetrigger"):
+            element = element.replace(meshlinetrigger=self._triggers)
         yield element
 
     def finish_bundle(self):
@@ -196,21 +203,34 @@ def build_pipeline(
             dl = None  # would loop back into itself
         built.dead_letter_routes[name] = dl
         if dead is not None:
+            feeding = ",".join(t.name for t in integration.triggers if t.target == name)
             _route_failures(
-                dead, dl, inputs, f"DeliveryFailures[{name}]", (f"target.{name}.dead_lettered",), "delivery"
+                dead,
+                dl,
+                inputs,
+                f"DeliveryFailures[{name}]",
+                (f"target.{name}.dead_lettered",),
+                "delivery",
+                feeding,
             )
     return built
 
 
 def _route_failures(
-    dead: Any, dl: str | None, inputs: dict[str, list[Any]], label: str, counters: tuple[str, ...], what: str
+    dead: Any,
+    dl: str | None,
+    inputs: dict[str, list[Any]],
+    label: str,
+    counters: tuple[str, ...],
+    what: str,
+    triggers: str = "",
 ) -> None:
     if dl is None:
         dead | label >> beam.ParDo(_DropFn(what))
         return
-    counted = dead | label >> beam.ParDo(_CountFn((*counters, f"target.{dl}.in"))).with_output_types(
-        CloudEvent
-    )
+    counted = dead | label >> beam.ParDo(
+        _CountFn((*counters, f"target.{dl}.in"), triggers)
+    ).with_output_types(CloudEvent)
     inputs[dl].append(counted)
 
 

@@ -46,7 +46,7 @@ class _RejectAll(beam.PTransform):
     """A target that rejects every event (as an index would reject a bad document)."""
 
     def expand(self, events):
-        return events | beam.Map(lambda e: dead_letter(e, "mapping conflict", "deliver", "rejected"))
+        return events | beam.Map(lambda e: dead_letter(e, "mapping conflict", "deliver"))
 
 
 def test_every_failure_reaches_the_dead_letter_target_with_its_stage():
@@ -73,6 +73,7 @@ def test_every_failure_reaches_the_dead_letter_target_with_its_stage():
     assert dlq["2"].attributes["meshlineerrorstage"] == "transform"
     assert dlq["2"].attributes["meshlinestep"] == "boom"
     assert dlq["3"].attributes["meshlineerrorstage"] == "deliver"
+    assert dlq["3"].attributes["meshlinetrigger"] == "rejected"  # the trigger that feeds the target
     assert dlq["4"].attributes["meshlineerrorstage"] == "filter"
     assert dlq["4"].attributes["meshlinetrigger"] == "jqfail"
     assert dlq["test-input"].attributes["meshlineerrorstage"] == "decode"
