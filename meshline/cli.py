@@ -36,6 +36,7 @@ def _quiet_beam_logging() -> None:
         h.addFilter(_DropNoise())
     logging.getLogger().addFilter(_DropNoise())
     logging.getLogger("apache_beam").setLevel(logging.ERROR)
+    logging.getLogger("PrismRunner").setLevel(logging.WARNING)
 
 
 def _params(values: Sequence[str]) -> dict[str, str]:
@@ -107,15 +108,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     from meshline.compiler import build_pipeline
     from meshline.compiler.progress import Progress
     from meshline.compiler.summary import collect_counters, render_summary
-    from meshline.runners import make_runner
+    from meshline.runners import RunnerSettings, make_runner
 
     result = _load(args.file, _params(args.param))
     for w in result.warnings:
         print(str(w), file=sys.stderr)
     status = 0
     for integration in result.integrations:
-        runner = make_runner(args.runner)
-        options = PipelineOptions(list(args.beam_args), job_name=integration.name)
+        settings = RunnerSettings(
+            name=args.runner,
+            streaming=_is_unbounded(integration),
+            prism_location=args.prism_location,
+            flink_master=args.flink_master,
+            beam_args=list(args.beam_args),
+        )
+        runner, runner_args = make_runner(settings)
+        options = PipelineOptions([*runner_args, *args.beam_args], job_name=integration.name)
         pipeline = beam.Pipeline(runner=runner, options=options)
         build_pipeline(integration, pipeline, options={"runner": args.runner})
         started = time.monotonic()
@@ -138,6 +146,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(render_summary(integration, counters), file=sys.stderr)
         print(f"{integration.name}: done in {elapsed:.1f}s", file=sys.stderr)
     return status
+
+
+def _is_unbounded(integration: Any) -> bool:
+    from meshline import registry
+
+    for s in integration.sources:
+        component = registry.lookup("source", s.type)
+        if component is not None and component.unbounded:
+            return True
+    return False
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
@@ -207,6 +225,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("file")
     run.add_argument("--runner", default="direct", help="direct (default), prism, flink or dataflow")
+    run.add_argument("--prism-location", help="path of a prism binary (default: $MESHLINE_PRISM, the cache)")
+    run.add_argument("--flink-master", default="[local]", help="HOST:PORT of a Flink cluster, or [local]")
     run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
     run.set_defaults(beam_args=[])
     run.set_defaults(fn=cmd_run)
