@@ -35,7 +35,8 @@ def _quiet_beam_logging() -> None:
     for h in logging.getLogger().handlers:
         h.addFilter(_DropNoise())
     logging.getLogger().addFilter(_DropNoise())
-    logging.getLogger("apache_beam").setLevel(logging.ERROR)
+    # Beam logs a failed bundle with its traceback; the CLI reports the failure in one line itself.
+    logging.getLogger("apache_beam").setLevel(logging.CRITICAL)
     logging.getLogger("PrismRunner").setLevel(logging.WARNING)
 
 

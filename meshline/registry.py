@@ -64,6 +64,7 @@ _REGISTRY: dict[Kind, dict[str, str]] = {
     "source": {
         "file": "meshline.connectors.file:SOURCE",
         "generate": "meshline.connectors.generate:SOURCE",
+        "google.pubsub": "meshline.connectors.pubsub:SOURCE",
     },
     "target": {
         "file": "meshline.connectors.file:TARGET",

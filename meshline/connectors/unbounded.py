@@ -1,0 +1,262 @@
+"""The unbounded source pattern every acknowledging connector uses.
+
+A connector supplies a :class:`QueueReader` (pull a batch, acknowledge ids);
+:class:`ReadFromQueue` turns it into a splittable DoFn that
+
+- pulls batches and emits one event per message, timestamped with the
+  message's publish time, advancing a manual watermark;
+- acknowledges a bundle's messages only in Beam's **bundle finalizer**, i.e.
+  after the runner has durably committed the bundle that consumed them (Prism,
+  Flink after a checkpoint, Dataflow). A bundle that fails is never
+  acknowledged, so the queue redelivers its messages: at least once.
+  Finalizers may run more than once; acknowledging twice is harmless for every
+  queue Meshline reads (ack ids are idempotent);
+- ends cleanly at ``max_events`` (the restriction's limit) or after
+  ``idle_timeout`` without a message, having acknowledged what it delivered;
+  otherwise it checkpoints (``ProcessContinuation.resume``) and goes on forever.
+
+Messages a connector cannot turn into events are emitted on the ``dead`` tag
+(stage ``decode``) — and acknowledged like the rest, because they reached the
+dead-letter target in the same bundle.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import apache_beam as beam
+from apache_beam.io.iobase import RestrictionProgress, RestrictionTracker
+from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
+from apache_beam.transforms.core import RestrictionProvider
+from apache_beam.utils.timestamp import Duration, Timestamp
+
+from meshline.events import CloudEvent, dead_letter
+
+__all__ = ["Message", "QueueReader", "ReadFromQueue"]
+
+_LOGGER = logging.getLogger(__name__)
+DEAD = "dead"
+
+
+@dataclass(frozen=True)
+class Message:
+    """One pulled message: an event (or the error that prevented one), an ack id, a time."""
+
+    ack_id: str
+    event: CloudEvent
+    timestamp: float  # seconds since the epoch (publish time)
+    error: str | None = None  # set when ``event`` is the raw message wrapped for the dead-letter target
+
+
+class QueueReader(Protocol):
+    """What a connector implements; created on the worker, never pickled."""
+
+    def pull(self, max_messages: int, timeout: float) -> Sequence[Message]: ...
+
+    def ack(self, ack_ids: Sequence[str]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+# --------------------------------------------------------------------------- restriction
+
+
+@dataclass(frozen=True)
+class _Restriction:
+    """``claimed`` messages so far of at most ``limit`` (None: unbounded); ``done`` when ended.
+
+    ``active_at`` (wall-clock seconds) is when a message last arrived; it travels
+    with checkpoints so ``idle_timeout`` counts across resumptions.
+    """
+
+    claimed: int = 0
+    limit: int | None = None
+    done: bool = False
+    active_at: float = 0.0
+
+
+# The DoFn only sees try_claim(): try_claim(_STOP) ends the restriction and
+# try_claim((_SEEN, t)) records activity at time t without claiming a message.
+_STOP = "stop"
+_SEEN = "seen"
+
+
+class _Tracker(RestrictionTracker):
+    def __init__(self, restriction: _Restriction):
+        self._r = restriction
+
+    def current_restriction(self) -> _Restriction:
+        return self._r
+
+    def try_claim(self, position: Any = None) -> bool:
+        r = self._r
+        if position == _STOP:
+            self._r = _Restriction(r.claimed, r.limit, True, r.active_at)
+            return False
+        if type(position) is tuple and position[0] == _SEEN:
+            self._r = _Restriction(r.claimed, r.limit, r.done, position[1])
+            return not r.done
+        if r.done or (r.limit is not None and r.claimed >= r.limit):
+            return False
+        self._r = _Restriction(r.claimed + 1, r.limit, False, r.active_at)
+        return True
+
+    def try_split(self, fraction_of_remainder: float):
+        r = self._r
+        if r.done or fraction_of_remainder != 0:
+            return None  # a queue has no offsets to divide; only checkpoints are possible
+        if r.limit is not None and r.claimed >= r.limit:
+            return None
+        primary = _Restriction(r.claimed, r.limit, True, r.active_at)
+        residual = _Restriction(r.claimed, r.limit, False, r.active_at)
+        self._r = primary
+        return primary, residual
+
+    def check_done(self) -> None:
+        return None  # every state is a consistent end: unread messages stay in the queue
+
+    def current_progress(self) -> RestrictionProgress:
+        r = self._r
+        remaining = 0 if r.done else (r.limit - r.claimed if r.limit is not None else 1)
+        return RestrictionProgress(completed=r.claimed, remaining=remaining)
+
+    def is_bounded(self) -> bool:
+        return self._r.done or self._r.limit is not None
+
+
+class _Provider(RestrictionProvider):
+    """The element is the ``max_events`` limit (or None), so one provider serves every source."""
+
+    def initial_restriction(self, element: Any) -> _Restriction:
+        return _Restriction(0, element, False)
+
+    def create_tracker(self, restriction: _Restriction) -> _Tracker:
+        return _Tracker(restriction)
+
+    def restriction_size(self, element: Any, restriction: _Restriction) -> int:
+        if restriction.done:
+            return 0
+        return (restriction.limit - restriction.claimed) if restriction.limit is not None else 1
+
+
+_TRACKER = beam.DoFn.RestrictionParam(_Provider())
+_WATERMARK = beam.DoFn.WatermarkEstimatorParam(ManualWatermarkEstimator.default_provider())
+
+
+# --------------------------------------------------------------------------- the DoFn
+
+
+class _QueueReadFn(beam.DoFn):
+    def __init__(
+        self,
+        make_reader: Callable[[], QueueReader],
+        idle_timeout: float | None,
+        batch: int,
+        poll: float,
+        source_name: str,
+    ):
+        self._make_reader = make_reader
+        self._idle = idle_timeout
+        self._batch = batch
+        self._poll = poll
+        self._name = source_name
+
+    def setup(self):
+        self._reader = self._make_reader()
+        self._acked = beam.metrics.Metrics.counter("meshline", f"source.{self._name}.acknowledged")
+
+    def teardown(self):
+        reader = getattr(self, "_reader", None)
+        if reader is not None:
+            reader.close()
+
+    def _ack(self, ack_ids: list[str]) -> None:
+        self._reader.ack(ack_ids)
+        self._acked.inc(len(ack_ids))
+
+    def process(
+        self,
+        limit: Any,
+        finalizer=beam.DoFn.BundleFinalizerParam,  # must precede the restriction parameters
+        tracker=_TRACKER,
+        watermark=_WATERMARK,
+    ):
+        if not tracker.current_restriction().active_at:
+            tracker.try_claim((_SEEN, time.time()))
+        ack_ids: list[str] = []
+        try:
+            while len(ack_ids) < self._batch:
+                r = tracker.current_restriction()
+                want = self._batch - len(ack_ids)
+                if r.limit is not None:
+                    want = min(want, r.limit - r.claimed)
+                if want <= 0:
+                    return  # max_events reached: the restriction is complete
+                messages = self._reader.pull(want, self._poll)
+                if not messages:
+                    idle = time.time() - tracker.current_restriction().active_at
+                    if self._idle is not None and idle >= self._idle:
+                        tracker.try_claim(_STOP)  # idle_timeout: end cleanly
+                        return
+                    if not ack_ids:
+                        _advance(watermark, Timestamp.now() - Duration(seconds=1))
+                    break
+                tracker.try_claim((_SEEN, time.time()))
+                for m in messages:
+                    if not tracker.try_claim(None):
+                        return  # over the limit: the rest is not acknowledged and will be redelivered
+                    ack_ids.append(m.ack_id)
+                    ts = Timestamp.of(m.timestamp)
+                    if m.error is None:
+                        yield beam.transforms.window.TimestampedValue(m.event, ts)
+                    else:
+                        bad = dead_letter(m.event, m.error, "decode", step=self._name)
+                        yield beam.pvalue.TaggedOutput(DEAD, beam.transforms.window.TimestampedValue(bad, ts))
+                    _advance(watermark, ts)
+            # A checkpoint: the runner commits this bundle (then acknowledges) and resumes us.
+            tracker.defer_remainder(Duration(seconds=self._poll if not ack_ids else 0))
+        except BaseException:
+            ack_ids = []  # a failed bundle is never acknowledged: the queue redelivers it
+            raise
+        finally:
+            if ack_ids:
+                ids = list(ack_ids)
+                finalizer.register(lambda: self._ack(ids))
+
+
+def _advance(watermark: Any, ts: Timestamp) -> None:
+    current = watermark.current_watermark()
+    if current is None or ts > current:
+        watermark.set_watermark(ts)
+
+
+class ReadFromQueue(beam.PTransform):
+    """``PBegin`` → ``(events, dead_letters)`` from a :class:`QueueReader`."""
+
+    def __init__(
+        self,
+        make_reader: Callable[[], QueueReader],
+        *,
+        source_name: str,
+        max_events: int | None = None,
+        idle_timeout: float | None = None,
+        batch: int = 100,
+        poll: float = 1.0,
+    ):
+        super().__init__()
+        self._fn = _QueueReadFn(make_reader, idle_timeout, batch, poll, source_name)
+        self._limit = max_events
+
+    def expand(self, pbegin):
+        limit = self._limit
+        out = (
+            pbegin
+            | "Impulse" >> beam.Impulse()
+            | "Limit" >> beam.Map(lambda _: limit)
+            | "Read" >> beam.ParDo(self._fn).with_outputs(DEAD, main="events").with_output_types(CloudEvent)
+        )
+        return out.events, out[DEAD]

@@ -1,0 +1,115 @@
+"""google.pubsub source against the real Pub/Sub emulator: delivery, pass-through, ack after commit."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from meshline.connectors.formats import read_rows
+from tests.integration.pubsub_support import PROJECT, PubSub
+
+pytestmark = pytest.mark.integration
+
+
+def _integration(path: Path, host: str, sub: str, out: Path, extra: str = "max_events: 40") -> Path:
+    path.write_text(f"""
+apiVersion: meshline.dev/v1alpha1
+kind: Integration
+metadata: {{name: pubsub-it}}
+spec:
+  sources:
+    - name: in
+      type: google.pubsub
+      config:
+        project: {PROJECT}
+        subscription: {sub}
+        endpoint_url: "{host}"
+        {extra}
+  targets:
+    - {{name: out, type: file, config: {{path: "{out}/events"}}}}
+    - {{name: dlq, type: file, config: {{path: "{out}/dlq"}}}}
+  triggers:
+    - {{name: all, target: out}}
+  deadLetter: dlq
+""")
+    return path
+
+
+def _messages() -> list[tuple[bytes, dict[str, str]]]:
+    msgs: list[tuple[bytes, dict[str, str]]] = []
+    for i in range(30):
+        msgs.append((orjson.dumps({"n": i}), {"origin": "test", "Bad-Name": "x"}))
+    for i in range(5):  # structured CloudEvents pass through
+        ce = {
+            "specversion": "1.0",
+            "id": f"ce-{i}",
+            "source": "/app",
+            "type": "app.created",
+            "data": {"i": i},
+        }
+        msgs.append((orjson.dumps(ce), {"content-type": "application/cloudevents+json"}))
+    for i in range(4):  # binary CloudEvents pass through
+        msgs.append(
+            (
+                b'{"b": 1}',
+                {
+                    "ce-specversion": "1.0",
+                    "ce-id": f"bin-{i}",
+                    "ce-source": "/b",
+                    "ce-type": "app.binary",
+                    "content-type": "application/json",
+                },
+            )
+        )
+    msgs.append((b"{not json", {"content-type": "application/cloudevents+json"}))  # broken: dead letter
+    return msgs
+
+
+def test_every_message_delivered_and_acknowledged(meshline, pubsub_host, tmp_path):
+    ps = PubSub(pubsub_host)
+    topic, sub = ps.new_subscription(ack_deadline=10)
+    ids = ps.publish(topic, _messages())
+    out = tmp_path / "out"
+    r = meshline("run", str(_integration(tmp_path / "it.yaml", pubsub_host, sub, out)), "--runner", "direct")
+    assert r.returncode == 0, r.stderr
+    events = [e for f in (out / "events").rglob("*.jsonl") for e in read_rows("jsonl", f.read_bytes())]
+    dlq = [e for f in (out / "dlq").rglob("*.jsonl") for e in read_rows("jsonl", f.read_bytes())]
+    wrapped = [e for e in events if e["type"] == "com.google.cloud.pubsub.message"]
+    assert sorted(e["id"] for e in wrapped) == sorted(ids[:30])
+    assert all(e["origin"] == "test" and "Bad-Name" not in e for e in wrapped)
+    assert sorted(e["data"]["n"] for e in wrapped) == list(range(30))
+    assert sorted(e["id"] for e in events if e["type"] == "app.created") == [f"ce-{i}" for i in range(5)]
+    assert sorted(e["id"] for e in events if e["type"] == "app.binary") == [f"bin-{i}" for i in range(4)]
+    assert len(dlq) == 1 and dlq[0]["meshlineerrorstage"] == "decode"
+    time.sleep(11)  # past the ack deadline: anything not acknowledged would be redelivered now
+    assert ps.drain(sub) == []
+
+
+def test_a_failed_run_acknowledges_nothing(meshline, pubsub_host, tmp_path):
+    ps = PubSub(pubsub_host)
+    topic, sub = ps.new_subscription(ack_deadline=10)
+    ids = ps.publish(topic, [(orjson.dumps({"n": i}), {}) for i in range(20)])
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the target wants a directory")
+    spec = _integration(tmp_path / "it.yaml", pubsub_host, sub, blocker, extra="max_events: 20")
+    r = meshline("run", str(spec), "--runner", "direct")
+    assert r.returncode == 1 and "run failed" in r.stderr and "Traceback" not in r.stderr
+    time.sleep(11)
+    assert sorted(ps.drain(sub)) == sorted(ids)  # every message comes back: none was acknowledged
+
+
+def test_idle_timeout_ends_the_run(meshline, pubsub_host, tmp_path):
+    ps = PubSub(pubsub_host)
+    topic, sub = ps.new_subscription()
+    ps.publish(topic, [(b'{"n": 1}', {}), (b'{"n": 2}', {})])
+    out = tmp_path / "out"
+    spec = _integration(tmp_path / "it.yaml", pubsub_host, sub, out, extra="idle_timeout: 3s")
+    started = time.monotonic()
+    r = meshline("run", str(spec), "--runner", "direct")
+    assert r.returncode == 0, r.stderr
+    assert time.monotonic() - started < 60
+    events = [e for f in (out / "events").rglob("*.jsonl") for e in read_rows("jsonl", f.read_bytes())]
+    assert sorted(e["data"]["n"] for e in events) == [1, 2]
