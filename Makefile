@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.meshline-installed
 PYTEST_ARGS ?=
 
-.PHONY: all venv run test unit lint bench clean
+.PHONY: all venv prism run test unit lint bench clean
 
 all: test
 
@@ -29,12 +29,16 @@ run: venv
 	@echo "Outputs:"
 	@find out/quickstart -type f | sort | sed 's/^/  /'
 
+# The Prism binary for the pinned Beam, built once with `go install` into ~/.cache/meshline/prism/.
+prism: venv
+	@$(BIN)/python -m meshline.runners.prism
+
 lint: venv
 	$(BIN)/ruff check meshline tests bench
 	$(BIN)/ruff format --check meshline tests bench
 	$(BIN)/mypy
 
-test: venv lint
+test: venv lint prism
 	$(BIN)/meshline validate pipelines/*.yaml
 	$(BIN)/meshline test pipelines/*.yaml
 	$(BIN)/pytest $(PYTEST_ARGS)

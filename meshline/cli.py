@@ -116,9 +116,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(str(w), file=sys.stderr)
     status = 0
     for integration in result.integrations:
+        unbounded = _is_unbounded(integration)
+        runner_name = args.runner or ("prism" if unbounded else "direct")
+        if args.runner is None:
+            kind = "unbounded" if unbounded else "bounded"
+            print(f"{integration.name}: {kind} sources, using the {runner_name} runner", file=sys.stderr)
         settings = RunnerSettings(
-            name=args.runner,
-            streaming=_is_unbounded(integration),
+            name=runner_name,
+            streaming=unbounded,
             prism_location=args.prism_location,
             flink_master=args.flink_master,
             beam_args=list(args.beam_args),
@@ -126,9 +131,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         runner, runner_args = make_runner(settings)
         options = PipelineOptions([*runner_args, *args.beam_args], job_name=integration.name)
         pipeline = beam.Pipeline(runner=runner, options=options)
-        build_pipeline(integration, pipeline, options={"runner": args.runner})
+        build_pipeline(integration, pipeline, options={"runner": runner_name})
         started = time.monotonic()
-        print(f"running {integration.name} on {args.runner} ...", file=sys.stderr)
+        print(f"running {integration.name} on {runner_name} ...", file=sys.stderr)
         try:
             with Progress():
                 run = pipeline.run()
@@ -225,7 +230,11 @@ def _parser() -> argparse.ArgumentParser:
         "run", help="compile and run an integration", epilog="Beam pipeline options go after --."
     )
     run.add_argument("file")
-    run.add_argument("--runner", default="direct", help="direct (default), prism, flink or dataflow")
+    run.add_argument(
+        "--runner",
+        choices=["direct", "prism", "flink", "dataflow"],
+        help="default: direct for bounded integrations, prism for unbounded ones",
+    )
     run.add_argument("--prism-location", help="path of a prism binary (default: $MESHLINE_PRISM, the cache)")
     run.add_argument("--flink-master", default="[local]", help="HOST:PORT of a Flink cluster, or [local]")
     run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")

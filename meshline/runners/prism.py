@@ -87,3 +87,11 @@ def prism_runner(settings: Any) -> tuple[Any, list[str]]:
     if settings.streaming:
         args.append("--streaming")
     return PrismRunner(), args
+
+
+if __name__ == "__main__":  # `python -m meshline.runners.prism`: provision and print the path
+    try:
+        print(find_prism())
+    except RunnerError as e:
+        print(f"meshline: {e}", file=sys.stderr)
+        sys.exit(1)

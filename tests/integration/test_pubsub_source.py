@@ -113,3 +113,18 @@ def test_idle_timeout_ends_the_run(meshline, pubsub_host, tmp_path):
     assert time.monotonic() - started < 60
     events = [e for f in (out / "events").rglob("*.jsonl") for e in read_rows("jsonl", f.read_bytes())]
     assert sorted(e["data"]["n"] for e in events) == [1, 2]
+
+
+def test_streaming_on_prism_is_the_default_and_acknowledges(meshline, pubsub_host, tmp_path):
+    ps = PubSub(pubsub_host)
+    topic, sub = ps.new_subscription(ack_deadline=10)
+    ids = ps.publish(topic, [(orjson.dumps({"n": i}), {}) for i in range(60)])
+    out = tmp_path / "out"
+    spec = _integration(tmp_path / "it.yaml", pubsub_host, sub, out, extra="idle_timeout: 5s")
+    r = meshline("run", str(spec), timeout=600)  # no --runner: unbounded source → prism
+    assert r.returncode == 0, r.stderr
+    assert "using the prism runner" in r.stderr
+    events = [e for f in (out / "events").rglob("*.jsonl") for e in read_rows("jsonl", f.read_bytes())]
+    assert sorted(e["id"] for e in events) == sorted(ids)
+    time.sleep(11)
+    assert ps.drain(sub) == []
