@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -134,10 +135,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         build_pipeline(integration, pipeline, options={"runner": runner_name})
         started = time.monotonic()
         print(f"running {integration.name} on {runner_name} ...", file=sys.stderr)
+        run = None
+        signal.signal(signal.SIGINT, _interrupt)
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             with Progress():
                 run = pipeline.run()
                 run.wait_until_finish()
+        except KeyboardInterrupt:
+            print(f"{integration.name}: interrupted; stopping", file=sys.stderr)
+            _stop_quietly(run)
+            return 130
         except MeshlineError:
             raise
         except Exception as e:
@@ -152,6 +160,32 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(render_summary(integration, counters), file=sys.stderr)
         print(f"{integration.name}: done in {elapsed:.1f}s", file=sys.stderr)
     return status
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    """Ctrl-C or SIGTERM during a run: silence the runner's threads first, then unwind."""
+    import threading
+
+    threading.excepthook = lambda args: None
+    logging.disable(logging.CRITICAL)
+    raise KeyboardInterrupt
+
+
+def _stop_quietly(run: Any) -> None:
+    """Ctrl-C: cancel the job; silence the runner's threads as their connections close."""
+    import threading
+
+    threading.excepthook = lambda args: None
+    logging.disable(logging.CRITICAL)
+    if run is not None:
+        try:
+            run.cancel()
+        except Exception:  # already stopping; the job server exits with us
+            pass
+    # Worker threads print their closed-stream errors while the process exits (and
+    # Beam's exit handlers stop the job server): keep that off the user's terminal.
+    sys.stderr.flush()
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
 
 
 def _is_unbounded(integration: Any) -> bool:

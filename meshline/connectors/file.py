@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import StandardOptions
 from apache_beam.transforms.window import GlobalWindow
 
 from meshline.config import Duration, doc
@@ -36,6 +37,7 @@ __all__ = ["SOURCE", "TARGET", "FileSourceConfig", "FileTargetConfig", "ReadFrom
 
 _LOGGER = logging.getLogger(__name__)
 DEAD = "dead"
+DEFAULT_STREAMING_WINDOW = 60.0
 LINE_TYPE = "dev.meshline.file.line"
 
 
@@ -159,7 +161,9 @@ class FileTargetConfig:
 
     path: str = doc("directory or URL prefix; may use {yyyy}/{mm}/{dd}/{HH} and {type}")
     format: Literal["jsonl", "avro", "parquet"] = doc("file format", "jsonl")
-    window: Duration | None = doc("streaming roll-over: one file per window and bundle, e.g. 60s", None)
+    window: Duration | None = doc(
+        "roll-over: one file per window and bundle, e.g. 60s (streaming default: 60s)", None
+    )
 
     def __post_init__(self) -> None:
         if not self.path.strip():
@@ -287,11 +291,13 @@ class WriteToFile(beam.PTransform):
     def expand(self, events):
         base, template = _split_template(self._config.path)
         temp_dir = FileSystems.join(base, ".meshline-tmp", uuid.uuid4().hex)
-        if self._config.window:
-            events = events | "Window" >> beam.WindowInto(
-                beam.window.FixedWindows(float(self._config.window))
-            )
-        writer = _WindowedWriteTempFilesFn if self._config.window else _WriteTempFilesFn
+        window = self._config.window
+        if window is None and events.pipeline.options.view_as(StandardOptions).streaming:
+            # A global window never closes in a stream: roll files over every minute by default.
+            window = DEFAULT_STREAMING_WINDOW
+        if window:
+            events = events | "Window" >> beam.WindowInto(beam.window.FixedWindows(float(window)))
+        writer = _WindowedWriteTempFilesFn if window else _WriteTempFilesFn
         written = events | "WriteTemp" >> beam.ParDo(
             writer(base, self._config.format, template, temp_dir, self._name)
         ).with_outputs(DEAD, main="files")

@@ -14,7 +14,9 @@ from tests.integration.pubsub_support import PROJECT, PubSub
 pytestmark = pytest.mark.integration
 
 
-def _integration(path: Path, host: str, sub: str, out: Path, extra: str = "max_events: 40") -> Path:
+def _integration(
+    path: Path, host: str, sub: str, out: Path, extra: str = "max_events: 40", window: str = "null"
+) -> Path:
     path.write_text(f"""
 apiVersion: meshline.dev/v1alpha1
 kind: Integration
@@ -29,7 +31,7 @@ spec:
         endpoint_url: "{host}"
         {extra}
   targets:
-    - {{name: out, type: file, config: {{path: "{out}/events"}}}}
+    - {{name: out, type: file, config: {{path: "{out}/events", window: {window}}}}}
     - {{name: dlq, type: file, config: {{path: "{out}/dlq"}}}}
   triggers:
     - {{name: all, target: out}}
@@ -128,3 +130,36 @@ def test_streaming_on_prism_is_the_default_and_acknowledges(meshline, pubsub_hos
     assert sorted(e["id"] for e in events) == sorted(ids)
     time.sleep(11)
     assert ps.drain(sub) == []
+
+
+def test_ctrl_c_stops_a_streaming_run_quickly_and_loses_nothing(pubsub_host, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    ps = PubSub(pubsub_host)
+    topic, sub = ps.new_subscription(ack_deadline=10)
+    ids = ps.publish(topic, [(orjson.dumps({"n": i}), {}) for i in range(40)])
+    out = tmp_path / "out"
+    spec = _integration(
+        tmp_path / "it.yaml", pubsub_host, sub, out, extra="batch: 10", window="2s"
+    )  # endless
+    exe = Path(sys.executable).parent / "meshline"
+    proc = subprocess.Popen([str(exe), "run", str(spec)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list((out / "events").glob("*.jsonl")):
+        time.sleep(1)
+    time.sleep(3)
+    stopped = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err.decode(errors="replace")[-2000:]
+    assert time.monotonic() - stopped < 30
+    assert b"interrupted" in err
+    delivered = {
+        e["id"] for f in (out / "events").glob("*.jsonl") for e in read_rows("jsonl", f.read_bytes())
+    }
+    time.sleep(11)
+    redelivered = set(ps.drain(sub))
+    # At least once: each message is in the target, or was never acknowledged and comes back.
+    assert set(ids) <= delivered | redelivered
