@@ -141,6 +141,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             with Progress():
                 run = pipeline.run()
+                if runner_name == "dataflow":
+                    # A remote job: report where it is, do not block on it (streaming never ends).
+                    print(f"{integration.name}: submitted to Dataflow: {_job_id(run)}", file=sys.stderr)
+                    continue
                 run.wait_until_finish()
         except KeyboardInterrupt:
             print(f"{integration.name}: interrupted; stopping", file=sys.stderr)
@@ -169,6 +173,13 @@ def _interrupt(signum: int, frame: Any) -> None:
     threading.excepthook = lambda args: None
     logging.disable(logging.CRITICAL)
     raise KeyboardInterrupt
+
+
+def _job_id(run: Any) -> str:
+    try:
+        return str(run.job_id())
+    except AttributeError:  # --template_location: a job file was written, no job started
+        return "no job started (template written)"
 
 
 def _stop_quietly(run: Any) -> None:
@@ -244,6 +255,16 @@ def cmd_connectors(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_template(args: argparse.Namespace) -> int:
+    from meshline.template import write_flex_template
+
+    r = write_flex_template(args.file, args.output, image=args.image, name=args.name)
+    for w in r.warnings:
+        print(w, file=sys.stderr)
+    print(r.render(), end="")
+    return 0
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     import json
 
@@ -296,6 +317,13 @@ def _parser() -> argparse.ArgumentParser:
     con.add_argument("id", nargs="?")
     con.add_argument("--json", action="store_true", help="also print the JSON Schema")
     con.set_defaults(fn=cmd_connectors)
+
+    tpl = sub.add_parser("template", help="write a Dataflow Flex Template for an integration file")
+    tpl.add_argument("file")
+    tpl.add_argument("-o", "--output", required=True, help="directory to write the template into")
+    tpl.add_argument("--image", help="container image name (default: a placeholder to replace)")
+    tpl.add_argument("--name", help="which integration, when the file holds several")
+    tpl.set_defaults(fn=cmd_template)
 
     sch = sub.add_parser("schema", help="print the JSON Schema of the integration file")
     sch.set_defaults(fn=cmd_schema)
