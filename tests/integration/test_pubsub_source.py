@@ -163,3 +163,43 @@ def test_ctrl_c_stops_a_streaming_run_quickly_and_loses_nothing(pubsub_host, tmp
     redelivered = set(ps.drain(sub))
     # At least once: each message is in the target, or was never acknowledged and comes back.
     assert set(ids) <= delivered | redelivered
+
+
+def test_sigkill_midway_then_rerun_loses_nothing(pubsub_host, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    ps = PubSub(pubsub_host)
+    topic, sub = ps.new_subscription(ack_deadline=10)
+    ids = ps.publish(topic, [(orjson.dumps({"n": i}), {}) for i in range(200)])
+    out = tmp_path / "out"
+    exe = str(Path(sys.executable).parent / "meshline")
+    endless = _integration(tmp_path / "a.yaml", pubsub_host, sub, out, extra="batch: 5", window="1s")
+    proc = subprocess.Popen(
+        [exe, "run", str(endless)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not list((out / "events").glob("*.jsonl")):
+            time.sleep(0.5)
+        assert list((out / "events").glob("*.jsonl")), "the first run wrote nothing"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the CLI and the Prism job server it started
+        proc.wait(timeout=30)
+    first = {e["id"] for f in (out / "events").glob("*.jsonl") for e in read_rows("jsonl", f.read_bytes())}
+    assert len(first) > 0
+    # Run again until the subscription is idle; unacknowledged messages are redelivered.
+    again = _integration(tmp_path / "b.yaml", pubsub_host, sub, tmp_path / "again", extra="idle_timeout: 15s")
+    r = subprocess.run([exe, "run", str(again)], capture_output=True, timeout=300, check=False)
+    assert r.returncode == 0, r.stderr.decode(errors="replace")[-2000:]
+    second = {
+        e["id"]
+        for f in (tmp_path / "again" / "events").glob("*.jsonl")
+        for e in read_rows("jsonl", f.read_bytes())
+    }
+    assert set(ids) <= first | second  # every message id is in the target at least once
