@@ -43,7 +43,9 @@ class PubSubSourceConfig:
     subscription: str = doc("the subscription id (or its full projects/P/subscriptions/S path)")
     endpoint_url: str | None = doc("host:port of a Pub/Sub endpoint, e.g. the emulator (plaintext)", None)
     max_events: int | None = doc("end the source after this many messages", None)
-    idle_timeout: Duration | None = doc("end the source after this long without a message, e.g. 30s", None)
+    idle_timeout: Duration | None = doc(
+        "end the source after this long without a message, e.g. 30s (0: never)", None
+    )
     batch: int = doc("messages per pull and per acknowledgement batch", 100)
 
     def __post_init__(self) -> None:
@@ -162,7 +164,7 @@ def build(config: PubSubSourceConfig, ctx: BuildContext) -> ReadFromQueue:
         _MakeReader(config, ctx.name),
         source_name=ctx.name,
         max_events=config.max_events,
-        idle_timeout=float(config.idle_timeout) if config.idle_timeout is not None else None,
+        idle_timeout=float(config.idle_timeout) if config.idle_timeout else None,  # 0s: never
         batch=config.batch,
     )
 
