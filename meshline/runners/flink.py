@@ -1,0 +1,403 @@
+"""Flink, through Beam's FlinkRunner: find or provision the Beam job server, then run on it.
+
+Beam's Python FlinkRunner talks to a Java *job server* (``FlinkJobServerDriver``)
+that translates the pipeline for Flink and either runs it in an embedded Flink
+MiniCluster (``--flink-master [local]``) or submits it to a cluster's REST
+endpoint (``--flink-master HOST:PORT``). Meshline starts that job server as a
+subprocess from a jar it finds, in order, at:
+
+1. ``$MESHLINE_FLINK_JOB_SERVER_JAR`` (any job-server jar the user brings; for a
+   Flink other than 1.19 pass ``-- --flink_version=X.Y`` with it);
+2. the cache, ``~/.cache/meshline/flink/`` (``$MESHLINE_CACHE/flink/``);
+3. Maven Central, once, with ``mvn`` (Maven's ``~/.m2`` makes repeats cheap):
+   first Beam's shaded ``beam-runners-flink-1.19-job-server`` at the pinned
+   Beam version; when that is not published (2.77.0 is not, where this was
+   written), the unshaded ``beam-runners-flink-1.19`` module of an older Beam
+   release (``ASSEMBLE_FROM``) with its dependencies (~150 MB), behind a small
+   launcher jar whose manifest names them (``java -jar`` is how Beam starts a
+   job server). The Python SDK and that job server then differ in version:
+   the portable job and Fn APIs held for the quickstart (batch) and for a
+   Pub/Sub integration in streaming (delivery, acknowledgement after checkpoints).
+
+Flink 1.19 is the default: the only Flink for which the needed modules resolve.
+Streaming runs add ``--streaming`` and ``--checkpointing_interval`` (bundle
+finalization, hence acknowledgement, happens after a checkpoint). With
+checkpointing on, Beam never shuts Flink's sources down, so a streaming run
+whose source ends (``idle_timeout``, ``max_events``) does not end on Flink: stop
+it with Ctrl-C. Beam's ``--shutdown_sources_after_idle_ms`` makes it end, but
+then an endless source's pending elements are lost (measured), so Meshline does
+not set it.
+
+The SDK worker runs in the launching process (``--environment_type=LOOPBACK``),
+so a remote cluster's TaskManagers must reach back to this machine: that works
+when they run on it too; elsewhere pass ``-- --environment_type=EXTERNAL`` or
+``DOCKER``/``PROCESS`` with their ``--environment_config``. A remote master is
+asked for its Flink version (REST ``/config``) first, so an unreachable or
+mismatched cluster fails at once in one line rather than after Flink's minute
+of REST retries.
+
+For ``[local]`` Meshline hands the job server a Flink configuration that binds
+Flink's own ports (REST, blob server, RPC) to 127.0.0.1, unless
+``$FLINK_CONF_DIR`` names the user's own. Beam's gRPC servers (job service,
+artifact staging, the Fn API servers, the Python worker pool) listen on all
+interfaces whatever the options say: Beam binds them with ``forPort`` / ``[::]``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import urllib.request
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from meshline.errors import RunnerError
+
+__all__ = ["DEFAULT_FLINK_VERSION", "cache_dir", "find_job_server", "flink_args", "flink_runner"]
+
+DEFAULT_FLINK_VERSION = "1.19"
+# Flink version -> the Beam (Java) release whose unshaded runner module is assembled when the
+# shaded job server of the pinned Beam version is not on Maven Central. 2.62.0 is the newest
+# release for which both beam-runners-flink-1.19 and beam-runners-java-job-service resolve there.
+ASSEMBLE_FROM = {"1.19": "2.62.0"}
+SLF4J_VERSION = "1.7.30"  # what beam-runners-flink 2.62.0 depends on; slf4j-simple gives it a logger
+DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
+MAIN_CLASS = "org.apache.beam.runners.flink.FlinkJobServerDriver"
+CHECKPOINTING_INTERVAL_MS = 2000
+PROBE_TIMEOUT_S = 10.0
+LOCAL_MASTERS = ("[local]", "[auto]")
+# Flink's own listeners of the embedded MiniCluster, on loopback only.
+LOCAL_FLINK_CONF = """\
+# Written by Meshline for --flink-master [local]: keep Flink's listeners on loopback.
+rest.address: 127.0.0.1
+rest.bind-address: 127.0.0.1
+jobmanager.rpc.address: 127.0.0.1
+jobmanager.bind-host: 127.0.0.1
+taskmanager.host: 127.0.0.1
+taskmanager.bind-host: 127.0.0.1
+"""
+
+
+def _beam_version() -> str:
+    from apache_beam.version import __version__
+
+    return __version__
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("MESHLINE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "meshline")
+    return Path(base) / "flink"
+
+
+def _shaded_artifact(flink_version: str) -> str:
+    return f"org.apache.beam:beam-runners-flink-{flink_version}-job-server:{_beam_version()}"
+
+
+def _shaded_jar(flink_version: str) -> Path:
+    return cache_dir() / f"beam-runners-flink-{flink_version}-job-server-{_beam_version()}.jar"
+
+
+def _assembled_jar(flink_version: str, beam_java: str) -> Path:
+    return cache_dir() / f"job-server-flink-{flink_version}-beam-{beam_java}" / "job-server.jar"
+
+
+def find_job_server(flink_version: str = DEFAULT_FLINK_VERSION, *, provision: bool = True) -> str:
+    """The path of a Flink job-server jar for ``flink_version``; downloads it if it must."""
+    given = os.environ.get("MESHLINE_FLINK_JOB_SERVER_JAR")
+    if given:
+        if os.path.isfile(given) and zipfile.is_zipfile(given):
+            return given
+        raise RunnerError(f"MESHLINE_FLINK_JOB_SERVER_JAR: {given} is not a jar file")
+    candidates = [_shaded_jar(flink_version)]
+    if flink_version in ASSEMBLE_FROM:
+        candidates.append(_assembled_jar(flink_version, ASSEMBLE_FROM[flink_version]))
+    for jar in candidates:
+        if jar.is_file():
+            return str(jar)
+    if not provision:
+        raise RunnerError(f"no Flink job server for Flink {flink_version} under {cache_dir()}")
+    return _provision(flink_version)
+
+
+def _mvn() -> str:
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise RunnerError(
+            "the Flink job server is not in Meshline's cache and Maven (mvn) is not on PATH to fetch it: "
+            "install Maven, or set MESHLINE_FLINK_JOB_SERVER_JAR to a Beam Flink job-server jar"
+        )
+    return mvn
+
+
+def _run_mvn(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [_mvn(), "-q", "-B", "-Dstyle.color=never", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=1800,
+    )
+
+
+def _mvn_error(proc: subprocess.CompletedProcess[str]) -> str:
+    """The one line of Maven's output that says what went wrong."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)
+    lines = [ln.replace("[ERROR]", "").strip() for ln in text.splitlines() if "[ERROR]" in ln]
+    first = next((ln for ln in lines if ln), f"mvn exited with status {proc.returncode}")
+    for marker in ("Could not find artifact", "Could not transfer", "Could not resolve", "Unable to"):
+        if marker in first:
+            first = first[first.index(marker) :]
+            break
+    return first.split(" -> [Help")[0].strip()
+
+
+def _provision(flink_version: str) -> str:
+    _mvn()  # checked before any message
+    root = cache_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    artifact = _shaded_artifact(flink_version)
+    print(f"fetching Beam's Flink job server {artifact} with mvn (once) ...", file=sys.stderr)
+    with tempfile.TemporaryDirectory(dir=root, prefix=".download-") as tmp:
+        proc = _run_mvn(
+            [f"{DEPENDENCY_PLUGIN}:copy", f"-Dartifact={artifact}", f"-DoutputDirectory={tmp}"], root
+        )
+        got = list(Path(tmp).glob("*.jar"))
+        if proc.returncode == 0 and got:
+            target = _shaded_jar(flink_version)
+            os.replace(got[0], target)
+            print(f"Flink job server ready at {target}", file=sys.stderr)
+            return str(target)
+    shaded_error = _mvn_error(proc)
+    beam_java = ASSEMBLE_FROM.get(flink_version)
+    if beam_java is None:
+        raise RunnerError(f"could not fetch the Flink job server {artifact}: {shaded_error}")
+    print(
+        f"{artifact} is not available ({shaded_error}); assembling the job server from "
+        f"org.apache.beam:beam-runners-flink-{flink_version}:{beam_java} and its dependencies instead "
+        f"(once; about 150 MB) ...",
+        file=sys.stderr,
+    )
+    return _assemble(flink_version, beam_java)
+
+
+def _pom(flink_version: str, beam_java: str) -> str:
+    return f"""\
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>dev.meshline</groupId>
+  <artifactId>flink-job-server</artifactId>
+  <version>{beam_java}</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.beam</groupId>
+      <artifactId>beam-runners-flink-{flink_version}</artifactId>
+      <version>{beam_java}</version>
+    </dependency>
+    <dependency>
+      <groupId>org.slf4j</groupId>
+      <artifactId>slf4j-simple</artifactId>
+      <version>{SLF4J_VERSION}</version>
+    </dependency>
+  </dependencies>
+</project>
+"""
+
+
+def _manifest_line(text: str) -> bytes:
+    """One manifest header, folded at 72 bytes as the jar specification requires."""
+    raw = text.encode()
+    parts = [raw[:70]]
+    raw = raw[70:]
+    while raw:
+        parts.append(b" " + raw[:69])
+        raw = raw[69:]
+    return b"\r\n".join(parts) + b"\r\n"
+
+
+def _write_launcher(jar: Path, lib: Path) -> None:
+    """A jar with no classes: its manifest names the main class and every jar under ``lib``."""
+    class_path = " ".join(f"{lib.name}/{p.name}" for p in sorted(lib.glob("*.jar")))
+    manifest = (
+        _manifest_line("Manifest-Version: 1.0")
+        + _manifest_line("Created-By: Meshline")
+        + _manifest_line(f"Main-Class: {MAIN_CLASS}")
+        + _manifest_line(f"Class-Path: {class_path}")
+        + b"\r\n"
+    )
+    with zipfile.ZipFile(jar, "w") as z:
+        z.writestr("META-INF/MANIFEST.MF", manifest)
+        z.writestr("simplelogger.properties", "org.slf4j.simpleLogger.defaultLogLevel=info\n")
+
+
+def _assemble(flink_version: str, beam_java: str) -> str:
+    target = _assembled_jar(flink_version, beam_java)
+    staging = Path(tempfile.mkdtemp(dir=cache_dir(), prefix=".assemble-"))
+    staging.chmod(0o755)
+    try:
+        (staging / "pom.xml").write_text(_pom(flink_version, beam_java))
+        proc = _run_mvn(
+            [
+                f"{DEPENDENCY_PLUGIN}:copy-dependencies",
+                "-DincludeScope=runtime",
+                f"-DoutputDirectory={staging / 'lib'}",
+            ],
+            staging,
+        )
+        if proc.returncode != 0:
+            raise RunnerError(
+                f"could not fetch beam-runners-flink-{flink_version}:{beam_java} with mvn: {_mvn_error(proc)}"
+            )
+        _write_launcher(staging / "job-server.jar", staging / "lib")
+        try:
+            os.rename(staging, target.parent)
+        except OSError:
+            if not target.is_file():  # not a concurrent provisioning that got there first
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    print(f"Flink job server ready at {target}", file=sys.stderr)
+    return str(target)
+
+
+def _given(beam_args: list[str], name: str) -> str | None:
+    """The value of ``--name`` among the user's Beam args ("" for a bare flag), or None."""
+    flag = f"--{name}"
+    for i, arg in enumerate(beam_args):
+        if arg == flag:
+            following = beam_args[i + 1] if i + 1 < len(beam_args) else ""
+            return "" if following.startswith("--") else following
+        if arg.startswith(flag + "="):
+            return arg[len(flag) + 1 :]
+    return None
+
+
+def _local_conf_dir() -> str:
+    conf = cache_dir() / "conf-local"
+    path = conf / "config.yaml"
+    if not path.is_file() or path.read_text() != LOCAL_FLINK_CONF:
+        conf.mkdir(parents=True, exist_ok=True)
+        tmp = conf / f".config.yaml.{os.getpid()}"
+        tmp.write_text(LOCAL_FLINK_CONF)
+        os.replace(tmp, path)
+    return str(conf)
+
+
+def _rest_url(master: str) -> str:
+    master = master.strip().rstrip("/")
+    return master if re.match(r"^https?://", master) else f"http://{master}"
+
+
+def check_cluster(master: str, flink_version: str, timeout: float = PROBE_TIMEOUT_S) -> str:
+    """The Flink version of the cluster at ``master`` (its REST address); a RunnerError if it is unusable.
+
+    Beam's job server retries an unreachable master for about a minute (Flink's
+    ``rest.retry.*``) before failing with a bare "Connection refused": asking the
+    REST API first fails fast, and catches a cluster whose Flink differs from the
+    job server's (Flink's job submission is not compatible across minor versions).
+    """
+    url = _rest_url(master)
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(f"{url}/config", timeout=timeout) as response:
+            body = json.loads(response.read() or b"{}")
+    except (OSError, ValueError) as e:
+        reason = getattr(e, "reason", None) or e
+        raise RunnerError(f"--flink-master {master}: no Flink REST API answers at {url} ({reason})") from None
+    cluster = str(body.get("flink-version", "")) if isinstance(body, dict) else ""
+    if not cluster:
+        raise RunnerError(f"--flink-master {master}: {url} answers, but not as Flink's REST API")
+    if cluster.split(".")[:2] != flink_version.split(".")[:2]:
+        raise RunnerError(
+            f"--flink-master {master}: the cluster runs Flink {cluster}, the job server is for Flink "
+            f"{flink_version}; pass `-- --flink_version={'.'.join(cluster.split('.')[:2])}` "
+            "(Beam supports 1.19, 1.20, 2.0, 2.1, 2.2)"
+        )
+    return cluster
+
+
+def _check_java() -> None:
+    if shutil.which("java") is None:
+        raise RunnerError("the Flink runner needs Java (11 or 17) on PATH to start Beam's job server")
+
+
+def flink_args(settings: Any, jar: str) -> list[str]:
+    """The Beam options Meshline adds for Flink; the user's own (after ``--``) win."""
+    user = list(settings.beam_args)
+    flink_version = _given(user, "flink_version") or DEFAULT_FLINK_VERSION
+    args = [f"--flink_master={settings.flink_master}", f"--flink_job_server_jar={jar}"]
+    defaults = {
+        "flink_version": flink_version,
+        "environment_type": "LOOPBACK",
+        "parallelism": "1",
+        # The job server's Java expansion service: Meshline expands nothing on it.
+        "expansion_port": "-1",
+    }
+    if settings.streaming:
+        defaults["checkpointing_interval"] = str(CHECKPOINTING_INTERVAL_MS)
+    args += [f"--{k}={v}" for k, v in defaults.items() if _given(user, k) is None]
+    if settings.streaming and _given(user, "streaming") is None:
+        args.append("--streaming")
+    return args
+
+
+def flink_runner(settings: Any) -> tuple[Any, list[str]]:
+    """Beam's FlinkRunner, with a provisioned job server, and the options it needs."""
+    from apache_beam.options.pipeline_options import FlinkRunnerOptions
+
+    user = list(settings.beam_args)
+    flink_version = _given(user, "flink_version") or DEFAULT_FLINK_VERSION
+    supported = FlinkRunnerOptions.PUBLISHED_FLINK_VERSIONS
+    if flink_version not in supported:
+        raise RunnerError(f"--flink_version {flink_version}: Beam supports Flink {', '.join(supported)}")
+    _check_java()
+    master = str(settings.flink_master).strip()
+    conf_dir = None
+    if master not in LOCAL_MASTERS:
+        check_cluster(master, flink_version)
+    elif not os.environ.get("FLINK_CONF_DIR"):
+        conf_dir = _local_conf_dir()
+    jar = find_job_server(flink_version)
+    if _given(user, "flink_submit_uber_jar") is not None and not _is_shaded(jar):
+        raise RunnerError(
+            f"--flink_submit_uber_jar needs Beam's shaded Flink job-server jar, and {jar} is a launcher "
+            "for unshaded jars: set MESHLINE_FLINK_JOB_SERVER_JAR to a shaded one, or drop the option"
+        )
+    return _runner(conf_dir), flink_args(settings, jar)
+
+
+def _is_shaded(jar: str) -> bool:
+    """Whether ``jar`` carries the job server's classes itself (not only a manifest Class-Path)."""
+    with zipfile.ZipFile(jar) as z:
+        return any(n.endswith("FlinkJobServerDriver.class") for n in z.namelist())
+
+
+def _runner(conf_dir: str | None) -> Any:
+    from apache_beam.options.pipeline_options import FlinkRunnerOptions
+    from apache_beam.runners.portability import job_server
+    from apache_beam.runners.portability.flink_runner import FlinkJarJobServer, FlinkRunner
+
+    class _ConfiguredJobServer(FlinkJarJobServer):  # type: ignore[misc]
+        def java_arguments(
+            self, job_port: Any, artifact_port: Any, expansion_port: Any, artifacts_dir: Any
+        ) -> Any:
+            args = super().java_arguments(job_port, artifact_port, expansion_port, artifacts_dir)
+            return [*args, "--flink-conf-dir", conf_dir]
+
+    class MeshlineFlinkRunner(FlinkRunner):  # type: ignore[misc]
+        """FlinkRunner whose [local] job server reads Meshline's loopback-only Flink config."""
+
+        def default_job_server(self, options: Any) -> Any:
+            flink = options.view_as(FlinkRunnerOptions)
+            if conf_dir and flink.flink_master in LOCAL_MASTERS and not flink.flink_submit_uber_jar:
+                return job_server.StopOnExitJobServer(_ConfiguredJobServer(options))
+            return super().default_job_server(options)
+
+    return MeshlineFlinkRunner() if conf_dir else FlinkRunner()

@@ -1,0 +1,175 @@
+"""A standalone Flink cluster (one JobManager, one TaskManager) on 127.0.0.1, for the Flink e2e tests.
+
+The distribution comes from PyPI: the ``apache-flink`` wheel carries ``bin/`` and
+``conf/``, ``apache-flink-libraries`` carries ``lib/flink-dist-*.jar``. They pin
+an old apache-beam, so they go with ``--no-deps`` into their own directory,
+``$MESHLINE_CACHE/flink-dist/apache-flink-VERSION/`` (``~/.cache/meshline/…``),
+never into the project's virtualenv. The patch version may differ from the Flink
+the job server was built against; the minor version must match.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import yaml
+
+__all__ = ["FLINK_DIST_VERSION", "flink_cluster", "flink_home"]
+
+FLINK_DIST_VERSION = "1.19.3"
+STARTUP_TIMEOUT_S = 90.0
+
+
+def _cache() -> Path:
+    base = os.environ.get("MESHLINE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "meshline")
+    return Path(base) / "flink-dist"
+
+
+def flink_home(version: str = FLINK_DIST_VERSION) -> Path:
+    """FLINK_HOME of a Flink distribution from PyPI; installs it (about 230 MB) the first time."""
+    target = _cache() / f"apache-flink-{version}"
+    home = target / "pyflink"
+    if not (home / "bin" / "jobmanager.sh").is_file() or not list((home / "lib").glob("flink-dist-*.jar")):
+        staging = target.with_name(f".{target.name}.{os.getpid()}")
+        shutil.rmtree(staging, ignore_errors=True)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--no-deps",
+                "--target",
+                str(staging),
+                f"apache-flink=={version}",
+                f"apache-flink-libraries=={version}",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise RuntimeError(f"pip could not install apache-flink=={version}: {proc.stderr.strip()[-500:]}")
+        shutil.rmtree(target, ignore_errors=True)
+        os.rename(staging, target)
+    for script in (home / "bin").iterdir():
+        if script.suffix == ".sh" or script.name == "flink":
+            script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return home
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _flat(tree: dict, prefix: str = "") -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flat(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def _write_conf(home: Path, conf_dir: Path, rest_port: int) -> None:
+    """The distribution's config.yaml with every listener on 127.0.0.1 and free ports."""
+    conf_dir.mkdir(parents=True, exist_ok=True)
+    for f in (home / "conf").iterdir():
+        if f.is_file():
+            shutil.copy(f, conf_dir / f.name)
+    base = yaml.safe_load((home / "conf" / "config.yaml").read_text()) or {}
+    conf = _flat(base)
+    conf.update(
+        {
+            "jobmanager.rpc.address": "127.0.0.1",
+            "jobmanager.rpc.port": _free_port(),
+            "jobmanager.bind-host": "127.0.0.1",
+            "jobmanager.memory.process.size": "1024m",
+            "taskmanager.host": "127.0.0.1",
+            "taskmanager.bind-host": "127.0.0.1",
+            "taskmanager.memory.process.size": "1280m",
+            "taskmanager.numberOfTaskSlots": 2,
+            "rest.address": "127.0.0.1",
+            "rest.bind-address": "127.0.0.1",
+            "rest.port": rest_port,
+        }
+    )
+    (conf_dir / "config.yaml").write_text(yaml.safe_dump(conf, default_flow_style=False))
+
+
+def _ready(rest: str) -> bool:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(f"{rest}/taskmanagers", timeout=2) as r:
+            managers = json.loads(r.read()).get("taskmanagers", [])
+    except (OSError, ValueError):
+        return False
+    return any(m.get("freeSlots", 0) > 0 for m in managers)
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(timeout=10)
+
+
+@contextmanager
+def flink_cluster(workdir: Path, version: str = FLINK_DIST_VERSION) -> Iterator[str]:
+    """Start a JobManager and a TaskManager bound to 127.0.0.1; yields the master's HOST:PORT."""
+    home = flink_home(version)
+    rest_port = _free_port()
+    conf_dir, log_dir = workdir / "conf", workdir / "log"
+    _write_conf(home, conf_dir, rest_port)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(
+        os.environ, FLINK_CONF_DIR=str(conf_dir), FLINK_LOG_DIR=str(log_dir), FLINK_PID_DIR=str(workdir)
+    )
+    env.pop("FLINK_HOME", None)
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for role in ("jobmanager", "taskmanager"):
+            with open(log_dir / f"{role}.out", "wb") as out:
+                # start-foreground execs java: the Popen's pid is the JVM's.
+                procs.append(
+                    subprocess.Popen(
+                        ["bash", str(home / "bin" / f"{role}.sh"), "start-foreground"],
+                        env=env,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                )
+        master = f"127.0.0.1:{rest_port}"
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while not _ready(f"http://{master}"):
+            dead = [p for p in procs if p.poll() is not None]
+            if dead or time.monotonic() > deadline:
+                logs = "\n".join(p.read_text()[-2000:] for p in sorted(log_dir.glob("*.out")))
+                raise RuntimeError(f"the Flink cluster did not come up; its output:\n{logs}")
+            time.sleep(0.5)
+        yield master
+    finally:
+        _stop(procs)
