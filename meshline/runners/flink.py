@@ -17,7 +17,10 @@ subprocess from a jar it finds, in order, at:
    launcher jar whose manifest names them (``java -jar`` is how Beam starts a
    job server). The Python SDK and that job server then differ in version:
    the portable job and Fn APIs held for the quickstart (batch) and for a
-   Pub/Sub integration in streaming (delivery, acknowledgement after checkpoints).
+   Pub/Sub integration in streaming (delivery, acknowledgement after
+   checkpoints), but about one streaming run in six stalled with no output
+   (splittable DoFns in portable Flink streaming were completed after 2.62,
+   apache/beam#19637), so streaming runs on it print a warning.
 
 Flink 1.19 is the default: the only Flink for which the needed modules resolve.
 Streaming runs add ``--streaming`` and ``--checkpointing_interval`` (bundle
@@ -370,7 +373,19 @@ def flink_runner(settings: Any) -> tuple[Any, list[str]]:
             f"--flink_submit_uber_jar needs Beam's shaded Flink job-server jar, and {jar} is a launcher "
             "for unshaded jars: set MESHLINE_FLINK_JOB_SERVER_JAR to a shaded one, or drop the option"
         )
+    if settings.streaming and not _is_shaded(jar):
+        print(
+            f"warning: streaming on Flink through the assembled Beam {_assembled_version(jar)} job server: "
+            "splittable-DoFn sources (Pub/Sub) sometimes stall without output there; "
+            "set MESHLINE_FLINK_JOB_SERVER_JAR to a current Beam Flink job server",
+            file=sys.stderr,
+        )
     return _runner(conf_dir), flink_args(settings, jar)
+
+
+def _assembled_version(jar: str) -> str:
+    match = re.search(r"-beam-([0-9.]+)$", Path(jar).parent.name)
+    return match.group(1) if match else "(older)"
 
 
 def _is_shaded(jar: str) -> bool:
