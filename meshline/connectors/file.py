@@ -30,7 +30,7 @@ from meshline.config import Duration, doc
 from meshline.connectors.formats import extension, open_writer
 from meshline.connectors.paths import PathTemplate
 from meshline.errors import EventError
-from meshline.events import CloudEvent, CloudEventCoder, dead_letter, from_json
+from meshline.events import CloudEvent, dead_letter, from_json
 from meshline.registry import Component
 
 __all__ = ["SOURCE", "TARGET", "FileSourceConfig", "FileTargetConfig", "ReadFromFile", "WriteToFile"]
@@ -191,7 +191,8 @@ class _WriteTempFilesFn(beam.DoFn):
 
     def setup(self):
         self._render = PathTemplate(self._template).renderer()
-        FileSystems.mkdirs(self._temp_dir) if not FileSystems.exists(self._temp_dir) else None
+        if not FileSystems.exists(self._temp_dir):
+            FileSystems.mkdirs(self._temp_dir)
 
     def start_bundle(self):
         self._open: dict[tuple[str, Any], tuple[Any, Any, str, list[int]]] = {}
@@ -317,6 +318,3 @@ TARGET = Component(
     build=lambda config, ctx: WriteToFile(config, ctx.name),
     description="Files under a directory: jsonl, avro or parquet, with path templates and windows.",
 )
-
-# The coder of CloudEvent is registered by importing meshline.events.
-_ = CloudEventCoder
