@@ -40,6 +40,8 @@ class BuildContext:
     streaming: bool = False
     runner: str = "direct"
     options: dict[str, Any] = field(default_factory=dict)
+    # targets: the retry policy of the triggers feeding it (meshline.connectors.delivery.RetryPolicy)
+    delivery: Any = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,15 +67,18 @@ _REGISTRY: dict[Kind, dict[str, str]] = {
         "file": "meshline.connectors.file:SOURCE",
         "generate": "meshline.connectors.generate:SOURCE",
         "google.pubsub": "meshline.connectors.pubsub:SOURCE",
+        "http": "meshline.connectors.http.source:SOURCE",
     },
     "target": {
         "file": "meshline.connectors.file:TARGET",
         "log": "meshline.connectors.log:TARGET",
+        "http": "meshline.connectors.http.target:TARGET",
     },
     "transformation": {
         "jq": "meshline.transforms.steps:JQ",
         "mapping": "meshline.transforms.steps:MAPPING",
         "python": "meshline.transforms.steps:PYTHON",
+        "http": "meshline.transforms.http:HTTP",
     },
 }
 

@@ -24,6 +24,7 @@ import apache_beam as beam
 
 from meshline.compiler.router import RouteFn, StepPlan, TriggerPlan
 from meshline.config import parse_config
+from meshline.connectors.delivery import RetryPolicy
 from meshline.errors import ConfigError
 from meshline.events import CloudEvent
 from meshline.registry import BuildContext, lookup
@@ -123,8 +124,19 @@ def _build_component(kind: str, decl: Any, integration: Any, ctx_options: dict[s
     if component is None:
         raise ConfigError(f"{kind} {decl.name}: unknown type {decl.type!r}")
     config: Any = parse_config(component.config, dict(decl.config or {}), where=f"{kind} {decl.name}")
-    ctx = BuildContext(integration=integration.name, name=decl.name, options=ctx_options)
+    policy = None
+    if kind == "target":
+        policy = _delivery_of(decl.name, integration)
+    ctx = BuildContext(integration=integration.name, name=decl.name, options=ctx_options, delivery=policy)
     return component.build(config, ctx)
+
+
+def _delivery_of(target: str, integration: Any) -> RetryPolicy:
+    """The most generous retry policy of the triggers that deliver to ``target``."""
+    policies = [RetryPolicy.of(t.delivery) for t in integration.triggers if t.target == target]
+    if not policies:
+        return RetryPolicy()
+    return max(policies, key=lambda p: (p.retries, p.max, p.delay))
 
 
 def build_pipeline(

@@ -50,6 +50,10 @@ _ATTRS = COLUMNS[:8]
 class RecordWriter(Protocol):
     def write(self, event: CloudEvent) -> None: ...
 
+    def size(self) -> int:
+        """Bytes so far, approximately (buffered rows count at their text size)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -96,6 +100,9 @@ class _JsonlWriter:
     def write(self, event: CloudEvent) -> None:
         self._fh.write(orjson.dumps(event.to_dict(), option=orjson.OPT_APPEND_NEWLINE))
 
+    def size(self) -> int:
+        return self._fh.tell()
+
     def close(self) -> None:
         self._fh.flush()
 
@@ -104,10 +111,14 @@ class _AvroWriter:
     def __init__(self, fh: BinaryIO):
         from fastavro.write import Writer
 
+        self._fh = fh
         self._writer = Writer(fh, _avro_schema(), codec="deflate")
 
     def write(self, event: CloudEvent) -> None:
         self._writer.write(event_row(event))
+
+    def size(self) -> int:
+        return int(self._fh.tell() + self._writer.io.tell())  # type: ignore[attr-defined]  # + open block
 
     def close(self) -> None:
         self._writer.flush()
@@ -120,17 +131,24 @@ class _ParquetWriter:
         self._fh = fh
         self._rows: list[dict[str, str | None]] = []
         self._writer: Any = None
+        self._pending = 0
 
     def write(self, event: CloudEvent) -> None:
-        self._rows.append(event_row(event))
+        row = event_row(event)
+        self._rows.append(row)
+        self._pending += sum(len(v) for v in row.values() if v is not None)
         if len(self._rows) >= self.ROW_GROUP:
             self._flush()
+
+    def size(self) -> int:
+        return self._fh.tell() + self._pending  # buffered rows at their uncompressed size
 
     def _flush(self) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         rows, self._rows = self._rows, []
+        self._pending = 0
         # Columns built directly: pa.Table.from_pylist costs several µs per row more.
         table = pa.table({c: pa.array([r[c] for r in rows], type=pa.string()) for c in COLUMNS})
         writer = self._writer

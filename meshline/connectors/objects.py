@@ -1,0 +1,267 @@
+"""The core of the object-store targets (``aws.s3``, ``azure.datalake``, ``google.storage``).
+
+A target supplies an :class:`ObjectStore` (``put`` one whole object, ``close``);
+:class:`WriteObjects` does the rest, the same way for every store:
+
+- events are encoded (``jsonl`` / ``avro`` / ``parquet``, see
+  :mod:`meshline.connectors.formats`) into one object per (directory, window)
+  **per bundle**, and the object is written in ``finish_bundle`` — before the
+  bundle commits. An acknowledging source (SQS, Pub/Sub, Kafka …) fused with the
+  target therefore acknowledges a message only after the object holding it is
+  stored, on every runner, including the direct runner and Prism, whose bundle
+  commits are not durable across a crash;
+- the directory comes from ``prefix`` with ``{yyyy}/{mm}/{dd}/{HH}`` and
+  ``{type}`` (:mod:`meshline.connectors.paths`); in streaming (or with
+  ``window``) events fall into fixed windows, which set the time placeholders
+  (unless the event has a ``time``) and the object name;
+- an object rolls over at ``max_events`` or about ``max_bytes`` (approximate
+  for parquet, whose rows are buffered: they count at their text size);
+- object names are deterministic: ``part-[WINDOW-]DIGEST.EXT`` where DIGEST is
+  an order-independent hash of the ``source``/``id`` pairs inside. A replay of
+  the same events overwrites the same objects instead of adding copies. After a
+  crash, a source may redeliver the in-flight messages grouped differently;
+  those rows can then appear in two objects (at least once);
+- ``put`` is retried on :class:`~meshline.connectors.delivery.TransientError`
+  per the triggers' ``delivery`` policy; when it finally fails, every event of
+  that object goes to the dead-letter output (stage ``deliver``) with the reason.
+  An event the format cannot encode is dead-lettered alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import StandardOptions
+from apache_beam.transforms.window import GlobalWindow
+
+from meshline.connectors.delivery import RetryPolicy, TransientError, reason
+from meshline.connectors.formats import RecordWriter, extension, open_writer
+from meshline.connectors.paths import PathTemplate
+from meshline.events import CloudEvent, dead_letter
+
+__all__ = ["CONTENT_TYPES", "DEFAULT_STREAMING_WINDOW", "ObjectStore", "WriteObjects", "object_name"]
+
+_LOGGER = logging.getLogger(__name__)
+DEAD = "dead"
+DEFAULT_STREAMING_WINDOW = 60.0
+CONTENT_TYPES = {
+    "jsonl": "application/x-ndjson",
+    "avro": "application/avro",
+    "parquet": "application/vnd.apache.parquet",
+}
+_MASK = (1 << 128) - 1
+
+
+class ObjectStore(Protocol):
+    """One bucket/container; created on the worker (``make_store()`` in ``setup``), never pickled."""
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        """Store one whole object at ``key`` (replacing it); raise TransientError when worth retrying."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def object_name(directory: str, window_tag: str, digest: int, fmt: str) -> str:
+    stem = f"part-{window_tag}-" if window_tag else "part-"
+    name = f"{stem}{digest:032x}"[: len(stem) + 20] + extension(fmt)
+    return f"{directory}/{name}" if directory else name
+
+
+def _window_tag(window: Any) -> str:
+    if isinstance(window, GlobalWindow):
+        return ""
+    return str(window.start.to_utc_datetime().strftime("%Y%m%dT%H%M%S"))
+
+
+@dataclass
+class _Part:
+    """One object being filled: its encoder, its events (for dead letters) and its digest."""
+
+    directory: str
+    window: Any
+    fmt: str
+    buf: io.BytesIO = field(default_factory=io.BytesIO)
+    events: list[CloudEvent] = field(default_factory=list)
+    digest: int = 0
+    writer: RecordWriter | None = None
+
+    def __post_init__(self) -> None:
+        self.writer = open_writer(self.fmt, self.buf)
+
+
+class _WriteObjectsFn(beam.DoFn):
+    def __init__(
+        self,
+        make_store: Callable[[], ObjectStore],
+        prefix: str,
+        fmt: str,
+        max_events: int | None,
+        max_bytes: int | None,
+        target: str,
+        policy: RetryPolicy,
+    ):
+        self._make_store = make_store
+        self._prefix = prefix
+        self._fmt = fmt
+        self._max_events = max_events
+        self._max_bytes = max_bytes
+        self._target = target
+        self._policy = policy
+
+    def setup(self):
+        self._store = self._make_store()
+        self._render = PathTemplate(self._prefix).renderer()
+        counter = beam.metrics.Metrics.counter
+        self._delivered = counter("meshline", f"target.{self._target}.delivered")
+        self._objects = counter("meshline", f"target.{self._target}.objects")
+        self._retried = counter("meshline", f"target.{self._target}.retried")
+        self._content_type = CONTENT_TYPES[self._fmt]
+
+    def teardown(self):
+        store = getattr(self, "_store", None)
+        if store is not None:
+            store.close()
+
+    def start_bundle(self):
+        self._parts: dict[tuple[str, Any], _Part] = {}
+        self._dead: list[Any] = []
+
+    def process(self, event: CloudEvent):
+        # Global window (bounded runs): no WindowParam, so Beam takes its fast invocation path.
+        self._add(event, _GLOBAL, None)
+        if self._dead:
+            dead, self._dead = self._dead, []
+            return dead
+        return  # no output: Beam's fast path (a generator costs more per element)
+
+    def _add(self, event: CloudEvent, window: Any, when: Any) -> None:
+        key = (self._render(event, when), window)
+        part = self._parts.get(key)
+        if part is None:
+            part = self._parts[key] = _Part(key[0], window, self._fmt)
+        writer = part.writer
+        assert writer is not None
+        try:
+            writer.write(event)
+        except (TypeError, ValueError, OverflowError) as e:
+            bad = dead_letter(event, f"cannot encode event as {self._fmt}: {e}", "deliver")
+            self._dead.append(beam.pvalue.TaggedOutput(DEAD, bad))
+            return
+        part.events.append(event)
+        attrs = event.attributes
+        h = hashlib.blake2b(f"{attrs.get('source')}\0{attrs.get('id')}".encode(), digest_size=16).digest()
+        part.digest = (part.digest + int.from_bytes(h, "big")) & _MASK
+        if (self._max_events is not None and len(part.events) >= self._max_events) or (
+            self._max_bytes is not None and writer.size() >= self._max_bytes
+        ):
+            del self._parts[key]
+            self._dead.extend(self._flush(part))
+
+    def _flush(self, part: _Part) -> list[Any]:
+        """Write one object; the dead letters of its events when that finally fails."""
+        assert part.writer is not None
+        part.writer.close()
+        data = part.buf.getvalue()
+        name = object_name(part.directory, _window_tag(part.window), part.digest, self._fmt)
+        try:
+            self._policy.call(
+                lambda: self._store.put(name, data, self._content_type),
+                is_transient=lambda e: isinstance(e, TransientError),
+                on_retry=lambda e: self._retried.inc(),
+            )
+        except Exception as e:
+            why = f"writing object {name} failed: {reason(e)}"
+            _LOGGER.warning("target %s: %s (%d events dead-lettered)", self._target, why, len(part.events))
+            return [
+                beam.pvalue.TaggedOutput(
+                    DEAD,
+                    _in_window(dead_letter(ev, why, "deliver"), part.window),
+                )
+                for ev in part.events
+            ]
+        self._delivered.inc(len(part.events))
+        self._objects.inc()
+        return []
+
+    def finish_bundle(self):
+        parts, self._parts = self._parts, {}
+        for part in parts.values():
+            yield from self._flush(part)
+
+
+def _in_window(event: CloudEvent, window: Any) -> Any:
+    # Outputs of finish_bundle need an explicit window.
+    return beam.transforms.window.WindowedValue(event, window.max_timestamp(), (window,))
+
+
+class _WindowedWriteObjectsFn(_WriteObjectsFn):
+    """The same, with fixed windows: time placeholders and object names take the window's start."""
+
+    def process(self, event: CloudEvent, window=beam.DoFn.WindowParam):
+        when = None if isinstance(window, GlobalWindow) else window.start.to_utc_datetime()
+        self._add(event, window, when)
+        if self._dead:
+            dead, self._dead = self._dead, []
+            return dead
+        return  # no output: Beam's fast path (a generator costs more per element)
+
+
+_GLOBAL = GlobalWindow()
+
+
+class WriteObjects(beam.PTransform):
+    """``PCollection[CloudEvent]`` → dead letters, through an :class:`ObjectStore`."""
+
+    def __init__(
+        self,
+        make_store: Callable[[], ObjectStore],
+        *,
+        prefix: str,
+        format: str,  # noqa: A002 - the config key's name
+        target_name: str,
+        window: float | None = None,
+        max_events: int | None = None,
+        max_bytes: int | None = None,
+        policy: RetryPolicy | None = None,
+    ):
+        super().__init__()
+        if format not in CONTENT_TYPES:
+            raise ValueError(f"format: must be one of jsonl, avro, parquet, got {format!r}")
+        if max_events is not None and max_events < 1:
+            raise ValueError(f"max_events: must be >= 1, got {max_events}")
+        if max_bytes is not None and max_bytes < 1:
+            raise ValueError(f"max_bytes: must be >= 1, got {max_bytes}")
+        self._make_store = make_store
+        self._prefix = prefix.strip("/")
+        self._format = format
+        self._name = target_name
+        self._window = window
+        self._max_events = max_events
+        self._max_bytes = max_bytes
+        self._policy = policy or RetryPolicy()
+
+    def expand(self, events):
+        window = self._window
+        if window is None and events.pipeline.options.view_as(StandardOptions).streaming:
+            window = DEFAULT_STREAMING_WINDOW  # a global window would put a whole stream in one name space
+        if window:
+            events = events | "Window" >> beam.WindowInto(beam.window.FixedWindows(float(window)))
+        fn_type = _WindowedWriteObjectsFn if window else _WriteObjectsFn
+        fn = fn_type(
+            self._make_store,
+            self._prefix,
+            self._format,
+            self._max_events,
+            self._max_bytes,
+            self._name,
+            self._policy,
+        )
+        written = events | "Write" >> beam.ParDo(fn).with_outputs(DEAD, main="written")
+        return written[DEAD]

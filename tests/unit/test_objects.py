@@ -1,0 +1,184 @@
+"""The object-store target core against an in-memory store (the real stores have integration tests)."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import uuid
+
+import apache_beam as beam
+import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.testing.test_stream import TestStream
+from apache_beam.testing.util import assert_that, equal_to
+
+from meshline.connectors.delivery import RetryPolicy, TransientError
+from meshline.connectors.formats import read_rows
+from meshline.connectors.objects import WriteObjects
+from meshline.events import CloudEvent
+
+_STORES: dict[str, dict[str, bytes]] = {}
+_FAILS: dict[str, itertools.count] = {}
+_DEAD: dict[str, list[CloudEvent]] = {}
+_LOCK = threading.Lock()
+
+
+class _Collect:
+    def __init__(self, key: str):
+        self._key = key
+
+    def __call__(self, event: CloudEvent) -> None:
+        with _LOCK:
+            _DEAD.setdefault(self._key, []).append(event)
+
+
+class _MemoryStore:
+    """A bucket in this process; ``fail`` transient failures before puts succeed (-1: always)."""
+
+    def __init__(self, bucket: str, fail: int = 0, permanent: bool = False):
+        self._bucket = bucket
+        self._fail = fail
+        self._permanent = permanent
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        with _LOCK:
+            n = next(_FAILS.setdefault(self._bucket, itertools.count()))
+        if self._permanent:
+            raise PermissionError("AccessDenied: no write permission on the bucket")
+        if self._fail < 0 or n < self._fail:
+            raise TransientError("503 SlowDown")
+        with _LOCK:
+            _STORES.setdefault(self._bucket, {})[key] = data
+
+    def close(self) -> None:
+        pass
+
+
+class _Make:
+    def __init__(self, bucket: str, **kw):
+        self._bucket = bucket
+        self._kw = kw
+
+    def __call__(self):
+        return _MemoryStore(self._bucket, **self._kw)
+
+
+def _events(n: int, type_: str = "com.example.order") -> list[CloudEvent]:
+    return [
+        CloudEvent(
+            {
+                "specversion": "1.0",
+                "id": str(i),
+                "source": "/orders",
+                "type": type_,
+                "time": "2026-11-25T10:00:00Z",
+            },
+            {"n": i, "name": f"order {i}"},
+        )
+        for i in range(n)
+    ]
+
+
+def _run(events, fmt="jsonl", fail=0, permanent=False, **kw) -> tuple[str, list[CloudEvent]]:
+    bucket = uuid.uuid4().hex
+    with beam.Pipeline(runner="BundleBasedDirectRunner") as p:
+        out = (
+            p
+            | beam.Create(events)
+            | WriteObjects(
+                _Make(bucket, fail=fail, permanent=permanent),
+                format=fmt,
+                target_name="lake",
+                policy=RetryPolicy(retries=2, delay=0.001, max=0.01),
+                **kw,
+            )
+        )
+        out | beam.Map(_Collect(bucket))
+    return bucket, _DEAD.get(bucket, [])
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "avro", "parquet"])
+def test_objects_hold_every_event_once(fmt):
+    bucket, dead = _run(_events(250), fmt=fmt, prefix="orders/{type}/{yyyy}/{mm}/{dd}")
+    assert dead == []
+    objects = _STORES[bucket]
+    assert objects, "nothing written"
+    assert all(k.startswith("orders/com.example.order/2026/11/25/part-") for k in objects)
+    assert all(k.endswith("." + fmt) for k in objects)
+    ids = [r["id"] for raw in objects.values() for r in read_rows(fmt, raw)]
+    assert sorted(ids, key=int) == [str(i) for i in range(250)]
+
+
+def test_roll_over_at_max_events_and_names_are_deterministic():
+    first, _ = _run(_events(95), prefix="p", max_events=10)
+    second, _ = _run(_events(95), prefix="p", max_events=10)
+    sizes = sorted(len(read_rows("jsonl", raw)) for raw in _STORES[first].values())
+    assert sum(sizes) == 95
+    assert max(sizes) <= 10
+    # The same events in the same bundles: the same object names, so a replay overwrites.
+    assert set(_STORES[first]) == set(_STORES[second])
+
+
+def test_roll_over_at_max_bytes():
+    bucket, _ = _run(_events(200), prefix="", max_bytes=4096)
+    objects = _STORES[bucket]
+    assert len(objects) > 1
+    assert all(len(raw) < 4096 + 400 for raw in objects.values())
+    assert sum(len(read_rows("jsonl", raw)) for raw in objects.values()) == 200
+
+
+def test_transient_failures_are_retried():
+    bucket, dead = _run(_events(20), prefix="x", fail=2)
+    assert dead == []
+    assert sum(len(read_rows("jsonl", raw)) for raw in _STORES[bucket].values()) == 20
+
+
+def test_a_store_that_keeps_failing_dead_letters_every_event_with_the_reason():
+    bucket, dead = _run(_events(20), prefix="x", fail=-1)
+    assert bucket not in _STORES
+    assert sorted(e.attributes["id"] for e in dead) == sorted(str(i) for i in range(20))
+    assert {e.attributes["meshlineerrorstage"] for e in dead} == {"deliver"}
+    assert all("503 SlowDown" in e.attributes["meshlineerror"] for e in dead)
+
+
+def test_a_permanent_failure_is_not_retried():
+    bucket, dead = _run(_events(3), prefix="x", permanent=True)
+    assert len(dead) == 3
+    assert "AccessDenied" in dead[0].attributes["meshlineerror"]
+    assert next(_FAILS[bucket]) == 1  # one attempt (this call is the second)
+
+
+def test_an_event_the_format_cannot_encode_is_dead_lettered_alone():
+    events = _events(3)
+    events.append(
+        CloudEvent({"specversion": "1.0", "id": "bad", "source": "/o", "type": "t"}, {"x": 1 << 70})
+    )
+    bucket, dead = _run(events, prefix="x")
+    assert [e.attributes["id"] for e in dead] == ["bad"]
+    assert "cannot encode" in dead[0].attributes["meshlineerror"]
+    assert sum(len(read_rows("jsonl", raw)) for raw in _STORES[bucket].values()) == 3
+
+
+def test_windows_name_objects_by_their_start():
+    bucket = uuid.uuid4().hex
+    stream = TestStream().advance_watermark_to(0)
+    for i, t in enumerate((5, 20, 65, 70)):
+        stream = stream.add_elements(
+            [
+                beam.window.TimestampedValue(
+                    CloudEvent({"specversion": "1.0", "id": str(i), "source": "/s", "type": "t"}, i), t
+                )
+            ]
+        )
+    stream = stream.advance_watermark_to_infinity()
+    options = PipelineOptions(streaming=True)
+    with beam.Pipeline(options=options) as p:
+        dead = (
+            p | stream | WriteObjects(_Make(bucket), prefix="w", format="jsonl", target_name="t", window=60)
+        )
+        assert_that(dead, equal_to([]))
+    by_window: dict[str, set[str]] = {}
+    for key, raw in _STORES[bucket].items():
+        tag = key.split("/")[-1].split("-")[1]
+        by_window.setdefault(tag, set()).update(r["id"] for r in read_rows("jsonl", raw))
+    assert by_window == {"19700101T000000": {"0", "1"}, "19700101T000100": {"2", "3"}}
