@@ -1,85 +1,173 @@
 """``make bench``: Meshline beside its baselines, measured in the same run.
 
-For each variant and each of two input sizes, the variant runs as a subprocess
-(alternating variants, ``--repeat`` rounds). CPU seconds and peak RSS are the
-``wait4`` rusage of each run's process (all its threads, and any child it reaped).
+Scenarios (issue "Performance"):
 
-- steady-state events/s per core = (N_large − N_small) / (CPU_large − CPU_small),
-  from the medians, so fixed start-up cost cancels out;
-- start-up CPU-s = the intercept of that line at N = 0;
-- wall events/s = N_large / median wall time of the large run;
-- peak RSS = the largest resident set of the large runs.
+- B1 file → exact+jq filter → jq transform → jsonl file. Baselines: a plain
+  Python loop, a naive hand-written Beam pipeline (with the same logic in Python,
+  and with ``jq.py``), and the same pipeline in Beam YAML.
+- B5 fan-out: one source, N = 1, 10, 50 triggers with ``exact`` filters on ``type``.
+- B2/B3/B4 (Kafka, SQS→S3, Elasticsearch) live in ``bench/b2.py`` … when their
+  connectors and local servers are present; ``--scenarios`` picks what runs.
 
-Runner: Meshline and the Beam baselines use Beam's in-process FnApiRunner
-(``--runner direct``), one SDK worker.
+How each number is measured: :mod:`bench.harness`. Runner: Meshline and the Beam
+baselines use Beam's in-process FnApiRunner (``--runner direct``), one SDK worker.
+Results and the machine go to ``bench/RESULTS.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import importlib
 import os
-import shutil
-import statistics
-import subprocess
 import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from bench.data import ensure_input
+from bench.harness import (
+    OUT,
+    PY,
+    ROOT,
+    Row,
+    Sample,
+    Scenario,
+    machine,
+    markdown,
+    measure,
+    meshline_bin,
+    run_once,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "bench" / "out"
-PY = sys.executable
+__all__ = ["Row", "Sample", "Scenario", "main", "measure", "run_once"]
 
-
-@dataclass
-class Sample:
-    cpu: float
-    wall: float
-    rss_mib: float
-
-
-def _meshline_bin() -> str:
-    exe = Path(PY).parent / "meshline"
-    return str(exe) if exe.exists() else "meshline"
-
-
-def b1_commands(src: Path, dst: Path) -> dict[str, list[str]]:
-    return {
-        "meshline": [
-            _meshline_bin(),
-            "run",
-            str(ROOT / "bench" / "b1.yaml"),
-            "--param",
-            f"input={src}",
-            "--param",
-            f"output={dst}",
-        ],
-        "naive beam": [PY, "-m", "bench.baselines", "beam", str(src), str(dst)],
-        "naive beam + jq.py": [PY, "-m", "bench.baselines", "beam-jq", str(src), str(dst)],
-        "python loop": [PY, "-m", "bench.baselines", "loop", str(src), str(dst)],
-    }
-
-
-def run_once(cmd: list[str], dst: Path) -> Sample:
-    shutil.rmtree(dst, ignore_errors=True)
-    shutil.rmtree(str(dst) + "-rejects", ignore_errors=True)
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    assert proc.stderr is not None
-    err = proc.stderr.read()
-    # wait4: this child's own CPU and peak RSS (plus any children it reaped).
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{err.decode(errors='replace')[-3000:]}")
-    return Sample(usage.ru_utime + usage.ru_stime, wall, usage.ru_maxrss / 1024)
+RESULTS = ROOT / "bench" / "RESULTS.md"
+FANOUT = (1, 10, 50)
 
 
 def count_lines(folder: Path) -> int:
-    return sum(sum(1 for _ in f.open("rb")) for f in folder.rglob("*") if f.is_file())
+    return sum(
+        sum(1 for _ in f.open("rb"))
+        for f in folder.rglob("*")
+        if f.is_file() and ".meshline-tmp" not in str(f)
+    )
+
+
+def _input(n: int) -> Path:
+    return ensure_input(OUT / f"b1-{n}.jsonl", n)
+
+
+def b1(small: int, large: int) -> Scenario:
+    def commands(n: int, dst: Path) -> dict[str, list[str]]:
+        src = _input(n)
+        return {
+            "meshline": [
+                meshline_bin(),
+                "run",
+                str(ROOT / "bench" / "b1.yaml"),
+                "--param",
+                f"input={src}",
+                "--param",
+                f"output={dst}",
+            ],
+            "naive beam": [PY, "-m", "bench.baselines", "beam", str(src), str(dst)],
+            "beam yaml": [
+                PY,
+                "-m",
+                "apache_beam.yaml.main",
+                f"--yaml_pipeline_file={ROOT / 'bench' / 'b1_beam_yaml.yaml'}",
+                f'--jinja_variables={{"input": "{src}", "output": "{dst}"}}',
+                "--runner=apache_beam.runners.portability.fn_api_runner.FnApiRunner",
+            ],
+            "naive beam + jq.py": [PY, "-m", "bench.baselines", "beam-jq", str(src), str(dst)],
+            "python loop": [PY, "-m", "bench.baselines", "loop", str(src), str(dst)],
+        }
+
+    return Scenario(
+        name="B1",
+        title="file → exact+jq filter → jq transform → jsonl",
+        runner="direct (FnApiRunner), one worker",
+        commands=commands,
+        count=count_lines,
+        small=small,
+        large=large,
+    )
+
+
+def _fanout_yaml(n_triggers: int) -> Path:
+    """One file source, ``n_triggers`` triggers with an exact filter on type (one of them matches)."""
+    path = OUT / f"b5-{n_triggers}.yaml"
+    triggers = []
+    for i in range(n_triggers):
+        type_ = "com.example.order.created" if i == n_triggers - 1 else f"com.example.other.t{i}"
+        triggers.append(f"    - {{name: t{i}, filters: [{{exact: {{type: {type_}}}}}], target: out}}")
+    text = "\n".join(
+        [
+            "apiVersion: meshline.dev/v1alpha1",
+            "kind: Integration",
+            f"metadata: {{name: bench-b5-{n_triggers}}}",
+            "spec:",
+            "  parameters: [{name: input, required: true}, {name: output, required: true}]",
+            '  sources: [{name: events, type: file, config: {path: "${params.input}"}}]',
+            '  targets: [{name: out, type: file, config: {path: "${params.output}", format: jsonl}}]',
+            "  triggers:",
+            *triggers,
+            "",
+        ]
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def b5(small: int, large: int) -> Scenario:
+    def commands(n: int, dst: Path) -> dict[str, list[str]]:
+        src = _input(n)
+        return {
+            f"meshline N={k}": [
+                meshline_bin(),
+                "run",
+                str(_fanout_yaml(k)),
+                "--param",
+                f"input={src}",
+                "--param",
+                f"output={dst}",
+            ]
+            for k in FANOUT
+        }
+
+    return Scenario(
+        name="B5",
+        title="fan-out: file → N triggers (exact on type; the last one matches) → jsonl",
+        runner="direct (FnApiRunner), one worker",
+        commands=commands,
+        count=count_lines,
+        small=small,
+        large=large,
+    )
+
+
+# Connector scenarios: module bench.bN exposes scenario(small, large) -> Scenario | None
+# (None when its server cannot be started here; it says why on stderr).
+EXTERNAL = ("b2", "b3", "b4")
+
+
+def _ratios(name: str, rows: dict[str, Row]) -> list[str]:
+    def r(a: str, b: str) -> str:
+        if a in rows and b in rows:
+            return f"{a} / {b} = {rows[a].rate / rows[b].rate:.2f}x"
+        return ""
+
+    out = []
+    if name == "B1":
+        out = [r("meshline", "naive beam"), r("meshline", "beam yaml"), r("meshline", "python loop")]
+        if "meshline" in rows:
+            out.append(f"meshline start-up = {rows['meshline'].startup:.2f} CPU-s")
+    elif name == "B5":
+        out = [r(f"meshline N={k}", "meshline N=1") for k in FANOUT[1:]]
+    else:
+        base = next(iter(rows))
+        out = [r(base, other) for other in list(rows)[1:]]
+    return [x for x in out if x]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,63 +175,65 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--small", type=int, default=20_000)
     ap.add_argument("--large", type=int, default=200_000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--scenarios", nargs="*", default=["B1", "B5", "B2", "B3", "B4"])
     ap.add_argument("--only", nargs="*", help="variants to run (default: all)")
     args = ap.parse_args(argv)
+    wanted = {s.upper() for s in args.scenarios}
 
-    inputs = {n: ensure_input(OUT / f"b1-{n}.jsonl", n) for n in (args.small, args.large)}
-    size_kib = inputs[args.large].stat().st_size / args.large / 1024
-    variants = list(b1_commands(inputs[args.small], OUT / "x"))
-    if args.only:
-        variants = [v for v in variants if v in args.only]
-    samples: dict[tuple[str, int], list[Sample]] = {}
-    outputs: dict[str, int] = {}
-    print(
-        f"B1 file → exact+jq filter → jq transform → jsonl; {size_kib:.2f} KiB events; "
-        f"N = {args.small:,} and {args.large:,}; median of {args.repeat}; runner: direct (FnApiRunner)"
-    )
-    for r in range(args.repeat):
-        for n in (args.small, args.large):
-            for v in variants:  # alternate variants so drift hits all alike
-                dst = OUT / f"b1-out-{v.replace(' ', '-').replace('+', '')}"
-                s = run_once(b1_commands(inputs[n], dst)[v], dst)
-                samples.setdefault((v, n), []).append(s)
-                if n == args.large and r == 0:
-                    outputs[v] = count_lines(dst)
-                print(
-                    f"  round {r + 1} {v:<20} N={n:<8,} cpu={s.cpu:6.2f}s wall={s.wall:6.2f}s",
-                    file=sys.stderr,
-                )
+    scenarios: list[Scenario] = []
+    if "B1" in wanted:
+        scenarios.append(b1(args.small, args.large))
+    for mod in EXTERNAL:
+        if mod.upper() not in wanted:
+            continue
+        try:
+            module = importlib.import_module(f"bench.{mod}")
+        except ModuleNotFoundError:
+            print(f"{mod.upper()}: not available in this build (no bench/{mod}.py)", file=sys.stderr)
+            continue
+        s = module.scenario(args.small, args.large)
+        if s is not None:
+            scenarios.append(s)
+    if "B5" in wanted:
+        scenarios.append(b5(args.small, args.large))
 
-    print(
-        f"\n{'variant':<20} {'events/s/core':>14} {'start-up CPU-s':>15} {'wall ev/s':>10} "
-        f"{'peak RSS MiB':>13} {'events out':>11}"
-    )
-    rows = {}
-    for v in variants:
-        small = samples[(v, args.small)]
-        large = samples[(v, args.large)]
-        cpu_s = statistics.median(s.cpu for s in small)
-        cpu_l = statistics.median(s.cpu for s in large)
-        rate = (args.large - args.small) / max(cpu_l - cpu_s, 1e-9)
-        startup = cpu_s - args.small / rate
-        wall = args.large / statistics.median(s.wall for s in large)
-        rss = max(s.rss_mib for s in large)
-        rows[v] = rate
-        print(f"{v:<20} {rate:>14,.0f} {startup:>15.2f} {wall:>10,.0f} {rss:>13.0f} {outputs.get(v, 0):>11,}")
-    if "meshline" in rows and "naive beam" in rows:
-        print(
-            f"\nmeshline / naive beam = {rows['meshline'] / rows['naive beam']:.2f}x; "
-            f"meshline / python loop = {rows['meshline'] / rows.get('python loop', float('nan')):.2f}x"
-        )
-    from bench import coder
+    report = [
+        "# Benchmark results",
+        "",
+        f"Written by `make bench` on {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; machine: {machine()}.",
+        "Steady-state events/s per core = (N_large − N_small) / (CPU_large − CPU_small) of the medians;",
+        "variants alternate within one run, so ratios are comparable even on a noisy machine.",
+    ]
+    for s in scenarios:
+        rows = {r.variant: r for r in measure(s, args.repeat, args.only)}
+        ratios = _ratios(s.name, rows)
+        for line in ratios:
+            print(line)
+        counts = {r.events_out for r in rows.values()}
+        report += [
+            "",
+            f"## {s.name} {s.title}",
+            "",
+            f"Runner: {s.runner}; N = {s.small:,} and {s.large:,}.",
+            "",
+        ]
+        report.append(markdown(list(rows.values())))
+        report += [""] + [f"- {x}" for x in ratios + s.notes]
+        if len(counts) > 1:
+            written = {v: r.events_out for v, r in rows.items()}
+            warning = f"WARNING: variants wrote different numbers of events: {written}"
+            print(warning)
+            report += [f"- {warning}"]
+    if "B1" in wanted:
+        from bench import coder
 
-    print("\nCoder round trip of one event (encode + decode, in-process):")
-    for name, micros in coder.main().items():
-        print(f"  {name:<36} {micros:6.2f} µs")
-    counts = set(outputs.values())
-    if len(counts) > 1:
-        print(f"WARNING: variants wrote different numbers of events: {outputs}")
-        return 1
+        report += ["", "## Coder round trip of one event (encode + decode, in-process)", ""]
+        print("\nCoder round trip of one event (encode + decode, in-process):")
+        for name, micros in coder.main().items():
+            print(f"  {name:<36} {micros:6.2f} µs")
+            report.append(f"- {name}: {micros:.2f} µs")
+    RESULTS.write_text("\n".join(report) + "\n")
+    print(f"\nwritten to {RESULTS.relative_to(ROOT)}")
     return 0
 
 
