@@ -21,6 +21,13 @@ A target supplies an :class:`ObjectStore` (``put`` one whole object, ``close``);
   the same events overwrites the same objects instead of adding copies. After a
   crash, a source may redeliver the in-flight messages grouped differently;
   those rows can then appear in two objects (at least once);
+- ``commit: window`` (chosen by ``auto`` on Flink and Dataflow, whose checkpoints
+  hold grouped state durably) groups a window's events by directory and shard
+  (a hash of ``source``/``id``) and writes one object per (directory, window,
+  shard) when the window closes: ``part-[WINDOW-]SSSSS-of-NNNNN[-CCC].EXT``. A
+  replay after a restore rewrites the same names. On the direct runner and Prism
+  ``auto`` means ``bundle``: there a source would acknowledge messages before a
+  later grouping stage had written them, and a crash would lose them;
 - ``put`` is retried on :class:`~meshline.connectors.delivery.TransientError`
   per the triggers' ``delivery`` policy; when it finally fails, every event of
   that object goes to the dead-letter output (stage ``deliver``) with the reason.
@@ -45,7 +52,14 @@ from meshline.connectors.formats import RecordWriter, extension, open_writer
 from meshline.connectors.paths import PathTemplate
 from meshline.events import CloudEvent, dead_letter
 
-__all__ = ["CONTENT_TYPES", "DEFAULT_STREAMING_WINDOW", "ObjectStore", "WriteObjects", "object_name"]
+__all__ = [
+    "CONTENT_TYPES",
+    "DEFAULT_STREAMING_WINDOW",
+    "ObjectStore",
+    "WriteObjects",
+    "object_name",
+    "sharded_name",
+]
 
 _LOGGER = logging.getLogger(__name__)
 DEAD = "dead"
@@ -71,6 +85,12 @@ class ObjectStore(Protocol):
 def object_name(directory: str, window_tag: str, digest: int, fmt: str) -> str:
     stem = f"part-{window_tag}-" if window_tag else "part-"
     name = f"{stem}{digest:032x}"[: len(stem) + 20] + extension(fmt)
+    return f"{directory}/{name}" if directory else name
+
+
+def sharded_name(directory: str, window_tag: str, shard: int, shards: int, chunk: int, fmt: str) -> str:
+    stem = f"part-{window_tag}-" if window_tag else "part-"
+    name = f"{stem}{shard:05d}-of-{shards:05d}" + (f"-{chunk:03d}" if chunk else "") + extension(fmt)
     return f"{directory}/{name}" if directory else name
 
 
@@ -165,11 +185,14 @@ class _WriteObjectsFn(beam.DoFn):
             self._dead.extend(self._flush(part))
 
     def _flush(self, part: _Part) -> list[Any]:
+        name = object_name(part.directory, _window_tag(part.window), part.digest, self._fmt)
+        return self._flush_named(part, name)
+
+    def _flush_named(self, part: _Part, name: str) -> list[Any]:
         """Write one object; the dead letters of its events when that finally fails."""
         assert part.writer is not None
         part.writer.close()
         data = part.buf.getvalue()
-        name = object_name(part.directory, _window_tag(part.window), part.digest, self._fmt)
         try:
             self._policy.call(
                 lambda: self._store.put(name, data, self._content_type),
@@ -216,6 +239,70 @@ class _WindowedWriteObjectsFn(_WriteObjectsFn):
 _GLOBAL = GlobalWindow()
 
 
+# --------------------------------------------------------------------------- commit: window
+
+
+class _KeyFn(beam.DoFn):
+    """(directory, shard) → event; the directory takes the window's start for time placeholders."""
+
+    def __init__(self, prefix: str, shards: int):
+        self._prefix = prefix
+        self._shards = shards
+
+    def setup(self):
+        self._render = PathTemplate(self._prefix).renderer()
+
+    def process(self, event: CloudEvent, window=beam.DoFn.WindowParam):
+        when = None if isinstance(window, GlobalWindow) else window.start.to_utc_datetime()
+        attrs = event.attributes
+        h = hashlib.blake2b(f"{attrs.get('source')}\0{attrs.get('id')}".encode(), digest_size=8).digest()
+        yield (self._render(event, when), int.from_bytes(h, "big") % self._shards), event
+
+
+class _WriteGroupFn(_WriteObjectsFn):
+    """Writes one window's events of one (directory, shard), in a deterministic order."""
+
+    def __init__(self, make_store, prefix, fmt, max_events, max_bytes, target, policy, shards):
+        super().__init__(make_store, prefix, fmt, max_events, max_bytes, target, policy)
+        self._shards = shards
+
+    def start_bundle(self):
+        self._parts = {}
+        self._dead = []
+
+    def process(self, element, window=beam.DoFn.WindowParam):  # type: ignore[override]
+        (directory, shard), events = element
+        events = sorted(events, key=lambda e: (str(e.attributes.get("source")), str(e.attributes.get("id"))))
+        tag = _window_tag(window)
+        chunk = 0
+        part = _Part(directory, window, self._fmt)
+        for event in events:
+            writer = part.writer
+            assert writer is not None
+            try:
+                writer.write(event)
+            except (TypeError, ValueError, OverflowError) as e:
+                bad = dead_letter(event, f"cannot encode event as {self._fmt}: {e}", "deliver")
+                yield beam.pvalue.TaggedOutput(DEAD, bad)
+                continue
+            part.events.append(event)
+            if (self._max_events is not None and len(part.events) >= self._max_events) or (
+                self._max_bytes is not None and writer.size() >= self._max_bytes
+            ):
+                yield from self._flush_named(
+                    part, sharded_name(directory, tag, shard, self._shards, chunk, self._fmt)
+                )
+                chunk += 1
+                part = _Part(directory, window, self._fmt)
+        if part.events:
+            yield from self._flush_named(
+                part, sharded_name(directory, tag, shard, self._shards, chunk, self._fmt)
+            )
+
+    def finish_bundle(self):
+        return None
+
+
 class WriteObjects(beam.PTransform):
     """``PCollection[CloudEvent]`` → dead letters, through an :class:`ObjectStore`."""
 
@@ -230,8 +317,19 @@ class WriteObjects(beam.PTransform):
         max_events: int | None = None,
         max_bytes: int | None = None,
         policy: RetryPolicy | None = None,
+        commit: str = "auto",
+        shards: int = 1,
+        runner: str = "direct",
     ):
         super().__init__()
+        if commit not in ("auto", "bundle", "window"):
+            raise ValueError(f"commit: must be auto, bundle or window, got {commit!r}")
+        if shards < 1:
+            raise ValueError(f"shards: must be >= 1, got {shards}")
+        if commit == "auto":
+            commit = "window" if runner in ("flink", "dataflow") else "bundle"
+        self._commit = commit
+        self._shards = shards
         if format not in CONTENT_TYPES:
             raise ValueError(f"format: must be one of jsonl, avro, parquet, got {format!r}")
         if max_events is not None and max_events < 1:
@@ -253,6 +351,23 @@ class WriteObjects(beam.PTransform):
             window = DEFAULT_STREAMING_WINDOW  # a global window would put a whole stream in one name space
         if window:
             events = events | "Window" >> beam.WindowInto(beam.window.FixedWindows(float(window)))
+        if self._commit == "window":
+            grouped = (
+                events
+                | "Shard" >> beam.ParDo(_KeyFn(self._prefix, self._shards))
+                | "Group" >> beam.GroupByKey()
+            )
+            group_fn = _WriteGroupFn(
+                self._make_store,
+                self._prefix,
+                self._format,
+                self._max_events,
+                self._max_bytes,
+                self._name,
+                self._policy,
+                self._shards,
+            )
+            return (grouped | "Write" >> beam.ParDo(group_fn).with_outputs(DEAD, main="written"))[DEAD]
         fn_type = _WindowedWriteObjectsFn if window else _WriteObjectsFn
         fn = fn_type(
             self._make_store,

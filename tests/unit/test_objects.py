@@ -182,3 +182,35 @@ def test_windows_name_objects_by_their_start():
         tag = key.split("/")[-1].split("-")[1]
         by_window.setdefault(tag, set()).update(r["id"] for r in read_rows("jsonl", raw))
     assert by_window == {"19700101T000000": {"0", "1"}, "19700101T000100": {"2", "3"}}
+
+
+def test_commit_window_writes_one_object_per_shard_with_stable_names():
+    first, dead = _run(_events(300), prefix="s", commit="window", shards=3)
+    second, _ = _run(list(reversed(_events(300))), prefix="s", commit="window", shards=3)
+    assert dead == []
+    assert sorted(_STORES[first]) == [f"s/part-{i:05d}-of-00003.jsonl" for i in range(3)]
+    assert _STORES[first] == _STORES[second]  # same names and the same bytes, whatever the order
+    ids = [r["id"] for raw in _STORES[first].values() for r in read_rows("jsonl", raw)]
+    assert sorted(ids, key=int) == [str(i) for i in range(300)]
+
+
+def test_commit_window_rolls_over_within_a_shard():
+    bucket, _ = _run(_events(25), prefix="s", commit="window", max_events=10)
+    assert set(_STORES[bucket]) == {
+        "s/part-00000-of-00001.jsonl",
+        "s/part-00000-of-00001-001.jsonl",
+        "s/part-00000-of-00001-002.jsonl",
+    }
+
+
+def test_auto_commit_is_window_on_flink_and_bundle_locally():
+    assert (
+        WriteObjects(_Make("x"), prefix="", format="jsonl", target_name="t", runner="flink")._commit
+        == "window"
+    )
+    assert (
+        WriteObjects(_Make("x"), prefix="", format="jsonl", target_name="t", runner="prism")._commit
+        == "bundle"
+    )
+    with pytest.raises(ValueError, match="commit"):
+        WriteObjects(_Make("x"), prefix="", format="jsonl", target_name="t", commit="sometimes")
