@@ -75,19 +75,13 @@ class CloudEvent:
     ``attributes`` must hold ``specversion``, ``id``, ``source`` and ``type``.
     Events are treated as immutable once emitted: transformations copy, never
     mutate, because one event may fan out to several triggers.
-
-    ``plain`` is a hint set when the event was decoded from JSON text that has
-    no number jq would render differently (no integral float, no integer beyond
-    2**53): compiled jq programs then skip re-checking values they pass through.
-    It is never required; it is dropped by copies and coders.
     """
 
-    __slots__ = ("attributes", "data", "plain")
+    __slots__ = ("attributes", "data")
 
-    def __init__(self, attributes: dict[str, Any], data: Any = None, plain: bool = False):
+    def __init__(self, attributes: dict[str, Any], data: Any = None):
         self.attributes = attributes
         self.data = data
-        self.plain = plain
 
     @classmethod
     def create(
@@ -261,22 +255,13 @@ def _json_type(v: Any) -> str:
     return type(v).__name__
 
 
-# Numbers in JSON text that jq (through doubles) renders differently from Python: integral
-# floats (1.0, 2.00, 1e5), long fractions that may round to an integer, integers of 16+
-# digits. Conservative: a match inside a string only costs the hint.
-_NOT_PLAIN = re.compile(rb"\d\.0*[,}\]\s]|\d[eE]|\.\d{15}|\d{16}")
-
-
 def from_json(raw: bytes | str) -> CloudEvent:
     """Parse one structured CloudEvent (JSON text); raise :class:`EventError`."""
     try:
         d = orjson.loads(raw)
     except orjson.JSONDecodeError as e:
         raise EventError(f"not valid JSON: {e}") from None
-    event = from_json_dict(d)
-    if type(raw) is bytes and _NOT_PLAIN.search(raw) is None:
-        event.plain = True
-    return event
+    return from_json_dict(d)
 
 
 def to_json(event: CloudEvent) -> bytes:

@@ -65,7 +65,6 @@ __all__ = ["JqCompileError", "JqError", "JqProgram", "compile_jq"]
 
 _MISSING: Any = object()
 _norm = _rt.norm
-_norm_from = _rt.norm_from
 _log = logging.getLogger(__name__)
 
 #: Tests set this: an unexpected exception in the native evaluator then propagates instead of
@@ -123,21 +122,12 @@ class JqProgram:
 
     # -- public API
 
-    def run(self, value: Any, plain: bool = False) -> list[Any]:
-        """All outputs of the program for ``value``, in order. Raises :class:`JqError`.
-
-        ``plain``: the caller knows ``value`` holds no number jq would render
-        differently (see ``CloudEvent.plain``); outputs are then checked only where
-        the program changed them.
-        """
+    def run(self, value: Any) -> list[Any]:
+        """All outputs of the program for ``value``, in order. Raises :class:`JqError`."""
         code = self._code
         if code is None:
             return self._jq_all(value)
         try:
-            if plain:
-                if code.single:
-                    return [_norm_from(code.fn(value, ()), value)]
-                return [_norm_from(x, value) for x in code.fn(value, ())]
             if code.single:
                 return [_norm(code.fn(value, ()))]
             return [_norm(x) for x in code.fn(value, ())]

@@ -67,7 +67,7 @@ def build_jq(config: JqConfig, ctx: BuildContext) -> StepFn:
 
         def jq_data(event: CloudEvent) -> CloudEvent | list[CloudEvent] | None:
             try:
-                outs = program.run(event.data, event.plain)
+                outs = program.run(event.data)
             except JqError as e:
                 raise TransformError(f"jq program {text!r} failed: {e}") from None
             if len(outs) == 1:
@@ -78,7 +78,7 @@ def build_jq(config: JqConfig, ctx: BuildContext) -> StepFn:
 
     def jq_event(event: CloudEvent) -> CloudEvent | list[CloudEvent] | None:
         try:
-            outs = program.run(event.to_dict(), event.plain)
+            outs = program.run(event.to_dict())
         except JqError as e:
             raise TransformError(f"jq program {text!r} failed: {e}") from None
         if len(outs) == 1 and type(outs[0]) is dict and "data_base64" not in outs[0]:

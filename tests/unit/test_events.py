@@ -32,7 +32,6 @@ from meshline.events import (
     to_kafka_binary,
     to_kafka_structured,
 )
-from meshline.transforms.jqc import runtime as _jq_runtime
 
 EVENT = CloudEvent(
     {
@@ -218,43 +217,3 @@ def test_random_dicts_become_events_or_event_errors(d):
     except EventError:
         return
     assert from_json(to_json(e)) == e
-
-
-# --------------------------------------------------------------------------- the ``plain`` hint
-
-
-_numbers = (
-    st.integers()
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.sampled_from([1.0, -0.0, 1e16, 1e-7, 2.5, 9007199254740993, 1.0000000000000002])
-)
-_values = st.recursive(
-    _numbers | st.text(max_size=5) | st.booleans() | st.none(),
-    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=3), c, max_size=3),
-    max_leaves=8,
-)
-
-
-@settings(max_examples=300, deadline=None)
-@given(_values, st.booleans())
-def test_plain_hint_is_sound(data, indent):
-    """``plain`` may only be set when jq would render every number as Python holds it."""
-    d = {"specversion": "1.0", "id": "1", "source": "/s", "type": "t", "data": data}
-    try:
-        raw = orjson.dumps(d, option=orjson.OPT_INDENT_2 if indent else 0)
-    except TypeError:
-        return  # an integer orjson cannot write
-    event = from_json(raw)
-    if event.plain:
-        assert _jq_runtime.norm(event.to_dict()) == event.to_dict()
-        assert _jq_runtime._clean(event.to_dict())
-
-
-def test_plain_hint_examples():
-    base = b'{"specversion":"1.0","id":"1","source":"/s","type":"t","data":'
-    assert from_json(base + b'{"a":1.5,"s":"v1.0"}}').plain
-    assert not from_json(base + b'{"a":1.0}}').plain
-    assert not from_json(base + b'{"a":1e5}}').plain
-    assert not from_json(base + b'{"a":12345678901234567}}').plain
-    assert not from_json(base + b"[1.0000000000000000001]}").plain
-    assert not CloudEvent({"specversion": "1.0", "id": "1", "source": "/s", "type": "t"}, 1).plain

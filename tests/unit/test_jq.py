@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 from typing import Any
 
 import jq
@@ -697,31 +696,3 @@ def test_property_generated_programs(program: str, value: Any) -> None:
     assert tagged(value) == tagged(before), program
     if prog.native:
         assert result == reference(program, value), program
-
-
-# ----------------------------------------------------------------------------- the ``plain`` hint
-
-_plain_values = json_values.filter(lambda v: jq_module._rt.norm(v) is v and not isinstance(v, float))
-
-
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(_plain_values)
-def test_plain_hint_changes_nothing_on_plain_inputs(value: Any) -> None:
-    """With ``plain=True`` only changed values are checked; the outputs must still be jq's."""
-    for program in [*PROPERTY_PROGRAMS, ".a = 1.0", ".x = (.a? // 2) * 1.0", "[.[]?, 3.0]", "{b: 1e17}"]:
-        prog = compile_jq(program)
-        try:
-            expected = [tagged(x) for x in prog.run(value)]
-        except JqError as e:
-            with pytest.raises(JqError, match=re.escape(str(e))):
-                prog.run(value, plain=True)
-            continue
-        assert [tagged(x) for x in prog.run(value, plain=True)] == expected, program
-
-
-def test_plain_hint_normalises_what_the_program_computes() -> None:
-    event = {"data": {"amount": 2.5, "qty": 4, "items": [{"price": 1.5}]}}
-    (out,) = compile_jq(".data.total = .data.amount * .data.qty | .data.big = 1e17").run(event, plain=True)
-    assert type(out["data"]["total"]) is int and out["data"]["total"] == 10
-    assert out["data"]["big"] == 100000000000000000 and type(out["data"]["big"]) is int
-    assert out["data"]["items"] is event["data"]["items"]  # passed through, not walked or copied

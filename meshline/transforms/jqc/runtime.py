@@ -172,58 +172,6 @@ def norm(v: Any) -> Any:
     return v
 
 
-_ABSENT = object()
-
-
-def norm_from(v: Any, src: Any) -> Any:
-    """``norm(v)`` for an output of a program run on ``src``, when ``src`` needs no normalising.
-
-    A value found unchanged at the same place as in ``src`` (the same object) needs no
-    check, so only what the program built or moved is walked: for a program that sets
-    one field of a large event this is a few lookups instead of a walk of the event.
-    """
-    if v is src:
-        return v
-    t = type(v)
-    if t is dict:
-        if type(src) is not dict:
-            return norm(v)
-        new = None
-        for k, x in v.items():
-            if x is src.get(k, _ABSENT):
-                continue
-            tx = type(x)
-            if tx is str or tx is bool or x is None:
-                continue
-            y = norm_from(x, src.get(k, _ABSENT)) if (tx is dict or tx is list) else norm(x)
-            if y is x:
-                continue
-            if new is None:
-                new = dict(v)
-            new[k] = y
-        return v if new is None else new
-    if t is list:
-        if type(src) is not list:
-            return norm(v)
-        n = len(src)
-        newl = None
-        for i, x in enumerate(v):
-            s = src[i] if i < n else _ABSENT
-            if x is s:
-                continue
-            tx = type(x)
-            if tx is str or tx is bool or x is None:
-                continue
-            y = norm_from(x, s) if (tx is dict or tx is list) else norm(x)
-            if y is x:
-                continue
-            if newl is None:
-                newl = list(v)
-            newl[i] = y
-        return v if newl is None else newl
-    return norm(v)
-
-
 def _clean(v: Any) -> bool:
     """Whether the container ``v`` holds no number that jq.py would render differently."""
     for x in v.values() if type(v) is dict else v:
