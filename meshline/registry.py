@@ -42,6 +42,10 @@ class BuildContext:
     options: dict[str, Any] = field(default_factory=dict)
     # targets: the retry policy of the triggers feeding it (meshline.connectors.delivery.RetryPolicy)
     delivery: Any = None
+    # targets: the dead-letter target its delivery failures reach; None when there is none,
+    # and then a target that cannot write at all should fail the bundle (so an acknowledging
+    # source redelivers) rather than drop what it could not write
+    dead_letter: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,18 +71,35 @@ _REGISTRY: dict[Kind, dict[str, str]] = {
         "file": "meshline.connectors.file:SOURCE",
         "generate": "meshline.connectors.generate:SOURCE",
         "google.pubsub": "meshline.connectors.pubsub:SOURCE",
+        "kafka": "meshline.connectors.kafka.source:SOURCE",
+        "azure.eventhubs": "meshline.connectors.azure.eventhubs:SOURCE",
+        "azure.activitylogs": "meshline.connectors.azure.activitylogs:SOURCE",
+        "google.storage": "meshline.connectors.gcs.source:SOURCE",
         "http": "meshline.connectors.http.source:SOURCE",
+        "amqp": "meshline.connectors.amqp:SOURCE",
+        "aws.sqs": "meshline.connectors.aws.sqs:SOURCE",
+        "aws.s3": "meshline.connectors.aws.s3_source:SOURCE",
     },
     "target": {
         "file": "meshline.connectors.file:TARGET",
         "log": "meshline.connectors.log:TARGET",
+        "azure.datalake": "meshline.connectors.azure.datalake:TARGET",
+        "google.storage": "meshline.connectors.gcs.target:TARGET",
+        "kafka": "meshline.connectors.kafka.target:TARGET",
         "http": "meshline.connectors.http.target:TARGET",
+        "amqp": "meshline.connectors.amqp:TARGET",
+        "elasticsearch": "meshline.connectors.elasticsearch:TARGET",
+        "snowflake": "meshline.connectors.snowflake:TARGET",
+        "aws.sqs": "meshline.connectors.aws.sqs_target:TARGET",
+        "aws.s3": "meshline.connectors.aws.s3_target:TARGET",
     },
     "transformation": {
         "jq": "meshline.transforms.steps:JQ",
         "mapping": "meshline.transforms.steps:MAPPING",
         "python": "meshline.transforms.steps:PYTHON",
         "http": "meshline.transforms.http:HTTP",
+        "xml2json": "meshline.transforms.xml:XML2JSON",
+        "xslt": "meshline.transforms.xml:XSLT",
     },
 }
 

@@ -32,6 +32,8 @@ from meshline.registry import BuildContext, lookup
 __all__ = ["Built", "build_pipeline", "plan_triggers"]
 
 _LOGGER = logging.getLogger(__name__)
+# Runners whose checkpoints make a grouped stage durable before a source acknowledges.
+_DURABLE = ("flink", "dataflow")
 
 
 @dataclass
@@ -119,7 +121,9 @@ class _DropFn(beam.DoFn):
             )
 
 
-def _build_component(kind: str, decl: Any, integration: Any, ctx_options: dict[str, Any]) -> Any:
+def _build_component(
+    kind: str, decl: Any, integration: Any, ctx_options: dict[str, Any], dead_letter: str | None = None
+) -> Any:
     component = lookup(kind, decl.type)  # type: ignore[arg-type]
     if component is None:
         raise ConfigError(f"{kind} {decl.name}: unknown type {decl.type!r}")
@@ -127,7 +131,13 @@ def _build_component(kind: str, decl: Any, integration: Any, ctx_options: dict[s
     policy = None
     if kind == "target":
         policy = _delivery_of(decl.name, integration)
-    ctx = BuildContext(integration=integration.name, name=decl.name, options=ctx_options, delivery=policy)
+    ctx = BuildContext(
+        integration=integration.name,
+        name=decl.name,
+        options=ctx_options,
+        delivery=policy,
+        dead_letter=dead_letter,
+    )
     return component.build(config, ctx)
 
 
@@ -206,25 +216,36 @@ def build_pipeline(
         pcolls = inputs[name]
         if not pcolls:
             continue
-        events = pcolls[0] if len(pcolls) == 1 else (pcolls | f"Merge[{name}]" >> beam.Flatten())
-        built.targets[name] = events
-        transform = target_overrides.get(name) or _build_component("target", decl, integration, options)
-        dead = events | f"Target[{name}]" >> transform
         dl = dl_of.get(name)
         if dl == name or (dl is not None and order.index(dl) < order.index(name)):
             dl = None  # would loop back into itself
         built.dead_letter_routes[name] = dl
-        if dead is not None:
-            feeding = ",".join(t.name for t in integration.triggers if t.target == name)
-            _route_failures(
-                dead,
-                dl,
-                inputs,
-                f"DeliveryFailures[{name}]",
-                (f"target.{name}.dead_lettered",),
-                "delivery",
-                feeding,
+        if len(pcolls) == 1 or name in target_overrides or options.get("runner") in _DURABLE:
+            groups = [pcolls[0] if len(pcolls) == 1 else (pcolls | f"Merge[{name}]" >> beam.Flatten())]
+        else:
+            # One instance of the target per input instead of a Flatten: on the direct runner
+            # and Prism a Flatten starts a new stage, so an acknowledging source would commit
+            # (and acknowledge) before this target wrote. Without it the write is fused into
+            # the source's bundle and happens before the acknowledgement.
+            groups = list(pcolls)
+        built.targets[name] = groups[0] if len(groups) == 1 else groups
+        feeding = ",".join(t.name for t in integration.triggers if t.target == name)
+        for i, events in enumerate(groups):
+            suffix = "" if i == 0 else f"#{i + 1}"
+            transform = target_overrides.get(name) or _build_component(
+                "target", decl, integration, options, dead_letter=dl
             )
+            dead = events | f"Target[{name}]{suffix}" >> transform
+            if dead is not None:
+                _route_failures(
+                    dead,
+                    dl,
+                    inputs,
+                    f"DeliveryFailures[{name}]{suffix}",
+                    (f"target.{name}.dead_lettered",),
+                    "delivery",
+                    feeding,
+                )
     return built
 
 

@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from meshline.errors import DeliveryError, PermanentDeliveryError
+
 __all__ = [
     "Failure",
     "PermanentError",
@@ -33,7 +35,7 @@ T = TypeVar("T")
 MAX_REASON = 1024
 
 
-class TransientError(Exception):
+class TransientError(DeliveryError):
     """A failure worth retrying; ``retry_after`` (seconds) when the server said so."""
 
     def __init__(self, message: str, retry_after: float | None = None):
@@ -41,7 +43,7 @@ class TransientError(Exception):
         self.retry_after = retry_after
 
 
-class PermanentError(Exception):
+class PermanentError(PermanentDeliveryError):
     """The system rejected the record; retrying cannot help."""
 
 
@@ -57,8 +59,8 @@ class RetryPolicy:
     def __post_init__(self) -> None:
         if self.retries < 0:
             raise ValueError(f"retries: must be >= 0, got {self.retries}")
-        if self.policy not in ("exponential", "linear"):
-            raise ValueError(f"policy: must be 'exponential' or 'linear', got {self.policy!r}")
+        if self.policy not in ("exponential", "linear", "constant"):
+            raise ValueError(f"policy: must be 'constant', 'linear' or 'exponential', got {self.policy!r}")
 
     @classmethod
     def of(cls, delivery: Any) -> RetryPolicy:
@@ -73,8 +75,12 @@ class RetryPolicy:
 
         A server's ``Retry-After`` wins when it is longer, capped at ``max``.
         """
-        linear = self.policy == "linear"
-        base = self.delay * attempt if linear else self.delay * (2 ** (attempt - 1))
+        if self.policy == "constant":  # SPEC §1: constant | linear | exponential
+            base = self.delay
+        elif self.policy == "linear":
+            base = self.delay * attempt
+        else:
+            base = self.delay * (2 ** (attempt - 1))
         wait = min(base, self.max) * random.uniform(0.9, 1.1)
         if retry_after is not None and retry_after > wait:
             wait = retry_after

@@ -8,9 +8,11 @@ filesystem). ``format: cloudevents`` reads one structured CloudEvent per line;
 lines are skipped. Files are matched at run time (not when the pipeline is
 built) and spread over workers one file at a time.
 
-Target: one object per (directory, window, bundle), written under a temporary
-name and renamed to ``DIR/part-[WINDOW-]NNNNN-of-MMMMM.EXT`` once the bundle is
-committed, so readers never see half-written files.
+Target: the object-store core (:mod:`meshline.connectors.objects`) over Beam's
+filesystems: each file is written under a hidden temporary name in its folder
+and renamed into place, so readers never see half-written files, and it is in
+place before the bundle that produced it commits (so an acknowledging source
+acknowledges only what is on disk).
 """
 
 from __future__ import annotations
@@ -23,12 +25,10 @@ from typing import Any, Literal
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import StandardOptions
-from apache_beam.transforms.window import GlobalWindow
 
 from meshline.config import Duration, doc
-from meshline.connectors.formats import extension, open_writer
-from meshline.connectors.paths import PathTemplate
+from meshline.connectors.delivery import RetryPolicy, TransientError
+from meshline.connectors.objects import DEFAULT_MAX_BYTES, WriteObjects
 from meshline.errors import EventError
 from meshline.events import CloudEvent, dead_letter, from_json
 from meshline.registry import Component
@@ -37,7 +37,6 @@ __all__ = ["SOURCE", "TARGET", "FileSourceConfig", "FileTargetConfig", "ReadFrom
 
 _LOGGER = logging.getLogger(__name__)
 DEAD = "dead"
-DEFAULT_STREAMING_WINDOW = 60.0
 LINE_TYPE = "dev.meshline.file.line"
 
 
@@ -161,13 +160,26 @@ class FileTargetConfig:
 
     path: str = doc("directory or URL prefix; may use {yyyy}/{mm}/{dd}/{HH} and {type}")
     format: Literal["jsonl", "avro", "parquet"] = doc("file format", "jsonl")
-    window: Duration | None = doc(
-        "roll-over: one file per window and bundle, e.g. 60s (streaming default: 60s)", None
+    window: Duration | None = doc("roll-over: files per time window, e.g. 60s (streaming default: 60s)", None)
+    max_events: int | None = doc("at most this many events per file", None)
+    max_bytes: int = doc("about this many bytes per file at most", DEFAULT_MAX_BYTES)
+    commit: Literal["auto", "bundle", "window"] = doc(
+        "'bundle': files written before the bundle commits (at least once on every runner); "
+        "'window': one file per window and shard, written when the window closes (needs a runner "
+        "with durable checkpoints); 'auto': window on flink/dataflow, else bundle",
+        "auto",
     )
+    shards: int = doc("files per window and directory with commit: window", 1)
 
     def __post_init__(self) -> None:
         if not self.path.strip():
             raise ValueError("path: must not be empty")
+        if self.max_events is not None and self.max_events < 1:
+            raise ValueError(f"max_events: must be >= 1, got {self.max_events}")
+        if self.max_bytes < 1:
+            raise ValueError(f"max_bytes: must be >= 1, got {self.max_bytes}")
+        if self.shards < 1:
+            raise ValueError(f"shards: must be >= 1, got {self.shards}")
 
 
 def _split_template(path: str) -> tuple[str, str]:
@@ -179,142 +191,99 @@ def _split_template(path: str) -> tuple[str, str]:
     return path.rstrip("/") or ".", ""
 
 
-class _WriteTempFilesFn(beam.DoFn):
-    """Writes a bundle's events into one temporary file per (directory, window)."""
+class _FileStore:
+    """Files under ``base``: written under a hidden temporary name, then renamed into place."""
 
-    def __init__(self, base: str, fmt: str, template: str, temp_dir: str, target: str):
+    def __init__(self, base: str):
         self._base = base
-        self._fmt = fmt
-        self._template = template
-        self._temp_dir = temp_dir
-        self._target = target
 
-    def setup(self):
-        self._render = PathTemplate(self._template).renderer()
-        if not FileSystems.exists(self._temp_dir):
-            FileSystems.mkdirs(self._temp_dir)
-
-    def start_bundle(self):
-        self._open: dict[tuple[str, Any], tuple[Any, Any, str, list[int]]] = {}
-
-    def process(self, event: CloudEvent):
-        # Global window (bounded runs): no WindowParam, so Beam takes its fast invocation path.
-        return self._write(event, _GLOBAL, None)
-
-    def _write(self, event: CloudEvent, window: Any, when: Any) -> list[Any] | None:
-        key = (self._render(event, when), window)
-        entry = self._open.get(key)
-        if entry is None:
-            temp = FileSystems.join(self._temp_dir, uuid.uuid4().hex + extension(self._fmt))
-            fh = FileSystems.create(temp)
-            entry = self._open[key] = (fh, open_writer(self._fmt, fh), temp, [0])
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        final = FileSystems.join(self._base, key)
+        folder, name = final.rsplit("/", 1) if "/" in final else (".", final)
+        temp = FileSystems.join(folder, f".{name}.{uuid.uuid4().hex}.tmp")
         try:
-            entry[1].write(event)
-        except (TypeError, ValueError, OverflowError) as e:
-            reason = f"cannot encode event as {self._fmt}: {e}"
-            return [beam.pvalue.TaggedOutput(DEAD, dead_letter(event, reason, "deliver"))]
-        entry[3][0] += 1
+            if not FileSystems.exists(folder):
+                FileSystems.mkdirs(folder)
+            with FileSystems.create(temp) as fh:
+                fh.write(data)
+            if FileSystems.exists(final):
+                FileSystems.delete([final])  # a replay overwrites instead of duplicating
+            FileSystems.rename([temp], [final])
+        except Exception as e:
+            if FileSystems.exists(temp):
+                FileSystems.delete([temp])
+            raise TransientError(f"cannot write {final}: {e}") from e
+
+    def close(self) -> None:
         return None
 
-    def finish_bundle(self):
-        for (directory, window), (fh, writer, temp, count) in self._open.items():
-            writer.close()
-            fh.close()
-            yield beam.transforms.window.WindowedValue(
-                (directory, (temp, count[0])), window.max_timestamp(), [window]
-            )
-        self._open = {}
 
-
-class _WindowedWriteTempFilesFn(_WriteTempFilesFn):
-    """The same, one file per window: time placeholders take the window's start."""
-
-    def process(self, event: CloudEvent, window=beam.DoFn.WindowParam):
-        when = None if isinstance(window, GlobalWindow) else window.start.to_utc_datetime()
-        return self._write(event, window, when)
-
-
-_GLOBAL = GlobalWindow()
-
-
-class _FinalizeFn(beam.DoFn):
-    """Renames a directory's temporary files to their final names."""
-
-    def __init__(self, base: str, fmt: str, target: str, temp_dir: str):
+class _MakeFileStore:
+    def __init__(self, base: str):
         self._base = base
-        self._fmt = fmt
-        self._temp_dir = temp_dir
-        self._delivered = beam.metrics.Metrics.counter("meshline", f"target.{target}.delivered")
 
-    def process(self, element, window=beam.DoFn.WindowParam):
-        directory, temps = element
-        temps = sorted(temps)
-        total = len(temps)
-        stem = "part"
-        if not isinstance(window, GlobalWindow):
-            stem += "-" + window.start.to_utc_datetime().strftime("%Y%m%dT%H%M%S")
-        folder = FileSystems.join(self._base, directory) if directory else self._base
-        if not FileSystems.exists(folder):
-            FileSystems.mkdirs(folder)
-        finals = [
-            FileSystems.join(folder, f"{stem}-{i:05d}-of-{total:05d}{extension(self._fmt)}")
-            for i in range(total)
-        ]
-        sources = [t for t, _ in temps]
-        existing = [f for f in finals if FileSystems.exists(f)]
-        if existing:
-            FileSystems.delete(existing)  # a replay overwrites instead of duplicating
-        FileSystems.rename(sources, finals)
-        self._delivered.inc(sum(n for _, n in temps))
-        _remove_empty_local_dirs(self._temp_dir)
-        yield from finals
-
-
-def _remove_empty_local_dirs(temp_dir: str) -> None:
-    """Best effort: drop the temporary folder (and its parent) once empty; local paths only."""
-    if "://" in temp_dir:
-        return
-    for folder in (temp_dir, os.path.dirname(temp_dir)):
-        try:
-            os.rmdir(folder)
-        except OSError:
-            return
+    def __call__(self) -> _FileStore:
+        return _FileStore(self._base)
 
 
 class WriteToFile(beam.PTransform):
-    """``PCollection[CloudEvent]`` → dead letters (events that could not be encoded)."""
+    """``PCollection[CloudEvent]`` → dead letters, via :class:`~meshline.connectors.objects.WriteObjects`.
 
-    def __init__(self, config: FileTargetConfig, target_name: str = "file"):
+    Names: ``DIR/part-[WINDOW-]DIGEST.EXT`` per bundle (the digest is of the events
+    inside, so a replay of the same events overwrites), or
+    ``DIR/part-[WINDOW-]SSSSS-of-NNNNN.EXT`` with ``commit: window``.
+    """
+
+    def __init__(
+        self,
+        config: FileTargetConfig,
+        target_name: str = "file",
+        *,
+        runner: str = "direct",
+        policy: RetryPolicy | None = None,
+        dead_letter: bool = True,
+    ):
         super().__init__()
+        self._dead_letter = dead_letter
         self._config = config
         self._name = target_name
+        self._runner = runner
+        self._policy = policy
 
     def expand(self, events):
-        base, template = _split_template(self._config.path)
-        temp_dir = FileSystems.join(base, ".meshline-tmp", uuid.uuid4().hex)
-        window = self._config.window
-        if window is None and events.pipeline.options.view_as(StandardOptions).streaming:
-            # A global window never closes in a stream: roll files over every minute by default.
-            window = DEFAULT_STREAMING_WINDOW
-        if window:
-            events = events | "Window" >> beam.WindowInto(beam.window.FixedWindows(float(window)))
-        writer = _WindowedWriteTempFilesFn if window else _WriteTempFilesFn
-        written = events | "WriteTemp" >> beam.ParDo(
-            writer(base, self._config.format, template, temp_dir, self._name)
-        ).with_outputs(DEAD, main="files")
-        files = (
-            written.files
-            | "GroupByDirectory" >> beam.GroupByKey()
-            | "Finalize" >> beam.ParDo(_FinalizeFn(base, self._config.format, self._name, temp_dir))
+        c = self._config
+        base, template = _split_template(c.path)
+        write = WriteObjects(
+            _MakeFileStore(base),
+            prefix=template,
+            format=c.format,
+            target_name=self._name,
+            window=float(c.window) if c.window else None,
+            max_events=c.max_events,
+            max_bytes=c.max_bytes,
+            policy=self._policy,
+            commit=c.commit,
+            shards=c.shards,
+            runner=self._runner,
+            dead_letter=self._dead_letter,
         )
-        self.files = files
-        return written[DEAD]
+        return events | "Objects" >> write
+
+
+def _build_target(config: FileTargetConfig, ctx: Any) -> WriteToFile:
+    return WriteToFile(
+        config,
+        ctx.name,
+        runner=ctx.options.get("runner", "direct"),
+        policy=ctx.delivery,
+        dead_letter=ctx.dead_letter is not None,
+    )
 
 
 TARGET = Component(
     id="file",
     kind="target",
     config=FileTargetConfig,
-    build=lambda config, ctx: WriteToFile(config, ctx.name),
+    build=_build_target,
     description="Files under a directory: jsonl, avro or parquet, with path templates and windows.",
 )

@@ -30,7 +30,9 @@ A target supplies an :class:`ObjectStore` (``put`` one whole object, ``close``);
   later grouping stage had written them, and a crash would lose them;
 - ``put`` is retried on :class:`~meshline.connectors.delivery.TransientError`
   per the triggers' ``delivery`` policy; when it finally fails, every event of
-  that object goes to the dead-letter output (stage ``deliver``) with the reason.
+  that object goes to the dead-letter output (stage ``deliver``) with the reason —
+  or, when the target has no dead-letter target (``dead_letter=False``), the
+  bundle fails, so nothing in it is acknowledged and the source redelivers it.
   An event the format cannot encode is dead-lettered alone.
 """
 
@@ -50,10 +52,12 @@ from apache_beam.transforms.window import GlobalWindow
 from meshline.connectors.delivery import RetryPolicy, TransientError, reason
 from meshline.connectors.formats import RecordWriter, extension, open_writer
 from meshline.connectors.paths import PathTemplate
+from meshline.errors import DeliveryError
 from meshline.events import CloudEvent, dead_letter
 
 __all__ = [
     "CONTENT_TYPES",
+    "DEFAULT_MAX_BYTES",
     "DEFAULT_STREAMING_WINDOW",
     "ObjectStore",
     "WriteObjects",
@@ -64,6 +68,7 @@ __all__ = [
 _LOGGER = logging.getLogger(__name__)
 DEAD = "dead"
 DEFAULT_STREAMING_WINDOW = 60.0
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024  # an object's events are held in memory until it is written
 CONTENT_TYPES = {
     "jsonl": "application/x-ndjson",
     "avro": "application/avro",
@@ -126,7 +131,11 @@ class _WriteObjectsFn(beam.DoFn):
         max_bytes: int | None,
         target: str,
         policy: RetryPolicy,
+        dead_letter: bool = True,
+        reject: Callable[[CloudEvent], str | None] | None = None,
     ):
+        self._dead_letter = dead_letter
+        self._reject = reject
         self._make_store = make_store
         self._prefix = prefix
         self._fmt = fmt
@@ -162,6 +171,11 @@ class _WriteObjectsFn(beam.DoFn):
         return  # no output: Beam's fast path (a generator costs more per element)
 
     def _add(self, event: CloudEvent, window: Any, when: Any) -> None:
+        if self._reject is not None:
+            why = self._reject(event)
+            if why:  # the target refuses this one event (e.g. aws.s3 max_event_bytes)
+                self._dead.append(beam.pvalue.TaggedOutput(DEAD, dead_letter(event, why, "deliver")))
+                return
         key = (self._render(event, when), window)
         part = self._parts.get(key)
         if part is None:
@@ -201,6 +215,8 @@ class _WriteObjectsFn(beam.DoFn):
             )
         except Exception as e:
             why = f"writing object {name} failed: {reason(e)}"
+            if not self._dead_letter:
+                raise DeliveryError(f"target {self._target}: {why}") from None
             _LOGGER.warning("target %s: %s (%d events dead-lettered)", self._target, why, len(part.events))
             return [
                 beam.pvalue.TaggedOutput(
@@ -262,8 +278,10 @@ class _KeyFn(beam.DoFn):
 class _WriteGroupFn(_WriteObjectsFn):
     """Writes one window's events of one (directory, shard), in a deterministic order."""
 
-    def __init__(self, make_store, prefix, fmt, max_events, max_bytes, target, policy, shards):
-        super().__init__(make_store, prefix, fmt, max_events, max_bytes, target, policy)
+    def __init__(
+        self, make_store, prefix, fmt, max_events, max_bytes, target, policy, shards, dead_letter, reject=None
+    ):
+        super().__init__(make_store, prefix, fmt, max_events, max_bytes, target, policy, dead_letter, reject)
         self._shards = shards
 
     def start_bundle(self):
@@ -277,6 +295,10 @@ class _WriteGroupFn(_WriteObjectsFn):
         chunk = 0
         part = _Part(directory, window, self._fmt)
         for event in events:
+            why = self._reject(event) if self._reject is not None else None
+            if why:
+                yield beam.pvalue.TaggedOutput(DEAD, dead_letter(event, why, "deliver"))
+                continue
             writer = part.writer
             assert writer is not None
             try:
@@ -315,13 +337,17 @@ class WriteObjects(beam.PTransform):
         target_name: str,
         window: float | None = None,
         max_events: int | None = None,
-        max_bytes: int | None = None,
+        max_bytes: int | None = DEFAULT_MAX_BYTES,
         policy: RetryPolicy | None = None,
         commit: str = "auto",
         shards: int = 1,
         runner: str = "direct",
+        dead_letter: bool = True,
+        reject: Callable[[CloudEvent], str | None] | None = None,
     ):
         super().__init__()
+        self._dead_letter = dead_letter
+        self._reject = reject  # a picklable check: a reason to dead-letter one event, or None
         if commit not in ("auto", "bundle", "window"):
             raise ValueError(f"commit: must be auto, bundle or window, got {commit!r}")
         if shards < 1:
@@ -366,6 +392,8 @@ class WriteObjects(beam.PTransform):
                 self._name,
                 self._policy,
                 self._shards,
+                self._dead_letter,
+                self._reject,
             )
             return (grouped | "Write" >> beam.ParDo(group_fn).with_outputs(DEAD, main="written"))[DEAD]
         fn_type = _WindowedWriteObjectsFn if window else _WriteObjectsFn
@@ -377,6 +405,8 @@ class WriteObjects(beam.PTransform):
             self._max_bytes,
             self._name,
             self._policy,
+            self._dead_letter,
+            self._reject,
         )
         written = events | "Write" >> beam.ParDo(fn).with_outputs(DEAD, main="written")
         return written[DEAD]

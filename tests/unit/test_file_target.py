@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import apache_beam as beam
 import pytest
+from apache_beam.testing.util import assert_that
 from apache_beam.transforms.window import TimestampedValue
 
+from meshline.connectors.delivery import RetryPolicy
 from meshline.connectors.file import FileTargetConfig, WriteToFile
 from meshline.connectors.formats import read_rows
 from meshline.events import CloudEvent
 from meshline.runners import in_process_runner
+
+_NO_RETRY = RetryPolicy(retries=1, delay=0.001, max=0.001)
 
 
 def ev(i: int, type_: str = "a.b", time: str = "2026-11-25T10:15:00Z") -> CloudEvent:
@@ -33,17 +38,15 @@ def test_formats_hold_every_event(tmp_path: Path, fmt: str):
     _write(events, FileTargetConfig(path=str(tmp_path), format=fmt))
     rows = [r for f in tmp_path.glob(f"*.{fmt}") for r in read_rows(fmt, f.read_bytes())]
     assert sorted(r["id"] for r in rows) == sorted(e.id for e in events)
-    assert not (tmp_path / ".meshline-tmp").exists()
+    assert not list(tmp_path.rglob(".*.tmp"))  # no temporary file left behind
 
 
 def test_path_template_uses_event_time_and_type(tmp_path: Path):
     events = [ev(1, "a.b", "2026-01-02T03:04:05Z"), ev(2, "c/d", "2026-01-02T05:00:00+02:00")]
     _write(events, FileTargetConfig(path=f"{tmp_path}/{{type}}/{{yyyy}}/{{mm}}/{{dd}}/{{HH}}"))
     files = sorted(str(f.relative_to(tmp_path)) for f in tmp_path.rglob("*.jsonl"))
-    assert files == [
-        "a.b/2026/01/02/03/part-00000-of-00001.jsonl",
-        "c_d/2026/01/02/03/part-00000-of-00001.jsonl",
-    ]
+    assert [f.rsplit("/", 1)[0] for f in files] == ["a.b/2026/01/02/03", "c_d/2026/01/02/03"]
+    assert all(re.fullmatch(r"part-[0-9a-f]{20}\.jsonl", f.rsplit("/", 1)[1]) for f in files)
 
 
 def test_a_rerun_overwrites_instead_of_duplicating(tmp_path: Path):
@@ -65,6 +68,32 @@ def test_windows_roll_over_into_their_own_files(tmp_path: Path):
             | WriteToFile(FileTargetConfig(path=str(tmp_path), window=60.0), "t")
         )
     files = sorted(f.name for f in tmp_path.glob("*.jsonl"))
-    assert files == ["part-19700101T000000-00000-of-00001.jsonl", "part-19700101T000100-00000-of-00001.jsonl"]
+    assert [f[:20] for f in files] == ["part-19700101T000000", "part-19700101T000100"]
     ids = [sorted(r["id"] for r in read_rows("jsonl", (tmp_path / f).read_bytes())) for f in files]
     assert ids == [["1", "2"], ["3"]]
+
+
+def test_commit_window_names_files_by_shard(tmp_path: Path):
+    _write([ev(i) for i in range(30)], FileTargetConfig(path=str(tmp_path), commit="window", shards=2))
+    files = sorted(f.name for f in tmp_path.glob("*.jsonl"))
+    assert files == ["part-00000-of-00002.jsonl", "part-00001-of-00002.jsonl"]
+    rows = [r for f in tmp_path.glob("*.jsonl") for r in read_rows("jsonl", f.read_bytes())]
+    assert sorted(int(r["id"]) for r in rows) == list(range(30))
+
+
+def test_an_unwritable_directory_dead_letters_the_events(tmp_path: Path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the target wants a folder")
+
+    def check(dead):
+        assert sorted(e.id for e in dead) == ["1", "2"]
+        assert {e.get("meshlineerrorstage") for e in dead} == {"deliver"}
+        assert all("cannot write" in e.get("meshlineerror") for e in dead)
+
+    with beam.Pipeline(runner=in_process_runner()) as p:
+        out = (
+            p
+            | beam.Create([ev(1), ev(2)])
+            | WriteToFile(FileTargetConfig(path=str(blocker / "out")), "t", policy=_NO_RETRY)
+        )
+        assert_that(out, check)
