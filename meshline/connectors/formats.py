@@ -24,6 +24,7 @@ __all__ = [
     "RecordWriter",
     "encode_events",
     "event_row",
+    "events_from_object",
     "extension",
     "open_writer",
     "read_rows",
@@ -188,6 +189,25 @@ def encode_events(fmt: str, events: Iterable[CloudEvent]) -> bytes:
         writer.write(e)
     writer.close()
     return buf.getvalue()
+
+
+def events_from_object(fmt: str, raw: bytes) -> list[CloudEvent]:
+    """The events inside an object written by :func:`encode_events` (rows turned back into events)."""
+    from meshline.events import from_json_dict
+
+    if fmt == "jsonl":
+        return [from_json_dict(d) for d in read_rows(fmt, raw)]
+    out = []
+    for row in read_rows(fmt, raw):
+        attrs = {k: row[k] for k in _ATTRS if row.get(k) is not None}
+        if row.get("extensions"):
+            attrs.update(orjson.loads(row["extensions"]))
+        if row.get("data_base64") is not None:
+            data: Any = base64.b64decode(row["data_base64"])
+        else:
+            data = None if row.get("data") is None else orjson.loads(row["data"])
+        out.append(CloudEvent(attrs, data))
+    return out
 
 
 def read_rows(fmt: str, raw: bytes) -> list[dict]:

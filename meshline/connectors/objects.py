@@ -46,11 +46,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import apache_beam as beam
+import orjson
 from apache_beam.options.pipeline_options import StandardOptions
 from apache_beam.transforms.window import GlobalWindow
 
 from meshline.connectors.delivery import RetryPolicy, TransientError, reason
-from meshline.connectors.formats import RecordWriter, extension, open_writer
+from meshline.connectors.formats import RecordWriter, events_from_object, extension, open_writer
 from meshline.connectors.paths import PathTemplate
 from meshline.errors import DeliveryError
 from meshline.events import CloudEvent, dead_letter
@@ -74,7 +75,6 @@ CONTENT_TYPES = {
     "avro": "application/avro",
     "parquet": "application/vnd.apache.parquet",
 }
-_MASK = (1 << 128) - 1
 
 
 class ObjectStore(Protocol):
@@ -99,6 +99,12 @@ def sharded_name(directory: str, window_tag: str, shard: int, shards: int, chunk
     return f"{directory}/{name}" if directory else name
 
 
+def _digest(keys: list[tuple[Any, Any]]) -> int:
+    """An order-independent 128-bit digest of the events' (source, id) pairs."""
+    text = orjson.dumps(sorted((str(s), str(i)) for s, i in keys))
+    return int.from_bytes(hashlib.blake2b(text, digest_size=16).digest(), "big")
+
+
 def _window_tag(window: Any) -> str:
     if isinstance(window, GlobalWindow):
         return ""
@@ -107,14 +113,18 @@ def _window_tag(window: Any) -> str:
 
 @dataclass
 class _Part:
-    """One object being filled: its encoder, its events (for dead letters) and its digest."""
+    """One object being filled: its encoder and the (source, id) of its events.
+
+    Events are not kept (thousands of live event dicts make Python's garbage collector
+    slow everything down); if the object cannot be written they are decoded back from
+    its bytes for the dead-letter target.
+    """
 
     directory: str
     window: Any
     fmt: str
     buf: io.BytesIO = field(default_factory=io.BytesIO)
-    events: list[CloudEvent] = field(default_factory=list)
-    digest: int = 0
+    keys: list[tuple[Any, Any]] = field(default_factory=list)
     writer: RecordWriter | None = None
 
     def __post_init__(self) -> None:
@@ -188,18 +198,19 @@ class _WriteObjectsFn(beam.DoFn):
             bad = dead_letter(event, f"cannot encode event as {self._fmt}: {e}", "deliver")
             self._dead.append(beam.pvalue.TaggedOutput(DEAD, bad))
             return
-        part.events.append(event)
+        keys = part.keys
         attrs = event.attributes
-        h = hashlib.blake2b(f"{attrs.get('source')}\0{attrs.get('id')}".encode(), digest_size=16).digest()
-        part.digest = (part.digest + int.from_bytes(h, "big")) & _MASK
-        if (self._max_events is not None and len(part.events) >= self._max_events) or (
-            self._max_bytes is not None and writer.size() >= self._max_bytes
+        keys.append((attrs.get("source"), attrs.get("id")))
+        n = len(keys)
+        # The size is looked at every 64 events: roll-over is approximate, the hot path cheap.
+        if (self._max_events is not None and n >= self._max_events) or (
+            not n & 63 and self._max_bytes is not None and writer.size() >= self._max_bytes
         ):
             del self._parts[key]
             self._dead.extend(self._flush(part))
 
     def _flush(self, part: _Part) -> list[Any]:
-        name = object_name(part.directory, _window_tag(part.window), part.digest, self._fmt)
+        name = object_name(part.directory, _window_tag(part.window), _digest(part.keys), self._fmt)
         return self._flush_named(part, name)
 
     def _flush_named(self, part: _Part, name: str) -> list[Any]:
@@ -217,15 +228,15 @@ class _WriteObjectsFn(beam.DoFn):
             why = f"writing object {name} failed: {reason(e)}"
             if not self._dead_letter:
                 raise DeliveryError(f"target {self._target}: {why}") from None
-            _LOGGER.warning("target %s: %s (%d events dead-lettered)", self._target, why, len(part.events))
+            _LOGGER.warning("target %s: %s (%d events dead-lettered)", self._target, why, len(part.keys))
             return [
                 beam.pvalue.TaggedOutput(
                     DEAD,
                     _in_window(dead_letter(ev, why, "deliver"), part.window),
                 )
-                for ev in part.events
+                for ev in events_from_object(self._fmt, data)
             ]
-        self._delivered.inc(len(part.events))
+        self._delivered.inc(len(part.keys))
         self._objects.inc()
         return []
 
@@ -307,8 +318,8 @@ class _WriteGroupFn(_WriteObjectsFn):
                 bad = dead_letter(event, f"cannot encode event as {self._fmt}: {e}", "deliver")
                 yield beam.pvalue.TaggedOutput(DEAD, bad)
                 continue
-            part.events.append(event)
-            if (self._max_events is not None and len(part.events) >= self._max_events) or (
+            part.keys.append((event.attributes.get("source"), event.attributes.get("id")))
+            if (self._max_events is not None and len(part.keys) >= self._max_events) or (
                 self._max_bytes is not None and writer.size() >= self._max_bytes
             ):
                 yield from self._flush_named(
@@ -316,7 +327,7 @@ class _WriteGroupFn(_WriteObjectsFn):
                 )
                 chunk += 1
                 part = _Part(directory, window, self._fmt)
-        if part.events:
+        if part.keys:
             yield from self._flush_named(
                 part, sharded_name(directory, tag, shard, self._shards, chunk, self._fmt)
             )
