@@ -130,6 +130,17 @@ def config_schema(cls: type) -> dict[str, Any]:
     return schema
 
 
+def _from_text(tp: Any, text: str) -> Any:
+    """``"9000"`` → 9000, ``"0.5"`` → 0.5, ``"true"`` → True; anything else unchanged."""
+    t = text.strip()
+    if tp is bool:
+        return {"true": True, "false": False}.get(t.lower(), text)
+    try:
+        return int(t) if tp is int else float(t)
+    except ValueError:
+        return text
+
+
 def _coerce(tp: Any, value: Any, path: str, problems: list[str]) -> Any:
     origin = get_origin(tp)
     if tp is Any:
@@ -154,6 +165,9 @@ def _coerce(tp: Any, value: Any, path: str, problems: list[str]) -> Any:
         except ValueError as e:
             problems.append(f"{path}: {e}")
             return None
+    if isinstance(value, str) and tp in (bool, int, float):
+        # ``--param port=9000`` and ``${env.X}`` give strings: read them as the field's type.
+        value = _from_text(tp, value)
     if tp is bool:
         if not isinstance(value, bool):
             problems.append(f"{path}: expected true or false, got {value!r}")
