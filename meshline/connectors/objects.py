@@ -99,9 +99,14 @@ def sharded_name(directory: str, window_tag: str, shard: int, shards: int, chunk
     return f"{directory}/{name}" if directory else name
 
 
-def _digest(keys: list[tuple[Any, Any]]) -> int:
-    """An order-independent 128-bit digest of the events' (source, id) pairs."""
-    text = orjson.dumps(sorted((str(s), str(i)) for s, i in keys))
+def _digest(keys: list[tuple[Any, Any]], salt: str = "") -> int:
+    """An order-independent 128-bit digest of the events' (source, id) pairs.
+
+    ``salt`` is the writer's place in the pipeline: two writers of one target (one per
+    input, see the compiler) may hold the same ids with different contents — e.g. the
+    same event dead-lettered by two targets — and must not overwrite each other.
+    """
+    text = orjson.dumps([salt, sorted((str(s), str(i)) for s, i in keys)])
     return int.from_bytes(hashlib.blake2b(text, digest_size=16).digest(), "big")
 
 
@@ -132,6 +137,8 @@ class _Part:
 
 
 class _WriteObjectsFn(beam.DoFn):
+    salt = ""  # the full label of the WriteObjects it belongs to (see _digest)
+
     def __init__(
         self,
         make_store: Callable[[], ObjectStore],
@@ -210,7 +217,7 @@ class _WriteObjectsFn(beam.DoFn):
             self._dead.extend(self._flush(part))
 
     def _flush(self, part: _Part) -> list[Any]:
-        name = object_name(part.directory, _window_tag(part.window), _digest(part.keys), self._fmt)
+        name = object_name(part.directory, _window_tag(part.window), _digest(part.keys, self.salt), self._fmt)
         return self._flush_named(part, name)
 
     def _flush_named(self, part: _Part, name: str) -> list[Any]:
@@ -218,14 +225,21 @@ class _WriteObjectsFn(beam.DoFn):
         assert part.writer is not None
         part.writer.close()
         data = part.buf.getvalue()
+        attempts = [1]
+
+        def retried(e: BaseException) -> None:
+            attempts[0] += 1
+            self._retried.inc()
+
         try:
             self._policy.call(
                 lambda: self._store.put(name, data, self._content_type),
                 is_transient=lambda e: isinstance(e, TransientError),
-                on_retry=lambda e: self._retried.inc(),
+                on_retry=retried,
             )
         except Exception as e:
-            why = f"writing object {name} failed: {reason(e)}"
+            tries = f" (after {attempts[0]} attempts)" if attempts[0] > 1 else ""
+            why = f"writing object {name} failed{tries}: {reason(e)}"
             if not self._dead_letter:
                 raise DeliveryError(f"target {self._target}: {why}") from None
             _LOGGER.warning("target %s: %s (%d events dead-lettered)", self._target, why, len(part.keys))
@@ -419,5 +433,7 @@ class WriteObjects(beam.PTransform):
             self._dead_letter,
             self._reject,
         )
+        current = getattr(events.pipeline, "_current_transform", None)
+        fn.salt = current().full_label if current is not None else ""
         written = events | "Write" >> beam.ParDo(fn).with_outputs(DEAD, main="written")
         return written[DEAD]

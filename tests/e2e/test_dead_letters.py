@@ -73,3 +73,40 @@ spec:
     assert len(dlq) == bad
     assert all(e["meshlineerrorstage"] == "decode" and e["meshlineerror"] for e in dlq)
     assert len(created) + len(big) + len(dlq) == len(want_created) + len(want_big) + bad
+
+
+def test_the_same_event_dead_lettered_by_two_targets_is_kept_twice(meshline, tmp_path):
+    """Two failing targets send the same events to one dead-letter target: nothing overwrites."""
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the targets want folders")
+    spec = tmp_path / "two.yaml"
+    spec.write_text(
+        f"""
+apiVersion: meshline.dev/v1alpha1
+kind: Integration
+metadata: {{name: two-failing}}
+spec:
+  sources:
+    - name: gen
+      type: generate
+      config: {{count: 3, event: {{type: t, source: /g, data: {{n: "{{n}}"}}}}}}
+  targets:
+    - {{name: a, type: file, config: {{path: "{blocker}/a"}}}}
+    - {{name: b, type: file, config: {{path: "{blocker}/b"}}}}
+    - {{name: dlq, type: file, config: {{path: "{tmp_path}/dlq"}}}}
+  triggers:
+    - {{name: to-a, target: a, delivery: {{retries: 0}}}}
+    - {{name: to-b, target: b, delivery: {{retries: 0}}}}
+  deadLetter: dlq
+"""
+    )
+    r = meshline("run", str(spec))
+    assert r.returncode == 0, r.stderr
+    rows = _rows(tmp_path / "dlq")
+    assert len(rows) == 6
+    assert sorted((row["meshlinetrigger"], row["id"]) for row in rows) == sorted(
+        (t, i) for t in ("to-a", "to-b") for i in {row["id"] for row in rows}
+    )
+    assert all(
+        row["meshlineerrorstage"] == "deliver" and "cannot write" in row["meshlineerror"] for row in rows
+    )
