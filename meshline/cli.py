@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from meshline.errors import MeshlineError
+from meshline.errors import DeliveryError, MeshlineError
 
 __all__ = ["main"]
 
@@ -153,6 +153,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"{integration.name}: interrupted; stopping", file=sys.stderr)
             _stop_quietly(run)
             return 130
+        except DeliveryError as e:
+            # A target could not write at all and had no dead-letter target: nothing of the
+            # failed bundle was acknowledged, so an acknowledging source will redeliver it.
+            message = integration.redactor.redact(str(e).splitlines()[0])
+            print(f"{integration.name}: run failed: {message}", file=sys.stderr)
+            status = 1
+            continue
         except MeshlineError:
             raise
         except Exception as e:
@@ -277,6 +284,32 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    """``meshline import triggermesh FILE… [-o OUT]``: problems to stderr, one line each."""
+    import yaml
+
+    from meshline.importer.triggermesh import convert, load_manifests
+
+    try:
+        docs = load_manifests(args.files)
+    except (OSError, yaml.YAMLError) as e:
+        raise _Usage(f"cannot read manifests: {' '.join(str(e).split())}") from None
+    if not docs:
+        raise _Usage("no manifests found in " + ", ".join(args.files))
+    result = convert(docs, name=args.name)
+    for line in result.problems:
+        print(f"not converted: {line}", file=sys.stderr)
+    for line in result.notes:
+        print(f"note: {line}", file=sys.stderr)
+    text = result.to_yaml()
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -327,6 +360,13 @@ def _parser() -> argparse.ArgumentParser:
     tpl.add_argument("--image", help="container image name (default: a placeholder to replace)")
     tpl.add_argument("--name", help="which integration, when the file holds several")
     tpl.set_defaults(fn=cmd_template)
+
+    imp = sub.add_parser("import", help="convert other systems' manifests into an integration file")
+    imp.add_argument("system", choices=["triggermesh"], help="whose manifests: TriggerMesh/Knative")
+    imp.add_argument("files", nargs="+", help="manifest files or directories of them")
+    imp.add_argument("-o", "--output", help="write the integration here (default: stdout)")
+    imp.add_argument("--name", default="imported", help="metadata.name of the integration")
+    imp.set_defaults(fn=cmd_import)
 
     sch = sub.add_parser("schema", help="print the JSON Schema of the integration file")
     sch.set_defaults(fn=cmd_schema)

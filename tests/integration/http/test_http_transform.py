@@ -1,0 +1,125 @@
+"""``http`` transformation against a real local function server, via ``meshline run``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def _read(folder: Path) -> dict[str, dict]:
+    out = {}
+    for f in folder.glob("*.jsonl"):
+        for line in f.read_text().splitlines():
+            e = json.loads(line)
+            out[e["id"]] = e
+    return out
+
+
+def test_function_replies_become_events(meshline, endpoint, tmp_path):
+    calls: dict[str, int] = {}
+
+    def respond(req):
+        assert req.headers["ce-specversion"] == "1.0"  # binary mode
+        eid = req.headers["ce-id"]
+        calls[eid] = calls.get(eid, 0) + 1
+        data = json.loads(req.body)
+        if eid == "binary":
+            return (
+                200,
+                {
+                    "ce-specversion": "1.0",
+                    "ce-id": "binary",
+                    "ce-source": "fn",
+                    "ce-type": "done",
+                    "content-type": "application/json",
+                },
+                json.dumps({**data, "ok": True}).encode(),
+            )
+        if eid == "structured":
+            ev = {"specversion": "1.0", "id": "structured", "source": "fn", "type": "done", "data": {"s": 1}}
+            return 200, {"content-type": "application/cloudevents+json"}, json.dumps(ev).encode()
+        if eid == "plain":
+            return 200, {"content-type": "application/json"}, b'{"replaced": true}'
+        if eid == "text":
+            return 200, {"content-type": "text/plain"}, b"hello"
+        if eid == "drop":
+            return 204, {}, b""
+        if eid == "throttled" and calls[eid] == 1:
+            return 429, {"Retry-After": "1"}, b""
+        if eid == "throttled":
+            return 200, {"content-type": "application/json"}, b'{"after": "retry"}'
+        if eid == "split":
+            evs = [
+                {"specversion": "1.0", "id": f"split-{i}", "source": "fn", "type": "part", "data": i}
+                for i in (1, 2)
+            ]
+            return 200, {"content-type": "application/cloudevents-batch+json"}, json.dumps(evs).encode()
+        if eid == "invalid":
+            return 422, {}, b'{"error": "amount must be positive"}'
+        if eid == "broken":
+            return 200, {"content-type": "application/cloudevents+json"}, b'{"specversion": "1.0"}'
+        return 503, {}, b"down"
+
+    endpoint.respond = respond
+    ids = ["binary", "structured", "plain", "text", "drop", "throttled", "split", "invalid", "broken", "down"]
+    (tmp_path / "in.jsonl").write_text(
+        "\n".join(
+            json.dumps(
+                {"specversion": "1.0", "id": i, "source": "s", "type": "t", "team": "x", "data": {"id": i}}
+            )
+            for i in ids
+        )
+        + "\n"
+    )
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        f"""
+apiVersion: meshline.dev/v1alpha1
+kind: Integration
+metadata: {{name: http-step-test}}
+spec:
+  sources:
+    - {{name: in, type: file, config: {{path: "{tmp_path / "in.jsonl"}"}}}}
+  transformations:
+    - name: fn
+      type: http
+      config: {{url: "{endpoint.url}", timeout: 5s, retries: 2, backoff: 50ms,
+               headers: {{X-Fn-Key: k}}}}
+  targets:
+    - {{name: out, type: file, config: {{path: "{tmp_path / "out"}"}}}}
+    - {{name: dead, type: file, config: {{path: "{tmp_path / "dead"}"}}}}
+  triggers:
+    - {{name: call, steps: [fn], target: out}}
+  deadLetter: dead
+"""
+    )
+    r = meshline("run", str(spec), "--runner", "direct")
+    assert r.returncode == 0, r.stderr
+    out = _read(tmp_path / "out")
+    dead = _read(tmp_path / "dead")
+
+    assert out["binary"]["type"] == "done" and out["binary"]["data"] == {"id": "binary", "ok": True}
+    assert out["structured"]["data"] == {"s": 1}
+    # Not a CloudEvent: the attributes stay, data and datacontenttype come from the reply.
+    assert out["plain"]["type"] == "t" and out["plain"]["team"] == "x"
+    assert out["plain"]["data"] == {"replaced": True}
+    assert out["plain"]["datacontenttype"] == "application/json"
+    assert out["text"]["data"] == "hello" and out["text"]["datacontenttype"] == "text/plain"
+    assert "drop" not in out and "drop" not in dead  # 204: the function filtered it out
+    assert out["throttled"]["data"] == {"after": "retry"} and calls["throttled"] == 2
+    assert out["split-1"]["data"] == 1 and out["split-2"]["data"] == 2
+    assert set(out) == {"binary", "structured", "plain", "text", "throttled", "split-1", "split-2"}
+
+    assert set(dead) == {"invalid", "broken", "down"}
+    assert all(e["meshlineerrorstage"] == "transform" and e["meshlinestep"] == "fn" for e in dead.values())
+    assert "HTTP 422" in dead["invalid"]["meshlineerror"]
+    assert "amount must be positive" in dead["invalid"]["meshlineerror"]
+    assert calls["invalid"] == 1  # 4xx: not retried
+    assert "broken CloudEvent" in dead["broken"]["meshlineerror"]
+    assert "HTTP 503" in dead["down"]["meshlineerror"] and calls["down"] == 3
+    assert dead["down"]["data"] == {"id": "down"}  # the input event, unchanged
+    assert all(q.headers["x-fn-key"] == "k" for q in endpoint.seen(lambda q: True))

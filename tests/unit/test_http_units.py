@@ -1,0 +1,107 @@
+"""Pure logic of the http connectors: reply handling, Retry-After, auth, request wrapping, configs."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+
+import pytest
+
+from meshline.config import parse_config
+from meshline.connectors.http.client import Reply, auth_headers, excerpt, retry_after
+from meshline.connectors.http.source import REQUEST_TYPE, HttpSourceConfig, request_to_events
+from meshline.connectors.http.target import HttpTargetConfig, encode_request
+from meshline.errors import ConfigError, EventError, TransformError
+from meshline.events import CloudEvent
+from meshline.transforms.http import apply_reply
+
+EVENT = CloudEvent({"specversion": "1.0", "id": "1", "source": "s", "type": "t", "team": "x"}, {"a": 1})
+
+
+def test_reply_binary_cloudevent_replaces_the_event():
+    r = Reply(
+        200,
+        {
+            "ce-specversion": "1.0",
+            "ce-id": "9",
+            "ce-source": "f",
+            "ce-type": "u",
+            "content-type": "application/json",
+        },
+        b'{"b": 2}',
+    )
+    out = apply_reply(EVENT, r)
+    assert isinstance(out, CloudEvent) and out.type == "u" and out.data == {"b": 2}
+
+
+def test_reply_plain_body_keeps_attributes():
+    out = apply_reply(EVENT, Reply(200, {"content-type": "text/csv"}, b"a,b"))
+    assert isinstance(out, CloudEvent)
+    assert out.attributes["team"] == "x" and out.attributes["datacontenttype"] == "text/csv"
+    assert out.data == "a,b"
+    out = apply_reply(EVENT, Reply(200, {"content-type": "application/pdf"}, b"%PDF"))
+    assert isinstance(out, CloudEvent) and out.data == b"%PDF"
+
+
+def test_reply_batch_splits_and_empty_drops():
+    batch = [{"specversion": "1.0", "id": str(i), "source": "f", "type": "p"} for i in range(2)]
+    out = apply_reply(
+        EVENT, Reply(200, {"content-type": "application/cloudevents-batch+json"}, json.dumps(batch).encode())
+    )
+    assert isinstance(out, list) and [e.id for e in out] == ["0", "1"]
+    assert apply_reply(EVENT, Reply(204, {}, b"")) is None
+    assert apply_reply(EVENT, Reply(200, {}, b"")) is None
+
+
+def test_reply_broken_cloudevent_or_json_fails_the_step():
+    with pytest.raises(TransformError, match="broken CloudEvent"):
+        apply_reply(EVENT, Reply(200, {"content-type": "application/cloudevents+json"}, b"{}"))
+    with pytest.raises(TransformError, match="JSON"):
+        apply_reply(EVENT, Reply(200, {"content-type": "application/json"}, b"{nope"))
+
+
+def test_retry_after_seconds_and_http_date():
+    assert retry_after("3") == 3.0
+    assert retry_after(None) is None and retry_after("soon") is None
+    date = email.utils.formatdate(1_000_010, usegmt=True)
+    assert retry_after(date, now=1_000_000) == pytest.approx(10, abs=1)
+
+
+def test_auth_and_excerpt():
+    assert auth_headers("u", "p", None) == {"authorization": "Basic dTpw"}
+    assert auth_headers("u", "p", "t") == {"authorization": "Bearer t"}
+    assert auth_headers(None, None, None) == {}
+    assert excerpt(b"a\n b" + b"x" * 500).startswith("a b") and len(excerpt(b"x" * 500)) <= 260
+
+
+def test_plain_request_is_wrapped():
+    (e,) = request_to_events({"Content-Type": "application/json"}, b'{"k": 1}', source="http://h:1/p")
+    assert e.type == REQUEST_TYPE and e.source == "http://h:1/p" and e.data == {"k": 1}
+    assert len(e.id) == 36  # a uuid
+    (e,) = request_to_events({"ce-id": "given"}, b"raw", source="s", type_="custom")
+    assert e.id == "given" and e.type == "custom" and e.data == b"raw"
+    with pytest.raises(EventError):
+        request_to_events({"content-type": "application/cloudevents+json"}, b'{"id": "1"}', source="s")
+
+
+def test_batch_request_encoding():
+    headers, body = encode_request([EVENT, EVENT], "batch")
+    assert headers["content-type"] == "application/cloudevents-batch+json"
+    assert [e["id"] for e in json.loads(body)] == ["1", "1"]
+    headers, body = encode_request([EVENT], "binary")
+    assert headers["ce-team"] == "x" and json.loads(body) == {"a": 1}
+
+
+@pytest.mark.parametrize(
+    ("cls", "config", "message"),
+    [
+        (HttpTargetConfig, {"url": "ftp://x"}, "url"),
+        (HttpTargetConfig, {"url": "http://x", "concurrency": 0}, "concurrency"),
+        (HttpTargetConfig, {"url": "http://x", "password": "p"}, "username"),
+        (HttpSourceConfig, {"port": 70000}, "port"),
+        (HttpSourceConfig, {"port": 80, "path": "x"}, "path"),
+    ],
+)
+def test_config_errors_name_the_key(cls, config, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_config(cls, config, where="test")
