@@ -29,7 +29,7 @@ from meshline.errors import EventError
 from meshline.events import CloudEvent, decode_data, from_http, is_valid_extension_name
 from meshline.registry import BuildContext, Component
 
-__all__ = ["SOURCE", "PubSubSourceConfig", "message_to_event"]
+__all__ = ["SOURCE", "PubSubSourceConfig", "Subscription", "message_to_event"]
 
 _LOGGER = logging.getLogger(__name__)
 MESSAGE_TYPE = "com.google.cloud.pubsub.message"
@@ -94,32 +94,56 @@ def message_to_event(
     return CloudEvent(attrs, decode_data(data, None))
 
 
-class _PubSubReader:
-    def __init__(self, config: PubSubSourceConfig, source_name: str):
+class Subscription:
+    """Raw pull/acknowledge on one subscription; shared by every Pub/Sub-fed source.
+
+    ``endpoint_url`` (host:port, plaintext) points at an emulator; without it the
+    client follows ``$PUBSUB_EMULATOR_HOST`` or Google's default credentials.
+    """
+
+    def __init__(self, path: str, endpoint_url: str | None = None):
         from google.api_core import exceptions
         from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
-        self._config = config
-        self._path = config.path
+        self.path = path
         self._timeouts = (exceptions.DeadlineExceeded, exceptions.ServiceUnavailable)
-        if config.endpoint_url:
+        if endpoint_url:
             import grpc
             from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
 
-            channel = grpc.insecure_channel(config.endpoint_url)
+            channel = grpc.insecure_channel(endpoint_url)
             self._client = pubsub_v1.SubscriberClient(transport=SubscriberGrpcTransport(channel=channel))
         else:
             self._client = pubsub_v1.SubscriberClient()
 
-    def pull(self, max_messages: int, timeout: float) -> Sequence[Message]:
+    def pull(self, max_messages: int, timeout: float) -> Sequence[Any]:
+        """Up to ``max_messages`` ``ReceivedMessage``s (``ack_id``, ``message``); none on a timeout."""
         try:
             response = self._client.pull(
-                request={"subscription": self._path, "max_messages": max_messages}, timeout=max(timeout, 0.5)
+                request={"subscription": self.path, "max_messages": max_messages}, timeout=max(timeout, 0.5)
             )
         except self._timeouts:
             return []
+        return list(response.received_messages)
+
+    def ack(self, ack_ids: Sequence[str]) -> None:
+        for i in range(0, len(ack_ids), 1000):
+            self._client.acknowledge(
+                request={"subscription": self.path, "ack_ids": list(ack_ids[i : i + 1000])}
+            )
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class _PubSubReader:
+    def __init__(self, config: PubSubSourceConfig, source_name: str):
+        self._path = config.path
+        self._subscription = Subscription(config.path, config.endpoint_url)
+
+    def pull(self, max_messages: int, timeout: float) -> Sequence[Message]:
         out = []
-        for received in response.received_messages:
+        for received in self._subscription.pull(max_messages, timeout):
             m = received.message
             publish = m.publish_time
             try:
@@ -139,13 +163,10 @@ class _PubSubReader:
         return out
 
     def ack(self, ack_ids: Sequence[str]) -> None:
-        for i in range(0, len(ack_ids), 1000):
-            self._client.acknowledge(
-                request={"subscription": self._path, "ack_ids": list(ack_ids[i : i + 1000])}
-            )
+        self._subscription.ack(ack_ids)
 
     def close(self) -> None:
-        self._client.close()
+        self._subscription.close()
 
 
 class _MakeReader:

@@ -1,0 +1,1 @@
+"""Google Cloud Storage: the ``google.storage`` source (notifications or polling) and target."""

@@ -1,0 +1,1 @@
+"""Object-store connectors against real emulators: fake-gcs-server, azurite."""
