@@ -196,7 +196,9 @@ class _QueueReadFn(beam.DoFn):
                     want = min(want, r.limit - r.claimed)
                 if want <= 0:
                     return  # max_events reached: the restriction is complete
-                messages = self._reader.pull(want, self._poll)
+                # Never block once this bundle has emitted: a runner that sees no progress asks
+                # for a split, and Beam's split then divides by an unsampled output size (NaN).
+                messages = self._reader.pull(want, self._poll if not ack_ids else 0.0)
                 if not messages:
                     idle = time.time() - tracker.current_restriction().active_at
                     if self._idle is not None and idle >= self._idle:

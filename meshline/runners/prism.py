@@ -83,7 +83,14 @@ def prism_runner(settings: Any) -> tuple[Any, list[str]]:
     from apache_beam.runners.portability.prism_runner import PrismRunner
 
     binary = find_prism(settings.prism_location)
-    args = [f"--prism_location={binary}", "--environment_type=LOOPBACK"]
+    # Runner-initiated SDF splits are off: Meshline's sources checkpoint themselves, and a
+    # split asked of a bundle that has not output yet makes the Python SDK divide by an
+    # unsampled output size (NaN) and fail the job.
+    args = [
+        f"--prism_location={binary}",
+        "--environment_type=LOOPBACK",
+        "--experiments=prism_disable_sdf_split",
+    ]
     if settings.streaming:
         args.append("--streaming")
     return PrismRunner(), args
