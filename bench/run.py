@@ -6,8 +6,9 @@ Scenarios (issue "Performance"):
   Python loop, a naive hand-written Beam pipeline (with the same logic in Python,
   and with ``jq.py``), and the same pipeline in Beam YAML.
 - B5 fan-out: one source, N = 1, 10, 50 triggers with ``exact`` filters on ``type``.
-- B2/B3/B4 (Kafka, SQS→S3, Elasticsearch) live in ``bench/b2.py`` … when their
-  connectors and local servers are present; ``--scenarios`` picks what runs.
+- B2 Kafka, B3 SQS → S3, B4 Elasticsearch, B6 Azure Data Lake, B8 RabbitMQ live in
+  ``bench/bN.py``, each against its local server (started here, as in the tests) and
+  with its own input sizes; ``--scenarios`` picks what runs.
 
 How each number is measured: :mod:`bench.harness`. Runner: Meshline and the Beam
 baselines use Beam's in-process FnApiRunner (``--runner direct``), one SDK worker.
@@ -147,8 +148,15 @@ def b5(small: int, large: int) -> Scenario:
 
 
 # Connector scenarios: module bench.bN exposes scenario(small, large) -> Scenario | None
-# (None when its server cannot be started here; it says why on stderr).
-EXTERNAL = ("b2", "b3", "b4")
+# (None when its server cannot be started here; it says why on stderr). Sizes are per
+# scenario: a local server (moto, RabbitMQ) bounds how many events a run can take in time.
+EXTERNAL = {
+    "b2": (20_000, 100_000),  # Kafka → filter → jq → Kafka
+    "b3": (2_000, 10_000),  # SQS → transform → S3 parquet (moto)
+    "b4": (20_000, 100_000),  # file → filter → Elasticsearch _bulk (OpenSearch)
+    "b6": (20_000, 100_000),  # file → Azure Data Lake parquet (azurite) beside file parquet
+    "b8": (5_000, 50_000),  # RabbitMQ → file and file → RabbitMQ
+}
 
 
 def _ratios(name: str, rows: dict[str, Row]) -> list[str]:
@@ -175,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--small", type=int, default=20_000)
     ap.add_argument("--large", type=int, default=200_000)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--scenarios", nargs="*", default=["B1", "B5", "B2", "B3", "B4"])
+    ap.add_argument("--scenarios", nargs="*", default=["B1", "B2", "B3", "B4", "B5", "B6", "B8"])
     ap.add_argument("--only", nargs="*", help="variants to run (default: all)")
     args = ap.parse_args(argv)
     wanted = {s.upper() for s in args.scenarios}
@@ -183,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     scenarios: list[Scenario] = []
     if "B1" in wanted:
         scenarios.append(b1(args.small, args.large))
-    for mod in EXTERNAL:
+    for mod, (small, large) in EXTERNAL.items():
         if mod.upper() not in wanted:
             continue
         try:
@@ -191,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         except ModuleNotFoundError:
             print(f"{mod.upper()}: not available in this build (no bench/{mod}.py)", file=sys.stderr)
             continue
-        s = module.scenario(args.small, args.large)
+        s = module.scenario(small, large)
         if s is not None:
             scenarios.append(s)
     if "B5" in wanted:
