@@ -1,0 +1,256 @@
+"""B2 Kafka → jq filter → jq transform → Kafka, against a real broker (KRaft, one node).
+
+Run alone: ``.venv/bin/python -m bench.b2 [--small N --large N --repeat R]``.
+
+Input: ~1 KiB JSON orders (bench/data.py's event data) keyed by customer, over 3
+partitions, produced once per size. Each run reads them with a fresh consumer group
+from the beginning and writes the big orders (amount > 100, ~75%), priced, to a fresh
+topic with the CloudEvents Kafka binding (binary mode), then commits its offsets.
+
+Variants, same topics, same broker, same run:
+
+- ``meshline``: ``meshline run`` (direct runner) of kafka → ``jq`` filter → ``jq``
+  transform → kafka; ``max_events: N`` ends the run once everything is read; Meshline's
+  jq compiles both programs to Python (``meshline/transforms/jqc``);
+- ``python loop``: confluent-kafka ``consume(num_messages=1000)`` → orjson → the same
+  filter and transform in Python → ``produce`` with the same ce_* headers → flush, commit;
+- ``python loop + jq.py``: the same loop calling jq.py (libjq) for the filter and the
+  transform on each event's CloudEvents JSON form.
+
+CPU counted: the client process tree only (``wait4``); the broker is its own process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import contextlib
+import random
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.data import make_event
+from bench.harness import OUT, PY, Row, Scenario, measure, meshline_bin
+
+__all__ = ["main", "scenario"]
+
+_SERVERS = contextlib.ExitStack()
+atexit.register(_SERVERS.close)
+FILTER = ".data.amount > 100"
+PROGRAM = '.data.total = (.data.amount * .data.quantity) | .data.status = "big"'
+TYPE = "dev.meshline.kafka.message"
+
+
+def _yaml(bootstrap: str, topic: str, out: str, group: str, n: int) -> Path:
+    path = OUT / f"b2-{group}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"""apiVersion: meshline.dev/v1alpha1
+kind: Integration
+metadata: {{name: bench-b2}}
+spec:
+  sources:
+    - name: orders
+      type: kafka
+      config: {{bootstrap_servers: "{bootstrap}", topics: {topic}, group_id: {group}, max_events: {n}}}
+  transformations:
+    - {{name: price, type: jq, config: {{program: '{PROGRAM}'}}}}
+  targets:
+    - {{name: out, type: kafka, config: {{bootstrap_servers: "{bootstrap}", topic: {out}}}}}
+  triggers:
+    - {{name: big, filters: [{{jq: '{FILTER}'}}], steps: [price], target: out}}
+""")
+    return path
+
+
+def _produce_input(bootstrap: str, n: int) -> str:
+    from tests.integration.kafka.support import new_topic, produce
+
+    topic = new_topic(bootstrap, 3, f"b2-in-{n}")
+    rng = random.Random(42)
+
+    def records():
+        for i in range(n):
+            e = make_event(i, rng)
+            yield e["subject"].encode(), orjson.dumps(e["data"]), None
+
+    produce(bootstrap, topic, records())
+    return topic
+
+
+def loop(bootstrap: str, topic: str, n: int, group: str, out: str, use_jq: bool) -> None:
+    """The baselines: consume → parse → filter → transform → produce (binary CE headers) → commit."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    from meshline.connectors.kafka.source import record_time
+
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    md = c.list_topics(topic, timeout=10)
+    c.assign([TopicPartition(topic, p, 0) for p in md.topics[topic].partitions])
+    p = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 20,
+            "batch.size": 1_000_000,
+            "compression.type": "lz4",
+        }
+    )
+    loads, dumps = orjson.loads, orjson.dumps
+    source = f"kafka://{bootstrap}/{topic}".encode()
+    if use_jq:
+        import jq
+
+        flt, prog = jq.compile(FILTER), jq.compile(PROGRAM)
+    seen = 0
+    last: dict[int, int] = {}
+    while seen < n:
+        for m in c.consume(num_messages=min(1000, n - seen), timeout=1.0):
+            if m.error() is not None:
+                raise SystemExit(str(m.error()))
+            seen += 1
+            part, off, key = m.partition(), m.offset(), m.key()
+            last[part] = off
+            ce_id = f"{topic}-{part}-{off}"
+            time = record_time(m.timestamp()[1])
+            data = loads(m.value())
+            if use_jq:
+                event = {
+                    "specversion": "1.0",
+                    "id": ce_id,
+                    "source": source.decode(),
+                    "type": TYPE,
+                    "time": time,
+                    "partitionkey": key.decode(),
+                    "data": data,
+                }
+                if flt.input_value(event).first() is not True:
+                    continue
+                data = prog.input_value(event).first()["data"]
+            else:
+                if not data["amount"] > 100:
+                    continue
+                data["total"] = data["amount"] * data["quantity"]
+                data["status"] = "big"
+            headers = [
+                ("ce_specversion", b"1.0"),
+                ("ce_id", ce_id.encode()),
+                ("ce_source", source),
+                ("ce_type", TYPE.encode()),
+                ("ce_time", time.encode()),
+                ("ce_partitionkey", key),
+                ("content-type", b"application/json"),
+            ]
+            while True:
+                try:
+                    p.produce(out, dumps(data), key, headers=headers)
+                    break
+                except BufferError:
+                    p.poll(0.05)
+        p.poll(0)
+    if p.flush(60) != 0:
+        raise SystemExit("records still in flight")
+    c.commit(offsets=[TopicPartition(topic, k, v + 1) for k, v in last.items()], asynchronous=False)
+    c.close()
+
+
+def scenario(small: int, large: int) -> Scenario | None:
+    try:
+        from tests.servers.kafka import kafka_broker
+    except ImportError as e:
+        print(f"B2: not available ({e})", file=sys.stderr)
+        return None
+    try:
+        broker = _SERVERS.enter_context(kafka_broker())
+    except (RuntimeError, OSError) as e:
+        print(f"B2: Kafka cannot start here: {e}", file=sys.stderr)
+        return None
+    bootstrap = broker.bootstrap
+    inputs = {n: _produce_input(bootstrap, n) for n in (small, large)}
+    outputs: dict[tuple[str, int], str] = {}
+
+    def commands(n: int, dst: Path) -> dict[str, list[str]]:
+        cmds: dict[str, list[str]] = {}
+        for variant in ("meshline", "python loop", "python loop + jq.py"):
+            slug = "".join(c if c.isalnum() else "-" for c in variant)
+            run = uuid.uuid4().hex[:8]
+            group, out = f"b2-{slug}-{run}", f"b2-out-{slug}-{run}"
+            outputs[(str(OUT / f"b2-out-{slug}"), n)] = out
+            if variant == "meshline":
+                spec = _yaml(bootstrap, inputs[n], out, group, n)
+                cmds[variant] = [meshline_bin(), "run", str(spec), "--runner", "direct"]
+            else:
+                jq_flag = "jq" if "jq" in variant else "plain"
+                cmds[variant] = [
+                    PY,
+                    "-m",
+                    "bench.b2",
+                    "loop",
+                    bootstrap,
+                    inputs[n],
+                    str(n),
+                    group,
+                    out,
+                    jq_flag,
+                ]
+        return cmds
+
+    def count(dst: Path) -> int:
+        from tests.integration.kafka.support import end_offsets
+
+        topic = outputs.get((str(dst), large))
+        return sum(end_offsets(bootstrap, topic).values()) if topic else 0
+
+    return Scenario(
+        name="B2",
+        title="Kafka → jq filter → jq transform → Kafka (local KRaft broker, not counted)",
+        runner="direct (FnApiRunner), one worker",
+        commands=commands,
+        count=count,
+        small=small,
+        large=large,
+        notes=["records/s per core of client CPU; the broker's CPU is not counted"],
+    )
+
+
+def main(argv: list[str] | None = None) -> list[Row]:
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["loop"]:
+        bootstrap, topic, n, group, out, flag = argv[1:7]
+        loop(bootstrap, topic, int(n), group, out, flag == "jq")
+        return []
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--small", type=int, default=20_000)
+    ap.add_argument("--large", type=int, default=100_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--only", nargs="*", help="variants to run (default: all)")
+    args = ap.parse_args(argv)
+    s = scenario(args.small, args.large)
+    if s is None:
+        return []
+    rows = measure(s, args.repeat, args.only)
+    by: dict[str, Any] = {r.variant: r for r in rows}
+    if "meshline" in by and "python loop" in by:
+        print(
+            f"meshline / python loop = {by['meshline'].rate / by['python loop'].rate:.2f}x (target >= 0.6x)"
+        )
+    if "meshline" in by and "python loop + jq.py" in by:
+        ratio = by["meshline"].rate / by["python loop + jq.py"].rate
+        print(f"meshline / python loop + jq.py = {ratio:.2f}x (target >= 3x)")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,506 @@
+"""The Kafka read core: one splittable-DoFn restriction per topic partition.
+
+``Impulse → discover partitions → Reshuffle → SDF`` — the element is
+``(topic, partition)``, so Flink and Dataflow spread partitions over workers.
+The restriction is an offset range ``[next, ∞)`` that ends when the source ends
+(``max_events``, ``idle_timeout``); a checkpoint (``defer_remainder``) splits it
+into the read part and the rest, after every ``batch`` records.
+
+Offsets are committed to the consumer group **only in Beam's bundle finalizer**
+(last emitted offset + 1 per partition), i.e. after the runner durably committed
+the bundle that consumed the records; commits only move forward, so a finalizer
+that runs twice is harmless. A partition without a committed offset starts at
+``earliest``, ``latest`` or a timestamp. Each record becomes zero or more events
+through a picklable *decoder* (plain Kafka, Event Hubs, Activity Logs); records a
+decoder rejects go to the ``dead`` output (stage ``decode``) and are committed
+like the rest, since they reached the dead-letter target in the same bundle.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.io.iobase import RestrictionProgress, RestrictionTracker
+from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
+from apache_beam.transforms.core import RestrictionProvider
+from apache_beam.transforms.window import TimestampedValue
+from apache_beam.utils.timestamp import Duration, Timestamp
+
+from meshline.connectors.kafka.config import ClientErrors
+from meshline.events import CloudEvent, dead_letter
+
+__all__ = ["Decoded", "ReadFromKafkaPartitions"]
+
+_LOGGER = logging.getLogger(__name__)
+DEAD = "dead"
+
+# (event, None) for a good event; (raw event, reason) for one to dead-letter.
+Decoded = tuple[CloudEvent, str | None]
+Decoder = Callable[[Any], Sequence[Decoded]]
+
+
+# --------------------------------------------------------------------------- restriction
+
+
+@dataclass(frozen=True)
+class _Offsets:
+    """Offsets ``[next, ∞)`` of one partition; ``next`` is -1 until resolved; ``done`` when ended.
+
+    ``active_at`` (wall-clock seconds) is when a record last arrived; it travels
+    with checkpoints so ``idle_timeout`` counts across resumptions.
+    """
+
+    next: int = -1
+    done: bool = False
+    active_at: float = 0.0
+
+
+_STOP = "stop"
+_SEEN = "seen"
+_START = "start"
+
+
+class _OffsetTracker(RestrictionTracker):
+    def __init__(self, restriction: _Offsets):
+        self._r = restriction
+
+    def current_restriction(self) -> _Offsets:
+        return self._r
+
+    def try_claim(self, position: Any) -> bool:
+        r = self._r
+        if type(position) is int:
+            if r.done:
+                return False
+            self._r = _Offsets(position + 1, False, r.active_at)
+            return True
+        if position == _STOP:
+            self._r = _Offsets(r.next, True, r.active_at)
+            return False
+        kind, value = position
+        if kind == _SEEN:
+            self._r = _Offsets(r.next, r.done, value)
+        elif kind == _START:
+            self._r = _Offsets(value, r.done, r.active_at)
+        return not r.done
+
+    def try_split(self, fraction_of_remainder: float):
+        r = self._r
+        if r.done or fraction_of_remainder != 0:
+            return None  # an open-ended log is only checkpointed, never divided
+        primary = _Offsets(r.next, True, r.active_at)
+        residual = _Offsets(r.next, False, r.active_at)
+        self._r = primary
+        return primary, residual
+
+    def check_done(self) -> None:
+        return None  # every state is a consistent end: unread records stay in the log
+
+    def current_progress(self) -> RestrictionProgress:
+        # An open-ended log has no fraction done. Never report zero remaining work: the SDK
+        # replaces "completed" with output bytes (maybe 0) and Prism then divides 0 by 0 (NaN split).
+        return RestrictionProgress(completed=1 if self._r.done else 0, remaining=1)
+
+    def is_bounded(self) -> bool:
+        return self._r.done
+
+
+class _OffsetProvider(RestrictionProvider):
+    def initial_restriction(self, element: Any) -> _Offsets:
+        return _Offsets()
+
+    def create_tracker(self, restriction: _Offsets) -> _OffsetTracker:
+        return _OffsetTracker(restriction)
+
+    def restriction_size(self, element: Any, restriction: _Offsets) -> int:
+        return 0 if restriction.done else 1
+
+
+_TRACKER = beam.DoFn.RestrictionParam(_OffsetProvider())
+_WATERMARK = beam.DoFn.WatermarkEstimatorParam(ManualWatermarkEstimator.default_provider())
+
+
+# --------------------------------------------------------------------------- max_events budget
+
+_BUDGETS: dict[str, list[int]] = {}
+_BUDGET_LOCK = threading.Lock()
+
+
+def _take(token: str, limit: int | None, want: int) -> int:
+    """Up to ``want`` of the source's remaining ``max_events`` in this worker process."""
+    if limit is None:
+        return want
+    with _BUDGET_LOCK:
+        left = _BUDGETS.setdefault(token, [limit])
+        n = min(want, left[0])
+        left[0] -= n
+        return n
+
+
+def _give_back(token: str, limit: int | None, n: int) -> None:
+    if limit is None or n <= 0:
+        return
+    with _BUDGET_LOCK:
+        _BUDGETS.setdefault(token, [limit])[0] += n
+
+
+# --------------------------------------------------------------------------- partitions
+
+
+# _AUTHENTICATION, SASL_AUTHENTICATION_FAILED, TOPIC/GROUP/CLUSTER_AUTHORIZATION_FAILED
+_AUTH_ERRORS = (-169, 58, 29, 30, 31)
+
+
+class _DiscoverPartitions(beam.DoFn):
+    """``topics`` → ``(topic, partition)`` for every partition, from the brokers' metadata."""
+
+    def __init__(self, properties: dict[str, Any], topics: list[str], source_name: str):
+        self._properties = properties
+        self._topics = topics
+        self._name = source_name
+
+    def process(self, _):
+        from confluent_kafka import KafkaException
+        from confluent_kafka.admin import AdminClient
+
+        errors: list[Any] = []
+        props = {k: v for k, v in self._properties.items() if not k.startswith("group.")}
+        props["error_cb"] = errors.append
+        props["log_level"] = 0  # errors are reported once, below, not every 300 ms by librdkafka
+        admin = AdminClient(props)
+        servers = props.get("bootstrap.servers")
+        deadline = time.monotonic() + 60
+        for topic in self._topics:
+            while True:
+                try:
+                    md = admin.list_topics(topic=topic, timeout=2)
+                except KafkaException as e:
+                    md = None
+                    errors.append(e.args[0] if e.args else e)
+                admin.poll(0)  # serves error_cb
+                login = [e for e in errors if getattr(e, "code", lambda: None)() in _AUTH_ERRORS]
+                if login:
+                    raise ConnectionError(
+                        f"source {self._name}: login to {servers} failed: {login[-1].str()}"
+                    )
+                t = md.topics.get(topic) if md is not None else None
+                if t is not None and t.error is None and t.partitions:
+                    break
+                if time.monotonic() > deadline:
+                    why = t.error if t is not None else (errors[-1] if errors else "no metadata")
+                    why = why.str() if hasattr(why, "str") else why
+                    raise ConnectionError(
+                        f"source {self._name}: topic {topic!r} on {servers} unavailable: {why}"
+                    )
+                time.sleep(0.5)
+            for p in sorted(t.partitions):
+                yield (topic, p)
+
+
+# --------------------------------------------------------------------------- the DoFn
+
+
+class _ReadPartitionFn(beam.DoFn):
+    def __init__(
+        self,
+        properties: dict[str, Any],
+        make_decoder: Callable[[], Decoder],
+        *,
+        start: str,
+        start_millis: int | None,
+        max_events: int | None,
+        idle_timeout: float | None,
+        batch: int,
+        poll: float,
+        source_name: str,
+    ):
+        self._properties = properties
+        self._make_decoder = make_decoder
+        self._start = start
+        self._start_millis = start_millis
+        self._limit = max_events
+        self._token = uuid.uuid4().hex  # one max_events budget per source and run
+        self._idle = idle_timeout
+        self._batch = batch
+        self._poll = poll
+        self._name = source_name
+
+    def setup(self):
+        self._decode = self._make_decoder()
+        self._consumers: dict[tuple[str, int], Any] = {}
+        self._position: dict[tuple[str, int], int] = {}
+        self._committed: dict[tuple[str, int], int] = {}
+        self._commit_lock = threading.Lock()
+        self._read = beam.metrics.Metrics.counter("meshline", f"source.{self._name}.read")
+        self._commits = beam.metrics.Metrics.counter("meshline", f"source.{self._name}.committed")
+
+    def teardown(self):
+        for c in getattr(self, "_consumers", {}).values():
+            try:
+                c.close()
+            except Exception:
+                pass
+
+    # -- consumers ------------------------------------------------------------------
+
+    def _consumer(self, topic: str, partition: int) -> Any:
+        key = (topic, partition)
+        c = self._consumers.get(key)
+        if c is None:
+            from confluent_kafka import Consumer
+
+            props = dict(self._properties)
+            props.setdefault("enable.auto.commit", False)
+            props.setdefault("enable.auto.offset.store", False)
+            props.setdefault("enable.partition.eof", False)
+            props.setdefault("auto.offset.reset", "earliest")
+            props.setdefault("queued.max.messages.kbytes", 32768)
+            props.setdefault("fetch.wait.max.ms", 100)
+            props.setdefault("log_level", 0)  # client errors go through error_cb (logged once per kind)
+            props["error_cb"] = ClientErrors(f"source {self._name}")
+            c = self._consumers[key] = Consumer(props)
+        return c
+
+    def _release(self, topic: str, partition: int) -> None:
+        """This partition's read ended: close its client (its last commit already ran)."""
+        c = self._consumers.pop((topic, partition), None)
+        self._position.pop((topic, partition), None)
+        if c is not None:
+            try:
+                c.close()
+            except Exception:
+                _LOGGER.debug("closing the consumer of %s[%d] failed", topic, partition, exc_info=True)
+
+    def _resolve_start(self, consumer: Any, topic: str, partition: int) -> tuple[int, bool]:
+        """``(offset, from_group)``: the group's committed offset, else per ``start``."""
+        from confluent_kafka import TopicPartition
+
+        tp = TopicPartition(topic, partition)
+        committed = _retrying(lambda: consumer.committed([tp], timeout=30)[0], f"{topic}[{partition}]")
+        if committed.error is None and committed.offset >= 0:
+            return int(committed.offset), True
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=30)
+        if self._start == "earliest":
+            return int(low), False
+        if self._start == "latest":
+            return int(high), False
+        at = TopicPartition(topic, partition, int(self._start_millis or 0))
+        found = consumer.offsets_for_times([at], timeout=30)[0]
+        return (int(found.offset) if found.offset >= 0 else int(high)), False
+
+    def _seek(self, consumer: Any, topic: str, partition: int, offset: int) -> None:
+        from confluent_kafka import TopicPartition
+
+        if self._position.get((topic, partition)) != offset:
+            consumer.assign([TopicPartition(topic, partition, offset)])
+            self._position[(topic, partition)] = offset
+
+    def _commit(self, topic: str, partition: int, offset: int) -> None:
+        """Commit ``offset`` (next to read) for the group, only ever forwards."""
+        from confluent_kafka import TopicPartition
+
+        key = (topic, partition)
+        with self._commit_lock:
+            if self._committed.get(key, -1) >= offset:
+                return
+            consumer = self._consumer(topic, partition)
+            tp = TopicPartition(topic, partition, offset)
+            _retrying(lambda: consumer.commit(offsets=[tp], asynchronous=False), f"{topic}[{partition}]")
+            self._committed[key] = offset
+        self._commits.inc()
+
+    # -- reading --------------------------------------------------------------------
+
+    def process(
+        self,
+        element: tuple[str, int],
+        finalizer=beam.DoFn.BundleFinalizerParam,  # must precede the restriction parameters
+        tracker=_TRACKER,
+        watermark=_WATERMARK,
+    ):
+        topic, partition = element
+        consumer = self._consumer(topic, partition)
+        r = tracker.current_restriction()
+        if r.next < 0:
+            offset, from_group = self._resolve_start(consumer, topic, partition)
+            tracker.try_claim((_START, offset))
+            if not from_group:
+                # Records before a latest/timestamp start are skipped on purpose: record where the
+                # group starts, so that the next run (whatever its start) goes on from here.
+                self._commit(topic, partition, offset)
+        if not r.active_at:
+            tracker.try_claim((_SEEN, time.time()))
+        start = tracker.current_restriction().next
+        self._seek(consumer, topic, partition, start)
+
+        budget = _take(self._token, self._limit, self._batch)
+        if budget <= 0:
+            tracker.try_claim(_STOP)  # max_events reached by this source
+            self._release(topic, partition)
+            return
+        decode = self._decode
+        name = self._name
+        last = -1
+        emitted = 0
+        newest = None
+        wait = self._poll
+        millis = -1
+        ts = Timestamp(0)
+        try:
+            while emitted < budget:
+                want = min(budget - emitted, 1000)
+                messages = consumer.consume(num_messages=want, timeout=0)
+                if not messages and wait:
+                    # Nothing buffered: wait for the first record only (a batch-sized wait
+                    # would hold the bundle until the timeout whenever fewer records exist).
+                    messages = consumer.consume(num_messages=1, timeout=wait)
+                    if messages and want > 1:
+                        messages += consumer.consume(num_messages=want - 1, timeout=0)
+                if not messages:
+                    break
+                wait = 0.0  # records are flowing: take what is buffered, then commit this bundle
+                good = []
+                for m in messages:
+                    err = m.error()
+                    if err is None:
+                        good.append(m)
+                    elif err.fatal() or not err.retriable():
+                        raise RuntimeError(f"source {name}: {topic}[{partition}]: {err.str()}")
+                    else:
+                        _LOGGER.warning("source %s: %s[%d]: %s", name, topic, partition, err.str())
+                if not good:
+                    continue
+                if not tracker.try_claim(good[-1].offset()):  # claims the batch's offsets at once
+                    return
+                for m in good:
+                    t = m.timestamp()[1]
+                    if t != millis:  # records produced together share their millisecond
+                        millis, ts = t, Timestamp(micros=t * 1000)
+                    for event, problem in decode(m):
+                        if problem is None:
+                            yield TimestampedValue(event, ts)
+                        else:
+                            bad = dead_letter(event, problem, "decode", step=name)
+                            yield beam.pvalue.TaggedOutput(DEAD, TimestampedValue(bad, ts))
+                last = good[-1].offset()
+                emitted += len(good)
+                newest = ts
+            if last >= 0:
+                self._position[(topic, partition)] = last + 1
+                tracker.try_claim((_SEEN, time.time()))
+                _advance(watermark, newest)
+                self._read.inc(emitted)
+                _give_back(self._token, self._limit, budget - emitted)
+                tracker.defer_remainder(Duration(seconds=0))
+                return
+            _give_back(self._token, self._limit, budget)
+            idle = time.time() - tracker.current_restriction().active_at
+            if self._idle is not None and idle >= self._idle:
+                tracker.try_claim(_STOP)  # idle_timeout: this partition's read ends cleanly
+                self._release(topic, partition)
+                return
+            _advance(watermark, Timestamp.now() - Duration(seconds=1))
+            tracker.defer_remainder(Duration(seconds=self._poll))
+        except BaseException:
+            last = -1  # a failed bundle commits nothing: its records are read again
+            self._position.pop((topic, partition), None)
+            raise
+        finally:
+            if last >= 0:
+                next_offset = last + 1
+                finalizer.register(lambda: self._commit(topic, partition, next_offset))
+            else:
+                # Nothing to commit; Prism still asks to finalize every bundle of this stage, and
+                # a bundle without a callback is already released by then (a noisy traceback).
+                finalizer.register(_nothing)
+
+
+def _nothing() -> None:
+    return None
+
+
+_COORDINATOR_BUSY = (16, 15, 14)  # NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE, COORDINATOR_LOAD_IN_PROGRESS
+
+
+def _retrying(fn: Callable[[], Any], what: str, deadline: float = 60.0) -> Any:
+    """``fn()``, retried while Kafka says the error is retriable (e.g. the group coordinator is moving)."""
+    from confluent_kafka import KafkaError, KafkaException
+
+    until = time.monotonic() + deadline
+    delay = 0.1
+    while True:
+        try:
+            return fn()
+        except KafkaException as e:
+            err = e.args[0] if e.args else None
+            retriable = isinstance(err, KafkaError) and (err.retriable() or err.code() in _COORDINATOR_BUSY)
+            if not retriable or time.monotonic() > until:
+                raise
+            _LOGGER.info("%s: %s; retrying", what, err)
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+def _advance(watermark: Any, ts: Timestamp | None) -> None:
+    if ts is None:
+        return
+    current = watermark.current_watermark()
+    if current is None or ts > current:
+        watermark.set_watermark(ts)
+
+
+class ReadFromKafkaPartitions(beam.PTransform):
+    """``PBegin`` → ``(events, dead_letters)``: every partition of ``topics`` through ``make_decoder()``."""
+
+    def __init__(
+        self,
+        properties: dict[str, Any],
+        topics: list[str],
+        make_decoder: Callable[[], Decoder],
+        *,
+        source_name: str,
+        start: str = "earliest",
+        start_millis: int | None = None,
+        max_events: int | None = None,
+        idle_timeout: float | None = None,
+        batch: int = 5000,
+        poll: float = 1.0,
+    ):
+        super().__init__()
+        self._properties = properties
+        self._topics = topics
+        self._name = source_name
+        self._fn = _ReadPartitionFn(
+            properties,
+            make_decoder,
+            start=start,
+            start_millis=start_millis,
+            max_events=max_events,
+            idle_timeout=idle_timeout,
+            batch=batch,
+            poll=poll,
+            source_name=source_name,
+        )
+
+    def expand(self, pbegin):
+        # Prism asks a slow bundle of an SDF stage to split; Beam 2.77's Python SDK can answer
+        # with a NaN progress (output byte mean not sampled yet) and fail the job. A log
+        # partition cannot be divided anyway (try_split only checkpoints), so opt out.
+        from apache_beam.options.pipeline_options import DebugOptions
+
+        pbegin.pipeline.options.view_as(DebugOptions).add_experiment("prism_disable_sdf_split")
+        out = (
+            pbegin
+            | "Impulse" >> beam.Impulse()
+            | "Partitions" >> beam.ParDo(_DiscoverPartitions(self._properties, self._topics, self._name))
+            | "Spread" >> beam.Reshuffle()
+            | "Read" >> beam.ParDo(self._fn).with_outputs(DEAD, main="events").with_output_types(CloudEvent)
+        )
+        return out.events, out[DEAD]
