@@ -185,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--scenarios", nargs="*", default=["B1", "B2", "B3", "B4", "B5", "B6", "B8"])
     ap.add_argument("--only", nargs="*", help="variants to run (default: all)")
+    ap.add_argument("--append", action="store_true", help="add to bench/RESULTS.md instead of replacing it")
     args = ap.parse_args(argv)
     wanted = {s.upper() for s in args.scenarios}
 
@@ -240,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, micros in coder.main().items():
             print(f"  {name:<36} {micros:6.2f} µs")
             report.append(f"- {name}: {micros:.2f} µs")
+    if args.append and RESULTS.exists():
+        report = [RESULTS.read_text().rstrip("\n"), "", f"(appended: {report[2]})", *report[5:]]
     RESULTS.write_text("\n".join(report) + "\n")
     print(f"\nwritten to {RESULTS.relative_to(ROOT)}")
     return 0
