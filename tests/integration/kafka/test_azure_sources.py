@@ -116,7 +116,7 @@ spec:
         consumer_group: telemetry-readers
         endpoint_url: "{kafka.sasl_bootstrap}"
         security_protocol: SASL_PLAINTEXT
-        idle_timeout: 3s
+        idle_timeout: 6s
   targets:
     - {{name: out, type: file, config: {{path: "{out}"}}}}
   triggers:
@@ -153,7 +153,7 @@ spec:
         event_hub: {hub}
         endpoint_url: "{kafka.sasl_bootstrap}"
         security_protocol: SASL_PLAINTEXT
-        idle_timeout: 2s
+        idle_timeout: 6s
   targets:
     - {{name: out, type: log}}
   triggers:

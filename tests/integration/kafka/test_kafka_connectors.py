@@ -71,7 +71,7 @@ def test_cloudevents_pass_through_and_records_are_wrapped(meshline, kafka, tmp_p
     out = tmp_path / "out"
     spec = _spec(
         tmp_path / "it.yaml",
-        f"        {{bootstrap_servers: '{kafka.bootstrap}', topics: [{topic}], idle_timeout: 2s, poll: 0.3}}",
+        f"        {{bootstrap_servers: '{kafka.bootstrap}', topics: [{topic}], idle_timeout: 4s, poll: 0.3}}",
         f"""    - {{name: files, type: file, config: {{path: "{out}/events"}}}}
     - {{name: dlq, type: file, config: {{path: "{out}/dlq"}}}}
     - {{name: kafka-out, type: kafka, config: {{bootstrap_servers: "{kafka.bootstrap}", topic: {topic}-out}}}}
@@ -143,7 +143,7 @@ def test_start_timestamp_then_committed_offsets_win_over_scram(meshline, kafka, 
         group_id: g-{topic}
         start: timestamp
         start_time: "2023-01-01T00:00:00Z"
-        idle_timeout: 2s
+        idle_timeout: 6s
         poll: 300ms"""
     spec = _spec(
         tmp_path / "it.yaml",
