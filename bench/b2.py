@@ -22,19 +22,17 @@ CPU counted: the client process tree only (``wait4``); the broker is its own pro
 
 from __future__ import annotations
 
-import argparse
 import atexit
 import contextlib
 import random
 import sys
 import uuid
 from pathlib import Path
-from typing import Any
 
 import orjson
 
 from bench.data import make_event
-from bench.harness import OUT, PY, Row, Scenario, measure, meshline_bin
+from bench.harness import OUT, PY, Row, Scenario, meshline_bin, standalone
 
 __all__ = ["main", "scenario"]
 
@@ -231,25 +229,7 @@ def main(argv: list[str] | None = None) -> list[Row]:
         bootstrap, topic, n, group, out, flag = argv[1:7]
         loop(bootstrap, topic, int(n), group, out, flag == "jq")
         return []
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--small", type=int, default=20_000)
-    ap.add_argument("--large", type=int, default=100_000)
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--only", nargs="*", help="variants to run (default: all)")
-    args = ap.parse_args(argv)
-    s = scenario(args.small, args.large)
-    if s is None:
-        return []
-    rows = measure(s, args.repeat, args.only)
-    by: dict[str, Any] = {r.variant: r for r in rows}
-    if "meshline" in by and "python loop" in by:
-        print(
-            f"meshline / python loop = {by['meshline'].rate / by['python loop'].rate:.2f}x (target >= 0.6x)"
-        )
-    if "meshline" in by and "python loop + jq.py" in by:
-        ratio = by["meshline"].rate / by["python loop + jq.py"].rate
-        print(f"meshline / python loop + jq.py = {ratio:.2f}x (target >= 3x)")
-    return rows
+    return standalone(__doc__, scenario, 20_000, 100_000, argv)
 
 
 if __name__ == "__main__":

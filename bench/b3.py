@@ -22,7 +22,6 @@ are capped (2,000 and 10,000 by default): moto moves a few hundred messages/s.
 
 from __future__ import annotations
 
-import argparse
 import atexit
 import contextlib
 import io
@@ -36,7 +35,7 @@ from typing import Any
 import orjson
 
 from bench.data import make_event
-from bench.harness import OUT, PY, Row, Scenario, measure, meshline_bin
+from bench.harness import OUT, PY, Row, Scenario, meshline_bin, standalone
 
 __all__ = ["main", "scenario"]
 
@@ -210,19 +209,7 @@ def main(argv: list[str] | None = None) -> list[Row]:
     if argv[:1] == ["loop"]:
         loop(*argv[1:4])
         return []
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--small", type=int, default=2_000)
-    ap.add_argument("--large", type=int, default=10_000)
-    ap.add_argument("--repeat", type=int, default=3)
-    args = ap.parse_args(argv)
-    s = scenario(args.small, args.large)
-    if s is None:
-        return []
-    rows = measure(s, args.repeat)
-    by = {r.variant: r for r in rows}
-    if "meshline" in by and "python loop" in by:
-        print(f"meshline / python loop = {by['meshline'].rate / by['python loop'].rate:.2f}x")
-    return rows
+    return standalone(__doc__, scenario, 2_000, 10_000, argv)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ refresh, so that the shared 2-core machine's server side stays out of the way.
 
 from __future__ import annotations
 
-import argparse
 import atexit
 import contextlib
 import hashlib
@@ -30,7 +29,7 @@ from pathlib import Path
 import orjson
 
 from bench.data import TYPES, ensure_input
-from bench.harness import OUT, PY, Row, Scenario, measure, meshline_bin
+from bench.harness import OUT, PY, Row, Scenario, meshline_bin, standalone
 
 __all__ = ["main", "scenario"]
 
@@ -193,19 +192,7 @@ def main(argv: list[str] | None = None) -> list[Row]:
     if argv[:1] == ["loop"]:
         loop(*argv[1:4])
         return []
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--small", type=int, default=20_000)
-    ap.add_argument("--large", type=int, default=100_000)
-    ap.add_argument("--repeat", type=int, default=3)
-    args = ap.parse_args(argv)
-    s = scenario(args.small, args.large)
-    if s is None:
-        return []
-    rows = measure(s, args.repeat)
-    by = {r.variant: r for r in rows}
-    if "meshline" in by and "python loop" in by:
-        print(f"meshline / python loop = {by['meshline'].rate / by['python loop'].rate:.2f}x")
-    return rows
+    return standalone(__doc__, scenario, 20_000, 100_000, argv)
 
 
 if __name__ == "__main__":

@@ -8,14 +8,13 @@ cached azurite (``tests/servers/azurite.py`` installs it).
 
 from __future__ import annotations
 
-import argparse
 import atexit
 import contextlib
 import sys
 from pathlib import Path
 
 from bench.data import ensure_input
-from bench.harness import OUT, Row, Scenario, measure, meshline_bin
+from bench.harness import OUT, Row, Scenario, meshline_bin, standalone
 
 __all__ = ["main", "scenario"]
 
@@ -139,15 +138,9 @@ def _rows(raw: bytes) -> int:
 
 
 def main(argv: list[str] | None = None) -> list[Row]:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--small", type=int, default=20_000)
-    ap.add_argument("--large", type=int, default=200_000)
-    ap.add_argument("--repeat", type=int, default=3)
-    args = ap.parse_args(argv)
-    s = scenario(args.small, args.large)
-    if s is None:
-        return []
-    return measure(s, args.repeat)
+    if argv is None:
+        argv = sys.argv[1:]
+    return standalone(__doc__, scenario, 20_000, 200_000, argv)
 
 
 if __name__ == "__main__":

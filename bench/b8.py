@@ -11,7 +11,6 @@ messages with publisher confirms into a durable queue, emptied before each run.
 
 from __future__ import annotations
 
-import argparse
 import atexit
 import contextlib
 import sys
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.data import ensure_input
-from bench.harness import OUT, Row, Scenario, measure, meshline_bin
+from bench.harness import OUT, Row, Scenario, meshline_bin, standalone
 
 __all__ = ["main", "scenario"]
 
@@ -140,15 +139,9 @@ def scenario(small: int, large: int) -> Scenario | None:
 
 
 def main(argv: list[str] | None = None) -> list[Row]:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--small", type=int, default=5_000)
-    ap.add_argument("--large", type=int, default=50_000)
-    ap.add_argument("--repeat", type=int, default=3)
-    args = ap.parse_args(argv)
-    s = scenario(args.small, args.large)
-    if s is None:
-        return []
-    return measure(s, args.repeat)
+    if argv is None:
+        argv = sys.argv[1:]
+    return standalone(__doc__, scenario, 5_000, 50_000, argv)
 
 
 if __name__ == "__main__":

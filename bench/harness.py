@@ -28,7 +28,19 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
 PY = sys.executable
 
-__all__ = ["OUT", "PY", "ROOT", "Row", "Sample", "Scenario", "machine", "measure", "meshline_bin", "run_once"]
+__all__ = [
+    "OUT",
+    "PY",
+    "ROOT",
+    "Row",
+    "Sample",
+    "Scenario",
+    "machine",
+    "measure",
+    "meshline_bin",
+    "run_once",
+    "standalone",
+]
 
 
 @dataclass
@@ -166,3 +178,28 @@ def machine() -> str:
         f"{os.cpu_count()} cores ({cpu}), Linux {platform.release()}, "
         f"Python {platform.python_version()}, apache-beam {apache_beam.__version__}"
     )
+
+
+def standalone(
+    doc: str | None,
+    scenario: Callable[[int, int], Scenario | None],
+    small: int,
+    large: int,
+    argv: list[str] | None = None,
+) -> list[Row]:
+    """``python -m bench.bN [--small N --large N --repeat R --only V…]``: one scenario alone."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--small", type=int, default=small)
+    ap.add_argument("--large", type=int, default=large)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--only", nargs="*", help="variants to run (default: all)")
+    args = ap.parse_args(argv)
+    s = scenario(args.small, args.large)
+    if s is None:
+        return []
+    rows = measure(s, args.repeat, args.only)
+    for other in rows[1:]:
+        print(f"{rows[0].variant} / {other.variant} = {rows[0].rate / other.rate:.2f}x")
+    return rows
