@@ -46,6 +46,9 @@ class BuildContext:
     # and then a target that cannot write at all should fail the bundle (so an acknowledging
     # source redelivers) rather than drop what it could not write
     dead_letter: str | None = None
+    # targets: some source of the integration is unbounded and may redeliver messages after a
+    # crash (SQS, Kafka, Pub/Sub …), grouped differently from the first delivery
+    redelivering: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -137,8 +137,18 @@ def _build_component(
         options=ctx_options,
         delivery=policy,
         dead_letter=dead_letter,
+        redelivering=kind == "target" and _redelivering(integration),
     )
     return component.build(config, ctx)
+
+
+def _redelivering(integration: Any) -> bool:
+    """Whether a source of the integration may redeliver messages after a crash (an endless one)."""
+    for decl in integration.sources:
+        component = lookup("source", decl.type)
+        if component is not None and component.unbounded:
+            return True
+    return False
 
 
 def _delivery_of(target: str, integration: Any) -> RetryPolicy:

@@ -26,9 +26,9 @@ from typing import Any, Literal
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from meshline.config import Duration, doc
+from meshline.config import doc
 from meshline.connectors.delivery import RetryPolicy, TransientError
-from meshline.connectors.objects import DEFAULT_MAX_BYTES, WriteObjects
+from meshline.connectors.objects import ObjectTargetFields, WriteObjects, target_args
 from meshline.errors import EventError
 from meshline.events import CloudEvent, dead_letter, from_json
 from meshline.registry import Component
@@ -155,31 +155,18 @@ SOURCE = Component(
 
 
 @dataclass(frozen=True, kw_only=True)
-class FileTargetConfig:
-    """Write events to files under a directory (local or any Beam filesystem URL)."""
-
+class _FileTargetPath:
     path: str = doc("directory or URL prefix; may use {yyyy}/{mm}/{dd}/{HH} and {type}")
-    format: Literal["jsonl", "avro", "parquet"] = doc("file format", "jsonl")
-    window: Duration | None = doc("roll-over: files per time window, e.g. 60s (streaming default: 60s)", None)
-    max_events: int | None = doc("at most this many events per file", None)
-    max_bytes: int = doc("about this many bytes per file at most", DEFAULT_MAX_BYTES)
-    commit: Literal["auto", "bundle", "window"] = doc(
-        "'bundle': files written before the bundle commits (at least once on every runner); "
-        "'window': one file per window and shard, written when the window closes (needs a runner "
-        "with durable checkpoints); 'auto': window on flink/dataflow, else bundle",
-        "auto",
-    )
-    shards: int = doc("files per window and directory with commit: window", 1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FileTargetConfig(ObjectTargetFields, _FileTargetPath):
+    """Write events to files under a directory (local or any Beam filesystem URL)."""
 
     def __post_init__(self) -> None:
         if not self.path.strip():
             raise ValueError("path: must not be empty")
-        if self.max_events is not None and self.max_events < 1:
-            raise ValueError(f"max_events: must be >= 1, got {self.max_events}")
-        if self.max_bytes < 1:
-            raise ValueError(f"max_bytes: must be >= 1, got {self.max_bytes}")
-        if self.shards < 1:
-            raise ValueError(f"shards: must be >= 1, got {self.shards}")
+        self._check_object_fields()
 
 
 def _split_template(path: str) -> tuple[str, str]:
@@ -214,6 +201,28 @@ class _FileStore:
                 FileSystems.delete([temp])
             raise TransientError(f"cannot write {final}: {e}") from e
 
+    def list_keys(self, prefix: str) -> list[str]:
+        root = FileSystems.join(self._base, prefix)
+        if not FileSystems.exists(root):
+            return []
+        base = self._base.rstrip("/") + "/"
+        found = FileSystems.match([FileSystems.join(root, "**")])[0].metadata_list
+        return [m.path[len(base) :] if m.path.startswith(base) else m.path for m in found]
+
+    def get(self, key: str) -> bytes | None:
+        path = FileSystems.join(self._base, key)
+        if not FileSystems.exists(path):
+            return None
+        with FileSystems.open(path, compression_type="uncompressed") as fh:
+            return fh.read()
+
+    def exists(self, key: str) -> bool:
+        return FileSystems.exists(FileSystems.join(self._base, key))
+
+    def delete(self, keys: list[str]) -> None:
+        paths = [FileSystems.join(self._base, k) for k in keys]
+        FileSystems.delete([p for p in paths if FileSystems.exists(p)])
+
     def close(self) -> None:
         return None
 
@@ -242,42 +251,28 @@ class WriteToFile(beam.PTransform):
         runner: str = "direct",
         policy: RetryPolicy | None = None,
         dead_letter: bool = True,
+        redelivering: bool = False,
+        integration: str = "",
     ):
         super().__init__()
-        self._dead_letter = dead_letter
         self._config = config
-        self._name = target_name
-        self._runner = runner
-        self._policy = policy
+        self._target = {
+            "target_name": target_name,
+            "runner": runner,
+            "policy": policy,
+            "dead_letter": dead_letter,
+            "redelivering": redelivering,
+            "integration": integration,
+        }
 
     def expand(self, events):
-        c = self._config
-        base, template = _split_template(c.path)
-        write = WriteObjects(
-            _MakeFileStore(base),
-            prefix=template,
-            format=c.format,
-            target_name=self._name,
-            window=float(c.window) if c.window else None,
-            max_events=c.max_events,
-            max_bytes=c.max_bytes,
-            policy=self._policy,
-            commit=c.commit,
-            shards=c.shards,
-            runner=self._runner,
-            dead_letter=self._dead_letter,
-        )
+        base, template = _split_template(self._config.path)
+        write = WriteObjects.of(_MakeFileStore(base), self._config, prefix=template, **self._target)
         return events | "Objects" >> write
 
 
 def _build_target(config: FileTargetConfig, ctx: Any) -> WriteToFile:
-    return WriteToFile(
-        config,
-        ctx.name,
-        runner=ctx.options.get("runner", "direct"),
-        policy=ctx.delivery,
-        dead_letter=ctx.dead_letter is not None,
-    )
+    return WriteToFile(config, **target_args(ctx))
 
 
 TARGET = Component(

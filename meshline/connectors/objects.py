@@ -19,8 +19,10 @@ A target supplies an :class:`ObjectStore` (``put`` one whole object, ``close``);
 - object names are deterministic: ``part-[WINDOW-]DIGEST.EXT`` where DIGEST is
   an order-independent hash of the ``source``/``id`` pairs inside. A replay of
   the same events overwrites the same objects instead of adding copies. After a
-  crash, a source may redeliver the in-flight messages grouped differently;
-  those rows can then appear in two objects (at least once);
+  crash, a source may redeliver the in-flight messages grouped differently:
+  when the integration has such a source, the writer keeps a ledger of what it
+  stored (:mod:`meshline.connectors.ledger`, ``dedupe_window``) and does not
+  write those events again;
 - ``commit: window`` (chosen by ``auto`` on Flink and Dataflow, whose checkpoints
   hold grouped state durably) groups a window's events by directory and shard
   (a hash of ``source``/``id``) and writes one object per (directory, window,
@@ -43,15 +45,17 @@ import io
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import apache_beam as beam
 import orjson
 from apache_beam.options.pipeline_options import StandardOptions
 from apache_beam.transforms.window import GlobalWindow
 
+from meshline.config import Duration, doc
 from meshline.connectors.delivery import RetryPolicy, TransientError, reason
 from meshline.connectors.formats import RecordWriter, events_from_object, extension, open_writer
+from meshline.connectors.ledger import Ledger, event_digest, ledger_root, supports_ledger
 from meshline.connectors.paths import PathTemplate
 from meshline.errors import DeliveryError
 from meshline.events import CloudEvent, dead_letter
@@ -61,15 +65,19 @@ __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_STREAMING_WINDOW",
     "ObjectStore",
+    "ObjectTargetFields",
     "WriteObjects",
     "object_name",
     "sharded_name",
+    "static_prefix",
+    "target_args",
 ]
 
 _LOGGER = logging.getLogger(__name__)
 DEAD = "dead"
 DEFAULT_STREAMING_WINDOW = 60.0
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024  # an object's events are held in memory until it is written
+DEFAULT_DEDUPE_WINDOW = 120.0
 CONTENT_TYPES = {
     "jsonl": "application/x-ndjson",
     "avro": "application/avro",
@@ -85,6 +93,60 @@ class ObjectStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class ObjectTargetFields:
+    """The keys of every object-store target: ``file``, ``aws.s3``, ``azure.datalake``, ``google.storage``."""
+
+    format: Literal["jsonl", "avro", "parquet"] = doc("object format", "jsonl")
+    window: Duration | None = doc(
+        "roll-over: objects per time window, e.g. 60s (streaming default: 60s)", None
+    )
+    max_events: int | None = doc("roll over to a new object after this many events", None)
+    max_bytes: int = doc("roll over to a new object at about this size", DEFAULT_MAX_BYTES)
+    commit: Literal["auto", "bundle", "window"] = doc(
+        "'bundle': objects written before the bundle commits (at least once on every runner); "
+        "'window': one object per window and shard, written when the window closes (needs a runner "
+        "with durable checkpoints); 'auto': window on flink/dataflow, else bundle",
+        "auto",
+    )
+    shards: int = doc("objects per window and directory with commit: window", 1)
+    dedupe_window: Duration = doc(
+        "commit: bundle with a source that redelivers after a crash (queues, Kafka): events stored by "
+        "objects written this long before the last write of an earlier run are not written again "
+        "(a ledger under .meshline/ in the prefix); 0 turns it off",
+        Duration(DEFAULT_DEDUPE_WINDOW),
+    )
+
+    def _check_object_fields(self) -> None:
+        if self.max_events is not None and self.max_events < 1:
+            raise ValueError(f"max_events: must be >= 1, got {self.max_events}")
+        if self.max_bytes < 1:
+            raise ValueError(f"max_bytes: must be >= 1, got {self.max_bytes}")
+        if self.shards < 1:
+            raise ValueError(f"shards: must be >= 1, got {self.shards}")
+
+
+def target_args(ctx: Any) -> dict[str, Any]:
+    """What :meth:`WriteObjects.of` takes from a target's BuildContext."""
+    return {
+        "target_name": ctx.name,
+        "policy": ctx.delivery,
+        "runner": ctx.options.get("runner", ctx.runner),
+        "dead_letter": ctx.dead_letter is not None,
+        "redelivering": ctx.redelivering,
+        "integration": ctx.integration,
+    }
+
+
+def static_prefix(prefix: str) -> str:
+    """The directories of a path template before its first placeholder."""
+    prefix = prefix.strip("/")
+    if "{" not in prefix:
+        return prefix
+    head = prefix[: prefix.index("{")]
+    return head.rsplit("/", 1)[0] if "/" in head else ""
 
 
 def object_name(directory: str, window_tag: str, digest: int, fmt: str) -> str:
@@ -138,6 +200,7 @@ class _Part:
 
 class _WriteObjectsFn(beam.DoFn):
     salt = ""  # the full label of the WriteObjects it belongs to (see _digest)
+    ledger_spec: tuple[str, float] | None = None  # (root, window) of its ledger (see WriteObjects)
 
     def __init__(
         self,
@@ -168,7 +231,28 @@ class _WriteObjectsFn(beam.DoFn):
         self._delivered = counter("meshline", f"target.{self._target}.delivered")
         self._objects = counter("meshline", f"target.{self._target}.objects")
         self._retried = counter("meshline", f"target.{self._target}.retried")
+        self._already = counter("meshline", f"target.{self._target}.already_stored")
         self._content_type = CONTENT_TYPES[self._fmt]
+        self._ledger: Ledger | None = None
+        self._stored: set[int] = set()
+        if self.ledger_spec is not None:
+            self._open_ledger(*self.ledger_spec)
+
+    def _open_ledger(self, root: str, window: float) -> None:
+        if not supports_ledger(self._store):
+            return
+        ledger = Ledger(self._store, root, window)  # type: ignore[arg-type]
+        try:
+            self._stored = ledger.load()
+        except Exception as e:
+            _LOGGER.warning(
+                "target %s: cannot read its ledger (%s); events redelivered after a crash may be "
+                "written twice",
+                self._target,
+                reason(e),
+            )
+            return
+        self._ledger = ledger
 
     def teardown(self):
         store = getattr(self, "_store", None)
@@ -193,6 +277,10 @@ class _WriteObjectsFn(beam.DoFn):
             if why:  # the target refuses this one event (e.g. aws.s3 max_event_bytes)
                 self._dead.append(beam.pvalue.TaggedOutput(DEAD, dead_letter(event, why, "deliver")))
                 return
+        attrs = event.attributes
+        if self._stored and event_digest(attrs.get("source"), attrs.get("id")) in self._stored:
+            self._already.inc()  # stored by an earlier run that crashed before acknowledging it
+            return
         key = (self._render(event, when), window)
         part = self._parts.get(key)
         if part is None:
@@ -206,7 +294,6 @@ class _WriteObjectsFn(beam.DoFn):
             self._dead.append(beam.pvalue.TaggedOutput(DEAD, bad))
             return
         keys = part.keys
-        attrs = event.attributes
         keys.append((attrs.get("source"), attrs.get("id")))
         n = len(keys)
         # The size is looked at every 64 events: roll-over is approximate, the hot path cheap.
@@ -231,9 +318,16 @@ class _WriteObjectsFn(beam.DoFn):
             attempts[0] += 1
             self._retried.inc()
 
+        ledger = self._ledger
+
+        def write() -> None:
+            if ledger is not None:  # the entry first: without its object it is ignored
+                ledger.record(name, [event_digest(s, i) for s, i in part.keys])
+            self._store.put(name, data, self._content_type)
+
         try:
             self._policy.call(
-                lambda: self._store.put(name, data, self._content_type),
+                write,
                 is_transient=lambda e: isinstance(e, TransientError),
                 on_retry=retried,
             )
@@ -258,6 +352,8 @@ class _WriteObjectsFn(beam.DoFn):
         parts, self._parts = self._parts, {}
         for part in parts.values():
             yield from self._flush(part)
+        if self._ledger is not None:
+            self._ledger.expire()
 
 
 def _in_window(event: CloudEvent, window: Any) -> Any:
@@ -369,8 +465,14 @@ class WriteObjects(beam.PTransform):
         runner: str = "direct",
         dead_letter: bool = True,
         reject: Callable[[CloudEvent], str | None] | None = None,
+        redelivering: bool = False,
+        dedupe_window: float = DEFAULT_DEDUPE_WINDOW,
+        integration: str = "",
     ):
         super().__init__()
+        # the ledger (commit: bundle only) is kept when some source may redeliver after a crash
+        self._dedupe_window = float(dedupe_window) if redelivering else 0.0
+        self._integration = integration
         self._dead_letter = dead_letter
         self._reject = reject  # a picklable check: a reason to dead-letter one event, or None
         if commit not in ("auto", "bundle", "window"):
@@ -395,6 +497,31 @@ class WriteObjects(beam.PTransform):
         self._max_events = max_events
         self._max_bytes = max_bytes
         self._policy = policy or RetryPolicy()
+
+    @classmethod
+    def of(
+        cls,
+        make_store: Callable[[], ObjectStore],
+        config: ObjectTargetFields,
+        *,
+        prefix: str,
+        reject: Callable[[CloudEvent], str | None] | None = None,
+        **target: Any,
+    ) -> WriteObjects:
+        """From a target's config (:class:`ObjectTargetFields`) and :func:`target_args` of its context."""
+        return cls(
+            make_store,
+            prefix=prefix,
+            format=config.format,
+            window=float(config.window) if config.window else None,
+            max_events=config.max_events,
+            max_bytes=config.max_bytes,
+            commit=config.commit,
+            shards=config.shards,
+            dedupe_window=float(config.dedupe_window),
+            reject=reject,
+            **target,
+        )
 
     def expand(self, events):
         window = self._window
@@ -435,5 +562,8 @@ class WriteObjects(beam.PTransform):
         )
         current = getattr(events.pipeline, "_current_transform", None)
         fn.salt = current().full_label if current is not None else ""
+        if self._dedupe_window > 0:
+            writer = f"{self._integration}\0{self._prefix}\0{fn.salt}"
+            fn.ledger_spec = (ledger_root(static_prefix(self._prefix), writer), self._dedupe_window)
         written = events | "Write" >> beam.ParDo(fn).with_outputs(DEAD, main="written")
         return written[DEAD]

@@ -22,8 +22,8 @@ import apache_beam as beam
 
 from meshline.config import Duration, doc
 from meshline.connectors.aws.common import SECRET_KEYS, AwsConnection, aws_error, client, error_code
-from meshline.connectors.delivery import PermanentError, RetryPolicy
-from meshline.connectors.objects import WriteObjects
+from meshline.connectors.delivery import PermanentError
+from meshline.connectors.objects import ObjectTargetFields, WriteObjects, target_args
 from meshline.events import CloudEvent, to_json
 from meshline.registry import BuildContext, Component
 
@@ -34,25 +34,19 @@ MIN_PART = 5 * MIB  # S3's smallest part (but the last)
 
 
 @dataclass(frozen=True, kw_only=True)
-class _S3TargetConfigFields:
-    """The S3 target keys (listed first in the schema)."""
+class _S3Where:
+    """The S3 target keys listed first in the schema."""
 
     bucket: str = doc("the bucket name")
     prefix: str = doc("key prefix (a directory); may use {yyyy}/{mm}/{dd}/{HH} and {type}", "")
-    format: Literal["jsonl", "avro", "parquet"] = doc("object format", "jsonl")
-    window: Duration | None = doc("roll-over: objects per window, e.g. 60s (streaming default: 60s)", None)
-    max_events: int | None = doc("roll over to a new object after this many events", None)
-    max_bytes: int = doc("roll over to a new object at about this size", 64 * MIB)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _S3TargetConfigFields:
     max_event_bytes: int | None = doc(
         "dead-letter single events whose JSON form is larger than this (e.g. a row limit of your readers)",
         None,
     )
-    commit: Literal["auto", "bundle", "window"] = doc(
-        "bundle: an object per bundle, written before the source acknowledges; window: grouped per window "
-        "and shard (Flink, Dataflow); auto picks by runner",
-        "auto",
-    )
-    shards: int = doc("commit: window — objects per directory and window", 1)
     multipart_threshold: int = doc("objects from this size up are sent as a multipart upload", 16 * MIB)
     multipart_chunk: int = doc("part size of multipart uploads (at least 5 MiB)", 8 * MIB)
     storage_class: str | None = doc("S3 storage class, e.g. STANDARD_IA, INTELLIGENT_TIERING", None)
@@ -64,17 +58,14 @@ class _S3TargetConfigFields:
 
 
 @dataclass(frozen=True, kw_only=True)
-class S3TargetConfig(AwsConnection, _S3TargetConfigFields):
+class S3TargetConfig(AwsConnection, _S3TargetConfigFields, ObjectTargetFields, _S3Where):
     """Write events as objects (jsonl, avro, parquet) to an Amazon S3 bucket."""
 
     def __post_init__(self) -> None:
         self._check_connection()
         if not self.bucket.strip() or "/" in self.bucket:
             raise ValueError(f"bucket: expected a bucket name, got {self.bucket!r}")
-        if self.max_events is not None and self.max_events < 1:
-            raise ValueError(f"max_events: must be >= 1, got {self.max_events}")
-        if self.max_bytes < 1:
-            raise ValueError(f"max_bytes: must be >= 1, got {self.max_bytes}")
+        self._check_object_fields()
         if self.max_event_bytes is not None and self.max_event_bytes < 1:
             raise ValueError(f"max_event_bytes: must be >= 1, got {self.max_event_bytes}")
         if self.multipart_chunk < MIN_PART:
@@ -85,8 +76,6 @@ class S3TargetConfig(AwsConnection, _S3TargetConfigFields):
             raise ValueError(
                 f"multipart_threshold: must be at least 5 MiB (5242880), got {self.multipart_threshold}"
             )
-        if self.shards < 1:
-            raise ValueError(f"shards: must be >= 1, got {self.shards}")
 
 
 class S3Store:
@@ -158,6 +147,35 @@ class S3Store:
             )
         return aws_error(e, f"writing {where}")
 
+    def list_keys(self, prefix: str) -> list[str]:
+        try:
+            pages = self._s3.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=prefix)
+            return [o["Key"] for page in pages for o in page.get("Contents", ())]
+        except Exception as e:
+            raise self._classify(e, prefix) from None
+
+    def get(self, key: str) -> bytes | None:
+        try:
+            return self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+        except Exception as e:
+            if error_code(e) in ("NoSuchKey", "404"):
+                return None
+            raise self._classify(e, key) from None
+
+    def exists(self, key: str) -> bool:
+        try:
+            self._s3.head_object(Bucket=self._bucket, Key=key)
+            return True
+        except Exception as e:
+            if error_code(e) in ("NoSuchKey", "404", "NotFound"):
+                return False
+            raise self._classify(e, key) from None
+
+    def delete(self, keys: list[str]) -> None:
+        if keys:
+            objects = [{"Key": k} for k in keys]
+            self._s3.delete_objects(Bucket=self._bucket, Delete={"Objects": objects, "Quiet": True})
+
     def close(self) -> None:
         self._s3.close()
 
@@ -188,52 +206,28 @@ class _TooLarge:
 class WriteToS3(beam.PTransform):
     """``PCollection[CloudEvent]`` → dead letters (stage ``deliver``)."""
 
-    def __init__(
-        self,
-        config: S3TargetConfig,
-        *,
-        target_name: str = "s3",
-        policy: RetryPolicy | None = None,
-        runner: str = "direct",
-        dead_letter: bool = True,
-    ):
+    def __init__(self, config: S3TargetConfig, *, target_name: str = "s3", **target: Any):
+        """``target``: what :func:`~meshline.connectors.objects.target_args` gives (policy, runner …)."""
         super().__init__()
         self._config = config
-        self._name = target_name
-        self._policy = policy
-        self._runner = runner
-        self._dead_letter = dead_letter
+        self._target = {"target_name": target_name, **target}
 
     def expand(self, events):
         c = self._config
         # The size check runs inside the writing DoFn (no Flatten): on the direct runner and
         # Prism a Flatten would start a new stage, and a source would delete messages before
         # their dead letters were written.
-        return events | "Objects" >> WriteObjects(
+        return events | "Objects" >> WriteObjects.of(
             _MakeStore(c),
+            c,
             prefix=c.prefix,
-            format=c.format,
-            target_name=self._name,
-            window=float(c.window) if c.window else None,
-            max_events=c.max_events,
-            max_bytes=c.max_bytes,
-            policy=self._policy,
-            commit=c.commit,
-            shards=c.shards,
-            runner=self._runner,
-            dead_letter=self._dead_letter,
             reject=_TooLarge(c.max_event_bytes) if c.max_event_bytes is not None else None,
+            **self._target,
         )
 
 
 def build(config: S3TargetConfig, ctx: BuildContext) -> WriteToS3:
-    return WriteToS3(
-        config,
-        target_name=ctx.name,
-        policy=ctx.delivery,
-        runner=ctx.runner,
-        dead_letter=ctx.dead_letter is not None,
-    )
+    return WriteToS3(config, **target_args(ctx))
 
 
 TARGET = Component(

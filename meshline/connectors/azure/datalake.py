@@ -25,11 +25,11 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from meshline.config import Duration, doc
 from meshline.connectors.delivery import PermanentError, TransientError
-from meshline.connectors.objects import DEFAULT_MAX_BYTES, WriteObjects
+from meshline.connectors.objects import ObjectTargetFields, WriteObjects, target_args
 from meshline.errors import ConfigError
 from meshline.registry import BuildContext, Component
 
@@ -42,9 +42,7 @@ _SECRETS = re.compile(r"(?i)(sig=|AccountKey=|SharedAccessSignature=)[^&;\s\"']+
 
 
 @dataclass(frozen=True, kw_only=True)
-class DataLakeTargetConfig:
-    """Write events as objects (jsonl, avro, parquet) to an Azure Data Lake Gen2 / Blob container."""
-
+class _DataLakeAccount:
     account_url: str | None = doc(
         "the account URL, https://ACCOUNT.blob.core.windows.net (a .dfs. URL is accepted)", None
     )
@@ -55,25 +53,21 @@ class DataLakeTargetConfig:
     sas_token: str | None = doc("a SAS token (with account_url)", None, metadata={"secret": True})
     container: str = doc("the container (Data Lake file system)")
     prefix: str = doc("directory of the objects; may use {yyyy}/{mm}/{dd}/{HH} and {type}", "")
-    format: Literal["jsonl", "avro", "parquet"] = doc("object format", "jsonl")
-    window: Duration | None = doc(
-        "roll-over: one object per window and bundle, e.g. 60s (streaming: 60s)", None
-    )
-    max_events: int | None = doc("roll over to a new object after this many events", None)
-    max_bytes: int = doc("roll over to a new object at about this size", DEFAULT_MAX_BYTES)
-    commit: Literal["auto", "bundle", "window"] = doc(
-        "'bundle': objects written before the bundle commits (at least once on every runner); "
-        "'window': one object per window and shard, written when the window closes (needs a runner "
-        "with durable checkpoints); 'auto': window on flink/dataflow, else bundle",
-        "auto",
-    )
-    shards: int = doc("objects per window and directory with commit: window", 1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _DataLakeClient:
     endpoint_url: str | None = doc(
         "a local or private Blob endpoint, e.g. http://127.0.0.1:10000/devstoreaccount1 (azurite)", None
     )
     max_single_put_size: int = doc("objects up to this size are written in one request", 8 * MIB)
     max_block_size: int = doc("larger objects are written in blocks of this size", 4 * MIB)
     timeout: Duration = doc("network timeout of one request", Duration(60))
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataLakeTargetConfig(_DataLakeClient, ObjectTargetFields, _DataLakeAccount):
+    """Write events as objects (jsonl, avro, parquet) to an Azure Data Lake Gen2 / Blob container."""
 
     def __post_init__(self) -> None:
         if not (self.account_url or self.connection_string or self.endpoint_url):
@@ -84,11 +78,8 @@ class DataLakeTargetConfig:
             raise ValueError("account_key, sas_token: set at most one")
         if not 3 <= len(self.container) <= 63:
             raise ValueError(f"container: must be 3 to 63 characters, got {self.container!r}")
-        if self.max_events is not None and self.max_events < 1:
-            raise ValueError(f"max_events: must be >= 1, got {self.max_events}")
-        if self.shards < 1:
-            raise ValueError(f"shards: must be >= 1, got {self.shards}")
-        for key in ("max_bytes", "max_single_put_size", "max_block_size"):
+        self._check_object_fields()
+        for key in ("max_single_put_size", "max_block_size"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key}: must be >= 1, got {getattr(self, key)}")
         if self.max_block_size > 4000 * MIB:
@@ -203,6 +194,34 @@ class _BlobStore:
         except Exception as e:
             raise classify(e, self._container_name) from None
 
+    def list_keys(self, prefix: str) -> list[str]:
+        try:
+            return [
+                b.name for b in self._container.list_blobs(name_starts_with=prefix, timeout=self._timeout)
+            ]
+        except Exception as e:
+            raise classify(e, self._container_name) from None
+
+    def get(self, key: str) -> bytes | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            return self._container.download_blob(key, timeout=self._timeout).readall()
+        except ResourceNotFoundError:
+            return None
+        except Exception as e:
+            raise classify(e, self._container_name) from None
+
+    def exists(self, key: str) -> bool:
+        try:
+            return bool(self._container.get_blob_client(key).exists(timeout=self._timeout))
+        except Exception as e:
+            raise classify(e, self._container_name) from None
+
+    def delete(self, keys: list[str]) -> None:
+        for i in range(0, len(keys), 256):  # a blob batch holds at most 256 requests
+            self._container.delete_blobs(*keys[i : i + 256], timeout=self._timeout)
+
     def close(self) -> None:
         self._container.close()
 
@@ -232,20 +251,7 @@ def _check_credentials(config: DataLakeTargetConfig, target: str) -> None:
 
 def build(config: DataLakeTargetConfig, ctx: BuildContext) -> WriteObjects:
     _check_credentials(config, ctx.name)
-    return WriteObjects(
-        _MakeStore(config),
-        prefix=config.prefix,
-        format=config.format,
-        target_name=ctx.name,
-        window=float(config.window) if config.window else None,
-        max_events=config.max_events,
-        max_bytes=config.max_bytes,
-        policy=ctx.delivery,
-        commit=config.commit,
-        shards=config.shards,
-        runner=ctx.options.get("runner", "direct"),
-        dead_letter=ctx.dead_letter is not None,
-    )
+    return WriteObjects.of(_MakeStore(config), config, prefix=config.prefix, **target_args(ctx))
 
 
 TARGET = Component(

@@ -17,50 +17,38 @@ fake-gcs-server) is used anonymously.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 from meshline.config import Duration, doc
 from meshline.connectors.gcs.client import classify, storage_client
-from meshline.connectors.objects import DEFAULT_MAX_BYTES, WriteObjects
+from meshline.connectors.objects import ObjectTargetFields, WriteObjects, target_args
 from meshline.registry import BuildContext, Component
 
 __all__ = ["TARGET", "GcsTargetConfig"]
 
 
 @dataclass(frozen=True, kw_only=True)
-class GcsTargetConfig:
-    """Write events as objects (jsonl, avro, parquet) to a Google Cloud Storage bucket."""
-
+class _GcsWhere:
     bucket: str = doc("the bucket")
     prefix: str = doc("directory of the objects; may use {yyyy}/{mm}/{dd}/{HH} and {type}", "")
-    format: Literal["jsonl", "avro", "parquet"] = doc("object format", "jsonl")
-    window: Duration | None = doc(
-        "roll-over: one object per window and bundle, e.g. 60s (streaming: 60s)", None
-    )
-    max_events: int | None = doc("roll over to a new object after this many events", None)
-    max_bytes: int = doc("roll over to a new object at about this size", DEFAULT_MAX_BYTES)
-    commit: Literal["auto", "bundle", "window"] = doc(
-        "'bundle': objects written before the bundle commits (at least once on every runner); "
-        "'window': one object per window and shard, written when the window closes (needs a runner "
-        "with durable checkpoints); 'auto': window on flink/dataflow, else bundle",
-        "auto",
-    )
-    shards: int = doc("objects per window and directory with commit: window", 1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _GcsConnection:
     project: str | None = doc("the Google Cloud project for the client (default: from the credentials)", None)
     endpoint_url: str | None = doc(
         "the Cloud Storage JSON API endpoint, e.g. http://127.0.0.1:4443 for an emulator (anonymous)", None
     )
     timeout: Duration = doc("network timeout of one upload", Duration(60))
 
+
+@dataclass(frozen=True, kw_only=True)
+class GcsTargetConfig(_GcsConnection, ObjectTargetFields, _GcsWhere):
+    """Write events as objects (jsonl, avro, parquet) to a Google Cloud Storage bucket."""
+
     def __post_init__(self) -> None:
         if not self.bucket.strip() or "/" in self.bucket:
             raise ValueError(f"bucket: expected a bucket name, got {self.bucket!r}")
-        if self.max_events is not None and self.max_events < 1:
-            raise ValueError(f"max_events: must be >= 1, got {self.max_events}")
-        if self.shards < 1:
-            raise ValueError(f"shards: must be >= 1, got {self.shards}")
-        if self.max_bytes < 1:
-            raise ValueError(f"max_bytes: must be >= 1, got {self.max_bytes}")
+        self._check_object_fields()
 
 
 class _GcsStore:
@@ -78,6 +66,39 @@ class _GcsStore:
         except Exception as e:
             raise classify(e, f"bucket {self._name!r}") from None
 
+    def list_keys(self, prefix: str) -> list[str]:
+        try:
+            return [
+                b.name for b in self._client.list_blobs(self._bucket, prefix=prefix, timeout=self._timeout)
+            ]
+        except Exception as e:
+            raise classify(e, f"bucket {self._name!r}") from None
+
+    def get(self, key: str) -> bytes | None:
+        from google.api_core.exceptions import NotFound
+
+        try:
+            return self._bucket.blob(key).download_as_bytes(timeout=self._timeout)
+        except NotFound:
+            return None
+        except Exception as e:
+            raise classify(e, f"bucket {self._name!r}") from None
+
+    def exists(self, key: str) -> bool:
+        try:
+            return bool(self._bucket.blob(key).exists(timeout=self._timeout))
+        except Exception as e:
+            raise classify(e, f"bucket {self._name!r}") from None
+
+    def delete(self, keys: list[str]) -> None:
+        from google.api_core.exceptions import NotFound
+
+        for key in keys:
+            try:
+                self._bucket.blob(key).delete(timeout=self._timeout)
+            except NotFound:
+                pass
+
     def close(self) -> None:
         self._client.close()
 
@@ -93,20 +114,7 @@ class _MakeStore:
 
 
 def build(config: GcsTargetConfig, ctx: BuildContext) -> WriteObjects:
-    return WriteObjects(
-        _MakeStore(config),
-        prefix=config.prefix,
-        format=config.format,
-        target_name=ctx.name,
-        window=float(config.window) if config.window else None,
-        max_events=config.max_events,
-        max_bytes=config.max_bytes,
-        policy=ctx.delivery,
-        commit=config.commit,
-        shards=config.shards,
-        runner=ctx.options.get("runner", "direct"),
-        dead_letter=ctx.dead_letter is not None,
-    )
+    return WriteObjects.of(_MakeStore(config), config, prefix=config.prefix, **target_args(ctx))
 
 
 TARGET = Component(

@@ -80,7 +80,7 @@ class Aws:
         keys: list[str] = []
         for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             keys += [o["Key"] for o in page.get("Contents", [])]
-        return sorted(keys)
+        return sorted(k for k in keys if not _hidden(k))
 
     def rows(self, bucket: str, prefix: str = "") -> dict[str, list[dict[str, Any]]]:
         """Object key → its rows (format from the extension)."""
@@ -118,3 +118,8 @@ class Feeder(threading.Thread):
                 i += n
         except BaseException as e:  # reported by the test
             self.error = e
+
+
+def _hidden(key: str) -> bool:
+    """Keys data readers skip (Hive, Athena, pyarrow): a target's ledger under ``.meshline/``."""
+    return any(part.startswith((".", "_")) for part in key.split("/"))
