@@ -61,6 +61,10 @@ class Component:
     unbounded: bool = False
     # config keys holding credentials: redacted wherever a config is shown
     secret_keys: tuple[str, ...] = ()
+    # transformations: build returns an object with __call__(event) AND batch(events) (one result
+    # per event, in order; see meshline.compiler.router.BatchResult) and an int attribute
+    # batch_size (events the router buffers before calling batch(); <= 1: called one by one)
+    batched: bool = False
 
     def schema(self) -> dict[str, Any]:
         s = config_schema(self.config)

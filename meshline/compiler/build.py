@@ -22,7 +22,7 @@ from typing import Any
 
 import apache_beam as beam
 
-from meshline.compiler.router import RouteFn, StepPlan, TriggerPlan
+from meshline.compiler.router import StepPlan, TriggerPlan, route_fn
 from meshline.config import parse_config
 from meshline.connectors.delivery import RetryPolicy
 from meshline.errors import ConfigError
@@ -206,7 +206,7 @@ def build_pipeline(
         if not tags:
             continue
         routed = events | f"Route[{decl.name}]" >> beam.ParDo(
-            RouteFn(decl.name, triggers, integration.name)
+            route_fn(decl.name, triggers, integration.name)
         ).with_outputs(*tags)
         for tag in tags:
             inputs[tag].append(routed[tag])

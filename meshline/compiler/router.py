@@ -16,6 +16,23 @@ that trigger's chain for that event; other triggers are unaffected.
 :class:`Router` is pure Python (unit-tested without Beam); :class:`RouteFn` is
 its DoFn, which builds the router in ``setup()`` from a picklable plan and
 reports counts as Beam metrics once per bundle.
+
+Batched steps (a transformation whose ``Component.batched`` is true and whose
+built object has ``batch_size > 1``, e.g. ``http`` with ``batch``/``concurrency``)
+are not called per event: the events reaching such a step are buffered per
+trigger and step, and the buffer is handed to the step's ``batch(events)`` when
+it holds ``batch_size`` events and at the end of every bundle
+(:meth:`Router.flush`); each result then continues through the rest of the
+chain. Failure semantics stay per input event: a step failing on anything
+derived from an input event dead-letters that input event (once) and nothing of
+the trigger's chain for it is delivered; events a batch produced as a whole
+(:attr:`BatchResult.extra`, attributable to no input event) are their own
+origin: a later failure dead-letters that event itself. Outputs and dead letters
+of buffered events carry the ``meta`` (timestamp and window) of the input event
+they derive from; :class:`RouteFn` becomes ``_BatchedRouteFn`` (a ``process``
+with window parameters, flushing in ``finish_bundle`` so an acknowledging source
+still acknowledges only after its bundle's outputs were emitted) only when some
+trigger has a batched step.
 """
 
 from __future__ import annotations
@@ -27,14 +44,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import apache_beam as beam
+from apache_beam.utils.windowed_value import WindowedValue
 
 from meshline.compiler import progress
+from meshline.compiler.router_batch import BatchedRouting, BatchResult, StepResult, _Item, _Stage
 from meshline.errors import FilterError
 from meshline.events import CloudEvent, dead_letter
 from meshline.registry import BuildContext, lookup
 from meshline.transforms.filters import FilterStats, compile_filters, exact_index_key
 
-__all__ = ["RouteFn", "Router", "StepPlan", "TriggerPlan", "DROPPED"]
+__all__ = ["DROPPED", "BatchResult", "RouteFn", "Router", "StepPlan", "StepResult", "TriggerPlan", "route_fn"]
 
 _LOGGER = logging.getLogger(__name__)
 _PROGRESS_EVERY = 4096
@@ -70,7 +89,7 @@ class _Counts:
 
 
 class _CompiledTrigger:
-    __slots__ = ("counts", "dead", "name", "pred", "run_steps", "target")
+    __slots__ = ("buffers", "counts", "dead", "name", "pred", "run_steps", "stages", "target")
 
     def __init__(self, name: str, pred, run_steps, target: str, dead: str):
         self.name = name
@@ -79,24 +98,33 @@ class _CompiledTrigger:
         self.target = target
         self.dead = dead
         self.counts = _Counts()
+        # batched triggers only: the chain and one buffer per stage
+        self.stages: list[_Stage] = []
+        self.buffers: list[list[_Item]] = []
 
 
-def _compile_steps(
+def _build_steps(
     steps: tuple[StepPlan, ...], integration: str, step_counts: dict[str, list[int]]
-) -> Callable[[CloudEvent], list[CloudEvent]] | None:
-    """Steps → ``fn(event) -> outputs``; raises ``_StepFailed`` naming the step."""
-    if not steps:
-        return None
+) -> list[_Stage]:
     from meshline.config import parse_config
 
-    fns = []
+    stages = []
     for s in steps:
         component = lookup("transformation", s.type)
         if component is None:
             raise ValueError(f"unknown transformation type {s.type!r}")
         config: Any = parse_config(component.config, s.config, where=f"transformation {s.name}")
         fn = component.build(config, BuildContext(integration=integration, name=s.name))
-        fns.append((s.name, fn, step_counts.setdefault(s.name, [0, 0, 0])))
+        size = int(getattr(fn, "batch_size", 1)) if component.batched else 0
+        stages.append(_Stage(s.name, fn, step_counts.setdefault(s.name, [0, 0, 0]), size if size > 1 else 0))
+    return stages
+
+
+def _compile_steps(stages: list[_Stage]) -> Callable[[CloudEvent], list[CloudEvent]] | None:
+    """Unbatched steps → ``fn(event) -> outputs``; raises ``_StepFailed`` naming the step."""
+    if not stages:
+        return None
+    fns = [(st.name, st.fn, st.counts) for st in stages]
 
     def run(event: CloudEvent) -> list[CloudEvent]:
         events = [event]
@@ -138,28 +166,44 @@ class _StepFailed(Exception):
         self.error = error
 
 
-class Router:
+class Router(BatchedRouting):
     """Routes one source's events through its triggers; emits ``(tag, event)`` pairs.
 
     ``tag`` is a target name. Dead letters are emitted with the tag of their
     dead-letter target, or :data:`DROPPED` when the trigger has none.
+
+    When :attr:`batched` (some trigger has a batched step), use :meth:`route_batched`
+    and :meth:`flush` instead of :meth:`route`: they return ``(tag, event, meta)``
+    where ``meta`` is what was passed with the input event the output derives from.
     """
 
     def __init__(self, triggers: list[TriggerPlan], integration: str):
         self.step_counts: dict[str, list[int]] = {}  # step -> [in, out, failed]
         self.triggers: list[_CompiledTrigger] = []
+        self._stages: list[_Stage] = []
+        self._batched: list[_CompiledTrigger] = []
+        self._meta: Any = None  # the meta of the event being routed (batched triggers)
+        self._ready: list[tuple[str, CloudEvent, Any]] = []  # outputs of batched triggers
         index: dict[str, dict[str, list[_CompiledTrigger]]] = {}
         general: list[_CompiledTrigger] = []
         for plan in triggers:
             key = exact_index_key(plan.filters)
             rest = plan.filters[1:] if key else plan.filters
+            stages = _build_steps(plan.steps, integration, self.step_counts)
+            self._stages.extend(stages)
+            batched = any(st.batch_size for st in stages)
             t = _CompiledTrigger(
                 plan.name,
                 compile_filters(rest),
-                _compile_steps(plan.steps, integration, self.step_counts),
+                None if batched else _compile_steps(stages),
                 plan.target,
                 plan.dead_letter or DROPPED,
             )
+            if batched:
+                t.stages = stages
+                t.buffers = [[] for _ in stages]
+                t.run_steps = self._entry(t)
+                self._batched.append(t)
             self.triggers.append(t)
             if key:
                 index.setdefault(key[0], {}).setdefault(key[1], []).append(t)
@@ -169,6 +213,11 @@ class Router:
         self._general = general
         self.seen = 0
         self.last_dropped_error = ""
+
+    @property
+    def batched(self) -> bool:
+        """Some trigger has a batched step: use :meth:`route_batched` and :meth:`flush`."""
+        return bool(self._batched)
 
     def route(self, event: CloudEvent) -> list[tuple[str, CloudEvent]]:
         self.seen += 1
@@ -267,8 +316,22 @@ def _tune_gc() -> None:
     gc.set_threshold(50_000, max(g1, 20), max(g2, 20))
 
 
+def _has_batched_step(triggers: list[TriggerPlan]) -> bool:
+    for plan in triggers:
+        for s in plan.steps:
+            component = lookup("transformation", s.type)
+            if component is not None and component.batched:
+                return True
+    return False
+
+
 class RouteFn(beam.DoFn):
-    """Runs a :class:`Router`; outputs are tagged with target names."""
+    """Runs a :class:`Router`; outputs are tagged with target names.
+
+    :func:`route_fn` picks :class:`_BatchedRouteFn` for triggers with a batched
+    step; every other source keeps this plain ``process(event)`` (Beam's fast
+    invocation path).
+    """
 
     def __init__(self, source: str, triggers: list[TriggerPlan], integration: str):
         self._source = source
@@ -279,6 +342,11 @@ class RouteFn(beam.DoFn):
         self._router = Router(self._plans, self._integration)
         self._counters: dict[str, Any] = {}
         _tune_gc()
+
+    def teardown(self):
+        router = getattr(self, "_router", None)
+        if router is not None:
+            router.close()
 
     def start_bundle(self):
         self._emitted: dict[str, int] = {}
@@ -335,3 +403,43 @@ class RouteFn(beam.DoFn):
                 if c is None:
                     c = self._counters[name] = beam.metrics.Metrics.counter("meshline", name)
                 c.inc(n)
+
+
+class _BatchedRouteFn(RouteFn):
+    """:class:`RouteFn` for triggers with batched steps: outputs keep their own event's timestamp and window.
+
+    Buffered events are emitted later than they arrived (when a buffer fills, or in
+    ``finish_bundle``), so every output is a ``WindowedValue`` carrying the
+    timestamp and window of the input event it derives from.
+    """
+
+    def process(self, event: CloudEvent, timestamp=beam.DoFn.TimestampParam, window=beam.DoFn.WindowParam):
+        self._pending += 1
+        if self._pending >= _PROGRESS_EVERY:
+            self._report_progress()
+        routed = self._router.route_batched(event, (timestamp, window))
+        if not routed:
+            return None
+        return self._windowed(routed)
+
+    def _windowed(self, routed: list[tuple[str, CloudEvent, Any]]) -> list[Any]:
+        emitted = self._emitted
+        outputs = []
+        for tag, e, (timestamp, window) in routed:
+            emitted[tag] = emitted.get(tag, 0) + 1
+            if tag != DROPPED:
+                outputs.append(beam.pvalue.TaggedOutput(tag, WindowedValue(e, timestamp, (window,))))
+        return outputs
+
+    def finish_bundle(self):
+        # Everything buffered is emitted in this bundle, before the runner commits it
+        # (an acknowledging source acknowledges only after that).
+        outputs = self._windowed(self._router.flush())
+        super().finish_bundle()
+        return outputs
+
+
+def route_fn(source: str, triggers: list[TriggerPlan], integration: str) -> RouteFn:
+    """The router DoFn of one source: the batched kind only when some trigger needs it."""
+    cls = _BatchedRouteFn if _has_batched_step(triggers) else RouteFn
+    return cls(source, triggers, integration)

@@ -13,7 +13,7 @@ from meshline.connectors.http.source import REQUEST_TYPE, HttpSourceConfig, requ
 from meshline.connectors.http.target import HttpTargetConfig, encode_request
 from meshline.errors import ConfigError, EventError, TransformError
 from meshline.events import CloudEvent
-from meshline.transforms.http import apply_reply
+from meshline.transforms.http import HttpStep, HttpStepConfig, apply_batch_reply, apply_reply
 
 EVENT = CloudEvent({"specversion": "1.0", "id": "1", "source": "s", "type": "t", "team": "x"}, {"a": 1})
 
@@ -98,6 +98,8 @@ def test_batch_request_encoding():
         (HttpTargetConfig, {"url": "ftp://x"}, "url"),
         (HttpTargetConfig, {"url": "http://x", "concurrency": 0}, "concurrency"),
         (HttpTargetConfig, {"url": "http://x", "password": "p"}, "username"),
+        (HttpStepConfig, {"url": "http://x", "concurrency": 0}, "concurrency"),
+        (HttpStepConfig, {"url": "http://x", "batch": 0}, "batch"),
         (HttpSourceConfig, {"port": 70000}, "port"),
         (HttpSourceConfig, {"port": 80, "path": "x"}, "path"),
     ],
@@ -105,3 +107,88 @@ def test_batch_request_encoding():
 def test_config_errors_name_the_key(cls, config, message):
     with pytest.raises(ConfigError, match=message):
         parse_config(cls, config, where="test")
+
+
+def _events(*ids: str) -> list[CloudEvent]:
+    return [
+        CloudEvent({"specversion": "1.0", "id": i, "source": "s", "type": "t", "k": i}, {"i": i}) for i in ids
+    ]
+
+
+def _batch_reply(*events: dict) -> Reply:
+    return Reply(200, {"content-type": "application/cloudevents-batch+json"}, json.dumps(events).encode())
+
+
+def _ce(id_: str, **data) -> dict:
+    return {"specversion": "1.0", "id": id_, "source": "fn", "type": "done", "data": data}
+
+
+def test_batch_reply_events_are_attributed_by_id():
+    a, b, c, a2 = _events("a", "b", "c", "a")
+    r = apply_batch_reply(
+        [a, b, c, a2], _batch_reply(_ce("b", x=1), _ce("a", x=2), _ce("b", x=3), _ce("new"))
+    )
+    ra, rb, rc, ra2 = r.results
+    assert isinstance(ra, CloudEvent) and ra.data == {"x": 2}
+    assert isinstance(rb, list) and [e.data for e in rb] == [{"x": 1}, {"x": 3}]  # a split
+    assert rc is None and ra2 is None  # no reply of their id: filtered; a repeated id: the first one gets it
+    assert [e.id for e in r.extra] == ["new"]  # no input of that id: an output of the request as a whole
+
+
+def test_batch_reply_one_structured_event_and_empty_replies():
+    evs = _events("a", "b")
+    one = Reply(200, {"content-type": "application/cloudevents+json"}, json.dumps(_ce("b")).encode())
+    r = apply_batch_reply(evs, one)
+    assert r.results[0] is None and isinstance(r.results[1], CloudEvent) and not r.extra
+    assert apply_batch_reply(evs, Reply(204, {}, b"")).results == [None, None]
+    assert apply_batch_reply(evs, Reply(200, {}, b"")).results == [None, None]
+
+
+def test_batch_reply_json_array_replaces_data_in_order():
+    evs = _events("a", "b")
+    r = apply_batch_reply(evs, Reply(200, {"content-type": "application/json"}, b'[{"n": 1}, "two"]'))
+    ra, rb = r.results
+    assert isinstance(ra, CloudEvent) and isinstance(rb, CloudEvent)
+    assert (ra.id, ra.attributes["k"], ra.data) == ("a", "a", {"n": 1})
+    assert (rb.id, rb.data, rb.attributes["datacontenttype"]) == ("b", "two", "application/json")
+
+
+@pytest.mark.parametrize(
+    ("reply", "message"),
+    [
+        (Reply(200, {"content-type": "application/json"}, b"[1]"), "a JSON array of 1 items"),
+        (Reply(200, {"content-type": "application/json"}, b'{"ok": true}'), "neither CloudEvents nor"),
+        (Reply(200, {"content-type": "text/plain"}, b"ok"), "content type 'text/plain'"),
+        (Reply(200, {"content-type": "application/json"}, b"[nope"), "JSON"),
+        (Reply(200, {"content-type": "application/cloudevents-batch+json"}, b"[{}]"), "broken CloudEvent"),
+    ],
+)
+def test_batch_reply_that_fits_no_rule_fails_the_request(reply, message):
+    with pytest.raises(TransformError, match=message):
+        apply_batch_reply(_events("a", "b"), reply)
+
+
+@pytest.mark.parametrize("batch", [1, 2])  # concurrent single-event requests / batch requests
+def test_failed_batch_request_fails_each_of_its_events(batch):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on: connection refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = parse_config(
+        HttpStepConfig, {"url": f"http://127.0.0.1:{port}/", "batch": batch, "concurrency": 2, "retries": 0}
+    )
+    step = HttpStep(config)
+    assert step.batch_size == 2 * batch
+    try:
+        r = step.batch(_events("a", "b", "c"))
+    finally:
+        step.close()
+    assert len(r.results) == 3 and not r.extra
+    assert all(isinstance(x, TransformError) and "function call failed" in str(x) for x in r.results)
+
+
+def test_http_step_defaults_are_one_event_one_request():
+    config = parse_config(HttpStepConfig, {"url": "http://x"})
+    assert (config.batch, config.concurrency) == (1, 1)
+    assert HttpStep(config).batch_size == 1  # the router calls it per event, as before

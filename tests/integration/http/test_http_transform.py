@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -123,3 +125,101 @@ spec:
     assert "HTTP 503" in dead["down"]["meshlineerror"] and calls["down"] == 3
     assert dead["down"]["data"] == {"id": "down"}  # the input event, unchanged
     assert all(q.headers["x-fn-key"] == "k" for q in endpoint.seen(lambda q: True))
+
+
+def test_batches_with_bounded_concurrency_then_chained_step(meshline, endpoint, tmp_path):
+    n = 500
+    lock = threading.Lock()
+    inflight = [0, 0]  # now, max
+    sizes: list[int] = []
+    calls: dict[str, int] = {}  # "retry"/"refuse" request → times seen
+
+    def respond(req):
+        with lock:
+            inflight[0] += 1
+            inflight[1] = max(inflight[1], inflight[0])
+        try:
+            assert req.headers["content-type"] == "application/cloudevents-batch+json"
+            events = json.loads(req.body)
+            ids = [e["id"] for e in events]
+            with lock:
+                sizes.append(len(ids))
+            time.sleep(0.02)  # long enough for requests to overlap
+            if "e100" in ids:
+                calls["retry"] = calls.get("retry", 0) + 1
+                if calls["retry"] == 1:
+                    return 503, {"Retry-After": "0"}, b"warming up"
+            if "e250" in ids:
+                calls["refuse"] = calls.get("refuse", 0) + 1
+                return 400, {}, b'{"error": "bad batch"}'
+            replies = [
+                {
+                    "specversion": "1.0",
+                    "id": e["id"],
+                    "source": "fn",
+                    "type": "done",
+                    "data": {**e["data"], "fn": 1},
+                }
+                for e in events
+            ]
+            return 200, {"content-type": "application/cloudevents-batch+json"}, json.dumps(replies).encode()
+        finally:
+            with lock:
+                inflight[0] -= 1
+
+    endpoint.respond = respond
+    (tmp_path / "in.jsonl").write_text(
+        "".join(
+            json.dumps(
+                {"specversion": "1.0", "id": f"e{i:03d}", "source": "s", "type": "t", "data": {"n": i}}
+            )
+            + "\n"
+            for i in range(n)
+        )
+    )
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        f"""
+apiVersion: meshline.dev/v1alpha1
+kind: Integration
+metadata: {{name: http-batch-test}}
+spec:
+  sources:
+    - {{name: in, type: file, config: {{path: "{tmp_path / "in.jsonl"}"}}}}
+  transformations:
+    - name: fn
+      type: http
+      config: {{url: "{endpoint.url}", timeout: 5s, retries: 2, backoff: 10ms, batch: 10, concurrency: 4}}
+    - name: mark
+      type: jq
+      config: {{program: '.data.jq = true'}}
+  targets:
+    - {{name: out, type: file, config: {{path: "{tmp_path / "out"}"}}}}
+    - {{name: dead, type: file, config: {{path: "{tmp_path / "dead"}"}}}}
+  triggers:
+    - {{name: call, steps: [fn, mark], target: out}}
+  deadLetter: dead
+"""
+    )
+    r = meshline("run", str(spec), "--runner", "direct")
+    assert r.returncode == 0, r.stderr
+    out = _read(tmp_path / "out")
+    dead = _read(tmp_path / "dead")
+
+    refused = [json.loads(q.body) for q in endpoint.seen(lambda q: b'"e250"' in q.body)]
+    assert len(refused) == 1 and calls["refuse"] == 1  # 400: not retried
+    refused_ids = {e["id"] for e in refused[0]}
+    assert "e250" in refused_ids and len(refused_ids) <= 10
+
+    assert set(dead) == refused_ids  # exactly that request's events
+    for e in dead.values():
+        assert e["meshlineerrorstage"] == "transform" and e["meshlinestep"] == "fn"
+        assert "HTTP 400" in e["meshlineerror"] and "bad batch" in e["meshlineerror"]
+        assert e["type"] == "t" and set(e["data"]) == {"n"}  # the input event, unchanged
+    expected = {f"e{i:03d}" for i in range(n)} - refused_ids
+    assert set(out) == expected
+    assert all(e["type"] == "done" and e["data"]["fn"] == 1 and e["data"]["jq"] is True for e in out.values())
+    assert out["e100"]["data"]["n"] == 100 and calls["retry"] == 2  # 503, then retried
+
+    assert max(sizes) <= 10 and sum(sizes) >= n  # batch mode, ≤ 10 events per request
+    assert 1 < inflight[1] <= 4, inflight  # concurrent, and bounded
