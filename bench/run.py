@@ -185,7 +185,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--scenarios", nargs="*", default=["B1", "B2", "B3", "B4", "B5", "B6", "B8"])
     ap.add_argument("--only", nargs="*", help="variants to run (default: all)")
-    ap.add_argument("--append", action="store_true", help="add to bench/RESULTS.md instead of replacing it")
+    ap.add_argument(
+        "--update",
+        "--append",
+        action="store_true",
+        help="replace only the sections measured now in bench/RESULTS.md, keep the others",
+    )
     args = ap.parse_args(argv)
     wanted = {s.upper() for s in args.scenarios}
 
@@ -206,13 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     if "B5" in wanted:
         scenarios.append(b5(args.small, args.large))
 
-    report = [
-        "# Benchmark results",
-        "",
-        f"Written by `make bench` on {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; machine: {machine()}.",
-        "Steady-state events/s per core = (N_large − N_small) / (CPU_large − CPU_small) of the medians;",
-        "variants alternate within one run, so ratios are comparable even on a noisy machine.",
-    ]
+    stamp = f"Measured on {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; machine: {machine()}."
+    report: list[str] = []
     for s in scenarios:
         rows = {r.variant: r for r in measure(s, args.repeat, args.only)}
         ratios = _ratios(s.name, rows)
@@ -223,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
             f"## {s.name} {s.title}",
             "",
+            stamp,
             f"Runner: {s.runner}; N = {s.small:,} and {s.large:,}.",
             "",
         ]
@@ -236,16 +237,42 @@ def main(argv: list[str] | None = None) -> int:
     if "B1" in wanted:
         from bench import coder
 
-        report += ["", "## Coder round trip of one event (encode + decode, in-process)", ""]
+        report += ["", "## Coder round trip of one event (encode + decode, in-process)", "", stamp, ""]
         print("\nCoder round trip of one event (encode + decode, in-process):")
         for name, micros in coder.main().items():
             print(f"  {name:<36} {micros:6.2f} µs")
             report.append(f"- {name}: {micros:.2f} µs")
-    if args.append and RESULTS.exists():
-        report = [RESULTS.read_text().rstrip("\n"), "", f"(appended: {report[2]})", *report[5:]]
-    RESULTS.write_text("\n".join(report) + "\n")
+    text = "\n".join(report).strip("\n")
+    if args.update and RESULTS.exists():
+        text = _merge(RESULTS.read_text(), text)
+    RESULTS.write_text(_HEADER + "\n\n" + text + "\n")
     print(f"\nwritten to {RESULTS.relative_to(ROOT)}")
     return 0
+
+
+_HEADER = """# Benchmark results
+
+Written by `make bench` (each section says when and where it was measured).
+Steady-state events/s per core = (N_large − N_small) / (CPU_large − CPU_small) of the medians;
+variants alternate within one run, so ratios are comparable even on a noisy machine; ratios
+between sections measured at different times are not."""
+
+
+def _sections(text: str) -> list[tuple[str, str]]:
+    """``## `` sections of a results file as (first word of the heading, text)."""
+    parts = text.split("\n## ")
+    out = []
+    for part in parts[1:] if not text.startswith("## ") else parts:
+        body = part if part.startswith("## ") else "## " + part
+        out.append((body[3:].split(" ", 1)[0], body.strip("\n")))
+    return out
+
+
+def _merge(old: str, new: str) -> str:
+    """``old`` with its sections replaced by those of ``new`` of the same name; new ones at the end."""
+    fresh = dict(_sections(new))
+    merged = [fresh.pop(key, body) for key, body in _sections("\n" + old)]
+    return "\n\n".join([*merged, *fresh.values()])
 
 
 if __name__ == "__main__":
