@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,19 @@ def _yaml(variant: str, n: int = 0) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def _channel(url: str) -> Iterator[Any]:
+    """A short-lived connection: one held across the other scenarios' runs idles out (heartbeat)."""
+    import pika
+
+    conn = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        yield conn.channel()
+    finally:
+        if conn.is_open:
+            conn.close()
+
+
 def _fill(channel: Any, src: Path) -> None:
     import pika
 
@@ -73,7 +87,7 @@ def _fill(channel: Any, src: Path) -> None:
 
 def scenario(small: int, large: int) -> Scenario | None:
     try:
-        import pika
+        import pika  # noqa: F401 - checked here, used in _channel
 
         from tests.servers.rabbitmq import rabbitmq_server
     except ImportError as e:
@@ -85,18 +99,17 @@ def scenario(small: int, large: int) -> Scenario | None:
         print(f"B8: RabbitMQ cannot start here: {e}", file=sys.stderr)
         return None
     url = broker.url()
-    conn = pika.BlockingConnection(pika.URLParameters(url))
-    _SERVERS.callback(conn.close)
-    ch = conn.channel()
-    for q in (IN_QUEUE, OUT_QUEUE):
-        ch.queue_declare(q, durable=True)
+    with _channel(url) as ch:
+        for q in (IN_QUEUE, OUT_QUEUE):
+            ch.queue_declare(q, durable=True)
 
     def commands(n: int, dst: Path) -> dict[str, list[str]]:
         src = ensure_input(OUT / f"b1-{n}.jsonl", n)
-        if dst.name.endswith("amqp---file"):
-            _fill(ch, src)  # outside the measured process
-        if dst.name.endswith("file---amqp"):
-            ch.queue_purge(OUT_QUEUE)
+        with _channel(url) as ch:
+            if dst.name.endswith("amqp---file"):
+                _fill(ch, src)  # outside the measured process
+            if dst.name.endswith("file---amqp"):
+                ch.queue_purge(OUT_QUEUE)
         base = [meshline_bin(), "run"]
         return {
             "amqp → file": [
