@@ -202,9 +202,8 @@ class _QueueReadFn(beam.DoFn):
                 # Once this bundle has emitted it waits only briefly for more (FILL_WAIT per pull,
                 # FILL_BUDGET in all): fewer, fuller bundles mean fewer objects, commits and
                 # acknowledgement calls, for at most FILL_BUDGET of extra latency.
-                if not ack_ids:
-                    wait = self._poll
-                else:
+                wait = self._poll
+                if ack_ids:
                     wait = FILL_WAIT if time.monotonic() < fill_until else 0.0
                 messages = self._reader.pull(want, wait)
                 if not messages:

@@ -21,6 +21,12 @@ def _read(folder: Path) -> dict[str, dict]:
     return out
 
 
+def _write_input(tmp_path: Path, events: list[dict]) -> None:
+    """``in.jsonl``: the events as CloudEvents (specversion, source and type filled in)."""
+    lines = [json.dumps({"specversion": "1.0", "source": "s", "type": "t", **e}) for e in events]
+    (tmp_path / "in.jsonl").write_text("\n".join(lines) + "\n")
+
+
 def test_function_replies_become_events(meshline, endpoint, tmp_path):
     calls: dict[str, int] = {}
 
@@ -68,15 +74,7 @@ def test_function_replies_become_events(meshline, endpoint, tmp_path):
 
     endpoint.respond = respond
     ids = ["binary", "structured", "plain", "text", "drop", "throttled", "split", "invalid", "broken", "down"]
-    (tmp_path / "in.jsonl").write_text(
-        "\n".join(
-            json.dumps(
-                {"specversion": "1.0", "id": i, "source": "s", "type": "t", "team": "x", "data": {"id": i}}
-            )
-            for i in ids
-        )
-        + "\n"
-    )
+    _write_input(tmp_path, [{"id": i, "team": "x", "data": {"id": i}} for i in ids])
     spec = tmp_path / "spec.yaml"
     spec.write_text(
         f"""
@@ -168,15 +166,7 @@ def test_batches_with_bounded_concurrency_then_chained_step(meshline, endpoint, 
                 inflight[0] -= 1
 
     endpoint.respond = respond
-    (tmp_path / "in.jsonl").write_text(
-        "".join(
-            json.dumps(
-                {"specversion": "1.0", "id": f"e{i:03d}", "source": "s", "type": "t", "data": {"n": i}}
-            )
-            + "\n"
-            for i in range(n)
-        )
-    )
+    _write_input(tmp_path, [{"id": f"e{i:03d}", "data": {"n": i}} for i in range(n)])
     spec = tmp_path / "spec.yaml"
     spec.write_text(
         f"""
