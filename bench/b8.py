@@ -136,7 +136,8 @@ def scenario(small: int, large: int) -> Scenario | None:
 
     def count(dst: Path) -> int:
         if dst.name.endswith("file---amqp"):
-            return int(ch.queue_declare(OUT_QUEUE, passive=True).method.message_count)
+            with _channel(url) as ch:
+                return int(ch.queue_declare(OUT_QUEUE, passive=True).method.message_count)
         files = [f for f in dst.rglob("*.jsonl") if ".meshline-tmp" not in str(f)]
         return sum(sum(1 for _ in f.open("rb")) for f in files)
 

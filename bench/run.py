@@ -213,6 +213,11 @@ def main(argv: list[str] | None = None) -> int:
 
     stamp = f"Measured on {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; machine: {machine()}."
     report: list[str] = []
+    base = RESULTS.read_text() if args.update and RESULTS.exists() else ""
+
+    def write() -> None:  # after every scenario: a later one that fails keeps what was measured
+        RESULTS.write_text(_HEADER + "\n\n" + _merge(base, "\n".join(report).strip("\n")) + "\n")
+
     for s in scenarios:
         rows = {r.variant: r for r in measure(s, args.repeat, args.only)}
         ratios = _ratios(s.name, rows)
@@ -234,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
             warning = f"WARNING: variants wrote different numbers of events: {written}"
             print(warning)
             report += [f"- {warning}"]
+        write()
     if "B1" in wanted:
         from bench import coder
 
@@ -242,10 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, micros in coder.main().items():
             print(f"  {name:<36} {micros:6.2f} µs")
             report.append(f"- {name}: {micros:.2f} µs")
-    text = "\n".join(report).strip("\n")
-    if args.update and RESULTS.exists():
-        text = _merge(RESULTS.read_text(), text)
-    RESULTS.write_text(_HEADER + "\n\n" + text + "\n")
+    write()
     print(f"\nwritten to {RESULTS.relative_to(ROOT)}")
     return 0
 
@@ -270,6 +273,8 @@ def _sections(text: str) -> list[tuple[str, str]]:
 
 def _merge(old: str, new: str) -> str:
     """``old`` with its sections replaced by those of ``new`` of the same name; new ones at the end."""
+    if not old.strip():
+        return new
     fresh = dict(_sections(new))
     merged = [fresh.pop(key, body) for key, body in _sections("\n" + old)]
     return "\n\n".join([*merged, *fresh.values()])
