@@ -27,6 +27,28 @@ def _write_input(tmp_path: Path, events: list[dict]) -> None:
     (tmp_path / "in.jsonl").write_text("\n".join(lines) + "\n")
 
 
+def _spec(tmp_path: Path, transformations: str, steps: str) -> Path:
+    """in.jsonl → trigger ``call`` with ``steps`` → ``out``; failures → ``dead``."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(f"""
+apiVersion: meshline.dev/v1alpha1
+kind: Integration
+metadata: {{name: http-step-test}}
+spec:
+  sources:
+    - {{name: in, type: file, config: {{path: "{tmp_path / "in.jsonl"}"}}}}
+  transformations:
+{transformations}
+  targets:
+    - {{name: out, type: file, config: {{path: "{tmp_path / "out"}"}}}}
+    - {{name: dead, type: file, config: {{path: "{tmp_path / "dead"}"}}}}
+  triggers:
+    - {{name: call, steps: {steps}, target: out}}
+  deadLetter: dead
+""")
+    return spec
+
+
 def test_function_replies_become_events(meshline, endpoint, tmp_path):
     calls: dict[str, int] = {}
 
@@ -75,27 +97,13 @@ def test_function_replies_become_events(meshline, endpoint, tmp_path):
     endpoint.respond = respond
     ids = ["binary", "structured", "plain", "text", "drop", "throttled", "split", "invalid", "broken", "down"]
     _write_input(tmp_path, [{"id": i, "team": "x", "data": {"id": i}} for i in ids])
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(
-        f"""
-apiVersion: meshline.dev/v1alpha1
-kind: Integration
-metadata: {{name: http-step-test}}
-spec:
-  sources:
-    - {{name: in, type: file, config: {{path: "{tmp_path / "in.jsonl"}"}}}}
-  transformations:
-    - name: fn
+    spec = _spec(
+        tmp_path,
+        f"""    - name: fn
       type: http
       config: {{url: "{endpoint.url}", timeout: 5s, retries: 2, backoff: 50ms,
-               headers: {{X-Fn-Key: k}}}}
-  targets:
-    - {{name: out, type: file, config: {{path: "{tmp_path / "out"}"}}}}
-    - {{name: dead, type: file, config: {{path: "{tmp_path / "dead"}"}}}}
-  triggers:
-    - {{name: call, steps: [fn], target: out}}
-  deadLetter: dead
-"""
+               headers: {{X-Fn-Key: k}}}}""",
+        "[fn]",
     )
     r = meshline("run", str(spec), "--runner", "direct")
     assert r.returncode == 0, r.stderr
@@ -167,29 +175,15 @@ def test_batches_with_bounded_concurrency_then_chained_step(meshline, endpoint, 
 
     endpoint.respond = respond
     _write_input(tmp_path, [{"id": f"e{i:03d}", "data": {"n": i}} for i in range(n)])
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(
-        f"""
-apiVersion: meshline.dev/v1alpha1
-kind: Integration
-metadata: {{name: http-batch-test}}
-spec:
-  sources:
-    - {{name: in, type: file, config: {{path: "{tmp_path / "in.jsonl"}"}}}}
-  transformations:
-    - name: fn
+    spec = _spec(
+        tmp_path,
+        f"""    - name: fn
       type: http
       config: {{url: "{endpoint.url}", timeout: 5s, retries: 2, backoff: 10ms, batch: 10, concurrency: 4}}
     - name: mark
       type: jq
-      config: {{program: '.data.jq = true'}}
-  targets:
-    - {{name: out, type: file, config: {{path: "{tmp_path / "out"}"}}}}
-    - {{name: dead, type: file, config: {{path: "{tmp_path / "dead"}"}}}}
-  triggers:
-    - {{name: call, steps: [fn, mark], target: out}}
-  deadLetter: dead
-"""
+      config: {{program: '.data.jq = true'}}""",
+        "[fn, mark]",
     )
     r = meshline("run", str(spec), "--runner", "direct")
     assert r.returncode == 0, r.stderr
