@@ -151,7 +151,7 @@ def b5(small: int, large: int) -> Scenario:
 # (None when its server cannot be started here; it says why on stderr). Sizes are per
 # scenario: a local server (moto, RabbitMQ) bounds how many events a run can take in time.
 EXTERNAL = {
-    "b2": (20_000, 100_000),  # Kafka → filter → jq → Kafka
+    "b2": (50_000, 300_000),  # Kafka → filter → jq → Kafka (the loop needs the larger N to be steady)
     "b3": (2_000, 10_000),  # SQS → transform → S3 parquet (moto)
     "b4": (20_000, 100_000),  # file → filter → Elasticsearch _bulk (OpenSearch)
     "b6": (20_000, 100_000),  # file → Azure Data Lake parquet (azurite) beside file parquet
