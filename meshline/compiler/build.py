@@ -135,6 +135,7 @@ def _build_component(
         integration=integration.name,
         name=decl.name,
         options=ctx_options,
+        runner=ctx_options.get("runner", "direct"),
         delivery=policy,
         dead_letter=dead_letter,
         redelivering=kind == "target" and _redelivering(integration),

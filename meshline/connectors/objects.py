@@ -133,7 +133,7 @@ def target_args(ctx: Any) -> dict[str, Any]:
     return {
         "target_name": ctx.name,
         "policy": ctx.delivery,
-        "runner": ctx.options.get("runner", ctx.runner),
+        "runner": ctx.runner,
         "dead_letter": ctx.dead_letter is not None,
         "redelivering": ctx.redelivering,
         "integration": ctx.integration,
@@ -319,10 +319,11 @@ class _WriteObjectsFn(beam.DoFn):
             self._retried.inc()
 
         ledger = self._ledger
+        digests = [event_digest(s, i) for s, i in part.keys] if ledger is not None else []
 
-        def write() -> None:
-            if ledger is not None:  # the entry first: without its object it is ignored
-                ledger.record(name, [event_digest(s, i) for s, i in part.keys])
+        def write() -> None:  # retried whole: the ledger entry first, without its object it is ignored
+            if ledger is not None:
+                ledger.record(name, digests)
             self._store.put(name, data, self._content_type)
 
         try:
