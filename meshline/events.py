@@ -77,11 +77,13 @@ class CloudEvent:
     mutate, because one event may fan out to several triggers.
     """
 
-    __slots__ = ("attributes", "data")
+    __slots__ = ("_form", "attributes", "data")
 
     def __init__(self, attributes: dict[str, Any], data: Any = None):
         self.attributes = attributes
         self.data = data
+        # The JSON form, once known (see :meth:`json_form`); never part of the event's value.
+        self._form: dict[str, Any] | None = None
 
     @classmethod
     def create(
@@ -133,6 +135,13 @@ class CloudEvent:
             else:
                 d["data"] = data
         return d
+
+    def json_form(self) -> dict[str, Any]:
+        """The JSON form (like :meth:`to_dict`), computed once and shared: never modify it."""
+        form = self._form
+        if form is None:
+            form = self._form = self.to_dict()
+        return form
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, CloudEvent):
@@ -260,12 +269,15 @@ def from_json(raw: bytes | str) -> CloudEvent:
         d = orjson.loads(raw)
     except orjson.JSONDecodeError as e:
         raise EventError(f"not valid JSON: {e}") from None
-    return from_json_dict(d)
+    event = from_json_dict(d)
+    if type(d) is dict and d.get("data") is not None and len(d) == len(event.attributes) + 1:
+        event._form = d  # exactly the JSON form: valid attributes (no nulls) plus data
+    return event
 
 
 def to_json(event: CloudEvent) -> bytes:
     """The CloudEvents JSON format as UTF-8 bytes."""
-    return orjson.dumps(event.to_dict())
+    return orjson.dumps(event.json_form())
 
 
 # --------------------------------------------------------------------------- Beam coder

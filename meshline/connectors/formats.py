@@ -99,7 +99,7 @@ class _JsonlWriter:
         self._fh = fh
 
     def write(self, event: CloudEvent) -> None:
-        self._fh.write(orjson.dumps(event.to_dict(), option=orjson.OPT_APPEND_NEWLINE))
+        self._fh.write(orjson.dumps(event.json_form(), option=orjson.OPT_APPEND_NEWLINE))
 
     def size(self) -> int:
         return self._fh.tell()

@@ -101,7 +101,7 @@ def _jq_filter(program: str) -> Predicate:
 
     def jq_filter(event: CloudEvent, stats: FilterStats) -> bool:
         try:
-            return compiled.is_true(event.to_dict())
+            return compiled.is_true(event.json_form())
         except JqError as e:
             raise FilterError(f"jq filter {program!r} failed: {e}") from None
 

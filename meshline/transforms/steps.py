@@ -78,16 +78,20 @@ def build_jq(config: JqConfig, ctx: BuildContext) -> StepFn:
 
     def jq_event(event: CloudEvent) -> CloudEvent | list[CloudEvent] | None:
         try:
-            outs = program.run(event.to_dict())
+            outs = program.run(event.json_form())
         except JqError as e:
             raise TransformError(f"jq program {text!r} failed: {e}") from None
         if len(outs) == 1 and type(outs[0]) is dict and "data_base64" not in outs[0]:
             # The common case: the program changed data only. Attributes equal to the
             # input's (already valid) need no second validation.
-            attrs = dict(outs[0])
+            form = outs[0]
+            attrs = dict(form)
             data = attrs.pop("data", None)
             if attrs == event.attributes:
-                return CloudEvent(attrs, data)
+                out = CloudEvent(attrs, data)
+                if data is not None:
+                    out._form = form
+                return out
         try:
             events = [from_json_dict(o) for o in outs]
         except EventError as e:

@@ -217,3 +217,17 @@ def test_random_dicts_become_events_or_event_errors(d):
     except EventError:
         return
     assert from_json(to_json(e)) == e
+
+
+def test_the_json_form_is_computed_once_and_equals_to_dict() -> None:
+    raw = b'{"specversion":"1.0","id":"1","source":"/s","type":"t","subject":null,"data":{"a":1.0}}'
+    event = from_json(raw)
+    assert (
+        event.json_form()
+        == event.to_dict()
+        == {"specversion": "1.0", "id": "1", "source": "/s", "type": "t", "data": {"a": 1.0}}
+    )  # the null attribute is absent
+    assert event.json_form() is event.json_form()
+    assert to_json(event) == orjson.dumps(event.to_dict())
+    no_data = from_json(b'{"specversion":"1.0","id":"1","source":"/s","type":"t","data":null}')
+    assert no_data.json_form() == {"specversion": "1.0", "id": "1", "source": "/s", "type": "t"}
