@@ -370,10 +370,14 @@ def op_ne(a: Any, b: Any) -> bool:
 
 
 def _fast_num_pair(a: Any, b: Any) -> bool:
+    """Two numbers that Python compares as :func:`numcmp` does (floats, ints within 2**53)."""
     ta = type(a)
-    if ta is not type(b):
-        return False
-    return ta is float or (ta is int and -M <= a <= M and -M <= b <= M)
+    tb = type(b)
+    if ta is float:
+        return tb is float or (tb is int and -M <= b <= M)
+    if ta is int and -M <= a <= M:
+        return tb is float or (tb is int and -M <= b <= M)
+    return False
 
 
 def op_lt(a: Any, b: Any) -> bool:
@@ -470,6 +474,8 @@ def add(a: Any, b: Any) -> Any:
                 return r
             return cnum(float(r))
         return cnum(to_double(a) + to_double(b))
+    if _fast_num_pair(a, b):
+        return cnum(a + b)
     if (ta is int or ta is float) and (tb is int or tb is float):
         return cnum(to_double(a) + to_double(b))
     if a is None:
@@ -538,6 +544,8 @@ def mul(a: Any, b: Any) -> Any:
                 return r
             return cnum(float(r))
         return cnum(to_double(a) * to_double(b))
+    if _fast_num_pair(a, b):
+        return cnum(a * b)  # Python converts an int within 2**53 to a double exactly
     an = ta is int or ta is float
     bn = tb is int or tb is float
     if an and bn:
