@@ -61,6 +61,7 @@ from pathlib import Path
 from typing import Any
 
 from meshline.errors import RunnerError
+from meshline.runners.guard import guarded
 
 __all__ = ["DEFAULT_FLINK_VERSION", "cache_dir", "find_job_server", "flink_args", "flink_runner"]
 
@@ -405,6 +406,10 @@ def _runner(conf_dir: str | None) -> Any:
         ) -> Any:
             args = super().java_arguments(job_port, artifact_port, expansion_port, artifacts_dir)
             return [*args, "--flink-conf-dir", conf_dir]
+
+        def subprocess_cmd_and_endpoint(self) -> Any:
+            cmd, endpoint = super().subprocess_cmd_and_endpoint()
+            return guarded(cmd), endpoint  # the JVM dies with Meshline, even on SIGKILL
 
     class MeshlineFlinkRunner(FlinkRunner):  # type: ignore[misc]
         """FlinkRunner whose [local] job server reads Meshline's loopback-only Flink config."""

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from meshline.errors import RunnerError
+from meshline.runners.guard import guarded
 
 __all__ = ["cache_dir", "find_prism", "prism_runner"]
 
@@ -79,8 +80,35 @@ def _build(target: Path) -> str:
     return str(target)
 
 
+def _runner() -> Any:
+    from apache_beam.runners.portability import job_server
+    from apache_beam.runners.portability.prism_runner import PrismJobServer, PrismRunner
+    from apache_beam.utils import shared
+
+    class _GuardedJobServer(PrismJobServer):  # type: ignore[misc]
+        def subprocess_cmd_and_endpoint(self) -> Any:
+            cmd, endpoint = super().subprocess_cmd_and_endpoint()
+            return guarded(cmd), endpoint  # Prism dies with Meshline, even on SIGKILL
+
+    class MeshlinePrismRunner(PrismRunner):  # type: ignore[misc]
+        """PrismRunner whose Prism process cannot outlive Meshline; one per process, as Beam's."""
+
+        shared_handle = shared.Shared()
+
+        def default_job_server(self, options: Any) -> Any:
+            from apache_beam.options.pipeline_options import DebugOptions
+
+            def start() -> Any:
+                return job_server.StopOnExitJobServer(_GuardedJobServer(options))
+
+            if options.view_as(DebugOptions).lookup_experiment("disable_prism_server_singleton"):
+                return start()
+            return MeshlinePrismRunner.shared_handle.acquire(start)
+
+    return MeshlinePrismRunner()
+
+
 def prism_runner(settings: Any) -> tuple[Any, list[str]]:
-    from apache_beam.runners.portability.prism_runner import PrismRunner
 
     binary = find_prism(settings.prism_location)
     # Runner-initiated SDF splits are off: Meshline's sources checkpoint themselves, and a
@@ -93,7 +121,7 @@ def prism_runner(settings: Any) -> tuple[Any, list[str]]:
     ]
     if settings.streaming:
         args.append("--streaming")
-    return PrismRunner(), args
+    return _runner(), args
 
 
 if __name__ == "__main__":  # `python -m meshline.runners.prism`: provision and print the path

@@ -30,10 +30,11 @@ import apache_beam as beam
 from apache_beam.io.iobase import RestrictionProgress, RestrictionTracker
 from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
 from apache_beam.transforms.core import RestrictionProvider
-from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Duration, Timestamp
+from apache_beam.utils.windowed_value import WindowedValue
 
 from meshline.connectors.kafka.config import ClientErrors
+from meshline.connectors.unbounded import GLOBAL_WINDOWS, nothing
 from meshline.events import CloudEvent, dead_letter
 
 __all__ = ["Decoded", "ReadFromKafkaPartitions"]
@@ -385,10 +386,10 @@ class _ReadPartitionFn(beam.DoFn):
                         millis, ts = t, Timestamp(micros=t * 1000)
                     for event, problem in decode(m):
                         if problem is None:
-                            yield TimestampedValue(event, ts)
+                            yield WindowedValue(event, ts, GLOBAL_WINDOWS)
                         else:
                             bad = dead_letter(event, problem, "decode", step=name)
-                            yield beam.pvalue.TaggedOutput(DEAD, TimestampedValue(bad, ts))
+                            yield beam.pvalue.TaggedOutput(DEAD, WindowedValue(bad, ts, GLOBAL_WINDOWS))
                 last = good[-1].offset()
                 emitted += len(good)
                 newest = ts
@@ -419,11 +420,7 @@ class _ReadPartitionFn(beam.DoFn):
             else:
                 # Nothing to commit; Prism still asks to finalize every bundle of this stage, and
                 # a bundle without a callback is already released by then (a noisy traceback).
-                finalizer.register(_nothing)
-
-
-def _nothing() -> None:
-    return None
+                finalizer.register(nothing)
 
 
 _COORDINATOR_BUSY = (16, 15, 14)  # NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE, COORDINATOR_LOAD_IN_PROGRESS
