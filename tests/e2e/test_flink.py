@@ -79,19 +79,20 @@ def _pubsub_available() -> bool:
 
 
 def test_streaming_pubsub_on_embedded_flink_loses_nothing_and_acknowledges(tmp_path, job_server):
-    """Endless Pub/Sub source in streaming: each message lands in the target and is then acknowledged
-    (bundle finalization after a Flink checkpoint), or is never acknowledged; Ctrl-C stops the run.
+    """Endless Pub/Sub source in streaming: messages published before the run and while it runs
+    each land in the target and are then acknowledged (bundle finalization after a Flink
+    checkpoint); Ctrl-C stops the run.
 
-    With the Beam 2.62 job server (see meshline.runners.flink) a run now and then delivers nothing
-    at all: splittable DoFns in portable Flink streaming were completed only later (apache/beam#19637).
-    That case is an expected failure; losing a message, or not acknowledging what was delivered, fails.
+    Before ``--finish_bundle_before_checkpointing`` (meshline.runners.flink) a run now and then
+    delivered nothing at all; that is a failure now, as is losing a message or not acknowledging
+    what was delivered.
     """
     if not _pubsub_available():
         pytest.skip("the Pub/Sub emulator is not installed")
     with pubsub_emulator() as host:
         ps = PubSub(host)
         topic, sub = ps.new_subscription(ack_deadline=10)
-        ids = set(ps.publish(topic, [(orjson.dumps({"n": i}), {}) for i in range(40)]))
+        ids = set(ps.publish(topic, [(orjson.dumps({"n": i}), {}) for i in range(20)]))
         out = tmp_path / "out"
         spec = tmp_path / "it.yaml"
         spec.write_text(
@@ -108,16 +109,24 @@ def test_streaming_pubsub_on_embedded_flink_loses_nothing_and_acknowledges(tmp_p
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        delivered: set[str] = set()
+
+        def delivered() -> set[str]:
+            return {
+                e["id"] for f in (out / "events").glob("*.jsonl") for e in read_rows("jsonl", f.read_bytes())
+            }
+
+        got: set[str] = set()
         try:
             deadline = time.monotonic() + 90  # the first events land after about 15 s here
-            while time.monotonic() < deadline and len(delivered) < len(ids) and proc.poll() is None:
+            while time.monotonic() < deadline and not got and proc.poll() is None:
                 time.sleep(1)
-                delivered = {
-                    e["id"]
-                    for f in (out / "events").glob("*.jsonl")
-                    for e in read_rows("jsonl", f.read_bytes())
-                }
+                got = delivered()
+            # the rest arrives while the run is going: read by resumed (deferred) source bundles
+            ids |= set(ps.publish(topic, [(orjson.dumps({"n": i}), {}) for i in range(20, 40)]))
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and len(got) < len(ids) and proc.poll() is None:
+                time.sleep(1)
+                got = delivered()
             time.sleep(5)  # a couple of checkpoints: acknowledgements follow them
             proc.send_signal(signal.SIGINT)
             _, err = proc.communicate(timeout=60)
@@ -129,10 +138,8 @@ def test_streaming_pubsub_on_embedded_flink_loses_nothing_and_acknowledges(tmp_p
         assert proc.returncode == 130 and "interrupted" in tail, tail
         time.sleep(11)  # past the ack deadline: anything not acknowledged would be redelivered now
         redelivered = set(ps.drain(sub))
-        assert ids <= delivered | redelivered, "acknowledged but never delivered"
-        if not delivered:
-            pytest.xfail("nothing delivered: SDF in portable Flink streaming, Beam 2.62 job server")
-        assert delivered == ids, tail
+        assert ids <= got | redelivered, "acknowledged but never delivered"
+        assert got == ids, tail
         assert not redelivered, "delivered but not acknowledged"
 
 
@@ -267,8 +274,11 @@ def test_beam_options_for_flink_and_the_users_own_win():
     assert f"--flink_version={flink.DEFAULT_FLINK_VERSION}" in args
     assert "--streaming" not in args and not any(a.startswith("--checkpointing_interval") for a in args)
 
+    assert "--finish_bundle_before_checkpointing" not in args
+
     args = flink.flink_args(_settings(streaming=True), "/x/j.jar")
     assert "--streaming" in args and "--checkpointing_interval=2000" in args
+    assert "--finish_bundle_before_checkpointing" in args
 
     user = ["--parallelism", "2", "--checkpointing_interval=500", "--environment_type=EXTERNAL"]
     args = flink.flink_args(_settings(streaming=True, beam_args=user), "/x/j.jar")
