@@ -286,3 +286,45 @@ def test_beam_options_for_flink_and_the_users_own_win():
         a.startswith(("--parallelism", "--checkpointing_interval", "--environment_type")) for a in args
     )
     assert "--streaming" in args
+
+
+def test_the_pubsub_archive_pipeline_runs_unchanged_on_embedded_flink(tmp_path, job_server):
+    """pipelines/pubsub-archive.yaml (also run on Prism and built as a Flex Template in
+    tests/integration/test_pipelines_on_runners.py), unchanged, on Flink: every message lands in
+    its minute-window file and is acknowledged. Its ``idle`` stop does not end a Flink streaming
+    run (see meshline.runners.flink), so the test stops it with Ctrl-C once the files are there."""
+    if not _pubsub_available():
+        pytest.skip("the Pub/Sub emulator is not installed")
+    pipeline = Path(__file__).resolve().parents[2] / "pipelines" / "pubsub-archive.yaml"
+    with pubsub_emulator() as host:
+        ps = PubSub(host)
+        topic, sub = ps.new_subscription(ack_deadline=10)
+        ids = set(ps.publish(topic, [(orjson.dumps({"n": i}), {"shop": "eu"}) for i in range(30)]))
+        out = tmp_path / "archive"
+        params = {"pubsub_project": PROJECT, "subscription": sub, "endpoint": host, "output": str(out)}
+        exe = Path(sys.executable).parent / "meshline"
+        cmd = [str(exe), "run", str(pipeline), "--runner", "flink"]
+        proc = subprocess.Popen(
+            cmd + [a for k, v in params.items() for a in ("--param", f"{k}={v}")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        rows: list[dict] = []
+        try:
+            deadline = time.monotonic() + 150  # 60 s windows close a minute after the first message
+            while time.monotonic() < deadline and len(rows) < len(ids) and proc.poll() is None:
+                time.sleep(2)
+                rows = [e for f in out.rglob("part-*.jsonl") for e in read_rows("jsonl", f.read_bytes())]
+            time.sleep(5)  # a couple of checkpoints: acknowledgements follow them
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=30)
+        tail = err.decode(errors="replace")[-2000:]
+        assert proc.returncode == 130, tail
+        assert sorted(e["id"] for e in rows) == sorted(ids), tail
+        assert all(e["shop"] == "eu" for e in rows)
+        time.sleep(11)  # past the ack deadline
+        assert ps.drain(sub) == [], "delivered but not acknowledged"
