@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from meshline.errors import DeliveryError, MeshlineError
+from meshline.runners.guard import silence_runner_threads
 
 __all__ = ["main"]
 
@@ -178,10 +179,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _interrupt(signum: int, frame: Any) -> None:
     """Ctrl-C or SIGTERM during a run: silence the runner's threads first, then unwind."""
-    import threading
-
-    threading.excepthook = lambda args: None
-    logging.disable(logging.CRITICAL)
+    silence_runner_threads()
     raise KeyboardInterrupt
 
 
@@ -194,10 +192,7 @@ def _job_id(run: Any) -> str:
 
 def _stop_quietly(run: Any) -> None:
     """Ctrl-C: cancel the job; silence the runner's threads as their connections close."""
-    import threading
-
-    threading.excepthook = lambda args: None
-    logging.disable(logging.CRITICAL)
+    silence_runner_threads()
     if run is not None:
         try:
             run.cancel()

@@ -64,7 +64,7 @@ from pathlib import Path
 from typing import Any
 
 from meshline.errors import RunnerError
-from meshline.runners.guard import guarded
+from meshline.runners.guard import guarded, quiet_stop_on_exit
 
 __all__ = ["DEFAULT_FLINK_VERSION", "cache_dir", "find_job_server", "flink_args", "flink_runner"]
 
@@ -393,7 +393,6 @@ def _is_shaded(jar: str) -> bool:
 
 def _runner(conf_dir: str | None) -> Any:
     from apache_beam.options.pipeline_options import FlinkRunnerOptions
-    from apache_beam.runners.portability import job_server
     from apache_beam.runners.portability.flink_runner import FlinkJarJobServer, FlinkRunner
 
     class _ConfiguredJobServer(FlinkJarJobServer):  # type: ignore[misc]
@@ -413,7 +412,7 @@ def _runner(conf_dir: str | None) -> Any:
         def default_job_server(self, options: Any) -> Any:
             flink = options.view_as(FlinkRunnerOptions)
             if conf_dir and flink.flink_master in LOCAL_MASTERS and not flink.flink_submit_uber_jar:
-                return job_server.StopOnExitJobServer(_ConfiguredJobServer(options))
+                return quiet_stop_on_exit(_ConfiguredJobServer(options))
             return super().default_job_server(options)
 
     return MeshlineFlinkRunner() if conf_dir else FlinkRunner()

@@ -1,4 +1,4 @@
-"""Runner servers (the Flink job server JVM, the Prism binary) die with Meshline.
+"""Runner servers (the Flink job server JVM, the Prism binary) die with Meshline, quietly.
 
 Beam starts them as child processes and stops them at exit; a Meshline killed with
 SIGKILL never reaches that, and the servers lived on (holding ports and gigabytes).
@@ -8,14 +8,20 @@ survives ``exec``), then becomes the server. Elsewhere the command is left as it
 
 Linux sends the signal when the *thread* that started the child ends; Beam starts these
 servers from the thread that runs the pipeline, which lives as long as the run.
+
+:func:`quiet_stop_on_exit`: Beam's ``StopOnExitJobServer`` stops the server on Ctrl-C
+*before* it calls Meshline's own handler, so Beam's threads saw their gRPC streams close
+and each printed a traceback ("Socket closed") above Meshline's one-line "interrupted".
+The quiet version silences those threads first.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
-__all__ = ["guarded"]
+__all__ = ["guarded", "quiet_stop_on_exit", "silence_runner_threads"]
 
 _SHIM = (
     "import ctypes,os,signal,sys\n"
@@ -30,3 +36,51 @@ def guarded(cmd: list[str]) -> list[str]:
     if not sys.platform.startswith("linux"):
         return cmd
     return [sys.executable, "-S", "-c", _SHIM, str(os.getpid()), *map(str, cmd)]
+
+
+def silence_runner_threads() -> None:
+    """A run is being stopped: the runner's threads will see their connections close; say nothing.
+
+    Their uncaught exceptions and log records are dropped, and so is what they print to stderr
+    (Beam's SDK worker prints a failed instruction's traceback there directly); the main
+    thread, which reports the stop, still writes.
+    """
+    import logging
+    import threading
+
+    threading.excepthook = lambda args: None
+    logging.disable(logging.CRITICAL)
+    if not isinstance(sys.stderr, _MainThreadOnly):
+        sys.stderr = _MainThreadOnly(sys.stderr)
+
+
+class _MainThreadOnly:
+    """A text stream that passes on only what the main thread writes."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            return int(self._stream.write(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def quiet_stop_on_exit(job_server: Any) -> Any:
+    """Beam's ``StopOnExitJobServer`` around ``job_server``, silencing the runner's threads on Ctrl-C."""
+    from apache_beam.runners.portability.job_server import StopOnExitJobServer
+
+    class _QuietStopOnExit(StopOnExitJobServer):  # type: ignore[misc]
+        def _sigint_handler(self, sig: int, frame: Any) -> None:
+            silence_runner_threads()
+            super()._sigint_handler(sig, frame)
+
+    return _QuietStopOnExit(job_server)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from meshline.errors import RunnerError
-from meshline.runners.guard import guarded
+from meshline.runners.guard import guarded, quiet_stop_on_exit
 
 __all__ = ["cache_dir", "find_prism", "prism_runner"]
 
@@ -81,7 +81,6 @@ def _build(target: Path) -> str:
 
 
 def _runner() -> Any:
-    from apache_beam.runners.portability import job_server
     from apache_beam.runners.portability.prism_runner import PrismJobServer, PrismRunner
     from apache_beam.utils import shared
 
@@ -99,7 +98,7 @@ def _runner() -> Any:
             from apache_beam.options.pipeline_options import DebugOptions
 
             def start() -> Any:
-                return job_server.StopOnExitJobServer(_GuardedJobServer(options))
+                return quiet_stop_on_exit(_GuardedJobServer(options))
 
             if options.view_as(DebugOptions).lookup_experiment("disable_prism_server_singleton"):
                 return start()

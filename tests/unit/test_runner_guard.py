@@ -77,3 +77,17 @@ def test_the_guarded_command_runs_as_itself() -> None:
     )
     assert r.returncode == 7
     assert r.stdout.strip() == "['a b', 'c']"
+
+
+def test_once_a_run_stops_only_the_main_thread_writes_to_stderr() -> None:
+    code = (
+        "import sys, threading\n"
+        "from meshline.runners.guard import silence_runner_threads\n"
+        "silence_runner_threads()\n"
+        "t = threading.Thread(target=lambda: (print('worker noise', file=sys.stderr), 1 / 0))\n"
+        "t.start(); t.join()\n"
+        "print('run: interrupted; stopping', file=sys.stderr)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert r.returncode == 0
+    assert r.stderr == "run: interrupted; stopping\n"
