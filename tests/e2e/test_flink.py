@@ -78,6 +78,21 @@ def _pubsub_available() -> bool:
     return True
 
 
+def _stop(proc: subprocess.Popen) -> str:
+    """Let a couple of checkpoints pass (acknowledgements follow them), then Ctrl-C the run;
+    its stderr. A run that does not stop within a minute is killed."""
+    try:
+        if proc.poll() is None:
+            time.sleep(5)
+            proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+    return err.decode(errors="replace")
+
+
 def test_streaming_pubsub_on_embedded_flink_loses_nothing_and_acknowledges(tmp_path, job_server):
     """Endless Pub/Sub source in streaming: messages published before the run and while it runs
     each land in the target and are then acknowledged (bundle finalization after a Flink
@@ -127,16 +142,11 @@ def test_streaming_pubsub_on_embedded_flink_loses_nothing_and_acknowledges(tmp_p
             while time.monotonic() < deadline and len(got) < len(ids) and proc.poll() is None:
                 time.sleep(1)
                 got = delivered()
-            time.sleep(5)  # a couple of checkpoints: acknowledgements follow them
-            proc.send_signal(signal.SIGINT)
-            _, err = proc.communicate(timeout=60)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=30)
-        tail = err.decode(errors="replace")[-2000:]
+            err = _stop(proc)
+        tail = err[-2000:]
         assert proc.returncode == 130 and "interrupted" in tail, tail
-        assert "Traceback" not in err.decode(errors="replace"), tail  # a quiet stop
+        assert "Traceback" not in err, tail  # a quiet stop
         time.sleep(11)  # past the ack deadline: anything not acknowledged would be redelivered now
         redelivered = set(ps.drain(sub))
         assert ids <= got | redelivered, "acknowledged but never delivered"
@@ -316,14 +326,9 @@ def test_the_pubsub_archive_pipeline_runs_unchanged_on_embedded_flink(tmp_path, 
             while time.monotonic() < deadline and len(rows) < len(ids) and proc.poll() is None:
                 time.sleep(2)
                 rows = [e for f in out.rglob("part-*.jsonl") for e in read_rows("jsonl", f.read_bytes())]
-            time.sleep(5)  # a couple of checkpoints: acknowledgements follow them
-            proc.send_signal(signal.SIGINT)
-            _, err = proc.communicate(timeout=60)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=30)
-        tail = err.decode(errors="replace")[-2000:]
+            err = _stop(proc)
+        tail = err[-2000:]
         assert proc.returncode == 130, tail
         assert sorted(e["id"] for e in rows) == sorted(ids), tail
         assert all(e["shop"] == "eu" for e in rows)
