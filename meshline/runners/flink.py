@@ -64,7 +64,7 @@ from pathlib import Path
 from typing import Any
 
 from meshline.errors import RunnerError
-from meshline.runners.guard import guarded, quiet_stop_on_exit
+from meshline.runners.guard import GuardedCommand, quiet_stop_on_exit
 
 __all__ = ["DEFAULT_FLINK_VERSION", "cache_dir", "find_job_server", "flink_args", "flink_runner"]
 
@@ -395,16 +395,14 @@ def _runner(conf_dir: str | None) -> Any:
     from apache_beam.options.pipeline_options import FlinkRunnerOptions
     from apache_beam.runners.portability.flink_runner import FlinkJarJobServer, FlinkRunner
 
-    class _ConfiguredJobServer(FlinkJarJobServer):  # type: ignore[misc]
+    class _ConfiguredJobServer(GuardedCommand, FlinkJarJobServer):  # type: ignore[misc]
+        """The JVM reads Meshline's Flink config and dies with Meshline, even on SIGKILL."""
+
         def java_arguments(
             self, job_port: Any, artifact_port: Any, expansion_port: Any, artifacts_dir: Any
         ) -> Any:
             args = super().java_arguments(job_port, artifact_port, expansion_port, artifacts_dir)
             return [*args, "--flink-conf-dir", conf_dir]
-
-        def subprocess_cmd_and_endpoint(self) -> Any:
-            cmd, endpoint = super().subprocess_cmd_and_endpoint()
-            return guarded(cmd), endpoint  # the JVM dies with Meshline, even on SIGKILL
 
     class MeshlineFlinkRunner(FlinkRunner):  # type: ignore[misc]
         """FlinkRunner whose [local] job server reads Meshline's loopback-only Flink config."""

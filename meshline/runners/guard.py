@@ -21,7 +21,7 @@ import os
 import sys
 from typing import Any
 
-__all__ = ["guarded", "quiet_stop_on_exit", "silence_runner_threads"]
+__all__ = ["GuardedCommand", "guarded", "quiet_stop_on_exit", "silence_runner_threads"]
 
 _SHIM = (
     "import ctypes,os,signal,sys\n"
@@ -36,6 +36,14 @@ def guarded(cmd: list[str]) -> list[str]:
     if not sys.platform.startswith("linux"):
         return cmd
     return [sys.executable, "-S", "-c", _SHIM, str(os.getpid()), *map(str, cmd)]
+
+
+class GuardedCommand:
+    """Mixin for a Beam ``SubprocessJobServer``: its process is started :func:`guarded`."""
+
+    def subprocess_cmd_and_endpoint(self) -> Any:
+        cmd, endpoint = super().subprocess_cmd_and_endpoint()  # type: ignore[misc]
+        return guarded(cmd), endpoint
 
 
 def silence_runner_threads() -> None:

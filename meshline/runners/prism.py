@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from meshline.errors import RunnerError
-from meshline.runners.guard import guarded, quiet_stop_on_exit
+from meshline.runners.guard import GuardedCommand, quiet_stop_on_exit
 
 __all__ = ["cache_dir", "find_prism", "prism_runner"]
 
@@ -84,10 +84,8 @@ def _runner() -> Any:
     from apache_beam.runners.portability.prism_runner import PrismJobServer, PrismRunner
     from apache_beam.utils import shared
 
-    class _GuardedJobServer(PrismJobServer):  # type: ignore[misc]
-        def subprocess_cmd_and_endpoint(self) -> Any:
-            cmd, endpoint = super().subprocess_cmd_and_endpoint()
-            return guarded(cmd), endpoint  # Prism dies with Meshline, even on SIGKILL
+    class _GuardedJobServer(GuardedCommand, PrismJobServer):  # type: ignore[misc]
+        """Prism dies with Meshline, even on SIGKILL."""
 
     class MeshlinePrismRunner(PrismRunner):  # type: ignore[misc]
         """PrismRunner whose Prism process cannot outlive Meshline; one per process, as Beam's."""
