@@ -201,6 +201,10 @@ class _FileStore:
                 FileSystems.delete([temp])
             raise TransientError(f"cannot write {final}: {e}") from e
 
+    def sink(self, directory: str) -> _FileSink:
+        """An object written straight into a hidden temporary file in its final folder."""
+        return _FileSink(self._base, directory)
+
     def list_keys(self, prefix: str) -> list[str]:
         root = FileSystems.join(self._base, prefix)
         if not FileSystems.exists(root):
@@ -225,6 +229,49 @@ class _FileStore:
 
     def close(self) -> None:
         return None
+
+
+class _FileSink:
+    """One object being written to ``.part-UUID.tmp`` in its folder, renamed into place by ``commit``."""
+
+    def __init__(self, base: str, directory: str):
+        self._base = base
+        folder = FileSystems.join(base, directory) if directory else base
+        self._temp = FileSystems.join(folder, f".part-{uuid.uuid4().hex}.tmp")
+        try:
+            if not FileSystems.exists(folder):
+                FileSystems.mkdirs(folder)
+        except OSError:
+            pass  # another worker made it first; create() below says if it is really missing
+        self.fh = FileSystems.create(self._temp)
+        self._closed = False
+
+    def _close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.fh.close()
+
+    def commit(self, key: str, content_type: str) -> None:
+        final = FileSystems.join(self._base, key)
+        try:
+            self._close()
+            if FileSystems.exists(final):
+                FileSystems.delete([final])  # a replay overwrites instead of duplicating
+            FileSystems.rename([self._temp], [final])
+        except Exception as e:
+            raise TransientError(f"cannot write {final}: {e}") from e
+
+    def read(self) -> bytes:
+        self._close()
+        with FileSystems.open(self._temp, compression_type="uncompressed") as fh:
+            return fh.read()
+
+    def discard(self) -> None:
+        try:
+            self._close()
+        finally:
+            if FileSystems.exists(self._temp):
+                FileSystems.delete([self._temp])
 
 
 class _MakeFileStore:

@@ -97,3 +97,59 @@ def test_an_unwritable_directory_dead_letters_the_events(tmp_path: Path):
             | WriteToFile(FileTargetConfig(path=str(blocker / "out")), "t", policy=_NO_RETRY)
         )
         assert_that(out, check)
+
+
+def test_objects_are_written_as_events_arrive_and_renamed_into_place(tmp_path: Path):
+    from meshline.connectors.file import _FileStore
+
+    sink = _FileStore(str(tmp_path)).sink("a/b")
+    sink.fh.write(b'{"x":1}\n')
+    sink.fh.flush()
+    temps = list(tmp_path.rglob(".part-*.tmp"))
+    assert [t.parent for t in temps] == [tmp_path / "a" / "b"]  # the bytes are on disk, not in memory
+    assert temps[0].read_bytes() == b'{"x":1}\n'
+    sink.commit("a/b/part-1.jsonl", "application/x-ndjson")
+    assert (tmp_path / "a" / "b" / "part-1.jsonl").read_bytes() == b'{"x":1}\n'
+    assert not list(tmp_path.rglob(".part-*.tmp"))
+
+
+def test_an_object_that_cannot_be_renamed_dead_letters_its_events_and_leaves_no_temporary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from meshline.connectors import file as file_mod
+
+    def refuse(sources, destinations):
+        raise OSError("rename refused (test)")
+
+    monkeypatch.setattr(file_mod.FileSystems, "rename", refuse)
+    events = [ev(i) for i in range(3)]
+
+    def check(dead):
+        assert sorted(e.id for e in dead) == ["0", "1", "2"]
+        assert all("rename refused (test)" in e.get("meshlineerror", "") for e in dead)
+        assert [e.data for e in sorted(dead, key=lambda e: e.id)] == [{"i": 0}, {"i": 1}, {"i": 2}]
+
+    with beam.Pipeline(runner=in_process_runner()) as p:
+        out = (
+            p | beam.Create(events) | WriteToFile(FileTargetConfig(path=str(tmp_path)), "t", policy=_NO_RETRY)
+        )
+        assert_that(out, check)
+    assert not list(tmp_path.rglob(".part-*.tmp"))
+    assert not list(tmp_path.glob("*.jsonl"))
+
+
+def test_objects_of_a_failed_bundle_are_discarded(tmp_path: Path):
+    from meshline.connectors.file import _MakeFileStore
+    from meshline.connectors.objects import _GLOBAL, _WriteObjectsFn
+
+    fn = _WriteObjectsFn(_MakeFileStore(str(tmp_path)), "", "jsonl", None, None, "t", _NO_RETRY)
+    fn.setup()
+    fn.start_bundle()
+    fn._add(ev(1), _GLOBAL, None)
+    assert len(list(tmp_path.rglob(".part-*.tmp"))) == 1
+    fn.start_bundle()  # the runner retries after the bundle failed before finish_bundle
+    assert not list(tmp_path.rglob(".part-*.tmp"))
+    fn._add(ev(2), _GLOBAL, None)
+    fn.teardown()
+    assert not list(tmp_path.rglob(".part-*.tmp"))
+    assert not list(tmp_path.glob("*.jsonl"))
