@@ -65,6 +65,9 @@ class Component:
     # per event, in order; see meshline.compiler.router.BatchResult) and an int attribute
     # batch_size (events the router buffers before calling batch(); <= 1: called one by one)
     batched: bool = False
+    # targets: the transform also takes meshline.events.EventBatch elements (events sharing one
+    # timestamp and window) and treats each of their events as if it had come alone
+    batches: bool = False
 
     def schema(self) -> dict[str, Any]:
         s = config_schema(self.config)

@@ -143,6 +143,12 @@ def _build_component(
     return component.build(config, ctx)
 
 
+def _takes_batches(target_type: str) -> bool:
+    """Whether a target's transform takes :class:`~meshline.events.EventBatch` elements."""
+    component = lookup("target", target_type)
+    return component is not None and component.batches
+
+
 def _redelivering(integration: Any) -> bool:
     """Whether a source of the integration may redeliver messages after a crash (an endless one)."""
     for decl in integration.sources:
@@ -182,6 +188,9 @@ def build_pipeline(
     default_dl = integration.dead_letter
     inputs: dict[str, list[Any]] = {t.name: [] for t in integration.targets}
     problems: list[str] = []
+    batch_tags = frozenset(
+        t.name for t in integration.targets if t.name not in target_overrides and _takes_batches(t.type)
+    )
 
     for decl in integration.sources:
         try:
@@ -207,7 +216,7 @@ def build_pipeline(
         if not tags:
             continue
         routed = events | f"Route[{decl.name}]" >> beam.ParDo(
-            route_fn(decl.name, triggers, integration.name)
+            route_fn(decl.name, triggers, integration.name, batch_tags)
         ).with_outputs(*tags)
         for tag in tags:
             inputs[tag].append(routed[tag])

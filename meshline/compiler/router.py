@@ -49,7 +49,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 from meshline.compiler import progress
 from meshline.compiler.router_batch import BatchedRouting, BatchResult, StepResult, _Item, _Stage
 from meshline.errors import FilterError
-from meshline.events import CloudEvent, dead_letter
+from meshline.events import CloudEvent, EventBatch, dead_letter, each_event
 from meshline.registry import BuildContext, lookup
 from meshline.transforms.filters import FilterStats, compile_filters, exact_index_key
 
@@ -333,10 +333,18 @@ class RouteFn(beam.DoFn):
     invocation path).
     """
 
-    def __init__(self, source: str, triggers: list[TriggerPlan], integration: str):
+    def __init__(
+        self,
+        source: str,
+        triggers: list[TriggerPlan],
+        integration: str,
+        batch_tags: frozenset[str] = frozenset(),
+    ):
         self._source = source
         self._plans = triggers
         self._integration = integration
+        # tags whose target takes EventBatch elements: an input batch's events for them stay batched
+        self._batch_tags = batch_tags - {DROPPED}
 
     def setup(self):
         self._router = Router(self._plans, self._integration)
@@ -353,12 +361,14 @@ class RouteFn(beam.DoFn):
         self._reported: dict[str, int] = {}
         self._pending = 0
 
-    def process(self, event: CloudEvent):
+    def process(self, event: CloudEvent | EventBatch):
+        if type(event) is EventBatch:
+            return self._process_batch(event)
         emitted = self._emitted
         self._pending += 1
         if self._pending >= _PROGRESS_EVERY:
             self._report_progress()
-        routed = self._router.route(event)
+        routed = self._router.route(event)  # type: ignore[arg-type]
         if not routed:
             return None
         outputs = []
@@ -366,6 +376,30 @@ class RouteFn(beam.DoFn):
             emitted[tag] = emitted.get(tag, 0) + 1
             if tag != DROPPED:
                 outputs.append(beam.pvalue.TaggedOutput(tag, e))
+        return outputs
+
+    def _process_batch(self, batch: EventBatch):
+        """A batch's events, routed: one batch per tag that takes batches, else one by one."""
+        self._pending += len(batch)
+        if self._pending >= _PROGRESS_EVERY:
+            self._report_progress()
+        route = self._router.route
+        batch_tags = self._batch_tags
+        groups: dict[str, list[CloudEvent]] = {}
+        outputs: list[beam.pvalue.TaggedOutput] = []
+        for event in batch:
+            for tag, e in route(event):
+                group = groups.get(tag)
+                if group is None:
+                    group = groups[tag] = []
+                group.append(e)
+        emitted = self._emitted
+        for tag, group in groups.items():
+            emitted[tag] = emitted.get(tag, 0) + len(group)
+            if tag in batch_tags and len(group) > 1:
+                outputs.append(beam.pvalue.TaggedOutput(tag, EventBatch(group)))
+            elif tag != DROPPED:
+                outputs.extend(beam.pvalue.TaggedOutput(tag, e) for e in group)
         return outputs
 
     def _report_progress(self) -> None:
@@ -413,11 +447,16 @@ class _BatchedRouteFn(RouteFn):
     timestamp and window of the input event it derives from.
     """
 
-    def process(self, event: CloudEvent, timestamp=beam.DoFn.TimestampParam, window=beam.DoFn.WindowParam):
-        self._pending += 1
+    def process(
+        self, event: CloudEvent | EventBatch, timestamp=beam.DoFn.TimestampParam, window=beam.DoFn.WindowParam
+    ):
+        events = each_event(event)
+        self._pending += len(events)
         if self._pending >= _PROGRESS_EVERY:
             self._report_progress()
-        routed = self._router.route_batched(event, (timestamp, window))
+        meta = (timestamp, window)
+        route = self._router.route_batched
+        routed = [out for e in events for out in route(e, meta)]
         if not routed:
             return None
         return self._windowed(routed)
@@ -439,7 +478,14 @@ class _BatchedRouteFn(RouteFn):
         return outputs
 
 
-def route_fn(source: str, triggers: list[TriggerPlan], integration: str) -> RouteFn:
-    """The router DoFn of one source: the batched kind only when some trigger needs it."""
-    cls = _BatchedRouteFn if _has_batched_step(triggers) else RouteFn
-    return cls(source, triggers, integration)
+def route_fn(
+    source: str, triggers: list[TriggerPlan], integration: str, batch_tags: frozenset[str] = frozenset()
+) -> RouteFn:
+    """The router DoFn of one source: the batched kind only when some trigger needs it.
+
+    ``batch_tags``: targets that take :class:`~meshline.events.EventBatch` elements; an input
+    batch's events for them stay one batch (the batched kind emits events one by one).
+    """
+    if _has_batched_step(triggers):
+        return _BatchedRouteFn(source, triggers, integration)
+    return RouteFn(source, triggers, integration, batch_tags)

@@ -30,7 +30,7 @@ from meshline.config import doc
 from meshline.connectors.delivery import RetryPolicy, TransientError
 from meshline.connectors.objects import ObjectTargetFields, WriteObjects, target_args
 from meshline.errors import EventError
-from meshline.events import CloudEvent, dead_letter, from_json
+from meshline.events import CloudEvent, EventBatch, dead_letter, from_json
 from meshline.registry import Component
 
 __all__ = ["SOURCE", "TARGET", "FileSourceConfig", "FileTargetConfig", "ReadFromFile", "WriteToFile"]
@@ -38,6 +38,7 @@ __all__ = ["SOURCE", "TARGET", "FileSourceConfig", "FileTargetConfig", "ReadFrom
 _LOGGER = logging.getLogger(__name__)
 DEAD = "dead"
 LINE_TYPE = "dev.meshline.file.line"
+BATCH = 32  # events per EventBatch element (see meshline.events.EventBatch)
 
 
 # --------------------------------------------------------------------------- source
@@ -75,6 +76,7 @@ class _ReadFileFn(beam.DoFn):
     def process(self, path: str):
         url = _file_url(path)
         raw_type = self._type
+        batch: list[CloudEvent] = []
         with FileSystems.open(path) as fh:
             # Compressed files (.gz, .bz2, …) are not iterable; read them line by line.
             lines = fh if hasattr(fh, "__iter__") else iter(fh.readline, b"")
@@ -83,25 +85,40 @@ class _ReadFileFn(beam.DoFn):
                     line = raw.rstrip(b"\r\n")
                     if not line.strip():
                         continue
-                    yield CloudEvent(
-                        {"specversion": "1.0", "id": f"{path}:{n}", "source": url, "type": raw_type},
-                        _text(line),
+                    batch.append(
+                        CloudEvent(
+                            {"specversion": "1.0", "id": f"{path}:{n}", "source": url, "type": raw_type},
+                            _text(line),
+                        )
                     )
-                return
-            for n, raw in enumerate(lines, 1):
-                if raw.isspace():
-                    continue
-                try:
-                    yield from_json(raw)
-                except EventError as e:
-                    line = raw.rstrip(b"\r\n")
-                    bad = CloudEvent(
-                        {"specversion": "1.0", "id": f"{path}:{n}", "source": url, "type": LINE_TYPE},
-                        _text(line),
-                    )
-                    yield beam.pvalue.TaggedOutput(
-                        DEAD, dead_letter(bad, f"line {n}: {e}", "decode", step=self._source_name)
-                    )
+                    if len(batch) >= BATCH:
+                        yield EventBatch(batch)
+                        batch = []
+            else:
+                append = batch.append
+                for n, raw in enumerate(lines, 1):
+                    try:
+                        append(from_json(raw))
+                    except EventError as e:
+                        if raw.isspace():
+                            continue
+                        line = raw.rstrip(b"\r\n")
+                        bad = CloudEvent(
+                            {"specversion": "1.0", "id": f"{path}:{n}", "source": url, "type": LINE_TYPE},
+                            _text(line),
+                        )
+                        yield beam.pvalue.TaggedOutput(
+                            DEAD, dead_letter(bad, f"line {n}: {e}", "decode", step=self._source_name)
+                        )
+                        continue
+                    if len(batch) >= BATCH:
+                        yield EventBatch(batch)
+                        batch = []
+                        append = batch.append
+        if len(batch) > 1:
+            yield EventBatch(batch)
+        elif batch:
+            yield batch[0]
 
 
 def _text(line: bytes) -> str | bytes:
@@ -328,4 +345,5 @@ TARGET = Component(
     config=FileTargetConfig,
     build=_build_target,
     description="Files under a directory: jsonl, avro or parquet, with path templates and windows.",
+    batches=True,
 )

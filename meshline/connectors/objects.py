@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,7 +59,7 @@ from meshline.connectors.formats import RecordWriter, events_from_object, extens
 from meshline.connectors.ledger import Ledger, event_digest, ledger_root, supports_ledger
 from meshline.connectors.paths import PathTemplate
 from meshline.errors import DeliveryError
-from meshline.events import CloudEvent, dead_letter
+from meshline.events import CloudEvent, EventBatch, dead_letter, each_event
 
 __all__ = [
     "CONTENT_TYPES",
@@ -220,7 +221,11 @@ def _digest(keys: list[tuple[Any, Any]], salt: str = "") -> int:
     input, see the compiler) may hold the same ids with different contents — e.g. the
     same event dead-lettered by two targets — and must not overwrite each other.
     """
-    text = orjson.dumps([salt, sorted((str(s), str(i)) for s, i in keys)])
+    if set(map(type, itertools.chain.from_iterable(keys))) <= {str}:
+        pairs = sorted(keys)  # the common case: no conversion, tuples sorted as they are
+    else:
+        pairs = sorted((str(s), str(i)) for s, i in keys)
+    text = orjson.dumps([salt, pairs])
     return int.from_bytes(hashlib.blake2b(text, digest_size=16).digest(), "big")
 
 
@@ -325,9 +330,14 @@ class _WriteObjectsFn(beam.DoFn):
         self._discard_parts()
         self._dead: list[Any] = []
 
-    def process(self, event: CloudEvent):
+    def process(self, event: CloudEvent | EventBatch):
         # Global window (bounded runs): no WindowParam, so Beam takes its fast invocation path.
-        self._add(event, _GLOBAL, None)
+        if type(event) is EventBatch:
+            add = self._add
+            for e in event:
+                add(e, _GLOBAL, None)
+        else:
+            self._add(event, _GLOBAL, None)  # type: ignore[arg-type]
         if self._dead:
             dead, self._dead = self._dead, []
             return dead
@@ -428,9 +438,10 @@ def _in_window(event: CloudEvent, window: Any) -> Any:
 class _WindowedWriteObjectsFn(_WriteObjectsFn):
     """The same, with fixed windows: time placeholders and object names take the window's start."""
 
-    def process(self, event: CloudEvent, window=beam.DoFn.WindowParam):
+    def process(self, event: CloudEvent | EventBatch, window=beam.DoFn.WindowParam):
         when = None if isinstance(window, GlobalWindow) else window.start.to_utc_datetime()
-        self._add(event, window, when)
+        for e in each_event(event):
+            self._add(e, window, when)
         if self._dead:
             dead, self._dead = self._dead, []
             return dead
@@ -453,11 +464,12 @@ class _KeyFn(beam.DoFn):
     def setup(self):
         self._render = PathTemplate(self._prefix).renderer()
 
-    def process(self, event: CloudEvent, window=beam.DoFn.WindowParam):
+    def process(self, element: CloudEvent | EventBatch, window=beam.DoFn.WindowParam):
         when = None if isinstance(window, GlobalWindow) else window.start.to_utc_datetime()
-        attrs = event.attributes
-        h = hashlib.blake2b(f"{attrs.get('source')}\0{attrs.get('id')}".encode(), digest_size=8).digest()
-        yield (self._render(event, when), int.from_bytes(h, "big") % self._shards), event
+        for event in each_event(element):
+            attrs = event.attributes
+            h = hashlib.blake2b(f"{attrs.get('source')}\0{attrs.get('id')}".encode(), digest_size=8).digest()
+            yield (self._render(event, when), int.from_bytes(h, "big") % self._shards), event
 
 
 class _WriteGroupFn(_WriteObjectsFn):

@@ -98,14 +98,19 @@ def _to_text(value: Any) -> str:
 class JqProgram:
     """A compiled jq program. Thread-safe; reuse it (see :func:`compile_jq`)."""
 
-    __slots__ = ("_code", "_jq", "_slices", "native", "program")
+    __slots__ = ("_code", "_jq", "_slices", "data_only", "native", "program")
 
-    def __init__(self, program: str, jq_program: Any, native: tuple[Code, bool] | None) -> None:
+    def __init__(
+        self, program: str, jq_program: Any, native: tuple[Code, bool] | None, data_only: bool = False
+    ) -> None:
         self.program = program
         self._jq = jq_program
         self._code: Code | None = native[0] if native is not None else None
         self._slices = native is not None and native[1]
         self.native = native is not None
+        # the program is assignments under .data only (piped): on an object its outputs keep
+        # every other top-level key of the input as it was (see data_only_program)
+        self.data_only = data_only
 
     def __repr__(self) -> str:
         return f"JqProgram({self.program!r}, native={self.native})"
@@ -180,6 +185,38 @@ class JqProgram:
         return self._first(value) is True
 
 
+def data_only_program(program: str) -> bool:
+    """Whether ``program`` is assignments (``=``, ``|=``, ``+=`` …) to paths under ``.data``, piped.
+
+    Run on an event's JSON form, such a program changes nothing but ``data``: every
+    assignment copies the input and sets one path that starts at ``.data``, and the
+    right-hand sides only read. So an output's attributes are the input's.
+    """
+    try:
+        return _assigns_data_only(parse(program))
+    except Exception:
+        return False
+
+
+def _assigns_data_only(node: Any) -> bool:
+    tag = node[0]
+    if tag == "pipe":
+        return _assigns_data_only(node[1]) and _assigns_data_only(node[2])
+    if tag == "paren":
+        return _assigns_data_only(node[1])
+    if tag != "assign":
+        return False
+    lhs = node[2]
+    while lhs[0] in ("index", "paren"):
+        if lhs[0] == "paren":
+            lhs = lhs[1]
+        elif lhs[1] == ("identity",):
+            return lhs[2] == ("literal", "data")
+        else:
+            lhs = lhs[1]
+    return False
+
+
 def _native(program: str) -> tuple[Code, bool] | None:
     if "\x00" in program:
         return None  # libjq reads the program as a C string: it stops at NUL
@@ -196,4 +233,4 @@ def compile_jq(program: str) -> JqProgram:
         jq_program = _jqpy.compile(program)
     except Exception as e:
         raise JqCompileError(str(e)) from None
-    return JqProgram(program, jq_program, _native(program))
+    return JqProgram(program, jq_program, _native(program), data_only_program(program))

@@ -76,11 +76,23 @@ def build_jq(config: JqConfig, ctx: BuildContext) -> StepFn:
 
         return jq_data
 
+    data_only = program.data_only
+
     def jq_event(event: CloudEvent) -> CloudEvent | list[CloudEvent] | None:
         try:
             outs = program.run(event.json_form())
         except JqError as e:
             raise TransformError(f"jq program {text!r} failed: {e}") from None
+        if data_only and len(outs) == 1:
+            form = outs[0]
+            if type(form) is dict and "data_base64" not in form:
+                # Assignments under .data only: the attributes are the input's (events are
+                # immutable, so they are shared), and data is the output's.
+                data = form.get("data")
+                out = CloudEvent(event.attributes, data)
+                if data is not None:
+                    out._form = form
+                return out
         if len(outs) == 1 and type(outs[0]) is dict and "data_base64" not in outs[0]:
             # The common case: the program changed data only. Attributes equal to the
             # input's (already valid) need no second validation.

@@ -21,6 +21,7 @@ from meshline.errors import EventError
 from meshline.events import (
     CloudEvent,
     CloudEventCoder,
+    EventBatch,
     dead_letter,
     from_http,
     from_json,
@@ -89,6 +90,23 @@ def test_coder_round_trip_and_determinism():
     for data in (None, b"\x00\x01", "text", 5, [1, {"b": 2, "a": 1}], {"huge": 2**80}):
         e = CloudEvent.create(id="1", source="s", type="t", data=data)
         assert coder.decode(coder.encode(e)) == e
+
+
+def test_coder_round_trips_a_batch_of_events():
+    coder = CloudEventCoder()
+    batch = EventBatch(
+        [
+            EVENT,
+            CloudEvent.create(id="2", source="s", type="t", data=b"\x00"),
+            CloudEvent.create(id="3", source="s", type="t", data={"huge": 2**80}),
+        ]
+    )
+    back = coder.decode(coder.encode(batch))
+    assert type(back) is EventBatch and list(back) == list(batch)
+    assert coder.decode(coder.encode(EventBatch())) == EventBatch()
+    assert (
+        pickle.loads(pickle.dumps(batch)) == batch and type(pickle.loads(pickle.dumps(batch))) is EventBatch
+    )
 
 
 def test_beam_uses_the_coder_for_the_type():

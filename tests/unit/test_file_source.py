@@ -11,7 +11,7 @@ import orjson
 
 from meshline.compiler.testing import _COLLECTED, _Collect
 from meshline.connectors.file import FileSourceConfig, ReadFromFile
-from meshline.events import CloudEvent
+from meshline.events import CloudEvent, EventBatch, each_event
 from meshline.runners import in_process_runner
 
 
@@ -19,7 +19,7 @@ def _read(config: FileSourceConfig) -> tuple[list[CloudEvent], list[CloudEvent]]
     key = uuid.uuid4().hex
     with beam.Pipeline(runner=in_process_runner()) as p:
         events, dead = p | ReadFromFile(config, "src")
-        _ = events | "Good" >> _Collect(f"{key}/good")
+        _ = events | "Each" >> beam.FlatMap(each_event) | "Good" >> _Collect(f"{key}/good")
         _ = dead | "Bad" >> _Collect(f"{key}/bad")
     return _COLLECTED.pop(f"{key}/good", []), _COLLECTED.pop(f"{key}/bad", [])
 
@@ -63,3 +63,20 @@ def test_lines_format_wraps_each_line(tmp_path: Path):
 def test_no_match_reads_nothing(tmp_path: Path):
     good, bad = _read(FileSourceConfig(path=str(tmp_path / "none-*.jsonl")))
     assert good == [] and bad == []
+
+
+def test_events_travel_in_batches_in_file_order(tmp_path: Path):
+    from meshline.connectors.file import BATCH
+
+    f = tmp_path / "in.jsonl"
+    f.write_bytes(b"\n".join(_event(i) for i in range(2 * BATCH + 1)) + b"\n")
+    key = uuid.uuid4().hex
+    with beam.Pipeline(runner=in_process_runner()) as p:
+        events, _ = p | ReadFromFile(FileSourceConfig(path=str(f)), "src")
+        _ = events | "Elements" >> _Collect(key)
+    elements = _COLLECTED.pop(key, [])
+    # two full batches, then the last event alone (not a batch of one)
+    assert [type(e).__name__ for e in elements] == ["EventBatch", "EventBatch", "CloudEvent"]
+    assert all(len(b) == BATCH for b in elements[:2] if isinstance(b, EventBatch))
+    ids = [e.id for element in elements for e in each_event(element)]
+    assert ids == [str(i) for i in range(2 * BATCH + 1)]

@@ -216,3 +216,38 @@ def test_auto_commit_is_window_on_flink_and_bundle_locally():
     )
     with pytest.raises(ValueError, match="commit"):
         WriteObjects(_Make("x"), prefix="", format="jsonl", target_name="t", commit="sometimes")
+
+
+def _run_at(elements, at: float, **kw) -> str:
+    """Like _run, with every element at timestamp ``at`` (a batch's events share its timestamp)."""
+    bucket = uuid.uuid4().hex
+    with beam.Pipeline(runner="BundleBasedDirectRunner") as p:
+        dead = (
+            p
+            | beam.Create(elements)
+            | beam.Map(lambda e: beam.window.TimestampedValue(e, at))
+            | WriteObjects(_Make(bucket), format="jsonl", target_name="lake", prefix="b", **kw)
+        )
+        assert_that(dead, equal_to([]))
+    return bucket
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [{}, {"window": 60.0}, {"commit": "window", "shards": 2}],
+    ids=["bundle", "windowed", "commit-window"],
+)
+def test_event_batches_are_written_like_their_events(kw):
+    """EventBatch elements (from the router) give the same objects as the same events one by one."""
+    from meshline.events import EventBatch
+
+    events = _events(30)
+    batched = _run_at([EventBatch(events[:10]), events[10], EventBatch(events[11:30])], 70.0, **kw)
+    single = _run_at(events, 70.0, **kw)
+    assert {k: read_rows("jsonl", v) for k, v in _STORES[batched].items()} == {
+        k: read_rows("jsonl", v) for k, v in _STORES[single].items()
+    }  # the same object names holding the same rows in the same order
+    ids = [r["id"] for raw in _STORES[batched].values() for r in read_rows("jsonl", raw)]
+    assert sorted(ids, key=int) == [str(i) for i in range(30)]
+    if "window" in kw:
+        assert all("part-19700101T000100" in k for k in _STORES[batched])  # the window of t=70 s

@@ -19,7 +19,7 @@ from apache_beam.transforms import window
 from meshline.compiler import router as router_module
 from meshline.compiler.router import DROPPED, BatchResult, RouteFn, Router, StepPlan, TriggerPlan, route_fn
 from meshline.config import doc
-from meshline.events import CloudEvent
+from meshline.events import CloudEvent, EventBatch, each_event
 from meshline.registry import Component
 
 CALLS: dict[str, list[list[str]]] = {}  # step name -> ids of each batch() call
@@ -260,3 +260,51 @@ def test_beam_outputs_keep_their_own_timestamp_and_window(size):
 
         assert_that(routed.out | "Out" >> beam.Map(where), equal_to(expected), label="out")
         assert_that(routed.dlq | "Dead" >> beam.Map(where), equal_to([("3", 30.0, 20.0)]), label="dlq")
+
+
+# --------------------------------------------------------------------------- EventBatch elements
+
+
+def _routed_elements(elements, batch_tags):
+    """RouteFn over Beam elements (events or EventBatch), by hand: its TaggedOutputs and its metrics."""
+    triggers = [trig("t", []), TriggerPlan("bad", ({"jq": ".data.x.y"},), (), "out", "dlq")]
+    fn = route_fn("src", triggers, "it", batch_tags)
+    fn.setup()
+    fn.start_bundle()
+    out = []
+    for element in elements:
+        out.extend(fn.process(element) or [])
+    metrics: dict[str, int] = {}
+    fn._inc = metrics.update  # type: ignore[method-assign]
+    fn.finish_bundle()
+    return out, metrics
+
+
+def _pairs(out):
+    return sorted((o.tag, e.id) for o in out for e in each_event(o.value))
+
+
+def _batch(n):
+    return EventBatch([CloudEvent.create(id=str(i), source="s", type="t", data={"x": i}) for i in range(n)])
+
+
+def test_a_batch_stays_one_element_for_targets_that_take_batches():
+    out, _ = _routed_elements([_batch(4)], frozenset({"out", "dlq"}))
+    by_tag = {o.tag: o.value for o in out}
+    assert len(out) == 2
+    # every event matches "t"; "bad" fails on every event (.x is a number): 4 dead letters
+    assert type(by_tag["out"]) is EventBatch and [e.id for e in by_tag["out"]] == ["0", "1", "2", "3"]
+    assert type(by_tag["dlq"]) is EventBatch and len(by_tag["dlq"]) == 4
+    assert all(e.get("meshlinetrigger") == "bad" for e in by_tag["dlq"])
+
+
+def test_a_batch_goes_event_by_event_to_other_targets_with_the_same_outputs_and_metrics():
+    batch = _batch(4)
+    out, metrics = _routed_elements([batch], frozenset({"dlq"}))
+    assert [type(o.value).__name__ for o in out if o.tag == "out"] == ["CloudEvent"] * 4
+    assert len([o for o in out if o.tag == "dlq"]) == 1  # one batch of 4 dead letters
+    out_each, metrics_each = _routed_elements(list(batch), frozenset({"out", "dlq"}))
+    assert len(out_each) == 8  # single events in: single events out, whatever the target takes
+    assert _pairs(out) == _pairs(out_each)
+    assert metrics == metrics_each
+    assert metrics["source.src.in"] == 4 and metrics["target.dlq.in"] == 4

@@ -237,4 +237,5 @@ TARGET = Component(
     build=build,
     description="Amazon S3 bucket: jsonl, avro or parquet objects; windows, path templates, multipart.",
     secret_keys=SECRET_KEYS,
+    batches=True,
 )

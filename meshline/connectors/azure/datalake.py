@@ -261,4 +261,5 @@ TARGET = Component(
     build=build,
     description="Azure Data Lake Storage Gen2 / Blob container: jsonl, avro or parquet objects per window.",
     secret_keys=SECRET_KEYS,
+    batches=True,
 )

@@ -123,4 +123,5 @@ TARGET = Component(
     config=GcsTargetConfig,
     build=build,
     description="Google Cloud Storage bucket: jsonl, avro or parquet objects per window.",
+    batches=True,
 )

@@ -35,7 +35,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from meshline.connectors.kafka.config import ClientErrors
 from meshline.connectors.unbounded import GLOBAL_WINDOWS, nothing
-from meshline.events import CloudEvent, dead_letter
+from meshline.events import CloudEvent, EventBatch, dead_letter
 
 __all__ = ["Decoded", "ReadFromKafkaPartitions"]
 
@@ -45,6 +45,11 @@ DEAD = "dead"
 # (event, None) for a good event; (raw event, reason) for one to dead-letter.
 Decoded = tuple[CloudEvent, str | None]
 Decoder = Callable[[Any], Sequence[Decoded]]
+
+
+def _element(events: list[CloudEvent], ts: Timestamp) -> WindowedValue:
+    """Events of one timestamp as one element: an EventBatch when there are several."""
+    return WindowedValue(EventBatch(events) if len(events) > 1 else events[0], ts, GLOBAL_WINDOWS)
 
 
 # --------------------------------------------------------------------------- restriction
@@ -380,16 +385,22 @@ class _ReadPartitionFn(beam.DoFn):
                     continue
                 if not tracker.try_claim(good[-1].offset()):  # claims the batch's offsets at once
                     return
+                run: list[CloudEvent] = []  # events of one millisecond: one EventBatch element
                 for m in good:
                     t = m.timestamp()[1]
                     if t != millis:  # records produced together share their millisecond
+                        if run:
+                            yield _element(run, ts)
+                            run = []
                         millis, ts = t, Timestamp(micros=t * 1000)
                     for event, problem in decode(m):
                         if problem is None:
-                            yield WindowedValue(event, ts, GLOBAL_WINDOWS)
+                            run.append(event)
                         else:
                             bad = dead_letter(event, problem, "decode", step=name)
                             yield beam.pvalue.TaggedOutput(DEAD, WindowedValue(bad, ts, GLOBAL_WINDOWS))
+                if run:
+                    yield _element(run, ts)
                 last = good[-1].offset()
                 emitted += len(good)
                 newest = ts

@@ -28,7 +28,14 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from meshline.connectors.delivery import Failure, RetryPolicy, deliver_batch
 from meshline.connectors.kafka.config import SECRET_KEYS, ClientErrors, KafkaTargetConfig
-from meshline.events import CloudEvent, dead_letter, to_kafka_binary, to_kafka_structured
+from meshline.events import (
+    CloudEvent,
+    EventBatch,
+    dead_letter,
+    each_event,
+    to_kafka_binary,
+    to_kafka_structured,
+)
 from meshline.registry import BuildContext, Component
 
 __all__ = ["TARGET", "WriteToKafka"]
@@ -125,11 +132,14 @@ class _WriteFn(beam.DoFn):
             except BufferError:
                 producer.poll(0.05)  # the local queue is full: let deliveries drain
 
-    def process(self, event: CloudEvent, ts=beam.DoFn.TimestampParam, window=beam.DoFn.WindowParam):
-        self._produce(event, partial(self._on_error, event, ts, window))
-        self._n += 1
-        if self._n % _POLL_EVERY == 0:
-            self._producer.poll(0)
+    def process(
+        self, element: CloudEvent | EventBatch, ts=beam.DoFn.TimestampParam, window=beam.DoFn.WindowParam
+    ):
+        for event in each_event(element):
+            self._produce(event, partial(self._on_error, event, ts, window))
+            self._n += 1
+            if self._n % _POLL_EVERY == 0:
+                self._producer.poll(0)
 
     def _flush(self) -> None:
         producer = self._producer
@@ -199,11 +209,12 @@ class _GlobalWriteFn(_WriteFn):
     invocation path (measured ≈ 4 µs less per event); dead letters get the global window and
     the time the failure was found."""
 
-    def process(self, event: CloudEvent):  # type: ignore[override]
-        self._produce(event, partial(self._on_error, event, None, _GLOBAL))
-        self._n += 1
-        if self._n % _POLL_EVERY == 0:
-            self._producer.poll(0)
+    def process(self, element: CloudEvent | EventBatch):  # type: ignore[override]
+        for event in each_event(element):
+            self._produce(event, partial(self._on_error, event, None, _GLOBAL))
+            self._n += 1
+            if self._n % _POLL_EVERY == 0:
+                self._producer.poll(0)
         return ()
 
 
@@ -249,4 +260,5 @@ TARGET = Component(
         "flushed and checked before each bundle commits."
     ),
     secret_keys=SECRET_KEYS,
+    batches=True,
 )
