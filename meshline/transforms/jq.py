@@ -68,6 +68,7 @@ from meshline.transforms.jqc import runtime as _rt
 from meshline.transforms.jqc.compiler import Code, compile_ast
 from meshline.transforms.jqc.errors import Fallback, JqCompileError, JqError
 from meshline.transforms.jqc.parser import parse
+from meshline.transforms.jqc.pygen import generate
 
 __all__ = ["JqCompileError", "JqError", "JqProgram", "compile_jq"]
 
@@ -221,9 +222,14 @@ def _native(program: str) -> tuple[Code, bool] | None:
     if "\x00" in program:
         return None  # libjq reads the program as a C string: it stops at NUL
     try:
-        return compile_ast(parse(program))
+        ast = parse(program)
+        code, may_slice = compile_ast(ast)
     except Exception:  # Unsupported, or anything the subset parser did not foresee
         return None
+    straight = generate(ast)  # paths, literals, operators, assignments: one Python function
+    if straight is not None:
+        code = Code(True, straight)
+    return code, may_slice
 
 
 @functools.lru_cache(maxsize=1024)

@@ -730,3 +730,129 @@ def test_property_generated_programs(program: str, value: Any) -> None:
     assert tagged(value) == tagged(before), program
     if prog.native:
         assert result == ref, program
+
+
+# --------------------------------------------------------------------------- straight-line code (pygen)
+
+_STRAIGHT_ATOMS = st.sampled_from(
+    [
+        ".",
+        ".a",
+        ".b",
+        ".a.b",
+        ".data.amount",
+        ".a.b.c",
+        "1",
+        "0",
+        "-1",
+        "2.5",
+        "1.0",
+        "100",
+        "9007199254740992",
+        "9007199254740993",
+    ]
+    + ['"a"', '"big"', "true", "false", "null", "1e300"]
+)
+_STRAIGHT_PATHS = st.sampled_from([".a", ".b", ".a.b", ".data.total", ".a.b.c"])
+
+
+def _straight(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    ops = st.sampled_from(["+", "-", "*", "/", "%", "==", "!=", "<", "<=", ">", ">="])
+    return st.one_of(
+        st.tuples(children, ops, children).map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
+        st.tuples(children, children).map(lambda t: f"({t[0]} | {t[1]})"),
+        st.tuples(_STRAIGHT_PATHS, children).map(lambda t: f"({t[0]} = {t[1]})"),
+    )
+
+
+_straight_values = st.recursive(
+    _scalars | st.sampled_from([2**53 + 1, -(2**53) - 1, 2**64, 1.5]),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.sampled_from(["a", "b", "c", "data", "amount"]), children, max_size=4)
+    ),
+    max_leaves=10,
+)
+
+
+def _outcome(fn: Any, value: Any) -> tuple[str, Any]:
+    from meshline.transforms.jqc.errors import Fallback
+
+    try:
+        return "ok", tagged(fn(value, ()))
+    except JqError as e:
+        return "error", str(e)
+    except Fallback:
+        return "fallback", None
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.recursive(_STRAIGHT_ATOMS, _straight, max_leaves=6), _straight_values)
+def test_property_straight_line_code_equals_the_closures(program: str, value: Any) -> None:
+    """pygen's one function per program gives what the closure compiler gives: values, types, errors."""
+    from meshline.transforms.jqc.compiler import compile_ast
+    from meshline.transforms.jqc.parser import parse
+    from meshline.transforms.jqc.pygen import generate
+
+    ast = parse(program)
+    straight = generate(ast)
+    assert straight is not None, program  # the grammar stays inside the subset
+    closures = compile_ast(ast)[0]
+    assert closures.single
+    before = copy.deepcopy(value)
+    assert _outcome(straight, value) == _outcome(closures.fn, value), program
+    assert tagged(value) == tagged(before), program  # assignments copy, never mutate
+
+
+@pytest.mark.parametrize(
+    "program",
+    [
+        ".a?",
+        ".[0]",
+        ".a, .b",
+        "[.a]",
+        "{a: 1}",
+        ".a |= 1",
+        ".a += 1",
+        "select(.a)",
+        "-.a",
+        ". as $x | $x",
+    ],
+)
+def test_straight_line_code_leaves_the_rest_to_the_closures(program: str) -> None:
+    from meshline.transforms.jqc.parser import parse
+    from meshline.transforms.jqc.pygen import generate
+
+    assert generate(parse(program)) is None
+
+
+@pytest.mark.parametrize(
+    ("program", "value"),
+    [
+        (".a > 9007199254740992", {"a": 2**53 + 1}),  # jq compares doubles: equal, so false
+        (".a >= 9007199254740992", {"a": 2**53 + 1}),
+        (".a < 1", {"a": True}),
+        (".a < 1", {"a": "x"}),
+        (".a < 1.5", {"a": None}),
+        (".a == 1", {"a": 1.0}),
+        (".a.b = 1", {"a": None}),
+        (".a.b = 1", {"a": 5}),
+        (".a.b = 1", []),
+        (".a.b.c = .a", {"a": {"b": {"c": 0}, "x": 1}}),
+        (
+            '.data.total = (.data.amount * .data.quantity) | .data.status = "big"',
+            {"data": {"amount": 2.5, "quantity": 4}},
+        ),
+        (".a * .b", {"a": 2**53, "b": 3}),
+        (".a / 0", {"a": 1}),
+    ],
+)
+def test_straight_line_code_on_edge_cases(program: str, value: Any) -> None:
+    from meshline.transforms.jqc.compiler import compile_ast
+    from meshline.transforms.jqc.parser import parse
+    from meshline.transforms.jqc.pygen import generate
+
+    ast = parse(program)
+    straight = generate(ast)
+    assert straight is not None
+    assert _outcome(straight, value) == _outcome(compile_ast(ast)[0].fn, value)

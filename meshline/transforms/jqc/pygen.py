@@ -1,0 +1,199 @@
+"""Straight-line Python for the smallest jq programs: paths, literals, operators, ``=`` on paths.
+
+The closure compiler (:mod:`meshline.transforms.jqc.compiler`) runs a program as a
+tree of closures: ``.data.amount > 100`` is five Python calls per event, and
+``.data.total = (.data.amount * .data.quantity) | .data.status = "big"`` about
+fifteen. Most event programs are only paths, literals, arithmetic, comparisons
+and assignments to paths, piped. For those this module writes one Python
+function with the same semantics and ``exec``\\ s it: field access is inline, a
+comparison with a number constant is inline for numbers, every other operator
+calls the same runtime function as the closures, and an assignment copies each
+object on its path inline (``set_chain`` when the path meets something else).
+
+:func:`generate` returns ``None`` for anything outside that subset; the program
+then keeps its closures. The differential tests run both on the same programs
+and inputs (``tests/unit/test_jq.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from meshline.transforms.jqc import runtime as rt
+from meshline.transforms.jqc.compiler import _BINOPS
+
+__all__ = ["generate"]
+
+Node = tuple[Any, ...]
+
+_OP_NAMES = {
+    "+": "add",
+    "-": "sub",
+    "*": "mul",
+    "/": "div",
+    "%": "mod",
+    "==": "op_eq",
+    "!=": "op_ne",
+    "<": "op_lt",
+    "<=": "op_le",
+    ">": "op_gt",
+    ">=": "op_ge",
+}
+_COMPARISONS = {"<": "<", "<=": "<=", ">": ">", ">=": ">="}
+_SCALARS = (str, int, float, bool, type(None))
+_MAX_LINES = 400
+
+
+class _Unsupported(Exception):
+    pass
+
+
+def _chain(node: Node) -> tuple[str, ...] | None:
+    """``.a.b.c`` (constant string keys, no ``?``) as a key tuple."""
+    keys: list[str] = []
+    while node[0] == "index":
+        _, term, key, opt = node
+        if opt or key[0] != "literal" or type(key[1]) is not str:
+            return None
+        keys.append(key[1])
+        node = term
+    while node[0] == "paren":
+        node = node[1]
+    if node[0] != "identity":
+        return None
+    return tuple(reversed(keys))
+
+
+class _Writer:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.consts: dict[str, Any] = {}
+        self._n = 0
+
+    def temp(self) -> str:
+        self._n += 1
+        return f"t{self._n}"
+
+    def const(self, value: Any) -> str:
+        for name, v in self.consts.items():
+            if type(v) is type(value) and v == value:
+                return name
+        name = f"K{len(self.consts)}"
+        self.consts[name] = value
+        return name
+
+    def emit(self, indent: int, line: str) -> None:
+        if len(self.lines) > _MAX_LINES:
+            raise _Unsupported("too long")
+        self.lines.append("    " * indent + line)
+
+    # -- expressions: each returns the name holding its value
+
+    def expr(self, node: Node, v: str, ind: int) -> str:
+        tag = node[0]
+        if tag == "identity":
+            return v
+        if tag == "paren":
+            return self.expr(node[1], v, ind)
+        if tag == "literal":
+            if type(node[1]) not in _SCALARS:
+                raise _Unsupported("literal")
+            return self.const(node[1])
+        if tag == "index":
+            keys = _chain(node)
+            if keys is None:
+                raise _Unsupported("index")
+            t = self.temp()
+            src = v
+            for k in keys:
+                kn = self.const(k)
+                self.emit(ind, f"{t} = {src}.get({kn}) if type({src}) is dict else _index({src}, {kn})")
+                src = t
+            return t
+        if tag == "binop":
+            return self.binop(node, v, ind)
+        if tag == "pipe":
+            left = self.expr(node[1], v, ind)
+            if left != v and not left.startswith("t"):  # a constant: bind it to a temp
+                t = self.temp()
+                self.emit(ind, f"{t} = {left}")
+                left = t
+            return self.expr(node[2], left, ind)
+        if tag == "assign":
+            return self.assign(node, v, ind)
+        raise _Unsupported(tag)
+
+    def binop(self, node: Node, v: str, ind: int) -> str:
+        _, op, left, right = node
+        if op not in _OP_NAMES:
+            raise _Unsupported(op)
+        b = self.expr(right, v, ind)  # the closures evaluate the right operand first
+        a = self.expr(left, v, ind)
+        t = self.temp()
+        fn = _OP_NAMES[op]
+        if op in _COMPARISONS and right[0] == "literal" and _fast_number(right[1]):
+            # a number constant: Python compares a float, or an int within 2**53, as jq does
+            py = _COMPARISONS[op]
+            self.emit(
+                ind,
+                f"{t} = ({a} {py} {b}) if type({a}) is float or (type({a}) is int and -M <= {a} <= M)"
+                f" else {fn}({a}, {b})",
+            )
+        else:
+            self.emit(ind, f"{t} = {fn}({a}, {b})")
+        return t
+
+    def assign(self, node: Node, v: str, ind: int) -> str:
+        _, op, lhs, rhs = node
+        keys = _chain(lhs)
+        if op != "=" or not keys:
+            raise _Unsupported("assignment")
+        val = self.expr(rhs, v, ind)
+        out = self.temp()
+        kc = self.const(keys)
+        # copy every object on the path (as set_chain does); anything else: set_chain itself
+        names = [v] + [self.temp() for _ in keys[:-1]]
+        for depth, k in enumerate(keys[:-1]):
+            parent, child = names[depth], names[depth + 1]
+            self.emit(ind + depth, f"if type({parent}) is dict:")
+            self.emit(ind + depth + 1, f"{child} = {parent}.get({self.const(k)})")
+        last = len(keys) - 1
+        self.emit(ind + last, f"if type({names[last]}) is dict:")
+        copies = [self.temp() for _ in keys]
+        self.emit(ind + last + 1, f"{copies[last]} = dict({names[last]})")
+        self.emit(ind + last + 1, f"{copies[last]}[{self.const(keys[last])}] = {val}")
+        for depth in range(last - 1, -1, -1):
+            self.emit(ind + last + 1, f"{copies[depth]} = dict({names[depth]})")
+            self.emit(ind + last + 1, f"{copies[depth]}[{self.const(keys[depth])}] = {copies[depth + 1]}")
+        self.emit(ind + last + 1, f"{out} = {copies[0]}")
+        for depth in range(last, -1, -1):
+            self.emit(ind + depth, "else:")
+            self.emit(ind + depth + 1, f"{out} = set_chain({v}, {kc}, 0, {val})")
+        return out
+
+
+def _fast_number(c: Any) -> bool:
+    return type(c) is float or (type(c) is int and -rt.M <= c <= rt.M)
+
+
+def generate(ast: Node) -> Callable[[Any, Any], Any] | None:
+    """``fn(value, env)`` → the single output of ``ast``, or ``None`` outside the subset."""
+    w = _Writer()
+    try:
+        result = w.expr(ast, "v", 1)
+    except (_Unsupported, RecursionError):
+        return None
+    w.emit(1, f"return {result}")
+    source = "def jq(v, e):\n" + "\n".join(w.lines) + "\n"
+    namespace: dict[str, Any] = {
+        "_index": rt.index,
+        "set_chain": rt.set_chain,
+        "M": rt.M,
+        **{name: _BINOPS[op] for op, name in _OP_NAMES.items()},
+        **w.consts,
+    }
+    exec(compile(source, "<jq program>", "exec"), namespace)
+    fn: Callable[[Any, Any], Any] = namespace["jq"]
+    fn.__doc__ = source  # for debugging: the generated code
+    return fn
