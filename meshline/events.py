@@ -532,16 +532,25 @@ def _kafka_key(event: CloudEvent, key_attribute: str | None) -> bytes | None:
     return None if v is None else _attr_str(v).encode("utf-8")
 
 
+_KAFKA_HEADER_NAMES: dict[str, str] = {"datacontenttype": "content-type"}
+
+
+def _kafka_header_name(attribute: str) -> str:
+    name = "ce_" + attribute
+    if len(_KAFKA_HEADER_NAMES) < _MAX_CACHED_NAMES:
+        _KAFKA_HEADER_NAMES[attribute] = name
+    return name
+
+
 def to_kafka_binary(
     event: CloudEvent, key_attribute: str | None = None
 ) -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
     """Binary mode: ``ce_*`` headers, data as value; key = ``partitionkey``/``subject``/``id``."""
-    headers: list[tuple[str, bytes]] = []
-    for k, v in event.attributes.items():
-        if k == "datacontenttype":
-            headers.append(("content-type", v.encode("utf-8")))
-        else:
-            headers.append(("ce_" + k, _attr_str(v).encode("utf-8")))
+    names = _KAFKA_HEADER_NAMES
+    headers: list[tuple[str, bytes]] = [
+        (names.get(k) or _kafka_header_name(k), v.encode() if type(v) is str else _attr_str(v).encode())
+        for k, v in event.attributes.items()
+    ]
     if event.data is not None and "datacontenttype" not in event.attributes:
         ct = "application/octet-stream" if isinstance(event.data, (bytes, bytearray)) else "application/json"
         headers.append(("content-type", ct.encode("utf-8")))
