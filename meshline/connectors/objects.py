@@ -283,7 +283,9 @@ class _WriteObjectsFn(beam.DoFn):
 
     def setup(self):
         self._store = self._make_store()
-        self._render = PathTemplate(self._prefix).renderer()
+        template = PathTemplate(self._prefix)
+        self._render = template.renderer()
+        self._constant: str | None = template.template if template.is_constant else None
         counter = beam.metrics.Metrics.counter
         self._delivered = counter("meshline", f"target.{self._target}.delivered")
         self._objects = counter("meshline", f"target.{self._target}.objects")
@@ -333,15 +335,45 @@ class _WriteObjectsFn(beam.DoFn):
     def process(self, event: CloudEvent | EventBatch):
         # Global window (bounded runs): no WindowParam, so Beam takes its fast invocation path.
         if type(event) is EventBatch:
-            add = self._add
-            for e in event:
-                add(e, _GLOBAL, None)
+            if self._reject is None and not self._stored and self._constant is not None:
+                self._add_plain(event)
+            else:
+                add = self._add
+                for e in event:
+                    add(e, _GLOBAL, None)
         else:
             self._add(event, _GLOBAL, None)  # type: ignore[arg-type]
         if self._dead:
             dead, self._dead = self._dead, []
             return dead
         return  # no output: Beam's fast path (a generator costs more per element)
+
+    def _add_plain(self, events: list[CloudEvent]) -> None:
+        """:meth:`_add` for events of the global window under a constant prefix (no reject, no ledger)."""
+        key = (self._constant, _GLOBAL)
+        max_events = self._max_events
+        max_bytes = self._max_bytes
+        for event in events:
+            part = self._parts.get(key)
+            if part is None:
+                part = self._parts[key] = _Part(key[0], _GLOBAL, self._fmt, open_sink(self._store, key[0]))
+            writer = part.writer
+            assert writer is not None
+            try:
+                writer.write(event)
+            except (TypeError, ValueError, OverflowError) as e:
+                bad = dead_letter(event, f"cannot encode event as {self._fmt}: {e}", "deliver")
+                self._dead.append(beam.pvalue.TaggedOutput(DEAD, bad))
+                continue
+            attrs = event.attributes
+            keys = part.keys
+            keys.append((attrs.get("source"), attrs.get("id")))
+            n = len(keys)
+            if (max_events is not None and n >= max_events) or (
+                not n & 63 and max_bytes is not None and writer.size() >= max_bytes
+            ):
+                del self._parts[key]
+                self._dead.extend(self._flush(part))
 
     def _add(self, event: CloudEvent, window: Any, when: Any) -> None:
         if self._reject is not None:
