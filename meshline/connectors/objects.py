@@ -335,8 +335,9 @@ class _WriteObjectsFn(beam.DoFn):
     def process(self, event: CloudEvent | EventBatch):
         # Global window (bounded runs): no WindowParam, so Beam takes its fast invocation path.
         if type(event) is EventBatch:
-            if self._reject is None and not self._stored and self._constant is not None:
-                self._add_plain(event)
+            constant = self._constant
+            if self._reject is None and not self._stored and constant is not None:
+                self._add_plain(event, constant)
             else:
                 add = self._add
                 for e in event:
@@ -348,15 +349,17 @@ class _WriteObjectsFn(beam.DoFn):
             return dead
         return  # no output: Beam's fast path (a generator costs more per element)
 
-    def _add_plain(self, events: list[CloudEvent]) -> None:
+    def _add_plain(self, events: list[CloudEvent], directory: str) -> None:
         """:meth:`_add` for events of the global window under a constant prefix (no reject, no ledger)."""
-        key = (self._constant, _GLOBAL)
+        key: tuple[str, Any] = (directory, _GLOBAL)
         max_events = self._max_events
         max_bytes = self._max_bytes
         for event in events:
             part = self._parts.get(key)
             if part is None:
-                part = self._parts[key] = _Part(key[0], _GLOBAL, self._fmt, open_sink(self._store, key[0]))
+                part = self._parts[key] = _Part(
+                    directory, _GLOBAL, self._fmt, open_sink(self._store, directory)
+                )
             writer = part.writer
             assert writer is not None
             try:
