@@ -234,8 +234,8 @@ def _run_at(elements, at: float, **kw) -> str:
 
 @pytest.mark.parametrize(
     "kw",
-    [{}, {"window": 60.0}, {"commit": "window", "shards": 2}],
-    ids=["bundle", "windowed", "commit-window"],
+    [{}, {"max_events": 7}, {"window": 60.0}, {"commit": "window", "shards": 2}],
+    ids=["bundle", "bundle-roll-over", "windowed", "commit-window"],
 )
 def test_event_batches_are_written_like_their_events(kw):
     """EventBatch elements (from the router) give the same objects as the same events one by one."""
