@@ -17,6 +17,7 @@ acknowledges only what is on disk).
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import uuid
@@ -77,7 +78,7 @@ class _ReadFileFn(beam.DoFn):
         url = _file_url(path)
         raw_type = self._type
         batch: list[CloudEvent] = []
-        with FileSystems.open(path) as fh:
+        with _big_buffer(FileSystems.open(path)) as fh:
             # Compressed files (.gz, .bz2, …) are not iterable; read them line by line.
             lines = fh if hasattr(fh, "__iter__") else iter(fh.readline, b"")
             if self._fmt == "lines":
@@ -119,6 +120,22 @@ class _ReadFileFn(beam.DoFn):
             yield EventBatch(batch)
         elif batch:
             yield batch[0]
+
+
+_BUFFER = 1 << 20
+
+
+def _big_buffer(fh: Any) -> Any:
+    """A local file read or written through a 1 MiB buffer instead of the default 8 KiB.
+
+    Each refill is a system call, about 1 µs on these machines: with 8 KiB that was a third
+    of the cost of reading a 1 KiB line. Other file objects (compressed, remote) are kept.
+    """
+    if type(fh) is io.BufferedReader and type(fh.raw) is io.FileIO:
+        return io.BufferedReader(fh.detach(), buffer_size=_BUFFER)
+    if type(fh) is io.BufferedWriter and type(fh.raw) is io.FileIO:
+        return io.BufferedWriter(fh.detach(), buffer_size=_BUFFER)
+    return fh
 
 
 def _text(line: bytes) -> str | bytes:
@@ -260,7 +277,7 @@ class _FileSink:
                 FileSystems.mkdirs(folder)
         except OSError:
             pass  # another worker made it first; create() below says if it is really missing
-        self.fh = FileSystems.create(self._temp)
+        self.fh = _big_buffer(FileSystems.create(self._temp))
         self._closed = False
 
     def _close(self) -> None:
