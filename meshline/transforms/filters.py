@@ -98,6 +98,17 @@ def _jq_filter(program: str) -> Predicate:
     from meshline.transforms.jq import JqError, compile_jq
 
     compiled = compile_jq(program)
+    single = compiled.single()
+    if single is not None:
+
+        def jq_filter_single(event: CloudEvent, stats: FilterStats) -> bool:
+            try:
+                outs = single(event.json_form())
+            except JqError as e:
+                raise FilterError(f"jq filter {program!r} failed: {e}") from None
+            return bool(outs) and outs[0] is True
+
+        return jq_filter_single
 
     def jq_filter(event: CloudEvent, stats: FilterStats) -> bool:
         try:

@@ -77,10 +77,11 @@ def build_jq(config: JqConfig, ctx: BuildContext) -> StepFn:
         return jq_data
 
     data_only = program.data_only
+    run = program.single() or program.run
 
     def jq_event(event: CloudEvent) -> CloudEvent | list[CloudEvent] | None:
         try:
-            outs = program.run(event.json_form())
+            outs = run(event.json_form())
         except JqError as e:
             raise TransformError(f"jq program {text!r} failed: {e}") from None
         if data_only and len(outs) == 1:

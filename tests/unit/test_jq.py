@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from typing import Any
 
 import jq
@@ -856,3 +857,43 @@ def test_straight_line_code_on_edge_cases(program: str, value: Any) -> None:
     straight = generate(ast)
     assert straight is not None
     assert _outcome(straight, value) == _outcome(compile_ast(ast)[0].fn, value)
+
+
+@pytest.mark.parametrize(
+    ("program", "value"),
+    [
+        (".a > 1", {"a": 2}),
+        ('.a.b = 1 | .c = "x"', {"a": {}}),
+        (".a * .b", {"a": "x", "b": 3}),
+        (".a * .b", {"a": {}, "b": 3}),  # jq's error
+        ("[..] | length", [[1], 2]),  # closures, not straight-line code
+    ],
+)
+def test_single_gives_what_run_gives(program: str, value: Any) -> None:
+    prog = compile_jq(program)
+    single = prog.single()
+    assert single is not None
+    try:
+        expected: Any = prog.run(value)
+    except JqError as e:
+        with pytest.raises(JqError, match=re.escape(str(e))):
+            single(value)
+        return
+    assert [tagged(x) for x in single(value)] == [tagged(x) for x in expected]
+
+
+def test_single_is_only_for_one_output_programs() -> None:
+    assert compile_jq(".[]").single() is None
+    assert compile_jq(".a, .b").single() is None
+    assert compile_jq("empty").single() is None
+
+
+def test_single_falls_back_to_jq_like_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    from meshline.transforms.jqc import runtime
+
+    def too_deep(v: Any) -> Any:
+        raise RecursionError
+
+    monkeypatch.setattr(runtime, "recurse_values", too_deep)
+    single = compile_jq("[..] | length").single()
+    assert single is not None and single([[1], 2]) == [4]
