@@ -72,6 +72,7 @@ class Scenario:
     small: int = 20_000
     large: int = 200_000
     notes: list[str] = field(default_factory=list)
+    min_repeat: int = 3  # rounds at least, whatever --repeat says (noisy, short scenarios take more)
 
 
 def meshline_bin() -> str:
@@ -97,6 +98,7 @@ def run_once(cmd: list[str], dst: Path) -> Sample:
 
 def measure(s: Scenario, repeat: int, only: list[str] | None = None) -> list[Row]:
     """Run every variant of ``s`` at both sizes, ``repeat`` alternating rounds; print and return rows."""
+    repeat = max(repeat, s.min_repeat)
     variants = list(s.commands(s.small, OUT / "x"))
     if only:
         variants = [v for v in variants if v in only] or variants
