@@ -4,6 +4,12 @@ All triggers that read one source run inside one function per event (no Beam
 stage per filter or step): the whole chain is compiled into closures once per
 worker. An event that matches several triggers goes to each (fan-out).
 
+Sources that read many events at once (files, Kafka) emit
+:class:`~meshline.events.EventBatch` elements; :meth:`Router.route_many` routes a
+batch in one call, and :class:`RouteFn` keeps each batch's outputs for a target
+that takes batches (``Component.batches``) as one element, so a Beam element is
+paid once per batch instead of once per event.
+
 Triggers whose first filter is an ``exact`` on one attribute (``type``, most
 often) are indexed by that value, so an event is only offered to the triggers
 that can match it: with 50 triggers on ``type`` an event costs one dict lookup

@@ -6,7 +6,9 @@ filesystem). ``format: cloudevents`` reads one structured CloudEvent per line;
 ``PATH:LINE``. A line that is not a valid CloudEvent is dead-lettered with stage
 ``decode`` as a ``dev.meshline.file.line`` event holding the raw line. Blank
 lines are skipped. Files are matched at run time (not when the pipeline is
-built) and spread over workers one file at a time.
+built) and spread over workers one file at a time. Events leave the source in
+:class:`~meshline.events.EventBatch` elements of up to ``BATCH`` lines, and local
+files are read and written through a 1 MiB buffer.
 
 Target: the object-store core (:mod:`meshline.connectors.objects`) over Beam's
 filesystems: each file is written under a hidden temporary name in its folder
