@@ -14,6 +14,8 @@ that runs twice is harmless. A partition without a committed offset starts at
 through a picklable *decoder* (plain Kafka, Event Hubs, Activity Logs); records a
 decoder rejects go to the ``dead`` output (stage ``decode``) and are committed
 like the rest, since they reached the dead-letter target in the same bundle.
+Consecutive events of records with the same millisecond timestamp leave as one
+:class:`~meshline.events.EventBatch` element (they share its timestamp).
 """
 
 from __future__ import annotations
