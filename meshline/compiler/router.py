@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,8 +131,6 @@ def _compile_steps(stages: list[_Stage]) -> Callable[[CloudEvent], list[CloudEve
     if not stages:
         return None
     fns = [(st.name, st.fn, st.counts) for st in stages]
-    if len(fns) == 1:
-        return _one_step(*fns[0])
 
     def run(event: CloudEvent) -> list[CloudEvent]:
         events = [event]
@@ -145,19 +143,10 @@ def _compile_steps(stages: list[_Stage]) -> Callable[[CloudEvent], list[CloudEve
                 except Exception as exc:
                     counts[2] += 1
                     raise _StepFailed(name, exc) from None
-                if r is None:
-                    continue
                 if type(r) is CloudEvent:
                     produced.append(r)
-                elif isinstance(r, list):
-                    for x in r:
-                        if not isinstance(x, CloudEvent):
-                            counts[2] += 1
-                            raise _StepFailed(name, TypeError(f"step returned {type(x).__name__}"))
-                    produced.extend(r)
-                else:
-                    counts[2] += 1
-                    raise _StepFailed(name, TypeError(f"step returned {type(r).__name__}"))
+                elif r is not None:
+                    produced.extend(_events_of(name, counts, r))
             counts[1] += len(produced)
             events = produced
             if not events:
@@ -167,34 +156,16 @@ def _compile_steps(stages: list[_Stage]) -> Callable[[CloudEvent], list[CloudEve
     return run
 
 
-def _one_step(
-    name: str, fn: Callable[[CloudEvent], Any], counts: list[int]
-) -> Callable[[CloudEvent], list[CloudEvent]]:
-    """:func:`_compile_steps` for a chain of one step (the common case): the same results, fewer calls."""
-
-    def run1(event: CloudEvent) -> list[CloudEvent]:
-        counts[0] += 1
-        try:
-            r = fn(event)
-        except Exception as exc:
-            counts[2] += 1
-            raise _StepFailed(name, exc) from None
-        if type(r) is CloudEvent:
-            counts[1] += 1
-            return [r]
-        if r is None:
-            return []
-        if isinstance(r, list):
-            for x in r:
-                if not isinstance(x, CloudEvent):
-                    counts[2] += 1
-                    raise _StepFailed(name, TypeError(f"step returned {type(x).__name__}"))
-            counts[1] += len(r)
-            return r
-        counts[2] += 1
-        raise _StepFailed(name, TypeError(f"step returned {type(r).__name__}"))
-
-    return run1
+def _events_of(name: str, counts: list[int], r: Any) -> list[CloudEvent]:
+    """A step's list result, checked; anything else it returned is its failure."""
+    if isinstance(r, list):
+        for x in r:
+            if not isinstance(x, CloudEvent):
+                counts[2] += 1
+                raise _StepFailed(name, TypeError(f"step returned {type(x).__name__}"))
+        return r
+    counts[2] += 1
+    raise _StepFailed(name, TypeError(f"step returned {type(r).__name__}"))
 
 
 class _StepFailed(Exception):
@@ -258,23 +229,10 @@ class Router(BatchedRouting):
         return bool(self._batched)
 
     def route(self, event: CloudEvent) -> list[tuple[str, CloudEvent]]:
-        self.seen += 1
-        out: list[tuple[str, CloudEvent]] = []
-        attrs = event.attributes
-        for attr, table in self._index:
-            v = attrs.get(attr)
-            if v is None:
-                continue
-            candidates = table.get(v if type(v) is str else _str(v))
-            if candidates:
-                for t in candidates:
-                    self._run(t, event, out)
-        for t in self._general:
-            self._run(t, event, out)
-        return out
+        return self.route_many((event,))
 
-    def route_many(self, events: list[CloudEvent]) -> list[tuple[str, CloudEvent]]:
-        """:meth:`route` for several events at once: their outputs in order, in one list."""
+    def route_many(self, events: Sequence[CloudEvent]) -> list[tuple[str, CloudEvent]]:
+        """The ``(tag, event)`` outputs of ``events``, in order, in one list (a batch: one call)."""
         self.seen += len(events)
         out: list[tuple[str, CloudEvent]] = []
         run = self._run

@@ -352,31 +352,9 @@ class _WriteObjectsFn(beam.DoFn):
     def _add_plain(self, events: list[CloudEvent], directory: str) -> None:
         """:meth:`_add` for events of the global window under a constant prefix (no reject, no ledger)."""
         key: tuple[str, Any] = (directory, _GLOBAL)
-        max_events = self._max_events
-        max_bytes = self._max_bytes
+        put = self._put
         for event in events:
-            part = self._parts.get(key)
-            if part is None:
-                part = self._parts[key] = _Part(
-                    directory, _GLOBAL, self._fmt, open_sink(self._store, directory)
-                )
-            writer = part.writer
-            assert writer is not None
-            try:
-                writer.write(event)
-            except (TypeError, ValueError, OverflowError) as e:
-                bad = dead_letter(event, f"cannot encode event as {self._fmt}: {e}", "deliver")
-                self._dead.append(beam.pvalue.TaggedOutput(DEAD, bad))
-                continue
-            attrs = event.attributes
-            keys = part.keys
-            keys.append((attrs.get("source"), attrs.get("id")))
-            n = len(keys)
-            if (max_events is not None and n >= max_events) or (
-                not n & 63 and max_bytes is not None and writer.size() >= max_bytes
-            ):
-                del self._parts[key]
-                self._dead.extend(self._flush(part))
+            put(key, event)
 
     def _add(self, event: CloudEvent, window: Any, when: Any) -> None:
         if self._reject is not None:
@@ -388,10 +366,13 @@ class _WriteObjectsFn(beam.DoFn):
         if self._stored and event_digest(attrs.get("source"), attrs.get("id")) in self._stored:
             self._already.inc()  # stored by an earlier run that crashed before acknowledging it
             return
-        key = (self._render(event, when), window)
+        self._put((self._render(event, when), window), event)
+
+    def _put(self, key: tuple[str, Any], event: CloudEvent) -> None:
+        """Encode ``event`` into the object of ``key`` (directory, window); roll over when full."""
         part = self._parts.get(key)
         if part is None:
-            part = self._parts[key] = _Part(key[0], window, self._fmt, open_sink(self._store, key[0]))
+            part = self._parts[key] = _Part(key[0], key[1], self._fmt, open_sink(self._store, key[0]))
         writer = part.writer
         assert writer is not None
         try:
@@ -400,6 +381,7 @@ class _WriteObjectsFn(beam.DoFn):
             bad = dead_letter(event, f"cannot encode event as {self._fmt}: {e}", "deliver")
             self._dead.append(beam.pvalue.TaggedOutput(DEAD, bad))
             return
+        attrs = event.attributes
         keys = part.keys
         keys.append((attrs.get("source"), attrs.get("id")))
         n = len(keys)

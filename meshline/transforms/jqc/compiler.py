@@ -225,19 +225,7 @@ class Compiler:
     # ------------------------------------------------------------------ paths in value mode
 
     def _field_chain(self, node: Node) -> tuple[str, ...] | None:
-        """``.a.b.c`` (constant string keys, no ``?``) as a key tuple."""
-        chain: list[str] = []
-        while node[0] == "index":
-            _, term, key, opt = node
-            if opt or key[0] != "literal" or type(key[1]) is not str:
-                return None
-            chain.append(key[1])
-            node = term
-        while node[0] == "paren":
-            node = node[1]
-        if node[0] != "identity":
-            return None
-        return tuple(reversed(chain))
+        return field_chain(node)
 
     def c_index(self, node: Node, scope: Scope) -> Code:
         _, term, key, opt = node
@@ -1050,6 +1038,22 @@ def _modify(v: Any, e: Any, paths: PathFn, update: Callable[[Any, Any], Iterable
     if dels:
         state = rt.delpaths(state, dels)
     return state
+
+
+def field_chain(node: Node) -> tuple[str, ...] | None:
+    """``.a.b.c`` (constant string keys, no ``?``) as a key tuple."""
+    chain: list[str] = []
+    while node[0] == "index":
+        _, term, key, opt = node
+        if opt or key[0] != "literal" or type(key[1]) is not str:
+            return None
+        chain.append(key[1])
+        node = term
+    while node[0] == "paren":
+        node = node[1]
+    if node[0] != "identity":
+        return None
+    return tuple(reversed(chain))
 
 
 def compile_ast(node: Node) -> tuple[Code, bool]:

@@ -22,6 +22,7 @@ from typing import Any
 
 from meshline.transforms.jqc import runtime as rt
 from meshline.transforms.jqc.compiler import _BINOPS
+from meshline.transforms.jqc.compiler import field_chain as _chain
 
 __all__ = ["generate"]
 
@@ -47,22 +48,6 @@ _MAX_LINES = 400
 
 class _Unsupported(Exception):
     pass
-
-
-def _chain(node: Node) -> tuple[str, ...] | None:
-    """``.a.b.c`` (constant string keys, no ``?``) as a key tuple."""
-    keys: list[str] = []
-    while node[0] == "index":
-        _, term, key, opt = node
-        if opt or key[0] != "literal" or type(key[1]) is not str:
-            return None
-        keys.append(key[1])
-        node = term
-    while node[0] == "paren":
-        node = node[1]
-    if node[0] != "identity":
-        return None
-    return tuple(reversed(keys))
 
 
 class _Writer:
