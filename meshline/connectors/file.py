@@ -12,9 +12,11 @@ files are read and written through a 1 MiB buffer.
 
 Target: the object-store core (:mod:`meshline.connectors.objects`) over Beam's
 filesystems: each file is written under a hidden temporary name in its folder
-and renamed into place, so readers never see half-written files, and it is in
-place before the bundle that produced it commits (so an acknowledging source
-acknowledges only what is on disk).
+(``.part-UUID.tmp``, filled as events arrive) and renamed into place, so readers
+never see half-written files, and it is in place before the bundle that produced
+it commits (so an acknowledging source acknowledges only what is on disk). A
+bundle that fails removes its temporary files; a process that is killed leaves
+them (hidden, never renamed: they hold nothing that was acknowledged).
 """
 
 from __future__ import annotations
