@@ -380,36 +380,23 @@ class RouteFn(beam.DoFn):
         self._pending = 0
 
     def process(self, event: CloudEvent | EventBatch):
-        if type(event) is EventBatch:
-            return self._process_batch(event)
-        emitted = self._emitted
-        self._pending += 1
+        """An event or a batch, routed: one batch per tag that takes batches, else one by one."""
+        events = each_event(event)
+        self._pending += len(events)
         if self._pending >= _PROGRESS_EVERY:
             self._report_progress()
-        routed = self._router.route(event)  # type: ignore[arg-type]
+        routed = self._router.route_many(events)
         if not routed:
             return None
-        outputs = []
-        for tag, e in routed:
-            emitted[tag] = emitted.get(tag, 0) + 1
-            if tag != DROPPED:
-                outputs.append(beam.pvalue.TaggedOutput(tag, e))
-        return outputs
-
-    def _process_batch(self, batch: EventBatch):
-        """A batch's events, routed: one batch per tag that takes batches, else one by one."""
-        self._pending += len(batch)
-        if self._pending >= _PROGRESS_EVERY:
-            self._report_progress()
         batch_tags = self._batch_tags
         groups: dict[str, list[CloudEvent]] = {}
-        outputs: list[beam.pvalue.TaggedOutput] = []
-        for tag, e in self._router.route_many(batch):
+        for tag, e in routed:
             group = groups.get(tag)
             if group is None:
                 group = groups[tag] = []
             group.append(e)
         emitted = self._emitted
+        outputs: list[beam.pvalue.TaggedOutput] = []
         for tag, group in groups.items():
             emitted[tag] = emitted.get(tag, 0) + len(group)
             if tag in batch_tags and len(group) > 1:

@@ -223,21 +223,13 @@ class _FileStore:
         self._base = base
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
-        final = FileSystems.join(self._base, key)
-        folder, name = final.rsplit("/", 1) if "/" in final else (".", final)
-        temp = FileSystems.join(folder, f".{name}.{uuid.uuid4().hex}.tmp")
+        sink = self.sink(key.rsplit("/", 1)[0] if "/" in key else "")
         try:
-            if not FileSystems.exists(folder):
-                FileSystems.mkdirs(folder)
-            with FileSystems.create(temp) as fh:
-                fh.write(data)
-            if FileSystems.exists(final):
-                FileSystems.delete([final])  # a replay overwrites instead of duplicating
-            FileSystems.rename([temp], [final])
-        except Exception as e:
-            if FileSystems.exists(temp):
-                FileSystems.delete([temp])
-            raise TransientError(f"cannot write {final}: {e}") from e
+            sink.fh.write(data)
+            sink.commit(key, content_type)
+        except BaseException:
+            sink.discard()
+            raise
 
     def sink(self, directory: str) -> _FileSink:
         """An object written straight into a hidden temporary file in its final folder."""
@@ -281,7 +273,10 @@ class _FileSink:
                 FileSystems.mkdirs(folder)
         except OSError:
             pass  # another worker made it first; create() below says if it is really missing
-        self.fh = _big_buffer(FileSystems.create(self._temp))
+        try:
+            self.fh = _big_buffer(FileSystems.create(self._temp))
+        except Exception as e:
+            raise TransientError(f"cannot write {self._temp}: {e}") from e
         self._closed = False
 
     def _close(self) -> None:

@@ -283,9 +283,7 @@ class _WriteObjectsFn(beam.DoFn):
 
     def setup(self):
         self._store = self._make_store()
-        template = PathTemplate(self._prefix)
-        self._render = template.renderer()
-        self._constant: str | None = template.template if template.is_constant else None
+        self._render = PathTemplate(self._prefix).renderer()
         counter = beam.metrics.Metrics.counter
         self._delivered = counter("meshline", f"target.{self._target}.delivered")
         self._objects = counter("meshline", f"target.{self._target}.objects")
@@ -334,27 +332,12 @@ class _WriteObjectsFn(beam.DoFn):
 
     def process(self, event: CloudEvent | EventBatch):
         # Global window (bounded runs): no WindowParam, so Beam takes its fast invocation path.
-        if type(event) is EventBatch:
-            constant = self._constant
-            if self._reject is None and not self._stored and constant is not None:
-                self._add_plain(event, constant)
-            else:
-                add = self._add
-                for e in event:
-                    add(e, _GLOBAL, None)
-        else:
-            self._add(event, _GLOBAL, None)  # type: ignore[arg-type]
+        for e in each_event(event):
+            self._add(e, _GLOBAL, None)
         if self._dead:
             dead, self._dead = self._dead, []
             return dead
         return  # no output: Beam's fast path (a generator costs more per element)
-
-    def _add_plain(self, events: list[CloudEvent], directory: str) -> None:
-        """:meth:`_add` for events of the global window under a constant prefix (no reject, no ledger)."""
-        key: tuple[str, Any] = (directory, _GLOBAL)
-        put = self._put
-        for event in events:
-            put(key, event)
 
     def _add(self, event: CloudEvent, window: Any, when: Any) -> None:
         if self._reject is not None:

@@ -245,11 +245,10 @@ def _assigns_data_only(node: Any) -> bool:
     return False
 
 
-def _native(program: str) -> tuple[Code, bool] | None:
-    if "\x00" in program:
+def _native(program: str, ast: Any) -> tuple[Code, bool] | None:
+    if "\x00" in program or ast is None:
         return None  # libjq reads the program as a C string: it stops at NUL
     try:
-        ast = parse(program)
         code, may_slice = compile_ast(ast)
     except Exception:  # Unsupported, or anything the subset parser did not foresee
         return None
@@ -266,4 +265,9 @@ def compile_jq(program: str) -> JqProgram:
         jq_program = _jqpy.compile(program)
     except Exception as e:
         raise JqCompileError(str(e)) from None
-    return JqProgram(program, jq_program, _native(program), data_only_program(program))
+    try:
+        ast = parse(program)
+    except Exception:  # outside the subset parser: jq.py runs it
+        ast = None
+    data_only = ast is not None and _assigns_data_only(ast)
+    return JqProgram(program, jq_program, _native(program, ast), data_only)

@@ -135,6 +135,9 @@ class _WriteFn(beam.DoFn):
     def process(
         self, element: CloudEvent | EventBatch, ts=beam.DoFn.TimestampParam, window=beam.DoFn.WindowParam
     ):
+        self._write(element, ts, window)
+
+    def _write(self, element: CloudEvent | EventBatch, ts: Any, window: Any) -> None:
         for event in each_event(element):
             self._produce(event, partial(self._on_error, event, ts, window))
             self._n += 1
@@ -210,11 +213,7 @@ class _GlobalWriteFn(_WriteFn):
     the time the failure was found."""
 
     def process(self, element: CloudEvent | EventBatch):  # type: ignore[override]
-        for event in each_event(element):
-            self._produce(event, partial(self._on_error, event, None, _GLOBAL))
-            self._n += 1
-            if self._n % _POLL_EVERY == 0:
-                self._producer.poll(0)
+        self._write(element, None, _GLOBAL)
         return ()
 
 
