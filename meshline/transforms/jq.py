@@ -69,7 +69,8 @@ from meshline.transforms.jqc import runtime as _rt
 from meshline.transforms.jqc.compiler import Code, compile_ast
 from meshline.transforms.jqc.errors import Fallback, JqCompileError, JqError
 from meshline.transforms.jqc.parser import parse
-from meshline.transforms.jqc.pygen import generate
+from meshline.transforms.jqc.pygen import Unfit, generate
+from meshline.transforms.jqc.pygen import chain as pygen_chain
 
 __all__ = ["JqCompileError", "JqError", "JqProgram", "compile_jq"]
 
@@ -256,6 +257,36 @@ def _native(program: str, ast: Any) -> tuple[Code, bool] | None:
     if straight is not None:
         code = Code(True, straight)
     return code, may_slice
+
+
+def trigger_chain(filters: list[str], steps: list[str]) -> Callable[[Any], Any] | None:
+    """One Python function for jq filters then ``.data``-only jq steps (:func:`pygen.chain`).
+
+    ``None`` unless every program is in pygen's subset and every step assigns under
+    ``.data`` only. Each program must also compile with :func:`compile_jq`: the
+    chain is a shortcut for the programs that the one-by-one path runs.
+    """
+    asts = []
+    for n, program in enumerate(filters + steps):
+        compile_jq(program)
+        try:
+            ast = parse(program)
+        except Exception:
+            return None
+        if "\x00" in program or (n >= len(filters) and not _assigns_data_only(ast)):
+            return None
+        asts.append(ast)
+    return pygen_chain(asts[: len(filters)], asts[len(filters) :])
+
+
+def chain_failed(exc: Exception) -> None:
+    """A :func:`trigger_chain` function raised ``exc``: its caller runs the steps one by one.
+
+    jq errors, fallbacks to libjq and :class:`Unfit` are expected there; anything else
+    is a bug of the generated code, logged (raised in tests, see ``STRICT``).
+    """
+    if not isinstance(exc, (JqError, Fallback, Unfit, RecursionError)):
+        _unexpected("a trigger's jq chain", exc)
 
 
 @functools.lru_cache(maxsize=1024)

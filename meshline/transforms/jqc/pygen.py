@@ -24,7 +24,7 @@ from meshline.transforms.jqc import runtime as rt
 from meshline.transforms.jqc.compiler import _BINOPS
 from meshline.transforms.jqc.compiler import field_chain as _chain
 
-__all__ = ["generate"]
+__all__ = ["REJECTED", "Unfit", "chain", "generate"]
 
 Node = tuple[Any, ...]
 
@@ -170,15 +170,63 @@ def generate(ast: Node) -> Callable[[Any, Any], Any] | None:
     except (_Unsupported, RecursionError):
         return None
     w.emit(1, f"return {result}")
-    source = "def jq(v, e):\n" + "\n".join(w.lines) + "\n"
+    return _define(w, "jq(v, e)")
+
+
+class Unfit(Exception):
+    """Raised by a :func:`chain` function for an event it was not written for."""
+
+
+REJECTED = object()  # what a chain function returns when one of its filters does not hold
+
+
+def chain(filters: list[Node], steps: list[Node]) -> Callable[[Any], Any] | None:
+    """One function for a trigger's jq filters followed by its jq steps, all in the subset.
+
+    ``fn(form)`` takes an event's JSON form. It returns :data:`REJECTED` when a filter's
+    output is not ``true``, else the last step's output (the form itself without steps).
+    Between two steps, an output that is not the JSON form of an event with JSON data
+    raises :class:`Unfit`; any exception (``Unfit``, a jq error, a fallback to libjq)
+    means the caller runs the filters and steps one by one instead, which gives the
+    same outputs, counts and errors. The steps must assign under ``.data`` only (see
+    :func:`meshline.transforms.jq.data_only_program`): their outputs keep the input's
+    attributes. ``None`` when some program is outside the subset.
+    """
+    w = _Writer()
+    try:
+        for f in filters:
+            ok = w.expr(f, "v", 1)
+            w.emit(1, f"if {ok} is not True:")
+            w.emit(2, "return REJECTED")
+        form = "v"
+        for n, s in enumerate(steps):
+            if n:  # the input of the next step is the JSON form of an event (see jq_event)
+                w.emit(
+                    1,
+                    f"if type({form}) is not dict or {form}.get('data') is None or 'data_base64' in {form}:",
+                )
+                w.emit(2, "raise Unfit")
+            form = w.expr(s, form, 1)
+            if form.startswith("K"):  # a constant: never a step of the subset's data-only programs
+                raise _Unsupported("constant step")
+    except (_Unsupported, RecursionError):
+        return None
+    w.emit(1, f"return {form}")
+    return _define(w, "chain(v)")
+
+
+def _define(w: _Writer, signature: str) -> Any:
+    source = f"def {signature}:\n" + "\n".join(w.lines) + "\n"
     namespace: dict[str, Any] = {
         "_index": rt.index,
         "set_chain": rt.set_chain,
         "M": rt.M,
+        "REJECTED": REJECTED,
+        "Unfit": Unfit,
         **{name: _BINOPS[op] for op, name in _OP_NAMES.items()},
         **w.consts,
     }
     exec(compile(source, "<jq program>", "exec"), namespace)
-    fn: Callable[[Any, Any], Any] = namespace["jq"]
+    fn = namespace[signature.partition("(")[0]]
     fn.__doc__ = source  # for debugging: the generated code
     return fn
