@@ -211,12 +211,12 @@ def _fast_event(d: dict[str, Any]) -> CloudEvent | None:
     Whole-dict operations run in C: a copy, a key-set inclusion, and a ``join`` that
     succeeds only when every attribute is a string (else a set of value types).
     """
-    attrs = dict(d)
+    attrs = d.copy()
     data = attrs.pop("data", None)
-    if "data_base64" in attrs or not attrs.keys() <= _VALID_NAMES:
+    if "data_base64" in attrs or not _VALID_NAMES.issuperset(attrs):
         return None
     try:
-        "".join(attrs.values())  # every attribute a string: the common case
+        "".join([*attrs.values()])  # every attribute a string: the common case
     except TypeError:
         if not set(map(type, attrs.values())) <= _SCALAR_TYPES:
             return None

@@ -42,9 +42,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -221,11 +220,10 @@ def _digest(keys: list[tuple[Any, Any]], salt: str = "") -> int:
     input, see the compiler) may hold the same ids with different contents — e.g. the
     same event dead-lettered by two targets — and must not overwrite each other.
     """
-    if set(map(type, itertools.chain.from_iterable(keys))) <= {str}:
-        pairs = sorted(keys)  # the common case: no conversion, tuples sorted as they are
-    else:
-        pairs = sorted((str(s), str(i)) for s, i in keys)
-    text = orjson.dumps([salt, pairs])
+    try:
+        text = orjson.dumps([salt, sorted(keys)])  # the common case: strings, sorted as they are
+    except TypeError:  # ids or sources of other types
+        text = orjson.dumps([salt, sorted((str(s), str(i)) for s, i in keys)])
     return int.from_bytes(hashlib.blake2b(text, digest_size=16).digest(), "big")
 
 
@@ -332,48 +330,47 @@ class _WriteObjectsFn(beam.DoFn):
 
     def process(self, event: CloudEvent | EventBatch):
         # Global window (bounded runs): no WindowParam, so Beam takes its fast invocation path.
-        for e in each_event(event):
-            self._add(e, _GLOBAL, None)
+        self._add(each_event(event), _GLOBAL, None)
         if self._dead:
             dead, self._dead = self._dead, []
             return dead
         return  # no output: Beam's fast path (a generator costs more per element)
 
-    def _add(self, event: CloudEvent, window: Any, when: Any) -> None:
-        if self._reject is not None:
-            why = self._reject(event)
-            if why:  # the target refuses this one event (e.g. aws.s3 max_event_bytes)
-                self._dead.append(beam.pvalue.TaggedOutput(DEAD, dead_letter(event, why, "deliver")))
-                return
-        attrs = event.attributes
-        if self._stored and event_digest(attrs.get("source"), attrs.get("id")) in self._stored:
-            self._already.inc()  # stored by an earlier run that crashed before acknowledging it
-            return
-        self._put((self._render(event, when), window), event)
-
-    def _put(self, key: tuple[str, Any], event: CloudEvent) -> None:
-        """Encode ``event`` into the object of ``key`` (directory, window); roll over when full."""
-        part = self._parts.get(key)
-        if part is None:
-            part = self._parts[key] = _Part(key[0], key[1], self._fmt, open_sink(self._store, key[0]))
-        writer = part.writer
-        assert writer is not None
-        try:
-            writer.write(event)
-        except (TypeError, ValueError, OverflowError) as e:
-            bad = dead_letter(event, f"cannot encode event as {self._fmt}: {e}", "deliver")
-            self._dead.append(beam.pvalue.TaggedOutput(DEAD, bad))
-            return
-        attrs = event.attributes
-        keys = part.keys
-        keys.append((attrs.get("source"), attrs.get("id")))
-        n = len(keys)
-        # The size is looked at every 64 events: roll-over is approximate, the hot path cheap.
-        if (self._max_events is not None and n >= self._max_events) or (
-            not n & 63 and self._max_bytes is not None and writer.size() >= self._max_bytes
-        ):
-            del self._parts[key]
-            self._dead.extend(self._flush(part))
+    def _add(self, events: Sequence[CloudEvent], window: Any, when: Any) -> None:
+        """Encode each event into the object of its (directory, window); roll over when full."""
+        reject, stored, render, parts = self._reject, self._stored, self._render, self._parts
+        max_events, max_bytes = self._max_events, self._max_bytes
+        for event in events:
+            if reject is not None:
+                why = reject(event)
+                if why:  # the target refuses this one event (e.g. aws.s3 max_event_bytes)
+                    self._dead.append(beam.pvalue.TaggedOutput(DEAD, dead_letter(event, why, "deliver")))
+                    continue
+            attrs = event.attributes
+            if stored and event_digest(attrs.get("source"), attrs.get("id")) in stored:
+                self._already.inc()  # stored by an earlier run that crashed before acknowledging it
+                continue
+            key = (render(event, when), window)
+            part = parts.get(key)
+            if part is None:
+                part = parts[key] = _Part(key[0], window, self._fmt, open_sink(self._store, key[0]))
+            writer = part.writer
+            assert writer is not None
+            try:
+                writer.write(event)
+            except (TypeError, ValueError, OverflowError) as e:
+                bad = dead_letter(event, f"cannot encode event as {self._fmt}: {e}", "deliver")
+                self._dead.append(beam.pvalue.TaggedOutput(DEAD, bad))
+                continue
+            keys = part.keys
+            keys.append((attrs.get("source"), attrs.get("id")))
+            n = len(keys)
+            # The size is looked at every 64 events: roll-over is approximate, the hot path cheap.
+            if (max_events is not None and n >= max_events) or (
+                not n & 63 and max_bytes is not None and writer.size() >= max_bytes
+            ):
+                del parts[key]
+                self._dead.extend(self._flush(part))
 
     def _flush(self, part: _Part) -> list[Any]:
         name = object_name(part.directory, _window_tag(part.window), _digest(part.keys, self.salt), self._fmt)
@@ -440,8 +437,7 @@ class _WindowedWriteObjectsFn(_WriteObjectsFn):
 
     def process(self, event: CloudEvent | EventBatch, window=beam.DoFn.WindowParam):
         when = None if isinstance(window, GlobalWindow) else window.start.to_utc_datetime()
-        for e in each_event(event):
-            self._add(e, window, when)
+        self._add(each_event(event), window, when)
         if self._dead:
             dead, self._dead = self._dead, []
             return dead

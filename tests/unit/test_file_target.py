@@ -145,11 +145,11 @@ def test_objects_of_a_failed_bundle_are_discarded(tmp_path: Path):
     fn = _WriteObjectsFn(_MakeFileStore(str(tmp_path)), "", "jsonl", None, None, "t", _NO_RETRY)
     fn.setup()
     fn.start_bundle()
-    fn._add(ev(1), _GLOBAL, None)
+    fn._add([ev(1)], _GLOBAL, None)
     assert len(list(tmp_path.rglob(".part-*.tmp"))) == 1
     fn.start_bundle()  # the runner retries after the bundle failed before finish_bundle
     assert not list(tmp_path.rglob(".part-*.tmp"))
-    fn._add(ev(2), _GLOBAL, None)
+    fn._add([ev(2)], _GLOBAL, None)
     fn.teardown()
     assert not list(tmp_path.rglob(".part-*.tmp"))
     assert not list(tmp_path.glob("*.jsonl"))

@@ -251,3 +251,14 @@ def test_event_batches_are_written_like_their_events(kw):
     assert sorted(ids, key=int) == [str(i) for i in range(30)]
     if "window" in kw:
         assert all("part-19700101T000100" in k for k in _STORES[batched])  # the window of t=70 s
+
+
+def test_object_digests_do_not_depend_on_event_order_nor_on_id_types():
+    from meshline.connectors.objects import _digest
+
+    keys = [("s", "b"), ("s", "a"), ("t", "a")]
+    assert _digest(keys) == _digest(list(reversed(keys))) != _digest(keys[:2])
+    assert _digest(keys, "w1") != _digest(keys, "w2")  # two writers of one target
+    mixed = [("s", 2), ("s", "1"), (None, "x")]  # ids a Python step set: compared as text
+    as_text = [("s", "2"), ("s", "1"), ("None", "x")]
+    assert _digest(mixed) == _digest(list(reversed(mixed))) == _digest(as_text)
