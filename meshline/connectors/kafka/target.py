@@ -41,7 +41,11 @@ from meshline.registry import BuildContext, Component
 __all__ = ["TARGET", "WriteToKafka"]
 
 _LOGGER = logging.getLogger(__name__)
-_POLL_EVERY = 10_000
+# Delivery reports are served (and their callbacks, which hold the events, freed) every this
+# many records. A report arrives a linger plus a round trip after its record; served only
+# every 10,000 records, that many events stayed alive between reports: their memory no
+# longer fit in the caches and the garbage collector re-scanned them (B2: ~12% more CPU).
+_POLL_EVERY = 256
 _GLOBAL = GlobalWindow()
 
 
