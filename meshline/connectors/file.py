@@ -26,6 +26,7 @@ import logging
 import os
 import uuid
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any, Literal
 
 import apache_beam as beam
@@ -100,30 +101,36 @@ class _ReadFileFn(beam.DoFn):
                         yield EventBatch(batch)
                         batch = []
             else:
-                append = batch.append
-                for n, raw in enumerate(lines, 1):
-                    try:
-                        append(from_json(raw))
-                    except EventError as e:
-                        if raw.isspace():
-                            continue
-                        line = raw.rstrip(b"\r\n")
-                        bad = CloudEvent(
-                            {"specversion": "1.0", "id": f"{path}:{n}", "source": url, "type": LINE_TYPE},
-                            _text(line),
-                        )
-                        yield beam.pvalue.TaggedOutput(
-                            DEAD, dead_letter(bad, f"line {n}: {e}", "decode", step=self._source_name)
-                        )
-                        continue
-                    if len(batch) >= BATCH:
-                        yield EventBatch(batch)
+                n = 0  # lines before this chunk
+                while chunk := list(islice(lines, BATCH)):
+                    try:  # the common case: every line of the chunk is an event
+                        batch = [from_json(raw) for raw in chunk]
+                    except EventError:
                         batch = []
-                        append = batch.append
+                        for i, raw in enumerate(chunk, n + 1):
+                            try:
+                                batch.append(from_json(raw))
+                            except EventError as e:
+                                if not raw.isspace():
+                                    yield self._undecodable(path, url, i, raw, e)
+                    n += len(chunk)
+                    if batch:
+                        yield EventBatch(batch) if len(batch) > 1 else batch[0]
+                        batch = []
         if len(batch) > 1:
             yield EventBatch(batch)
         elif batch:
             yield batch[0]
+
+    def _undecodable(self, path: str, url: str, n: int, raw: bytes, e: EventError) -> Any:
+        line = raw.rstrip(b"\r\n")
+        bad = CloudEvent(
+            {"specversion": "1.0", "id": f"{path}:{n}", "source": url, "type": LINE_TYPE},
+            _text(line),
+        )
+        return beam.pvalue.TaggedOutput(
+            DEAD, dead_letter(bad, f"line {n}: {e}", "decode", step=self._source_name)
+        )
 
 
 _BUFFER = 1 << 20

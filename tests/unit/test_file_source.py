@@ -80,3 +80,18 @@ def test_events_travel_in_batches_in_file_order(tmp_path: Path):
     assert all(len(b) == BATCH for b in elements[:2] if isinstance(b, EventBatch))
     ids = [e.id for element in elements for e in each_event(element)]
     assert ids == [str(i) for i in range(2 * BATCH + 1)]
+
+
+def test_bad_and_blank_lines_after_the_first_batch_keep_their_line_numbers(tmp_path: Path):
+    from meshline.connectors.file import BATCH
+
+    lines = [_event(i) for i in range(2 * BATCH + 5)]
+    lines[BATCH + 2] = b"{broken"  # line BATCH + 3
+    lines[BATCH + 4] = b"   "  # a blank line: neither an event nor an error
+    f = tmp_path / "in.jsonl"
+    f.write_bytes(b"\n".join(lines) + b"\n")
+    good, bad = _read(FileSourceConfig(path=str(f)))
+    assert [e.id for e in good] == [str(i) for i in range(2 * BATCH + 5) if i not in (BATCH + 2, BATCH + 4)]
+    assert [e.id for e in bad] == [f"{f}:{BATCH + 3}"]
+    assert bad[0].attributes["meshlineerror"].startswith(f"line {BATCH + 3}: not valid JSON")
+    assert bad[0].data == "{broken"
