@@ -356,11 +356,9 @@ class _WriteObjectsFn(beam.DoFn):
                 part = parts[key] = _Part(key[0], window, self._fmt, open_sink(self._store, key[0]))
             writer = part.writer
             assert writer is not None
-            try:
-                writer.write(event)
-            except (TypeError, ValueError, OverflowError) as e:
-                bad = dead_letter(event, f"cannot encode event as {self._fmt}: {e}", "deliver")
-                self._dead.append(beam.pvalue.TaggedOutput(DEAD, bad))
+            bad = self._encode(writer, event)
+            if bad is not None:
+                self._dead.append(bad)
                 continue
             keys = part.keys
             keys.append((attrs.get("source"), attrs.get("id")))
@@ -371,6 +369,15 @@ class _WriteObjectsFn(beam.DoFn):
             ):
                 del parts[key]
                 self._dead.extend(self._flush(part))
+
+    def _encode(self, writer: RecordWriter, event: CloudEvent) -> Any:
+        """Append ``event`` to an object; its dead letter when the format cannot encode it."""
+        try:
+            writer.write(event)
+        except (TypeError, ValueError, OverflowError) as e:
+            bad = dead_letter(event, f"cannot encode event as {self._fmt}: {e}", "deliver")
+            return beam.pvalue.TaggedOutput(DEAD, bad)
+        return None
 
     def _flush(self, part: _Part) -> list[Any]:
         name = object_name(part.directory, _window_tag(part.window), _digest(part.keys, self.salt), self._fmt)
@@ -496,11 +503,9 @@ class _WriteGroupFn(_WriteObjectsFn):
                 part = _Part(directory, window, self._fmt, open_sink(self._store, directory))
             writer = part.writer
             assert writer is not None
-            try:
-                writer.write(event)
-            except (TypeError, ValueError, OverflowError) as e:
-                bad = dead_letter(event, f"cannot encode event as {self._fmt}: {e}", "deliver")
-                yield beam.pvalue.TaggedOutput(DEAD, bad)
+            bad = self._encode(writer, event)
+            if bad is not None:
+                yield bad
                 continue
             part.keys.append((event.attributes.get("source"), event.attributes.get("id")))
             if (self._max_events is not None and len(part.keys) >= self._max_events) or (
