@@ -60,6 +60,7 @@ from meshline.registry import BuildContext, lookup
 from meshline.transforms.filters import FilterStats, compile_filters, exact_index_key
 from meshline.transforms.jq import chain_failed
 from meshline.transforms.jqc.pygen import REJECTED
+from meshline.transforms.steps import JqConfig, data_only_output
 
 __all__ = ["DROPPED", "BatchResult", "RouteFn", "Router", "StepPlan", "StepResult", "TriggerPlan", "route_fn"]
 
@@ -154,7 +155,6 @@ def _trigger_chain(
     """
     from meshline.config import parse_config
     from meshline.transforms.jq import trigger_chain
-    from meshline.transforms.steps import JqConfig
 
     programs = []
     for f in filters:
@@ -316,16 +316,8 @@ class Router(BatchedRouting):
             if form is REJECTED:
                 return
             if form is not _UNFIT:
-                if not t.chain_counts:  # filters only
-                    c.matched += 1
-                    c.out += 1
-                    out.append((t.target, event))
-                    return
-                if type(form) is dict and "data_base64" not in form:  # as jq_event's data-only case
-                    data = form.get("data")
-                    o = CloudEvent(event.attributes, data)
-                    if data is not None:
-                        o._form = form
+                o = data_only_output(event, form) if t.chain_counts else event  # steps, or filters only
+                if o is not None:
                     c.matched += 1
                     c.out += 1
                     for counts in t.chain_counts:

@@ -57,6 +57,21 @@ def _derive_ids(event: CloudEvent, outputs: list[CloudEvent]) -> list[CloudEvent
     return outputs
 
 
+def data_only_output(event: CloudEvent, form: Any) -> CloudEvent | None:
+    """The output of a program that assigns under ``.data`` only, run on ``event``'s JSON form.
+
+    The attributes are the input's (events are immutable, so they are shared) and data is
+    the output's; ``None`` when ``form`` is not an event's JSON form with JSON data.
+    """
+    if type(form) is not dict or "data_base64" in form:
+        return None
+    data = form.get("data")
+    out = CloudEvent(event.attributes, data)
+    if data is not None:
+        out._form = form
+    return out
+
+
 def build_jq(config: JqConfig, ctx: BuildContext) -> StepFn:
     from meshline.transforms.jq import JqError, compile_jq
 
@@ -85,14 +100,8 @@ def build_jq(config: JqConfig, ctx: BuildContext) -> StepFn:
         except JqError as e:
             raise TransformError(f"jq program {text!r} failed: {e}") from None
         if data_only and len(outs) == 1:
-            form = outs[0]
-            if type(form) is dict and "data_base64" not in form:
-                # Assignments under .data only: the attributes are the input's (events are
-                # immutable, so they are shared), and data is the output's.
-                data = form.get("data")
-                out = CloudEvent(event.attributes, data)
-                if data is not None:
-                    out._form = form
+            out = data_only_output(event, outs[0])
+            if out is not None:
                 return out
         if len(outs) == 1 and type(outs[0]) is dict and "data_base64" not in outs[0]:
             # The common case: the program changed data only. Attributes equal to the
