@@ -218,3 +218,56 @@ spec:
     assert sorted(d["id"] for d in unreachable) == [f"e-{i}" for i in range(6)]
     assert all("after 2 attempts" in d["meshlineerror"] for d in unreachable)
     assert all(d["meshlineerrorstage"] == "deliver" for d in dead) and len(dead) == 8
+
+
+@pytest.mark.parametrize("mode", ["binary", "structured"])
+def test_dead_letters_of_rejected_records_are_the_events_that_failed(meshline, kafka, tmp_path, mode):
+    """The dead letter of a rejected record carries exactly its event: every attribute with its
+    type, nothing the binding added (content-type, the key as partitionkey), its data. (A
+    delivery report carries no headers, so a binary-mode event cannot be rebuilt from its
+    record: the target keeps each event until its report.)"""
+    import base64
+
+    small = f"small-{mode}-{tmp_path.name[-8:]}"
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
+    admin.create_topics([NewTopic(small, 1, 1, config={"max.message.bytes": "2000"})])[small].result(30)
+    pad = "x" * 5000  # every event here is too large for the topic
+    base = {"specversion": "1.0", "source": "/t", "type": "t"}
+    events = [
+        {**base, "id": "plain", "data": {"pad": pad}},
+        {**base, "id": "keyed", "partitionkey": "k1", "subject": "s", "data": [pad]},
+        {**base, "id": "typed", "priority": 5, "flag": True, "data": {"pad": pad}},
+        {**base, "id": "xml", "datacontenttype": "application/xml", "data": f"<a>{pad}</a>"},
+        {**base, "id": "json-ct", "datacontenttype": "application/json", "data": {"pad": pad}},
+        {**base, "id": "text", "data": pad},
+        {**base, "id": "binary", "data_base64": base64.b64encode(pad.encode()).decode()},
+        {**base, "id": "no-data", "bigext": pad},
+    ]
+    src = tmp_path / "events.jsonl"
+    src.write_bytes(b"\n".join(orjson.dumps(e) for e in events) + b"\n")
+    out = tmp_path / "dlq"
+    spec = tmp_path / "it.yaml"
+    spec.write_text(f"""
+apiVersion: meshline.dev/v1alpha1
+kind: Integration
+metadata: {{name: kafka-dead-letters}}
+spec:
+  sources:
+    - {{name: in, type: file, config: {{path: "{src}"}}}}
+  targets:
+    - name: small
+      type: kafka
+      config: {{bootstrap_servers: "{kafka.bootstrap}", topic: {small}, compression: none, mode: {mode}}}
+    - {{name: dlq, type: file, config: {{path: "{out}"}}}}
+  triggers:
+    - {{name: to-small, target: small}}
+  deadLetter: dlq
+""")
+    r = meshline("run", str(spec), "--runner", "direct", timeout=180)
+    assert r.returncode == 0, r.stderr[-3000:]
+    dead = _events(out)
+    assert all("MSG_SIZE_TOO_LARGE" in d["meshlineerror"] for d in dead)
+    as_sent = {d["id"]: {k: v for k, v in d.items() if not k.startswith("meshline")} for d in dead}
+    assert as_sent == {e["id"]: e for e in events}
+    for e in events:  # integers and booleans stay what they were (== would take 1 for True)
+        assert [type(v) for v in as_sent[e["id"]].values()] == [type(v) for v in e.values()], e["id"]
