@@ -101,10 +101,15 @@ def _to_text(value: Any) -> str:
 class JqProgram:
     """A compiled jq program. Thread-safe; reuse it (see :func:`compile_jq`)."""
 
-    __slots__ = ("_code", "_jq", "_slices", "data_only", "native", "program")
+    __slots__ = ("_code", "_jq", "_slices", "data_only", "native", "program", "straight")
 
     def __init__(
-        self, program: str, jq_program: Any, native: tuple[Code, bool] | None, data_only: bool = False
+        self,
+        program: str,
+        jq_program: Any,
+        native: tuple[Code, bool] | None,
+        data_only: bool = False,
+        straight: Any = None,
     ) -> None:
         self.program = program
         self._jq = jq_program
@@ -114,6 +119,8 @@ class JqProgram:
         # the program is assignments under .data only (piped): on an object its outputs keep
         # every other top-level key of the input as it was (see data_only_program)
         self.data_only = data_only
+        # its syntax tree when pygen wrote it as one function (what trigger_chain fuses)
+        self.straight = straight
 
     def __repr__(self) -> str:
         return f"JqProgram({self.program!r}, native={self.native})"
@@ -246,7 +253,8 @@ def _assigns_data_only(node: Any) -> bool:
     return False
 
 
-def _native(program: str, ast: Any) -> tuple[Code, bool] | None:
+def _native(program: str, ast: Any) -> tuple[Code, bool, bool] | None:
+    """``(code, may_slice, straight)``: closures, or one generated function when ``straight``."""
     if "\x00" in program or ast is None:
         return None  # libjq reads the program as a C string: it stops at NUL
     try:
@@ -254,29 +262,23 @@ def _native(program: str, ast: Any) -> tuple[Code, bool] | None:
     except Exception:  # Unsupported, or anything the subset parser did not foresee
         return None
     straight = generate(ast)  # paths, literals, operators, assignments: one Python function
-    if straight is not None:
-        code = Code(True, straight)
-    return code, may_slice
+    if straight is None:
+        return code, may_slice, False
+    return Code(True, straight), may_slice, True
 
 
 def trigger_chain(filters: list[str], steps: list[str]) -> Callable[[Any], Any] | None:
     """One Python function for jq filters then ``.data``-only jq steps (:func:`pygen.chain`).
 
     ``None`` unless every program is in pygen's subset and every step assigns under
-    ``.data`` only. Each program must also compile with :func:`compile_jq`: the
-    chain is a shortcut for the programs that the one-by-one path runs.
+    ``.data`` only. It uses what :func:`compile_jq` (cached) found for each program: its
+    syntax tree and whether it is data-only; the one-by-one path runs the same programs.
     """
-    asts = []
-    for n, program in enumerate(filters + steps):
-        compile_jq(program)
-        try:
-            ast = parse(program)
-        except Exception:
-            return None
-        if "\x00" in program or (n >= len(filters) and not _assigns_data_only(ast)):
-            return None
-        asts.append(ast)
-    return pygen_chain(asts[: len(filters)], asts[len(filters) :])
+    fs = [compile_jq(p) for p in filters]
+    ss = [compile_jq(p) for p in steps]
+    if any(p.straight is None for p in fs + ss) or not all(p.data_only for p in ss):
+        return None
+    return pygen_chain([p.straight for p in fs], [p.straight for p in ss])
 
 
 def chain_failed(exc: Exception) -> None:
@@ -301,4 +303,6 @@ def compile_jq(program: str) -> JqProgram:
     except Exception:  # outside the subset parser: jq.py runs it
         ast = None
     data_only = ast is not None and _assigns_data_only(ast)
-    return JqProgram(program, jq_program, _native(program, ast), data_only)
+    native = _native(program, ast)
+    straight = ast if native is not None and native[2] else None
+    return JqProgram(program, jq_program, native[:2] if native else None, data_only, straight)
