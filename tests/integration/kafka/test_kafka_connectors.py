@@ -225,7 +225,8 @@ def test_dead_letters_of_rejected_records_are_the_events_that_failed(meshline, k
     """The dead letter of a rejected record carries exactly its event: every attribute with its
     type, nothing the binding added (content-type, the key as partitionkey), its data. (A
     delivery report carries no headers, so a binary-mode event cannot be rebuilt from its
-    record: the target keeps each event until its report.)"""
+    record: the target keeps each event's attributes until its report, and reads JSON data
+    back from the record's value.)"""
     import base64
 
     small = f"small-{mode}-{tmp_path.name[-8:]}"
@@ -271,3 +272,45 @@ spec:
     assert as_sent == {e["id"]: e for e in events}
     for e in events:  # integers and booleans stay what they were (== would take 1 for True)
         assert [type(v) for v in as_sent[e["id"]].values()] == [type(v) for v in e.values()], e["id"]
+
+
+def test_an_event_kafka_cannot_encode_is_dead_lettered_and_the_rest_delivered(kafka):
+    """Data JSON cannot hold (an integer beyond 64 bits, a set: only user code makes them) is
+    dead-lettered with the reason at once, never retried; the bundle's other events arrive."""
+    import apache_beam as beam
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from meshline.config import parse_config
+    from meshline.connectors.kafka.config import KafkaTargetConfig
+    from meshline.connectors.kafka.target import WriteToKafka
+    from meshline.events import CloudEvent
+
+    topic = new_topic(kafka.bootstrap, 1, "unencodable")
+    config = parse_config(KafkaTargetConfig, {"bootstrap_servers": kafka.bootstrap, "topic": topic})
+
+    def event(i: str, data: object) -> CloudEvent:
+        return CloudEvent({"specversion": "1.0", "id": i, "source": "/t", "type": "t"}, data)
+
+    events = [event("ok-1", {"n": 1}), event("huge", {"n": 2**70}), event("set", {1, 2}), event("ok-2", [2])]
+
+    def seen(e: CloudEvent) -> tuple:
+        return e.id, repr(e.data), e.get("meshlineerror")
+
+    why = "cannot encode event as a Kafka record: TypeError:"
+
+    with beam.Pipeline() as p:
+        dead = p | beam.Create(events, reshuffle=False) | WriteToKafka(config, target_name="out")
+        assert_that(
+            dead | beam.Map(seen),
+            equal_to(
+                [
+                    ("huge", repr({"n": 2**70}), f"{why} Integer exceeds 64-bit range"),
+                    ("set", repr({1, 2}), f"{why} Type is not JSON serializable: set"),
+                ]
+            ),
+        )
+    out = drain(kafka.bootstrap, topic, expect=2)
+    assert sorted((_header(m, "ce_id"), orjson.loads(m.value())) for m in out) == [
+        ("ok-1", {"n": 1}),
+        ("ok-2", [2]),
+    ]
