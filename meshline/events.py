@@ -533,6 +533,8 @@ def _kafka_key(event: CloudEvent, key_attribute: str | None) -> bytes | None:
 
 
 _KAFKA_HEADER_NAMES: dict[str, str] = {"datacontenttype": "content-type"}
+_JSON_CT_HEADER = ("content-type", b"application/json")
+_BYTES_CT_HEADER = ("content-type", b"application/octet-stream")
 
 
 def _kafka_header_name(attribute: str) -> str:
@@ -546,15 +548,33 @@ def to_kafka_binary(
     event: CloudEvent, key_attribute: str | None = None
 ) -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
     """Binary mode: ``ce_*`` headers, data as value; key = ``partitionkey``/``subject``/``id``."""
+    attrs = event.attributes
     names = _KAFKA_HEADER_NAMES
-    headers: list[tuple[str, bytes]] = [
-        (names.get(k) or _kafka_header_name(k), v.encode() if type(v) is str else _attr_str(v).encode())
-        for k, v in event.attributes.items()
-    ]
-    if event.data is not None and "datacontenttype" not in event.attributes:
-        ct = "application/octet-stream" if isinstance(event.data, (bytes, bytearray)) else "application/json"
-        headers.append(("content-type", ct.encode("utf-8")))
-    return _kafka_key(event, key_attribute), encode_data(event), headers
+    headers: list[tuple[str, bytes]] = []
+    add = headers.append
+    try:  # the common case: string attributes whose header names are cached
+        for k, v in attrs.items():
+            add((names[k], v.encode()))
+    except (KeyError, AttributeError):
+        headers = [
+            (names.get(k) or _kafka_header_name(k), v.encode() if type(v) is str else _attr_str(v).encode())
+            for k, v in attrs.items()
+        ]
+    data = event.data
+    if type(data) is dict or type(data) is list:
+        value = orjson.dumps(data)
+        if "datacontenttype" not in attrs:
+            headers.append(_JSON_CT_HEADER)
+    else:
+        value = encode_data(event)
+        if data is not None and "datacontenttype" not in attrs:
+            headers.append(_BYTES_CT_HEADER if isinstance(data, (bytes, bytearray)) else _JSON_CT_HEADER)
+    if key_attribute is None:
+        k = attrs.get("partitionkey") or attrs.get("subject") or attrs["id"]
+        key: bytes | None = k.encode() if type(k) is str else _attr_str(k).encode()
+    else:
+        key = _kafka_key(event, key_attribute)
+    return key, value, headers
 
 
 def to_kafka_structured(

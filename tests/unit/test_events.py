@@ -215,7 +215,11 @@ def test_random_bytes_never_crash_the_decoder(raw):
 
 
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False) | st.text(),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
     lambda children: (
         st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
     ),
@@ -235,6 +239,68 @@ def test_random_dicts_become_events_or_event_errors(d):
     except EventError:
         return
     assert from_json(to_json(e)) == e
+
+
+_EXTENSION = st.sampled_from(["partitionkey", "subject", "region"]) | st.text(
+    "abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=10
+)
+_ATTR_VALUE = st.text(max_size=8) | st.integers(-(2**31), 2**31) | st.booleans()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(_EXTENSION, _ATTR_VALUE, max_size=4),
+    st.sampled_from([None, "application/json", "text/plain", "application/xml"]),
+    JSON | st.binary(max_size=8),
+    st.sampled_from([None, "id", "region"]),
+)
+def test_kafka_binary_records_follow_the_binding(extensions, content_type, data, key_attribute):
+    """Every attribute is a header (``ce_`` + name; datacontenttype is content-type), a data
+    without datacontenttype gets one (octet-stream for bytes, else JSON), the value is the
+    data as encoded, the key is the key attribute or else partitionkey, subject, id."""
+    attrs = {"specversion": "1.0", "id": "i-1", "source": "/s", "type": "t", **extensions}
+    if content_type is not None:
+        attrs["datacontenttype"] = content_type
+    if isinstance(data, str) and content_type in (None, "application/json"):
+        data = {"text": data}  # a string in a JSON event is JSON text; covered by the cases above
+    event = CloudEvent(attrs, data)
+
+    def text(v: object) -> bytes:
+        return (("true" if v else "false") if isinstance(v, bool) else str(v)).encode()
+
+    expected = [("content-type" if k == "datacontenttype" else f"ce_{k}", text(v)) for k, v in attrs.items()]
+    if data is not None and content_type is None:
+        expected.append(
+            ("content-type", b"application/octet-stream" if isinstance(data, bytes) else b"application/json")
+        )
+    if key_attribute is None:
+        want_key = attrs.get("partitionkey") or attrs.get("subject") or attrs["id"]
+    else:
+        want_key = attrs.get(key_attribute)
+    key, value, headers = to_kafka_binary(event, key_attribute)
+    assert headers == expected
+    assert key == (None if want_key is None else text(want_key))
+    if data is None:
+        assert value == b""
+    elif isinstance(data, bytes):
+        assert value == data
+    elif isinstance(data, str):
+        assert value == data.encode()
+    else:
+        assert orjson.loads(value) == data
+    # What a consumer reads back (from_kafka), where the event is consistent with its type:
+    if content_type in (None, "application/json") and not isinstance(data, (bytes, str)):
+        read = data
+    elif content_type is None and isinstance(data, bytes):
+        read = data or None  # an empty body is no data
+    elif content_type == "text/plain" and isinstance(data, str):
+        read = data or None
+    elif content_type == "application/xml" and isinstance(data, str):
+        read = data.encode() or None  # only text/* bodies are read as text
+    else:
+        return
+    back = from_kafka(key, value, headers)
+    assert back is not None and back.data == read
 
 
 def test_the_json_form_is_computed_once_and_equals_to_dict() -> None:
