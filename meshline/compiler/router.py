@@ -102,6 +102,7 @@ class _CompiledTrigger:
         "buffers",
         "chain",
         "chain_counts",
+        "chain_on_data",
         "counts",
         "dead",
         "name",
@@ -124,6 +125,8 @@ class _CompiledTrigger:
         # jq filters and jq steps only: all of them as one function (see _trigger_chain)
         self.chain: Callable[[Any], Any] | None = None
         self.chain_counts: list[list[int]] = []  # the counts of its steps
+        # its programs read nothing but .data: {"data": data} may stand for the JSON form
+        self.chain_on_data = False
 
 
 def _build_steps(
@@ -145,7 +148,7 @@ def _build_steps(
 
 def _trigger_chain(
     filters: Sequence[dict[str, Any]], steps: tuple[StepPlan, ...]
-) -> Callable[[Any], Any] | None:
+) -> tuple[Callable[[Any], Any], bool] | None:
     """A trigger made of jq filters and ``.data``-only jq steps as one generated function.
 
     The filters and steps of such a trigger cost about ten Python calls per event one
@@ -256,8 +259,9 @@ class Router(BatchedRouting):
                 plan.target,
                 plan.dead_letter or DROPPED,
             )
-            if not batched:
-                t.chain = _trigger_chain(rest, plan.steps)
+            chain = None if batched else _trigger_chain(rest, plan.steps)
+            if chain is not None:
+                t.chain, t.chain_on_data = chain
                 t.chain_counts = [st.counts for st in stages]
             if batched:
                 t.stages = stages
@@ -308,15 +312,25 @@ class Router(BatchedRouting):
         c = t.counts
         chain = t.chain
         if chain is not None:
+            form_in = event._form
+            whole = True
+            if form_in is None:
+                data = event.data
+                if t.chain_on_data and (type(data) is dict or type(data) is list):
+                    form_in = {"data": data}  # all the programs read of the form, without building it
+                    whole = False
+                else:
+                    form_in = event.json_form()
             try:
-                form = chain(event.json_form())
+                form = chain(form_in)
             except Exception as e:
                 chain_failed(e)
                 form = _UNFIT  # the one-by-one path below gives the outputs, counts and errors
             if form is REJECTED:
                 return
             if form is not _UNFIT:
-                o = data_only_output(event, form) if t.chain_counts else event  # steps, or filters only
+                # steps, or filters only
+                o = data_only_output(event, form, whole) if t.chain_counts else event
                 if o is not None:
                     c.matched += 1
                     c.out += 1

@@ -101,7 +101,7 @@ def _to_text(value: Any) -> str:
 class JqProgram:
     """A compiled jq program. Thread-safe; reuse it (see :func:`compile_jq`)."""
 
-    __slots__ = ("_code", "_jq", "_slices", "data_only", "native", "program", "straight")
+    __slots__ = ("_code", "_jq", "_slices", "data_only", "native", "program", "reads_data", "straight")
 
     def __init__(
         self,
@@ -110,6 +110,7 @@ class JqProgram:
         native: tuple[Code, bool] | None,
         data_only: bool = False,
         straight: Any = None,
+        reads_data: bool = False,
     ) -> None:
         self.program = program
         self._jq = jq_program
@@ -121,6 +122,8 @@ class JqProgram:
         self.data_only = data_only
         # its syntax tree when pygen wrote it as one function (what trigger_chain fuses)
         self.straight = straight
+        # on an event's JSON form it reads nothing but .data (see reads_data_only)
+        self.reads_data = reads_data
 
     def __repr__(self) -> str:
         return f"JqProgram({self.program!r}, native={self.native})"
@@ -253,6 +256,61 @@ def _assigns_data_only(node: Any) -> bool:
     return False
 
 
+def _reads_data_only(node: Any) -> bool:
+    """Whether a program, run on an event's JSON form, reads nothing of it but ``.data``.
+
+    Run on ``{"data": data}`` instead, such a program gives the same outputs, except that
+    an output which is the form (the result of an assignment) lacks the attributes.
+    Conservative: ``.`` appears only as the base of ``.data``, and assignments only in a
+    pipe chain at the top, to paths under ``.data``.
+    """
+    tag = node[0]
+    if tag == "pipe":
+        if _from_data(node[1]):
+            return True  # the right side reads the left's output, the same on either input
+        return _reads_data_only(node[1]) and _reads_data_only(node[2])
+    if tag == "paren":
+        return _reads_data_only(node[1])
+    if tag == "assign":
+        return _data_path(node[2]) and (node[1] == "|=" or _from_data(node[3]))
+    return _from_data(node)
+
+
+def _data_path(node: Any) -> bool:
+    """``.data``, or a path under it whose keys are computed from ``.data`` only."""
+    while node[0] == "paren":
+        node = node[1]
+    if node[0] != "index":
+        return False
+    if node[1] == ("identity",):
+        return bool(node[2] == ("literal", "data"))
+    return _data_path(node[1]) and _from_data(node[2])
+
+
+def _from_data(node: Any) -> bool:
+    """A value computed from ``.data`` alone: never the form, nor anything else of it."""
+    tag = node[0]
+    if tag == "literal":
+        return True
+    if tag == "index":
+        if node[1] == ("identity",):
+            return bool(node[2] == ("literal", "data"))
+        return _from_data(node[1]) and _from_data(node[2])
+    if tag == "binop":
+        return _from_data(node[2]) and _from_data(node[3])
+    if tag in ("and", "or", "alt", "comma"):
+        return _from_data(node[1]) and _from_data(node[2])
+    if tag in ("neg", "paren", "tostring"):
+        return _from_data(node[1])
+    if tag == "pipe":
+        return _from_data(node[1])  # the right side sees only the left's output
+    if tag == "array":
+        return node[1] is None or _from_data(node[1])
+    if tag == "object":
+        return all(_from_data(k) and _from_data(v) for k, v in node[1])
+    return False
+
+
 def _native(program: str, ast: Any) -> tuple[Code, bool, bool] | None:
     """``(code, may_slice, straight)``: closures, or one generated function when ``straight``."""
     if "\x00" in program or ast is None:
@@ -267,18 +325,23 @@ def _native(program: str, ast: Any) -> tuple[Code, bool, bool] | None:
     return Code(True, straight), may_slice, True
 
 
-def trigger_chain(filters: list[str], steps: list[str]) -> Callable[[Any], Any] | None:
+def trigger_chain(filters: list[str], steps: list[str]) -> tuple[Callable[[Any], Any], bool] | None:
     """One Python function for jq filters then ``.data``-only jq steps (:func:`pygen.chain`).
 
     ``None`` unless every program is in pygen's subset and every step assigns under
     ``.data`` only. It uses what :func:`compile_jq` (cached) found for each program: its
     syntax tree and whether it is data-only; the one-by-one path runs the same programs.
+    With the function comes whether every program reads nothing but ``.data`` (see
+    :func:`_reads_data_only`): then ``{"data": data}`` may stand for the event's JSON form.
     """
     fs = [compile_jq(p) for p in filters]
     ss = [compile_jq(p) for p in steps]
     if any(p.straight is None for p in fs + ss) or not all(p.data_only for p in ss):
         return None
-    return pygen_chain([p.straight for p in fs], [p.straight for p in ss])
+    fn = pygen_chain([p.straight for p in fs], [p.straight for p in ss])
+    if fn is None:
+        return None
+    return fn, all(p.reads_data for p in fs + ss)
 
 
 def chain_failed(exc: Exception) -> None:
@@ -303,6 +366,7 @@ def compile_jq(program: str) -> JqProgram:
     except Exception:  # outside the subset parser: jq.py runs it
         ast = None
     data_only = ast is not None and _assigns_data_only(ast)
+    reads_data = ast is not None and _reads_data_only(ast)
     native = _native(program, ast)
     straight = ast if native is not None and native[2] else None
-    return JqProgram(program, jq_program, native[:2] if native else None, data_only, straight)
+    return JqProgram(program, jq_program, native[:2] if native else None, data_only, straight, reads_data)

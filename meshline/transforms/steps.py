@@ -57,8 +57,9 @@ def _derive_ids(event: CloudEvent, outputs: list[CloudEvent]) -> list[CloudEvent
     return outputs
 
 
-def data_only_output(event: CloudEvent, form: Any) -> CloudEvent | None:
-    """The output of a program that assigns under ``.data`` only, run on ``event``'s JSON form.
+def data_only_output(event: CloudEvent, form: Any, whole: bool = True) -> CloudEvent | None:
+    """The output of a program that assigns under ``.data`` only, run on ``event``'s JSON form
+    (``whole``) or on ``{"data": data}`` alone.
 
     The attributes are the input's (events are immutable, so they are shared) and data is
     the output's; ``None`` when ``form`` is not an event's JSON form with JSON data.
@@ -67,7 +68,7 @@ def data_only_output(event: CloudEvent, form: Any) -> CloudEvent | None:
         return None
     data = form.get("data")
     out = CloudEvent(event.attributes, data)
-    if data is not None:
+    if data is not None and whole:
         out._form = form
     return out
 

@@ -919,7 +919,11 @@ _event_data = st.one_of(
 
 
 def _routed(router: Any, events: list[Any]) -> list[Any]:
-    return [(tag, sorted(e.attributes.items()), tagged(e.data)) for tag, e in router.route_many(events)]
+    """What targets see of each output: its attributes, its data, its JSON form (what JSON writers write)."""
+    return [
+        (tag, sorted(e.attributes.items()), tagged(e.data), tagged(e.json_form()))
+        for tag, e in router.route_many(events)
+    ]
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -934,6 +938,61 @@ def test_property_a_trigger_chain_routes_as_its_filters_and_steps_one_by_one(
     """One generated function for a trigger's jq filters and steps: the same outputs,
     dead letters (with their reasons) and metrics as running them one by one."""
     _chain_routes_as_one_by_one(filters, steps or ([] if filters else [".data.total = 1"]), datas)
+
+
+# Programs that read .data only, or the attributes too (.type and .id are set on every event)
+_on_data_programs = st.recursive(
+    st.sampled_from(
+        [".data.a", ".data.amount", ".data", ".data.a.b", ".type", ".id", ".", "1", '"t"', "null"]
+    ),
+    _straight,
+    max_leaves=4,
+)
+_dict_data = st.dictionaries(st.sampled_from(["a", "amount", "total"]), _straight_values, max_size=3)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(_on_data_programs, max_size=2),
+    st.lists(_data_only_step(_on_data_programs), max_size=2),
+    st.lists(_dict_data | st.lists(_straight_values, max_size=2) | st.just(None), min_size=1, max_size=4),
+    st.booleans(),
+)
+def test_property_a_chain_that_reads_only_data_routes_as_one_by_one(
+    filters: list[str], steps: list[str], datas: list[Any], forms_known: bool
+) -> None:
+    """A chain whose programs read nothing but ``.data`` runs on ``{"data": data}`` when the
+    event's JSON form is not known yet: the same outputs, dead letters and metrics."""
+    _chain_routes_as_one_by_one(
+        filters, steps or ([] if filters else [".data.total = 1"]), datas, forms_known
+    )
+
+
+@pytest.mark.parametrize(
+    ("program", "reads_data"),
+    [
+        (".data.amount > 100", True),
+        ('.data.total = (.data.amount * .data.quantity) | .data.status = "big"', True),
+        (".data.a and (.data.b | not)", True),  # the right of a pipe sees the left's output only
+        (".data.x |= . + 1", True),  # `.` is the value at the path
+        ('{a: .data.x, b: [.data.y, 1], c: "\\(.data.z)"}', True),
+        (".data[.data.k] // 3", True),
+        (".data.x = 1 | .data.y = .data.x", True),
+        ('.type == "t"', False),
+        (".data[.type]", False),
+        (".", False),
+        ("{data}", True),  # shorthand for {data: .data}
+        ("{type}", False),
+        (".data.x += .id", False),  # the right of += reads the form
+        (".data.x = 1 | .type", False),  # the output of an assignment is the form
+        ("[.data.x = 1] | .[0].id", False),
+        (".data as $d | $d", False),
+        ("length", False),
+        (".data.x = (.data | keys)", True),
+    ],
+)
+def test_which_programs_read_nothing_but_data(program: str, reads_data: bool) -> None:
+    assert compile_jq(program).reads_data is reads_data
 
 
 @pytest.mark.parametrize(
@@ -951,7 +1010,9 @@ def test_a_trigger_chain_routes_as_one_by_one_on_edge_cases(
     _chain_routes_as_one_by_one(filters, steps, datas)
 
 
-def _chain_routes_as_one_by_one(filters: list[str], steps: list[str], datas: list[Any]) -> None:
+def _chain_routes_as_one_by_one(
+    filters: list[str], steps: list[str], datas: list[Any], forms_known: bool = False
+) -> None:
     from meshline.compiler.router import Router, StepPlan, TriggerPlan
     from meshline.events import CloudEvent
 
@@ -969,6 +1030,9 @@ def _chain_routes_as_one_by_one(filters: list[str], steps: list[str], datas: lis
         CloudEvent({"specversion": "1.0", "id": f"e{i}", "source": "s", "type": "t"}, data)
         for i, data in enumerate(datas)
     ]
+    if forms_known:  # e.g. events read from JSON lines
+        for e in events:
+            e.json_form()
     before = [tagged(e.data) for e in events]
     assert _routed(chained, events) == _routed(one_by_one, events), (filters, steps)
     assert chained.metrics() == one_by_one.metrics()
