@@ -103,6 +103,7 @@ class _CompiledTrigger:
         "chain",
         "chain_counts",
         "chain_on_data",
+        "chain_out",
         "counts",
         "dead",
         "name",
@@ -127,6 +128,7 @@ class _CompiledTrigger:
         self.chain_counts: list[list[int]] = []  # the counts of its steps
         # its programs read nothing but .data: {"data": data} may stand for the JSON form
         self.chain_on_data = False
+        self.chain_out = 0  # events its chain passed since the last metrics(): counted there
 
 
 def _build_steps(
@@ -332,11 +334,7 @@ class Router(BatchedRouting):
                 # steps, or filters only
                 o = data_only_output(event, form, whole) if t.chain_counts else event
                 if o is not None:
-                    c.matched += 1
-                    c.out += 1
-                    for counts in t.chain_counts:
-                        counts[0] += 1
-                        counts[1] += 1
+                    t.chain_out += 1
                     out.append((t.target, o))
                     return
         if t.pred is not None:
@@ -374,6 +372,12 @@ class Router(BatchedRouting):
         out: dict[str, int] = {}
         for t in self.triggers:
             c = t.counts
+            n, t.chain_out = t.chain_out, 0  # each matched, passed every step and came out
+            c.matched += n
+            c.out += n
+            for counts in t.chain_counts:
+                counts[0] += n
+                counts[1] += n
             p = f"trigger.{t.name}."
             out[p + "in"] = out.get(p + "in", 0) + self.seen
             out[p + "matched"] = c.matched
