@@ -846,6 +846,14 @@ def test_straight_line_code_leaves_the_rest_to_the_closures(program: str) -> Non
         ),
         (".a * .b", {"a": 2**53, "b": 3}),
         (".a / 0", {"a": 1}),
+        # assignments after an assignment set keys in place, in the objects it built
+        (".a.b = 1 | .a = 5 | .a.c = 3", {"a": {}}),  # .a is no longer an object it built
+        (".a.b = 1 | .a.c = 2 | .d = (.a.b == 1)", {"a": {"x": [1]}}),
+        (".a.b = 1 | .a.c = .a", {"a": {}}),  # the value read is one it built: copies
+        (".a.b = 1 | .b = .", {"a": {}}),
+        (".a = .z | .a.c = 1", {"z": {"k": 1}}),  # .a holds the input's own object
+        (".a.b = 1 | (.c = 2 | .a.b)", {"a": {}}),
+        ("(.a.b = 1 | .a.c = 2) | .a", {}),
     ],
 )
 def test_straight_line_code_on_edge_cases(program: str, value: Any) -> None:
@@ -856,7 +864,9 @@ def test_straight_line_code_on_edge_cases(program: str, value: Any) -> None:
     ast = parse(program)
     straight = generate(ast)
     assert straight is not None
+    before = tagged(value)
     assert _outcome(straight, value) == _outcome(compile_ast(ast)[0].fn, value)
+    assert tagged(value) == before  # the input is never modified
 
 
 @pytest.mark.parametrize(

@@ -55,6 +55,9 @@ class _Writer:
         self.lines: list[str] = []
         self.consts: dict[str, Any] = {}
         self._n = 0
+        # temp → keys: the value of an assignment. Its top object and the objects along the
+        # keys were built by this function and nothing else holds them (see assign).
+        self.fresh: dict[str, tuple[Any, ...]] = {}
 
     def temp(self) -> str:
         self._n += 1
@@ -75,12 +78,13 @@ class _Writer:
 
     # -- expressions: each returns the name holding its value
 
-    def expr(self, node: Node, v: str, ind: int) -> str:
+    def expr(self, node: Node, v: str, ind: int, owned: bool = False) -> str:
+        """``owned``: nothing but ``node`` reads ``v`` (the input of the right side of a pipe)."""
         tag = node[0]
         if tag == "identity":
             return v
         if tag == "paren":
-            return self.expr(node[1], v, ind)
+            return self.expr(node[1], v, ind, owned)
         if tag == "literal":
             if type(node[1]) not in _SCALARS:
                 raise _Unsupported("literal")
@@ -99,14 +103,14 @@ class _Writer:
         if tag == "binop":
             return self.binop(node, v, ind)
         if tag == "pipe":
-            left = self.expr(node[1], v, ind)
+            left = self.expr(node[1], v, ind, owned)
             if left != v and not left.startswith("t"):  # a constant: bind it to a temp
                 t = self.temp()
                 self.emit(ind, f"{t} = {left}")
                 left = t
-            return self.expr(node[2], left, ind)
+            return self.expr(node[2], left, ind, owned or left != v)
         if tag == "assign":
-            return self.assign(node, v, ind)
+            return self.assign(node, v, ind, owned)
         raise _Unsupported(tag)
 
     def binop(self, node: Node, v: str, ind: int) -> str:
@@ -129,12 +133,26 @@ class _Writer:
             self.emit(ind, f"{t} = {fn}({a}, {b})")
         return t
 
-    def assign(self, node: Node, v: str, ind: int) -> str:
+    def assign(self, node: Node, v: str, ind: int, owned: bool = False) -> str:
         _, op, lhs, rhs = node
         keys = _chain(lhs)
         if op != "=" or not keys:
             raise _Unsupported("assignment")
         val = self.expr(rhs, v, ind)
+        built = self.fresh.get(v) if owned else None
+        if built is not None and tuple(keys[:-1]) == built[: len(keys) - 1] and _unshared(rhs):
+            # The input is an earlier assignment's value that only this one reads, and every
+            # object on the path was built by this function: set the key in place (a copy
+            # would be the same). The value is a constant or a boolean: it cannot be one of
+            # those objects.
+            container = v
+            for k in keys[:-1]:
+                t = self.temp()
+                self.emit(ind, f"{t} = {container}[{self.const(k)}]")
+                container = t
+            self.emit(ind, f"{container}[{self.const(keys[-1])}] = {val}")
+            self.fresh[v] = tuple(keys[:-1])  # what lay under the key set is not known any more
+            return v
         out = self.temp()
         kc = self.const(keys)
         # copy every object on the path (as set_chain does); anything else: set_chain itself
@@ -155,7 +173,15 @@ class _Writer:
         for depth in range(last, -1, -1):
             self.emit(ind + depth, "else:")
             self.emit(ind + depth + 1, f"{out} = set_chain({v}, {kc}, 0, {val})")
+        self.fresh[out] = tuple(keys[:-1])  # copies on both branches (set_chain copies too)
         return out
+
+
+def _unshared(node: Node) -> bool:
+    """A value that is never an object the program reads or builds: a constant, a comparison."""
+    while node[0] == "paren":
+        node = node[1]
+    return node[0] == "literal" or (node[0] == "binop" and node[1] in ("==", "!=", "<", "<=", ">", ">="))
 
 
 def _fast_number(c: Any) -> bool:
@@ -206,7 +232,7 @@ def chain(filters: list[Node], steps: list[Node]) -> Callable[[Any], Any] | None
                     f"if type({form}) is not dict or {form}.get('data') is None or 'data_base64' in {form}:",
                 )
                 w.emit(2, "raise Unfit")
-            form = w.expr(s, form, 1)
+            form = w.expr(s, form, 1, owned=True)  # a step's input is only that step's
             if form.startswith("K"):  # a constant: never a step of the subset's data-only programs
                 raise _Unsupported("constant step")
     except (_Unsupported, RecursionError):
