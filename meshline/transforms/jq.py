@@ -122,7 +122,7 @@ class JqProgram:
         self.data_only = data_only
         # its syntax tree when pygen wrote it as one function (what trigger_chain fuses)
         self.straight = straight
-        # on an event's JSON form it reads nothing but .data (see reads_data_only)
+        # on an event's JSON form it reads nothing but .data (see _reads_data_only)
         self.reads_data = reads_data
 
     def __repr__(self) -> str:
