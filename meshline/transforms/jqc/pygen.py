@@ -42,6 +42,7 @@ _OP_NAMES = {
     ">=": "op_ge",
 }
 _COMPARISONS = {"<": "<", "<=": "<=", ">": ">", ">=": ">="}
+_ARITHMETIC = ("+", "-", "*")
 _SCALARS = (str, int, float, bool, type(None))
 _MAX_LINES = 400
 
@@ -129,6 +130,19 @@ class _Writer:
                 f"{t} = ({a} {py} {b}) if type({a}) is float or (type({a}) is int and -M <= {a} <= M)"
                 f" else {fn}({a}, {b})",
             )
+        elif op in _ARITHMETIC:
+            # a double and a double or an int within 2**53 (which Python converts exactly):
+            # the operator inline, and cnum only for what it changes (integers, -0, inf, nan)
+            self.emit(
+                ind,
+                f"if (type({a}) is float and (type({b}) is float or (type({b}) is int and -M <= {b} <= M)))"
+                f" or (type({b}) is float and type({a}) is int and -M <= {a} <= M):",
+            )
+            self.emit(ind + 1, f"{t} = {a} {op} {b}")
+            self.emit(ind + 1, f"if {t}.is_integer() or not -MF <= {t} <= MF:")
+            self.emit(ind + 2, f"{t} = cnum({t})")
+            self.emit(ind, "else:")
+            self.emit(ind + 1, f"{t} = {fn}({a}, {b})")
         else:
             self.emit(ind, f"{t} = {fn}({a}, {b})")
         return t
@@ -247,6 +261,8 @@ def _define(w: _Writer, signature: str) -> Any:
         "_index": rt.index,
         "set_chain": rt.set_chain,
         "M": rt.M,
+        "MF": rt.MF,
+        "cnum": rt.cnum,
         "REJECTED": REJECTED,
         "Unfit": Unfit,
         **{name: _BINOPS[op] for op, name in _OP_NAMES.items()},
