@@ -525,10 +525,13 @@ def from_http(headers: Mapping[str, str], body: bytes) -> list[CloudEvent] | Non
 
 
 def _kafka_key(event: CloudEvent, key_attribute: str | None) -> bytes | None:
+    attrs = event.attributes
     if key_attribute:
-        v = event.attributes.get(key_attribute)
+        v = attrs.get(key_attribute)
     else:
-        v = event.attributes.get("partitionkey") or event.attributes.get("subject") or event.attributes["id"]
+        v = attrs.get("partitionkey") or attrs.get("subject") or attrs["id"]
+    if type(v) is str:
+        return v.encode()
     return None if v is None else _attr_str(v).encode("utf-8")
 
 
@@ -561,20 +564,10 @@ def to_kafka_binary(
             for k, v in attrs.items()
         ]
     data = event.data
-    if type(data) is dict or type(data) is list:
-        value = orjson.dumps(data)
-        if "datacontenttype" not in attrs:
-            headers.append(_JSON_CT_HEADER)
-    else:
-        value = encode_data(event)
-        if data is not None and "datacontenttype" not in attrs:
-            headers.append(_BYTES_CT_HEADER if isinstance(data, (bytes, bytearray)) else _JSON_CT_HEADER)
-    if key_attribute is None:
-        k = attrs.get("partitionkey") or attrs.get("subject") or attrs["id"]
-        key: bytes | None = k.encode() if type(k) is str else _attr_str(k).encode()
-    else:
-        key = _kafka_key(event, key_attribute)
-    return key, value, headers
+    value = orjson.dumps(data) if type(data) is dict or type(data) is list else encode_data(event)
+    if data is not None and "datacontenttype" not in attrs:
+        headers.append(_BYTES_CT_HEADER if isinstance(data, (bytes, bytearray)) else _JSON_CT_HEADER)
+    return _kafka_key(event, key_attribute), value, headers
 
 
 def to_kafka_structured(

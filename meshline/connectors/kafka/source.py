@@ -94,7 +94,7 @@ class KafkaDecoder:
         attrs: dict[str, Any] = {
             "specversion": "1.0",
             "id": f"{topic}-{partition}-{offset}",
-            "source": self._sources.get(topic) or self.source_of(topic),
+            "source": self.source_of(topic),
             "type": self._type,
         }
         if millis > 0:
@@ -138,21 +138,12 @@ class RecordDecoder:
 
     def __call__(self) -> Any:
         decode = self._decoder.decode
-        wrap = self._decoder.wrap
 
         def run(m: Any) -> Sequence[Decoded]:
-            headers = m.headers()
-            if not headers:  # no CloudEvent in it (what decode finds, without its call)
-                return (
-                    (
-                        wrap(
-                            m.topic(), m.partition(), m.offset(), m.key(), m.value(), None, m.timestamp()[1]
-                        ),
-                        None,
-                    ),
-                )
             return (
-                decode(m.topic(), m.partition(), m.offset(), m.key(), m.value(), headers, m.timestamp()[1]),
+                decode(
+                    m.topic(), m.partition(), m.offset(), m.key(), m.value(), m.headers(), m.timestamp()[1]
+                ),
             )
 
         return run
