@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,7 +34,9 @@ from meshline.importer.cel import (
     trigger_filters,
 )
 from meshline.importer.manifest import Context, Fields, Unsupported, config_problems, dns_label, unique
-from meshline.importer.tm_components import SOURCES, STEPS, TARGETS, Converter
+from meshline.importer.tm_common import Converter
+from meshline.importer.tm_components import STEPS, TARGETS
+from meshline.importer.tm_sources import SOURCES
 
 __all__ = ["Importer", "Outcome"]
 
@@ -145,6 +148,7 @@ class Importer:
         self.target_decls: dict[str, dict[str, Any]] = {}
         self.deliveries: dict[int, dict[str, Any] | None] = {}
         self.http_port = 8080  # each webhook gets its own port
+        self.dead_ends: dict[str, str] = {}  # where → why a path through it ended
         for f, d in docs:
             key = (str(d.get("kind") or ""), _name(d))
             where = self.where_of(f, d)
@@ -192,6 +196,8 @@ class Importer:
                 raise Unsupported("spec: expected a mapping")
             type_id, config = table[key[0]](fields)
         except (Unsupported, TypeError, ValueError, AttributeError) as e:
+            if not isinstance(e, Unsupported) and os.environ.get("MESHLINE_DEBUG"):
+                raise
             self.ctx.forget({where})
             # A shape no converter expected is refused like any other manifest it cannot convert.
             why = (
@@ -438,6 +444,7 @@ class Importer:
     def through_broker(self, broker: str, st: _State, where: str, reply: bool) -> list[tuple[_State, str]]:
         self.visit_broker(broker)
         routes: list[tuple[_State, str]] = []
+        taken = False
         for t in self.triggers:
             if t.broker != broker or t.filters is None:
                 continue
@@ -454,6 +461,7 @@ class Importer:
                 )
                 continue
             self.matched.add(t.name)
+            taken = True
             # keep only the filters the known attributes do not already decide
             undecided = [x for x in filters if static_match(x, st.knows()) is None]
             nst = self.add_filters(st, undecided, t.name, t.where)
@@ -469,8 +477,11 @@ class Importer:
                 seen=frozenset(),
             )
             routes += self.walk(t.subscriber, nst, t.where, t.field)
-        if reply and not routes:
-            self.problem(where, f"its output returns to broker {broker} and no trigger there takes it")
+        if reply and not taken:
+            # Said only if the component ends up on no path at all (see forget_unused).
+            self.dead_ends.setdefault(
+                where, f"its output returns to broker {broker} and no trigger there takes it"
+            )
         return routes
 
     def visit_broker(self, name: str) -> None:
@@ -641,7 +652,9 @@ class Importer:
         self.ctx.forget(gone)
         for where in sorted(gone, key=lambda w: self.order.get(w, 0)):
             if where not in self.named:
-                self.problem(where, "no path through it reaches a converted target")
+                self.problem(
+                    where, self.dead_ends.get(where, "no path through it reaches a converted target")
+                )
 
     def report_unreached(self) -> None:
         origins = self.ctx.origins()

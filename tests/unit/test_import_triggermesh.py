@@ -357,6 +357,12 @@ def test_options_are_carried_or_named(samples):
         assert len(_lines_about(samples.problems, manifest, path)) == 1, (manifest, path, samples.problems)
 
 
+@pytest.mark.parametrize("folder", ["supported", "samples", "all-kinds"])
+def test_no_converter_trips_over_a_well_formed_manifest(folder):
+    # Converters refuse odd shapes as "unexpected shape" lines; none may appear for these.
+    assert [p for p in _import(folder).problems if "unexpected shape" in p] == []
+
+
 def test_unreachable_manifests_are_named(samples):
     for manifest, why in [
         ("Trigger/legacy-audit", "no converted source reaches it"),
@@ -502,6 +508,41 @@ spec: {endpoint: "http://out.example/"}
     assert [r.problems for r in _run(result, cases, {}) if not r.passed] == []
 
 
+def test_a_reply_no_trigger_takes_is_named_and_its_step_left_out():
+    docs = _docs(
+        """
+apiVersion: sources.triggermesh.io/v1alpha1
+kind: WebhookSource
+metadata: {name: hook}
+spec: {eventType: com.example.in, sink: {ref: {kind: Broker, name: b}}}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {name: retype}
+spec:
+  broker: b
+  filter: {attributes: {type: com.example.in}}
+  subscriber: {ref: {kind: Transformation, name: x}}
+---
+apiVersion: flow.triggermesh.io/v1alpha1
+kind: Transformation
+metadata: {name: x}
+spec: {context: [{operation: add, paths: [{key: type, value: com.example.unwanted}]}]}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {name: direct}
+spec: {broker: b, filter: {attributes: {type: com.example.in}}, subscriber: {ref: {kind: Service, name: s}}}
+---
+{apiVersion: serving.knative.dev/v1, kind: Service, metadata: {name: s}}
+"""
+    )
+    result = convert(docs)
+    assert _lines_about(result.problems, "Transformation/x", "its output returns to broker b and no trigger")
+    assert [t["name"] for t in result.integration["spec"]["triggers"]] == ["direct"]
+    assert "transformations" not in result.integration["spec"]
+
+
 def test_hostile_shapes_are_refused_per_manifest_never_a_crash():
     src = "apiVersion: sources.triggermesh.io/v1alpha1"
     trigger = "apiVersion: eventing.knative.dev/v1\nkind: Trigger"
@@ -552,8 +593,38 @@ spec: {{broker: b, filter: {{attributes: {{type: x}}}}, subscriber: {{ref: {{kin
     load_text(result.to_yaml(), strict=True)
 
 
+def test_a_ping_source_becomes_a_generate_source_at_the_same_rate():
+    ping = """
+apiVersion: sources.knative.dev/v1
+kind: PingSource
+metadata: {name: NAME}
+spec:
+  schedule: "SCHEDULE"
+  contentType: application/json
+  data: '{"greeting": "hello"}'
+  sink: {ref: {kind: CloudEventsTarget, name: out}}
+"""
+    out = """
+apiVersion: targets.triggermesh.io/v1alpha1
+kind: CloudEventsTarget
+metadata: {name: out}
+spec: {endpoint: "http://out.example/"}
+"""
+    every5 = ping.replace("NAME", "every5").replace("SCHEDULE", "*/5 * * * *")
+    daily = ping.replace("NAME", "daily").replace("SCHEDULE", "0 9 * * *")
+    result = convert(_docs("---".join([every5, daily, out])))
+    (source,) = result.integration["spec"]["sources"]
+    assert source["type"] == "generate" and source["config"]["rate"] == pytest.approx(1 / 300)
+    assert source["config"]["event"]["type"] == "dev.knative.sources.ping"
+    assert source["config"]["event"]["data"] == {"greeting": "hello"}
+    assert _lines_about(
+        result.problems, "PingSource/daily", "spec.schedule '0 9 * * *': only every-N-minutes"
+    )
+    load_text(result.to_yaml(), strict=True)
+
+
 def test_nothing_to_convert_writes_nothing(meshline, tmp_path):
-    manifest = tmp_path / "poller.yaml"
+    manifest = tmp_path / "poller.yaml"  # a kind with no Meshline source
     manifest.write_text(
         "apiVersion: sources.triggermesh.io/v1alpha1\nkind: HTTPPollerSource\nmetadata: {name: p}\n"
         "spec: {endpoint: 'https://x.example', sink: {ref: {kind: Broker, name: b}}}\n"
