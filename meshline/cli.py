@@ -296,6 +296,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(f"not converted: {line}", file=sys.stderr)
     for line in result.notes:
         print(f"note: {line}", file=sys.stderr)
+    if result.error:
+        raise _Usage(result.error)
     text = result.to_yaml()
     if args.output:
         with open(args.output, "w", encoding="utf-8") as fh:

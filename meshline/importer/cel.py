@@ -19,11 +19,17 @@ import json
 import re
 from typing import Any
 
-__all__ = ["Unsupported", "convert_expression", "dialect_to_jq", "iso_duration"]
+from meshline.importer.manifest import Fields, Unsupported
 
-
-class Unsupported(Exception):
-    """Something the importer cannot convert; the message says why."""
+__all__ = [
+    "Unsupported",
+    "convert_expression",
+    "dialect",
+    "dialect_to_jq",
+    "iso_duration",
+    "python_filter",
+    "trigger_filters",
+]
 
 
 _TOKEN = re.compile(
@@ -184,3 +190,58 @@ def iso_duration(text: str) -> str:
     if seconds == int(seconds):
         return f"{int(seconds)}s"
     return f"{seconds:g}s"
+
+
+# --------------------------------------------------------------------------- trigger filters
+
+
+def trigger_filters(fields: Fields) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    attrs = fields.get("filter.attributes") or {}
+    if not isinstance(attrs, dict):
+        raise Unsupported("spec.filter.attributes: expected a mapping")
+    exact = {str(k): str(v) for k, v in attrs.items() if v not in ("", None)}
+    if exact:
+        out.append({"exact": exact})
+    filters = fields.get("filters") or []
+    if not isinstance(filters, list):
+        raise Unsupported("spec.filters: expected a list")
+    for f in filters:
+        out.append(dialect(f))
+    return out
+
+
+_DIALECTS = ("exact", "prefix", "suffix", "all", "any", "not", "cesql")
+
+
+def dialect(f: Any) -> dict[str, Any]:
+    if not isinstance(f, dict) or len(f) != 1:
+        raise Unsupported("a filter needs exactly one dialect")
+    ((k, v),) = f.items()
+    if k == "sql":
+        k = "cesql"
+    if k not in _DIALECTS:
+        raise Unsupported(f"filter dialect {k!r}")
+    if k in ("all", "any"):
+        if not isinstance(v, list):
+            raise Unsupported(f"{k}: expected a list of filters")
+        return {k: [dialect(x) for x in v]}
+    if k == "not":
+        return {k: dialect(v)}
+    if k == "cesql":
+        return {k: str(v)}
+    if not isinstance(v, dict):
+        raise Unsupported(f"{k}: expected attribute: value pairs")
+    return {k: {str(a): str(b) for a, b in v.items()}}
+
+
+def python_filter(filters: list[dict[str, Any]]) -> str:
+    """A python step that keeps the events matching ``filters`` (for CESQL, which jq cannot express)."""
+    spec = filters[0] if len(filters) == 1 else {"all": filters}
+    return (
+        "from meshline.transforms.filters import FilterStats, compile_filter\n"
+        f"_MATCH = compile_filter({spec!r})\n"
+        "_STATS = FilterStats()\n\n\n"
+        "def handle(event):\n"
+        "    return event if _MATCH(event, _STATS) else None\n"
+    )

@@ -1,523 +1,303 @@
-"""TriggerMesh/Knative component kinds → Meshline connectors and transformations.
+"""TriggerMesh/Knative target and transformation kinds → Meshline targets and steps.
 
-Each converter takes the manifest (a dict) and a :class:`Context` and returns
-``(meshline type, config)``; it raises :class:`Unsupported` for what it cannot
-convert and records notes (credentials, behaviour differences) on the context.
-Secrets (``valueFromSecret`` / ``secretKeyRef``) become secret parameters whose
-default is ``${env.SECRETNAME_KEY}``.
+Each converter reads its manifest through :class:`~meshline.importer.manifest.Fields`
+and returns ``(meshline type, config)``; what it does not read is reported by the
+importer as not carried. It raises :class:`Unsupported` for a manifest it cannot
+convert at all. Secrets become secret parameters (``Fields.secret``), never literals.
+Sources are in :mod:`meshline.importer.tm_sources`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from meshline.importer.cel import Unsupported
+from meshline.importer.manifest import Fields, Unsupported, ref_name
+from meshline.importer.tm_common import (
+    ADC,
+    KERBEROS,
+    Converter,
+    aws_auth,
+    common,
+    google_auth,
+    kafka_login,
+    kafka_tls,
+    parse_arn,
+    sqs_url,
+)
 
-__all__ = ["SOURCES", "STEPS", "TARGETS", "Context"]
-
-
-@dataclass
-class Context:
-    """What converters add besides the component: parameters and notes (one line each)."""
-
-    parameters: list[dict[str, Any]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    where: str = ""
-
-    def note(self, text: str) -> None:
-        self.notes.append(f"{self.where}: {text}" if self.where else text)
-
-    def param(self, name: str, description: str, *, default: Any = None, secret: bool = False) -> str:
-        name = re.sub(r"[^A-Za-z0-9_]", "_", name)
-        if not any(p["name"] == name for p in self.parameters):
-            p: dict[str, Any] = {"name": name, "description": description}
-            if secret:
-                p["secret"] = True
-            if default is not None:
-                p["default"] = default
-            else:
-                p["required"] = True
-            self.parameters.append(p)
-        return f"${{params.{name}}}"
-
-    def secret(self, ref: Any, what: str) -> str | None:
-        """A secret reference (``valueFromSecret``/``secretKeyRef``) or literal ``value`` → a config value."""
-        if ref is None:
-            return None
-        if isinstance(ref, str):
-            return ref
-        if not isinstance(ref, dict):
-            raise Unsupported(f"{what}: unexpected value {ref!r}")
-        if "value" in ref:
-            return str(ref["value"])
-        sec = ref.get("valueFromSecret") or ref.get("secretKeyRef")
-        if not isinstance(sec, dict) or "name" not in sec or "key" not in sec:
-            raise Unsupported(f"{what}: expected value, valueFromSecret or secretKeyRef")
-        env = re.sub(r"[^A-Za-z0-9]", "_", f"{sec['name']}_{sec['key']}").upper()
-        self.note(
-            f"{what} comes from Secret {sec['name']}/{sec['key']}: set ${env} (or --param {env.lower()})"
-        )
-        return self.param(
-            env.lower(), f"{what} (Secret {sec['name']}/{sec['key']})", default=f"${{env.{env}}}", secret=True
-        )
-
-
-def _spec(doc: dict[str, Any]) -> dict[str, Any]:
-    s = doc.get("spec")
-    return s if isinstance(s, dict) else {}
-
-
-def _arn(arn: Any, service: str) -> list[str]:
-    parts = str(arn or "").split(":")
-    if len(parts) < 6 or parts[0] != "arn" or parts[2] != service:
-        raise Unsupported(f"spec.arn: expected an {service} ARN, got {arn!r}")
-    return parts
-
-
-def _sqs_url(arn: Any) -> tuple[str, str]:
-    p = _arn(arn, "sqs")
-    region, account, name = p[3], p[4], p[5]
-    return f"https://sqs.{region}.amazonaws.com/{account}/{name}", region
-
-
-def _aws_credentials(s: dict[str, Any], ctx: Context) -> None:
-    auth = s.get("auth") or {}
-    if auth.get("credentials") or s.get("credentials"):
-        ctx.note(
-            "AWS access keys come from a Secret: Meshline reads AWS credentials the way boto3 does "
-            "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile or a role)"
-        )
-    if auth.get("iamRole"):
-        ctx.note(f"IAM role {auth['iamRole']}: give the workers that role (workload identity)")
-
-
-def _endpoint(s: dict[str, Any], config: dict[str, Any]) -> None:
-    ep = s.get("endpoint")
-    if isinstance(ep, dict) and ep.get("url"):
-        config["endpoint_url"] = ep["url"]
-
-
-# --------------------------------------------------------------------------- sources
-
-
-def _aws_sqs_source(doc: dict[str, Any], ctx: Context) -> tuple[str, dict[str, Any]]:
-    s = _spec(doc)
-    url, region = _sqs_url(s.get("arn"))
-    config: dict[str, Any] = {"queue_url": url, "region": region}
-    _endpoint(s, config)
-    _aws_credentials(s, ctx)
-    return "aws.sqs", config
-
-
-def _aws_s3_source(doc: dict[str, Any], ctx: Context) -> tuple[str, dict[str, Any]]:
-    s = _spec(doc)
-    bucket = _arn(s.get("arn"), "s3")[5]
-    queue_arn = ((s.get("destination") or {}).get("sqs") or {}).get("queueARN")
-    if queue_arn:
-        url, region = _sqs_url(queue_arn)
-    else:
-        name = doc["metadata"]["name"]
-        url = ctx.param(f"{name}_queue_url", f"SQS queue that receives the notifications of bucket {bucket}")
-        region = ctx.param("aws_region", "AWS region", default="us-east-1")
-        ctx.note(
-            f"TriggerMesh created the notification queue of bucket {bucket}; Meshline reads an existing one"
-        )
-    if s.get("eventTypes"):
-        ctx.note(
-            "eventTypes: configure them on the bucket's notification; Meshline reads what the queue gets"
-        )
-    _aws_credentials(s, ctx)
-    config: dict[str, Any] = {"queue_url": url, "region": region}
-    _endpoint(s, config)
-    return "aws.s3", config
-
-
-def _gcs_source(doc: dict[str, Any], ctx: Context) -> tuple[str, dict[str, Any]]:
-    s = _spec(doc)
-    name = doc["metadata"]["name"]
-    pubsub = s.get("pubsub") or {}
-    config: dict[str, Any] = {"bucket": s.get("bucket")}
-    if pubsub.get("project"):
-        config["project"] = pubsub["project"]
-    config["subscription"] = ctx.param(
-        f"{name}_subscription", f"Pub/Sub subscription on the notification topic of bucket {s.get('bucket')}"
-    )
-    ctx.note(
-        "TriggerMesh created the notification topic/subscription; Meshline reads an existing subscription"
-    )
-    types = {
-        "OBJECT_FINALIZE": "com.google.cloud.storage.objectfinalize",
-        "OBJECT_METADATA_UPDATE": "com.google.cloud.storage.objectmetadataupdate",
-        "OBJECT_DELETE": "com.google.cloud.storage.objectdelete",
-        "OBJECT_ARCHIVE": "com.google.cloud.storage.objectarchive",
-    }
-    if s.get("eventTypes"):
-        config["event_types"] = [types.get(t, t) for t in s["eventTypes"]]
-    if s.get("serviceAccountKey") or (s.get("auth") or {}).get("serviceAccountKey"):
-        ctx.note(_ADC)
-    return "google.storage", config
-
-
-def _pubsub_source(doc: dict[str, Any], ctx: Context) -> tuple[str, dict[str, Any]]:
-    s = _spec(doc)
-    name = doc["metadata"]["name"]
-    topic = str(s.get("topic") or "")
-    m = re.match(r"^projects/([^/]+)/topics/([^/]+)$", topic)
-    if m is None:
-        raise Unsupported(f"spec.topic: expected projects/P/topics/T, got {topic!r}")
-    sub = s.get("subscriptionID") or ctx.param(f"{name}_subscription", f"a subscription of {topic}")
-    if not s.get("subscriptionID"):
-        ctx.note("TriggerMesh created the subscription; Meshline reads an existing one")
-    if s.get("serviceAccountKey") or (s.get("auth") or {}).get("serviceAccountKey"):
-        ctx.note(_ADC)
-    return "google.pubsub", {"project": m.group(1), "subscription": sub}
-
-
-_ADC = "service account key: Meshline uses Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS)"
-
-
-def _eventhub_id(value: Any) -> tuple[str, str | None]:
-    m = re.search(r"/namespaces/([^/]+)(?:/eventhubs/([^/]+))?", str(value or ""))
-    if m is None:
-        raise Unsupported(
-            f"expected an Event Hubs resource id (…/namespaces/NS/eventhubs/HUB), got {value!r}"
-        )
-    return m.group(1), m.group(2)
-
-
-def _azure_auth(s: dict[str, Any], ctx: Context, name: str) -> dict[str, Any]:
-    auth = s.get("auth") or {}
-    sas = auth.get("sasToken") or {}
-    if sas.get("connectionString"):
-        return {"connection_string": ctx.secret(sas["connectionString"], "Event Hubs connection string")}
-    if sas.get("keyName"):
-        return {
-            "key_name": ctx.secret(sas["keyName"], "SAS key name"),
-            "key": ctx.secret(sas.get("keyValue"), "SAS key"),
-        }
-    ctx.note(
-        "service principal auth: Meshline reads Event Hubs with a SAS connection string; set the parameter"
-    )
-    return {
-        "connection_string": ctx.param(
-            f"{name}_connection_string", "Event Hubs connection string", secret=True
-        )
-    }
-
-
-def _azure_eventhubs_source(doc: dict[str, Any], ctx: Context) -> tuple[str, dict[str, Any]]:
-    s = _spec(doc)
-    name = doc["metadata"]["name"]
-    namespace, hub = _eventhub_id(s.get("eventHubID"))
-    config = _azure_auth(s, ctx, name)
-    if "connection_string" not in config:
-        config["namespace"] = namespace
-    config["event_hub"] = hub
-    if s.get("consumerGroup"):
-        config["consumer_group"] = s["consumerGroup"]
-    return "azure.eventhubs", config
-
-
-def _azure_activitylogs_source(doc: dict[str, Any], ctx: Context) -> tuple[str, dict[str, Any]]:
-    s = _spec(doc)
-    name = doc["metadata"]["name"]
-    eh = ((s.get("destination") or {}).get("eventHubs")) or {}
-    config = _azure_auth(s, ctx, name)
-    if eh.get("namespaceID"):
-        ns, _ = _eventhub_id(eh["namespaceID"])
-        if "connection_string" not in config:
-            config["namespace"] = ns
-    if eh.get("hubName"):
-        config["event_hub"] = eh["hubName"]
-    if s.get("categories"):
-        config["categories"] = list(s["categories"])
-    ctx.note("TriggerMesh created the diagnostic setting; Meshline reads the event hub it exports to")
-    return "azure.activitylogs", config
-
-
-def _kafka_common(
-    servers: Any, sasl: bool, mechanism: Any, user: Any, password: Any, tls: bool, ctx: Context
-) -> dict[str, Any]:
-    config: dict[str, Any] = {"bootstrap_servers": list(servers) if isinstance(servers, list) else servers}
-    if sasl:
-        config["security_protocol"] = "SASL_SSL" if tls else "SASL_PLAINTEXT"
-        if mechanism:
-            m = str(mechanism)
-            config["sasl_mechanism"] = m if m.startswith("${") else m.upper()
-        if user is not None:
-            config["username"] = ctx.secret(user, "Kafka SASL user")
-        if password is not None:
-            config["password"] = ctx.secret(password, "Kafka SASL password")
-    elif tls:
-        config["security_protocol"] = "SSL"
-    return config
-
-
-def _kafka_source(doc: dict[str, Any], ctx: Context) -> tuple[str, dict[str, Any]]:
-    s = _spec(doc)
-    if "knative" in str(doc.get("apiVersion", "")):
-        net = s.get("net") or {}
-        sasl = net.get("sasl") or {}
-        tls = net.get("tls") or {}
-        mech = sasl.get("type")
-        if isinstance(mech, dict) and "value" in mech:
-            mech = mech["value"]
-        elif isinstance(mech, dict):
-            ref = mech.get("secretKeyRef") or mech.get("valueFromSecret") or {}
-            where = f"Secret {ref.get('name')}/{ref.get('key')}"
-            mech = ctx.param("kafka_sasl_mechanism", f"SASL mechanism ({where})", default="PLAIN")
-            ctx.note(f"SASL mechanism was in {where}: PLAIN unless you pass --param kafka_sasl_mechanism=…")
-        config = _kafka_common(
-            s.get("bootstrapServers"),
-            bool(sasl.get("enable")),
-            mech,
-            sasl.get("user"),
-            sasl.get("password"),
-            bool(tls.get("enable")),
-            ctx,
-        )
-        config["topics"] = s.get("topics")
-        if s.get("consumerGroup"):
-            config["group_id"] = s["consumerGroup"]
-        if s.get("initialOffset"):
-            config["start"] = s["initialOffset"]
-    else:
-        auth = s.get("auth") or {}
-        config = _kafka_common(
-            s.get("bootstrapServers"),
-            bool(auth.get("saslEnable")),
-            auth.get("securityMechanism"),
-            auth.get("username"),
-            auth.get("password"),
-            bool(auth.get("tlsEnable")),
-            ctx,
-        )
-        config["topics"] = s.get("topic") or s.get("topics")
-        if s.get("groupID"):
-            config["group_id"] = s["groupID"]
-    if not config.get("topics") or not config.get("bootstrap_servers"):
-        raise Unsupported("spec: bootstrapServers and topic(s) are required")
-    return "kafka", config
-
-
-def _webhook_source(doc: dict[str, Any], ctx: Context) -> tuple[str, dict[str, Any]]:
-    s = _spec(doc)
-    name = doc["metadata"]["name"]
-    config: dict[str, Any] = {"port": 8080, "path": "/", "host": "0.0.0.0"}
-    if s.get("eventType"):
-        config["type"] = s["eventType"]
-    if s.get("basicAuthUsername"):
-        config["username"] = s["basicAuthUsername"]
-        config["password"] = ctx.secret(s.get("basicAuthPassword"), "webhook basic auth password")
-    if s.get("eventSource"):
-        ctx.note(f"eventSource {s['eventSource']!r}: Meshline sets source to the webhook's URL")
-    ctx.note(f"webhook {name} listens on 0.0.0.0:8080 (TriggerMesh's port); posts must reach this process")
-    return "http", config
-
-
-SOURCES: dict[str, Callable[[dict[str, Any], Context], tuple[str, dict[str, Any]]]] = {
-    "AWSSQSSource": _aws_sqs_source,
-    "AWSS3Source": _aws_s3_source,
-    "GoogleCloudStorageSource": _gcs_source,
-    "GoogleCloudPubSubSource": _pubsub_source,
-    "AzureEventHubsSource": _azure_eventhubs_source,
-    "AzureEventHubSource": _azure_eventhubs_source,
-    "AzureActivityLogsSource": _azure_activitylogs_source,
-    "KafkaSource": _kafka_source,
-    "WebhookSource": _webhook_source,
-}
+__all__ = ["STEPS", "TARGETS"]
 
 # --------------------------------------------------------------------------- targets
 
+_PAYLOAD_POLICY = "Meshline targets send no response events; failed deliveries go to the dead-letter target"
 
-def _aws_s3_target(doc: dict[str, Any], ctx: Context) -> tuple[str, dict[str, Any]]:
-    s = _spec(doc)
-    p = _arn(s.get("arn"), "s3")
+
+def _aws_s3_target(f: Fields) -> tuple[str, dict[str, Any]]:
+    p = parse_arn(f.get("arn"), "s3")
     config: dict[str, Any] = {"bucket": p[5].split("/", 1)[0], "format": "jsonl"}
     if "/" in p[5]:
         config["prefix"] = p[5].split("/", 1)[1]
     if p[3]:
         config["region"] = p[3]
-    ctx.note("AWSS3Target wrote one object per event; Meshline writes batched jsonl objects per window")
-    _aws_credentials(s, ctx)
+    f.ctx.note("AWSS3Target wrote one object per event; Meshline writes batched jsonl objects per window")
+    if f.flag("discardCloudEventContext"):
+        f.drop("discardCloudEventContext", "the aws.s3 target writes whole events (jsonl)")
+    aws_auth(f, config)
+    common(f)
     return "aws.s3", config
 
 
-def _aws_sqs_target(doc: dict[str, Any], ctx: Context) -> tuple[str, dict[str, Any]]:
-    s = _spec(doc)
-    url, region = _sqs_url(s.get("arn"))
-    _aws_credentials(s, ctx)
-    return "aws.sqs", {"queue_url": url, "region": region}
+def _aws_sqs_target(f: Fields) -> tuple[str, dict[str, Any]]:
+    url, region = sqs_url(f.get("arn"))
+    config: dict[str, Any] = {"queue_url": url, "region": region}
+    # TriggerMesh sent the whole event as the body unless told to discard its context.
+    config["mode"] = "binary" if f.flag("discardCloudEventContext") else "structured"
+    f.drop(
+        "messageGroupId",
+        "the aws.sqs target takes the group id from an event attribute (message_group_id); "
+        "set one with a mapping step",
+    )
+    aws_auth(f, config)
+    common(f)
+    return "aws.sqs", config
 
 
-def _elasticsearch_target(doc: dict[str, Any], ctx: Context) -> tuple[str, dict[str, Any]]:
-    s = _spec(doc)
-    conn = s.get("connection") or {}
-    config: dict[str, Any] = {"hosts": list(conn.get("addresses") or []), "index": s.get("indexName")}
-    if not config["hosts"] or not config["index"]:
+def _elasticsearch_target(f: Fields) -> tuple[str, dict[str, Any]]:
+    hosts = f.strings("connection.addresses")
+    index = f.text("indexName")
+    if not hosts or not index:
         raise Unsupported("spec.connection.addresses and spec.indexName are required")
-    if conn.get("username"):
-        config["username"] = conn["username"]
-        config["password"] = ctx.secret(conn.get("password"), "Elasticsearch password")
-    if conn.get("apiKey"):
-        config["api_key"] = ctx.secret(conn["apiKey"], "Elasticsearch API key")
-    if conn.get("skipVerify"):
-        ctx.note("skipVerify: Meshline verifies TLS; trust the server's CA instead")
-    if s.get("discardCloudEventContext") is False:
-        ctx.note("Meshline indexes the event data (SPEC §2); CloudEvent context is not indexed")
+    config: dict[str, Any] = {"hosts": hosts, "index": index}
+    # TriggerMesh indexed the whole event unless told to discard its context.
+    config["document"] = "data" if f.flag("discardCloudEventContext") else "event"
+    user = f.text("connection.username")
+    if user:
+        config["username"] = user
+        password = f.secret("connection.password", "Elasticsearch password", "password")
+        if password:
+            config["password"] = password
+    api_key = f.secret("connection.apiKey", "Elasticsearch API key", "api_key")
+    if api_key:
+        config["api_key"] = api_key
+    hint = "FILE (a PEM file holding it)"
+    ca = f.secret("connection.caCert", "Elasticsearch CA certificate", "ca_certs", hint=hint, secret=False)
+    if ca:
+        config["ca_certs"] = ca
+    if f.flag("connection.skipVerify"):
+        config["verify"] = False
+        f.ctx.note("spec.connection.skipVerify: the server's certificate is not verified (verify: false)")
+    f.drop("eventOptions.payloadPolicy", _PAYLOAD_POLICY)
+    common(f)
     return "elasticsearch", config
 
 
-def _kafka_target(doc: dict[str, Any], ctx: Context) -> tuple[str, dict[str, Any]]:
-    s = _spec(doc)
-    auth = s.get("auth") or {}
-    config = _kafka_common(
-        s.get("bootstrapServers"),
-        bool(auth.get("saslEnable")),
-        auth.get("securityMechanism"),
-        auth.get("username"),
-        auth.get("password"),
-        bool(auth.get("tlsEnable")),
-        ctx,
-    )
-    if not s.get("topic"):
-        raise Unsupported("spec.topic is required")
-    config["topic"] = s["topic"]
+def _kafka_target(f: Fields) -> tuple[str, dict[str, Any]]:
+    config: dict[str, Any] = {"bootstrap_servers": f.strings("bootstrapServers")}
+    auth_tls = f.flag("auth.tlsEnable") or f.has("auth.tls")
+    mech = f.text("auth.securityMechanism")
+    kafka_login(f, config, f.flag("auth.saslEnable"), mech, auth_tls, "auth.securityMechanism")
+    kafka_tls(f, config, "auth.tls.ca", "auth.tls.clientCert", "auth.tls.clientKey", "auth.tls.skipVerify")
+    f.drop("auth.kerberos", KERBEROS)
+    topic = f.text("topic")
+    if not topic or not config["bootstrap_servers"]:
+        raise Unsupported("spec.bootstrapServers and spec.topic are required")
+    config["topic"] = topic
+    # TriggerMesh wrote the whole event as the record value unless told to discard its context.
+    config["mode"] = "binary" if f.flag("discardCloudEventContext") else "structured"
+    for path in ("topicReplicationFactor", "topicPartitions"):
+        f.drop(path, "Meshline does not create topics")
+    common(f)
     return "kafka", config
 
 
-def _gcs_target(doc: dict[str, Any], ctx: Context) -> tuple[str, dict[str, Any]]:
-    s = _spec(doc)
-    if not s.get("bucketName"):
+def _gcs_target(f: Fields) -> tuple[str, dict[str, Any]]:
+    bucket = f.text("bucketName")
+    if not bucket:
         raise Unsupported("spec.bucketName is required")
-    if s.get("credentialsJson"):
-        ctx.note(
-            "credentialsJson: Meshline uses Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS)"
-        )
-    return "google.storage", {"bucket": s["bucketName"], "format": "jsonl"}
+    f.drop("credentialsJson", ADC)
+    google_auth(f)
+    if f.flag("discardCloudEventContext"):
+        f.drop("discardCloudEventContext", "the google.storage target writes whole events (jsonl)")
+    f.drop("eventOptions.payloadPolicy", _PAYLOAD_POLICY)
+    common(f)
+    return "google.storage", {"bucket": bucket, "format": "jsonl"}
 
 
-def _datalake_target(doc: dict[str, Any], ctx: Context) -> tuple[str, dict[str, Any]]:
-    s = _spec(doc)
-    account = s.get("accountName") or s.get("storageAccount")
-    container = s.get("containerName") or s.get("fileSystem") or s.get("container")
+def _datalake_target(f: Fields) -> tuple[str, dict[str, Any]]:
+    account = f.text("accountName") or f.text("storageAccount")
+    container = f.text("containerName") or f.text("fileSystem") or f.text("container")
     if not account or not container:
         raise Unsupported("spec: the storage account and container/file system are required")
+    common(f)
     return "azure.datalake", {
         "account_url": f"https://{account}.dfs.core.windows.net",
         "container": container,
     }
 
 
-def _http_target(doc: dict[str, Any], ctx: Context) -> tuple[str, dict[str, Any]]:
-    s = _spec(doc)
-    creds = s.get("credentials") or {}
-    url = s.get("endpoint")
+# Header names whose values are credentials: they become secret parameters.
+_SECRET_HEADER = re.compile(r"(?i)authorization|token|secret|api[-_]?key|password|signature|cookie")
+
+
+def _cloudevents_target(f: Fields) -> tuple[str, dict[str, Any]]:
+    url = f.text("endpoint")
     if not url:
         raise Unsupported("spec.endpoint is required")
+    path = f.text("path")
+    if path:
+        url = url.rstrip("/") + "/" + path.lstrip("/")
     config: dict[str, Any] = {"url": url}
-    user = s.get("basicAuthUsername") or creds.get("basicAuthUsername")
+    user = f.text("credentials.basicAuth.username")
     if user:
         config["username"] = user
-        config["password"] = ctx.secret(
-            s.get("basicAuthPassword") or creds.get("basicAuthPassword"), "HTTP basic auth password"
-        )
-    if doc.get("kind") == "HTTPTarget":
-        method = str(s.get("method") or "POST").upper()
-        if method not in ("POST", "PUT"):
-            raise Unsupported(f"method {method}: the http target sends POST or PUT")
-        config["method"] = method
-        if s.get("headers"):
-            config["headers"] = dict(s["headers"])
-        if s.get("skipVerify"):
-            config["verify_tls"] = False
-        ctx.note(
-            "HTTPTarget turned replies into events; Meshline's http target only delivers (use an http step)"
-        )
+        password = f.secret("credentials.basicAuth.password", "HTTP basic auth password", "password")
+        if not password:
+            raise Unsupported("spec.credentials.basicAuth: username needs password")
+        config["password"] = password
+    # An older shape some manifests use.
+    user = f.text("credentials.basicAuthUsername") or f.text("basicAuthUsername")
+    if user and "username" not in config:
+        config["username"] = user
+        password = f.secret(
+            "credentials.basicAuthPassword", "HTTP basic auth password", "password"
+        ) or f.secret("basicAuthPassword", "HTTP basic auth password", "password")
+        if not password:
+            raise Unsupported("spec: basicAuthUsername needs basicAuthPassword")
+        config["password"] = password
+    common(f)
     return "http", config
 
 
-def _knative_service_target(doc: dict[str, Any], ctx: Context) -> tuple[str, dict[str, Any]]:
-    name = doc["metadata"]["name"]
-    ns = doc["metadata"].get("namespace") or "default"
-    url = ctx.param(
-        f"{name}_url", f"URL of the service {name}", default=f"http://{name}.{ns}.svc.cluster.local/"
+def _http_target(f: Fields) -> tuple[str, dict[str, Any]]:
+    url = f.text("endpoint")
+    if not url:
+        raise Unsupported("spec.endpoint is required")
+    config: dict[str, Any] = {"url": url}
+    method = (f.text("method") or "POST").upper()
+    if method not in ("POST", "PUT"):
+        raise Unsupported(f"spec.method {method}: the http target sends POST or PUT")
+    config["method"] = method
+    headers = f.peek("headers")
+    if isinstance(headers, dict) and headers:
+        out: dict[str, Any] = {}
+        for name in headers:
+            if _SECRET_HEADER.search(str(name)):
+                out[str(name)] = f.secret(f"headers.{name}", f"HTTP header {name}", f"header_{name}")
+            else:
+                out[str(name)] = str(f.get(f"headers.{name}"))
+        config["headers"] = out
+    user = f.text("basicAuthUsername")
+    if user:
+        config["username"] = user
+        password = f.secret("basicAuthPassword", "HTTP basic auth password", "password")
+        if not password:
+            raise Unsupported("spec.basicAuthUsername needs basicAuthPassword")
+        config["password"] = password
+    if f.flag("skipVerify"):
+        config["verify_tls"] = False
+        f.ctx.note("spec.skipVerify: the server's certificate is not verified (verify_tls: false)")
+    f.drop("caCertificate", "the http target trusts the system's CAs only")
+    for path in ("oauthClientID", "oauthClientSecret", "oauthTokenURL", "oauthScopes"):
+        f.drop(path, "the http target has no OAuth client credentials flow (use a token parameter)")
+    f.drop(
+        "response",
+        "HTTPTarget turned replies into events; Meshline's http target only delivers (use an http step)",
     )
+    common(f)
+    return "http", config
+
+
+def _knative_service_target(f: Fields) -> tuple[str, dict[str, Any]]:
+    ns = str(f.meta.get("namespace") or "default")
+    default = f"http://{f.name}.{ns}.svc.cluster.local/"
+    url = f.ctx.param(f"{f.name}_url", f"URL of the service {f.name}", default=default)
+    f.get("template")  # the container is not deployed: Meshline posts to the running service
+    f.ctx.note(f"Meshline posts events to the running service (parameter {ref_name(url)}, default {default})")
     return "http", {"url": url}
 
 
-TARGETS: dict[str, Callable[[dict[str, Any], Context], tuple[str, dict[str, Any]]]] = {
+TARGETS: dict[str, Converter] = {
     "AWSS3Target": _aws_s3_target,
     "AWSSQSTarget": _aws_sqs_target,
     "ElasticsearchTarget": _elasticsearch_target,
     "KafkaTarget": _kafka_target,
     "GoogleCloudStorageTarget": _gcs_target,
     "AzureDataLakeTarget": _datalake_target,
-    "CloudEventsTarget": _http_target,
+    "CloudEventsTarget": _cloudevents_target,
     "HTTPTarget": _http_target,
     "Service": _knative_service_target,
 }
 
 # --------------------------------------------------------------------------- transformations
 
+_OPERATIONS = ("add", "delete", "shift", "store", "parse")
+_PATH_KEYS = ("key", "value", "separator")
 
-def _ops(value: Any, where: str) -> list[dict[str, Any]]:
+
+def _ops(f: Fields, path: str) -> list[dict[str, Any]]:
+    value = f.get(path)
     if value is None:
         return []
     if not isinstance(value, list):
-        raise Unsupported(f"{where}: expected a list of operations")
+        raise Unsupported(f"spec.{path}: expected a list of operations")
     out = []
-    for op in value:
-        if not isinstance(op, dict) or op.get("operation") not in (
-            "add",
-            "delete",
-            "shift",
-            "store",
-            "parse",
-        ):
-            raise Unsupported(f"{where}: unknown operation {op!r}")
-        paths = [
-            {k: v for k, v in p.items() if k in ("key", "value", "separator")} for p in op.get("paths") or []
-        ]
+    for i, op in enumerate(value):
+        if not isinstance(op, dict) or op.get("operation") not in _OPERATIONS:
+            raise Unsupported(f"spec.{path}[{i}]: expected an operation {', '.join(_OPERATIONS)}")
+        paths = []
+        for j, p in enumerate(op.get("paths") or []):
+            if not isinstance(p, dict):
+                raise Unsupported(f"spec.{path}[{i}].paths[{j}]: expected key/value/separator")
+            extra = sorted(set(p) - set(_PATH_KEYS))
+            if extra:
+                f.ctx.problem(f"spec.{path}[{i}].paths[{j}].{extra[0]}: not a Bumblebee path key")
+            # A key written empty (``key:``) is null in YAML: TriggerMesh reads it as "" (the whole document).
+            paths.append({k: v for k, v in p.items() if k in _PATH_KEYS and v is not None})
+        extra = sorted(set(op) - {"operation", "paths"})
+        if extra:
+            f.ctx.problem(f"spec.{path}[{i}].{extra[0]}: not a Bumblebee operation key")
         out.append({"operation": op["operation"], "paths": paths})
     return out
 
 
-def _bumblebee(doc: dict[str, Any], ctx: Context) -> tuple[str, dict[str, Any]]:
-    s = _spec(doc)
+def _bumblebee(f: Fields) -> tuple[str, dict[str, Any]]:
     config: dict[str, Any] = {}
-    if s.get("context"):
-        config["context"] = _ops(s["context"], "spec.context")
-    if s.get("data"):
-        config["data"] = _ops(s["data"], "spec.data")
+    context = _ops(f, "context")
+    if context:
+        config["context"] = context
+    data = _ops(f, "data")
+    if data:
+        config["data"] = data
+    common(f)
     return "mapping", config
 
 
-def _jq(doc: dict[str, Any], ctx: Context) -> tuple[str, dict[str, Any]]:
-    s = _spec(doc)
-    if not s.get("query"):
+def _jq(f: Fields) -> tuple[str, dict[str, Any]]:
+    query = f.text("query")
+    if not query:
         raise Unsupported("spec.query is required")
-    return "jq", {"program": s["query"], "scope": "data"}
+    common(f)
+    # TriggerMesh keeps the last output of the query; Meshline's jq step would split the event.
+    return "jq", {"program": f"last({query})", "scope": "data"}
 
 
-def _xslt(doc: dict[str, Any], ctx: Context) -> tuple[str, dict[str, Any]]:
-    s = _spec(doc)
-    xslt = s.get("xslt") or {}
-    if not isinstance(xslt, dict) or "value" not in xslt:
+def _xslt(f: Fields) -> tuple[str, dict[str, Any]]:
+    xslt = f.peek("xslt")
+    if not isinstance(xslt, dict) or "value" not in xslt or xslt.get("valueFromSecret"):
         raise Unsupported("spec.xslt: only an inline value is converted (not a Secret/ConfigMap reference)")
-    if s.get("allowPerEventXSLT"):
-        ctx.note("allowPerEventXSLT: Meshline applies the configured stylesheet only")
-    return "xslt", {"stylesheet": xslt["value"]}
+    f.get("xslt.value")
+    f.drop("allowPerEventXSLT", "Meshline applies the configured stylesheet only")
+    common(f)
+    return "xslt", {"stylesheet": str(xslt["value"])}
 
 
-def _xml2json(doc: dict[str, Any], ctx: Context) -> tuple[str, dict[str, Any]]:
+def _xml2json(f: Fields) -> tuple[str, dict[str, Any]]:
+    common(f)
     return "xml2json", {}
 
 
-STEPS: dict[str, Callable[[dict[str, Any], Context], tuple[str, dict[str, Any]]]] = {
+STEPS: dict[str, Converter] = {
     "Transformation": _bumblebee,
     "JQTransformation": _jq,
     "XSLTTransformation": _xslt,
