@@ -404,9 +404,9 @@ class HttpServer:
                 self.max_connections,
                 limits.max_connections,
             )
-        family, kind, proto, _, address = socket.getaddrinfo(
-            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )[0]
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        # IPv4 first when a name has both ("localhost"): what http.server bound before.
+        family, kind, proto, _, address = next((i for i in infos if i[0] == socket.AF_INET), infos[0])
         sock = socket.socket(family, kind, proto)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

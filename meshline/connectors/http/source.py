@@ -165,6 +165,7 @@ _KINDS = {
     "unauthorized": "request without valid credentials (401)",
     "not_found": "request for another path (404)",
     "method_not_allowed": "method other than POST or OPTIONS (405)",
+    "length_required": "POST without Content-Length or chunked body (411)",
     "broken_event": "broken CloudEvent, or a body that says JSON but is not (400)",
     "queue_full": "event queue full (503)",
     "not_committed": "events not committed within ack_timeout (503; the sender retries)",
@@ -261,6 +262,9 @@ class _Server:
             return Response(405, "POST events here", dict(_ALLOW))
         if self.closing:
             return Response(503, "shutting down", dict(_RETRY), close=True)
+        if "content-length" not in request.headers and "transfer-encoding" not in request.headers:
+            note("length_required")
+            return Response(411, "Content-Length (or chunked) required")
         body = await request.body()
         if self.closing:
             return Response(503, "shutting down", dict(_RETRY), close=True)
