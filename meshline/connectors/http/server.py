@@ -1,6 +1,7 @@
 """The webhook's HTTP/1.1 server: strict framing, deadlines and caps, in its own thread.
 
-Built on asyncio and h11 (which parses the request line and header fields);
+Built on asyncio and h11 (which parses the request line and header fields;
+:mod:`meshline.connectors.http.wire` holds the parser and body readers);
 everything a hostile client could use to desynchronise a proxy in front of it,
 or to tie the process up, is refused here before a handler sees the request:
 
@@ -41,23 +42,29 @@ import errno
 import http
 import logging
 import os
-import re
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 
-import h11
+from meshline.connectors.http.wire import (
+    HEAD_END,
+    MAX_HEAD_BYTES,
+    READ_SIZE,
+    Conn,
+    Dropped,
+    Handler,
+    Limits,
+    Reject,
+    Request,
+    Response,
+    parse_head,
+)
 
 __all__ = ["KINDS", "HttpServer", "Limits", "Request", "Response"]
 
 _LOGGER = logging.getLogger(__name__)
 
-MAX_HEAD_BYTES = 16384
-MAX_HEADERS = 100
 LOG_INTERVAL = 60.0
-READ_SIZE = 65536
 LINGER = 1.0  # seconds an erroring connection drains what the client still sends, so it reads the reply
 _ACCEPT_PAUSE = 0.5  # after EMFILE/ENFILE/ENOBUFS on accept
 _FD_RESERVE = 64  # open files kept free for everything else in the process
@@ -76,231 +83,6 @@ KINDS: dict[str, str] = {
     "accept_failed": "accepting a connection failed (open-files limit?)",
     "internal_error": "the webhook failed on a request (500): a bug, please report it",
 }
-
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_DIGITS = re.compile(rb"[0-9]{1,18}")
-_HEX = re.compile(rb"[0-9A-Fa-f]{1,15}")
-_CHUNK_EXT = re.compile(rb"(;[\x21-\x7e\t ]*)?")  # extensions are ignored; no CTLs in them
-_HEAD_END = re.compile(rb"\n\r?\n")
-# Fields a request may carry once at most: a second one is ambiguous (which one counts?).
-_SINGLE = frozenset({b"host", b"authorization", b"content-type", b"content-length", b"transfer-encoding"})
-
-
-@dataclass(frozen=True)
-class Limits:
-    max_body_bytes: int
-    header_timeout: float
-    body_timeout: float
-    keepalive_timeout: float
-    max_connections: int
-    max_in_flight: int
-
-
-@dataclass
-class Response:
-    status: int
-    text: str = ""
-    headers: dict[str, str] = field(default_factory=dict)
-    close: bool = False
-
-
-class _Reject(Exception):
-    """A request refused by the server itself: the reply, and the kind counted."""
-
-    def __init__(self, status: int, kind: str, text: str, headers: dict[str, str] | None = None):
-        super().__init__(text)
-        self.response = Response(status, text, headers or {}, close=True)
-        self.kind = kind
-
-
-class _Dropped(Exception):
-    """The client closed the connection in the middle of a request."""
-
-
-class _Conn:
-    __slots__ = ("accepted_at", "buf", "evicted", "fresh", "reader", "sock", "writer")
-
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
-
-    def __init__(self, sock: socket.socket, accepted_at: float):
-        self.sock = sock
-        self.buf = bytearray()
-        self.accepted_at = accepted_at
-        self.evicted = False
-        self.fresh = True  # no request read yet
-
-    async def fill(self) -> None:
-        try:
-            data = await self.reader.read(READ_SIZE)
-        except ConnectionError:
-            data = b""
-        if not data:
-            raise _Dropped()
-        self.buf += data
-
-    async def read_exact(self, n: int) -> bytes:
-        while len(self.buf) < n:
-            await self.fill()
-        out = bytes(self.buf[:n])
-        del self.buf[:n]
-        return out
-
-    async def read_line(self, limit: int) -> bytes:
-        """One CRLF-terminated line (without it); a bare LF or CR, or a longer line, is a 400."""
-        start = 0
-        while True:
-            i = self.buf.find(b"\n", start)
-            if i >= 0:
-                break
-            if len(self.buf) > limit:
-                raise _Reject(400, "bad_request", "chunk line too long")
-            start = len(self.buf)
-            await self.fill()
-        if i == 0 or self.buf[i - 1] != 0x0D:
-            raise _Reject(400, "bad_request", "bare LF in chunked framing")
-        line = bytes(self.buf[: i - 1])
-        del self.buf[: i + 1]
-        if b"\r" in line or b"\x00" in line:
-            raise _Reject(400, "bad_request", "bare CR or NUL in chunked framing")
-        return line
-
-
-class Request:
-    """One request head; :meth:`body` reads the body within the limits (raises to refuse it)."""
-
-    __slots__ = ("_conn", "_limits", "_state", "headers", "keep_alive", "method", "path", "target")
-
-    def __init__(
-        self,
-        limits: Limits,
-        conn: _Conn,
-        method: str,
-        target: str,
-        headers: dict[str, str],
-        keep_alive: bool,
-    ):
-        self._conn = conn
-        self._limits = limits
-        self.method = method
-        self.target = target
-        self.path = target.split("?", 1)[0]
-        self.headers = headers  # lower-case names; latin-1 values
-        self.keep_alive = keep_alive
-        # "none": no body; "unread": a body not read yet; "read": read to its end
-        self._state = "unread" if ("content-length" in headers or "transfer-encoding" in headers) else "none"
-        if headers.get("content-length") == "0":
-            self._state = "none"
-
-    @property
-    def body_pending(self) -> bool:
-        return self._state == "unread"
-
-    async def body(self) -> bytes:
-        if self._state != "unread":
-            return b""
-        limit = self._limits.max_body_bytes
-        chunked = "transfer-encoding" in self.headers
-        length = 0 if chunked else int(self.headers["content-length"])
-        if length > limit:
-            raise _Reject(413, "body_too_large", f"body of {length} bytes is over the limit of {limit}")
-        conn = self._conn
-        if not chunked and len(conn.buf) >= length:  # it came with the head: nothing to wait for
-            self._state = "read"
-            return await conn.read_exact(length)
-        if self.headers.get("expect") == "100-continue" and not conn.buf:
-            conn.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        try:
-            async with asyncio.timeout(self._limits.body_timeout):
-                body = await self._chunked(limit) if chunked else await conn.read_exact(length)
-        except TimeoutError:
-            raise _Reject(408, "body_timeout", "body not received in time") from None
-        self._state = "read"
-        return body
-
-    async def _chunked(self, limit: int) -> bytes:
-        conn = self._conn
-        out = bytearray()
-        while True:
-            line = await conn.read_line(1024)
-            size_text = line.partition(b";")[0]
-            if not _HEX.fullmatch(size_text) or not _CHUNK_EXT.fullmatch(line[len(size_text) :]):
-                raise _Reject(400, "bad_request", "bad chunk size line")
-            size = int(size_text, 16)
-            if size == 0:
-                if await conn.read_line(1024) != b"":
-                    raise _Reject(400, "bad_request", "trailer fields are not accepted")
-                return bytes(out)
-            if len(out) + size > limit:
-                raise _Reject(413, "body_too_large", f"body over the limit of {limit} bytes")
-            out += await conn.read_exact(size)
-            if await conn.read_exact(2) != b"\r\n":
-                raise _Reject(400, "bad_request", "chunk not followed by CRLF")
-
-
-Handler = Callable[[Request], Awaitable[Response]]
-
-
-# --------------------------------------------------------------------------- parsing
-
-
-def _parse_head(raw: bytes) -> tuple[str, str, str, dict[str, str]]:
-    """(method, target, version, {lower-case name: value}) of a head ending in CRLF CRLF; strict."""
-    if b"\x00" in raw:
-        raise _Reject(400, "bad_request", "NUL in the request head")
-    crlf = raw.count(b"\r\n")
-    if raw.count(b"\n") != crlf or raw.count(b"\r") != crlf:
-        raise _Reject(400, "bad_request", "bare LF or CR in the request head")
-    lines = raw[:-4].split(b"\r\n")
-    if len(lines) > MAX_HEADERS + 1:
-        raise _Reject(431, "head_too_large", "too many header fields")
-    # Framing is judged on the raw lines: h11 folds a repeated Content-Length of the same value
-    # (and a list "5, 5") into one and lets Transfer-Encoding win over Content-Length; each is
-    # a request-smuggling ingredient behind a proxy that reads the message differently.
-    cl = te = None
-    seen: set[bytes] = set()
-    for line in lines[1:]:
-        if line.startswith((b" ", b"\t")):
-            raise _Reject(400, "bad_request", "obsolete line folding in a header field")
-        name, colon, value = line.partition(b":")
-        if not colon or not _TOKEN.fullmatch(name):
-            raise _Reject(400, "bad_request", "malformed header field (name, or whitespace before ':')")
-        name = name.lower()
-        if name in seen and (name in _SINGLE or name.startswith(b"ce-")):
-            raise _Reject(400, "bad_request", f"repeated {name.decode()} header field")
-        seen.add(name)
-        if name == b"content-length":
-            cl = value.strip(b" \t")
-        elif name == b"transfer-encoding":
-            te = value.strip(b" \t")
-    h = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES + 1)
-    h.receive_data(raw)
-    try:
-        event = h.next_event()
-    except h11.RemoteProtocolError:
-        raise _Reject(400, "bad_request", "malformed request head") from None
-    if type(event) is not h11.Request:  # pragma: no cover - a complete head always gives a Request
-        raise _Reject(400, "bad_request", "malformed request head")
-    version = event.http_version.decode()
-    if version not in ("1.1", "1.0"):
-        raise _Reject(505, "bad_request", "only HTTP/1.1 and HTTP/1.0 are served")
-    if te is not None:
-        if te.lower() != b"chunked":
-            raise _Reject(400, "bad_request", "Transfer-Encoding other than 'chunked'")
-        if cl is not None:
-            raise _Reject(400, "bad_request", "both Content-Length and Transfer-Encoding")
-        if version == "1.0":
-            raise _Reject(400, "bad_request", "Transfer-Encoding in an HTTP/1.0 request")
-    if cl is not None and not _DIGITS.fullmatch(cl):
-        raise _Reject(400, "bad_request", "Content-Length is not a plain number")
-    target = event.target.decode("ascii", "replace")
-    if not (target.startswith("/") or (target == "*" and event.method == b"OPTIONS")):
-        raise _Reject(400, "bad_request", "request target must be a path")
-    headers: dict[str, str] = {}
-    for n, v in event.headers:
-        key, text = n.decode("latin-1"), v.decode("latin-1")
-        headers[key] = f"{headers[key]}, {text}" if key in headers else text
-    return event.method.decode("ascii"), target, version, headers
 
 
 # --------------------------------------------------------------------------- logging
@@ -419,8 +201,8 @@ class HttpServer:
         self._sock = sock
         self._loop = asyncio.new_event_loop()
         self._loop.set_exception_handler(self._loop_error)
-        self._conns: set[_Conn] = set()
-        self._waiting: dict[_Conn, None] = {}  # waiting for a request head, oldest first: evictable
+        self._conns: set[Conn] = set()
+        self._waiting: dict[Conn, None] = {}  # waiting for a request head, oldest first: evictable
         self._in_flight = 0
         self._tasks: set[asyncio.Task] = set()
         self._stopping = False
@@ -481,7 +263,7 @@ class HttpServer:
         if self._accept_task is not None:
             self._accept_task.cancel()
         for conn in list(self._waiting):
-            conn.writer.transport.abort()  # idle: nothing to finish
+            conn.abort()  # idle: nothing to finish
         self._finishing = asyncio.ensure_future(self._finish(grace))
 
     async def _finish(self, grace: float) -> None:
@@ -493,7 +275,7 @@ class HttpServer:
         while self._tasks and self._loop.time() < deadline:
             await asyncio.sleep(0.02)
         for conn in list(self._conns):
-            conn.writer.transport.abort()
+            conn.abort()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -534,10 +316,10 @@ class HttpServer:
                 oldest = next(iter(self._waiting))
                 oldest.evicted = True
                 self._drop(oldest)
-                oldest.writer.transport.abort()
+                oldest.abort()
                 self.note("connection_limit")
             # Take the slot now: the connection's task starts on the next loop iteration.
-            conn = _Conn(sock, loop.time())
+            conn = Conn(sock, loop.time())
             self._conns.add(conn)
             task = loop.create_task(self._connection(conn))
             self._tasks.add(task)
@@ -545,14 +327,14 @@ class HttpServer:
             # sock_accept does not yield while connections are pending: let the new one start.
             await asyncio.sleep(0)
 
-    def _drop(self, conn: _Conn) -> None:
+    def _drop(self, conn: Conn) -> None:
         self._waiting.pop(conn, None)
         if conn in self._conns:
             self._conns.discard(conn)
             assert self._room is not None
             self._room.set()
 
-    async def _connection(self, conn: _Conn) -> None:
+    async def _connection(self, conn: Conn) -> None:
         loop = self._loop
         try:
             reader = asyncio.StreamReader(limit=READ_SIZE, loop=loop)
@@ -568,6 +350,8 @@ class HttpServer:
         try:
             if not conn.evicted:
                 await self._serve(conn)
+        except Exception:  # a bug, not the client's doing: its traceback, once
+            self._counts.note("internal_error", loop, exc_info=True)
         finally:
             self._drop(conn)
             if conn.evicted:
@@ -575,30 +359,30 @@ class HttpServer:
             else:
                 transport.close()
 
-    async def _serve(self, conn: _Conn) -> None:
+    async def _serve(self, conn: Conn) -> None:
         try:
             while not self._stopping:
                 raw = await self._read_head(conn, conn.accepted_at if conn.fresh else None)
                 if raw is None:
                     return
                 conn.fresh = False
-                method, target, version, headers = _parse_head(raw)
+                method, target, version, headers = parse_head(raw)
                 keep_alive = version == "1.1" and "close" not in headers.get("connection", "").lower()
                 expect = headers.get("expect")
                 if expect is not None:
                     if expect.lower() != "100-continue":
-                        raise _Reject(417, "bad_request", "only 'Expect: 100-continue' is supported")
+                        raise Reject(417, "bad_request", "only 'Expect: 100-continue' is supported")
                     headers["expect"] = "100-continue"
                 request = Request(self.limits, conn, method, target, headers, keep_alive)
                 if self._in_flight >= self.limits.max_in_flight:
-                    raise _Reject(503, "busy", "too many requests in flight; retry", {"Retry-After": "1"})
+                    raise Reject(503, "busy", "too many requests in flight; retry", {"Retry-After": "1"})
                 self._in_flight += 1
                 try:
                     response = await self._handler(request)
-                except _Reject as r:
+                except Reject as r:
                     response = r.response
                     self.note(r.kind)
-                except _Dropped:
+                except Dropped:
                     raise
                 except Exception:  # a bug, not the client's doing: its traceback, once
                     self._counts.note("internal_error", self._loop, exc_info=True)
@@ -611,15 +395,15 @@ class HttpServer:
                     if request.body_pending:
                         await self._linger(conn)
                     return
-        except _Reject as r:
+        except Reject as r:
             self.note(r.kind)
             await self._write(conn, r.response, True)
             await self._linger(conn)
-        except _Dropped:
+        except Dropped:
             if not conn.evicted and not self._stopping:
                 self.note("dropped")
 
-    async def _read_head(self, conn: _Conn, accepted_at: float | None) -> bytes | None:
+    async def _read_head(self, conn: Conn, accepted_at: float | None) -> bytes | None:
         """The next request head (through CRLF CRLF); None when the client left or idled out.
 
         ``accepted_at`` is set for a connection's first request: its head is due within
@@ -646,7 +430,7 @@ class HttpServer:
                         searched = 0
                         try:
                             await conn.fill()
-                        except _Dropped:
+                        except Dropped:
                             if started and accepted_at is None:
                                 raise
                             return None  # closed without asking anything: a client's right
@@ -654,16 +438,16 @@ class HttpServer:
                             started = True
                             timeout.reschedule(loop.time() + limits.header_timeout)
                         continue
-                    m = _HEAD_END.search(conn.buf, searched)
+                    m = HEAD_END.search(conn.buf, searched)
                     if m is not None:
                         break
                     if len(conn.buf) > MAX_HEAD_BYTES:
-                        raise _Reject(431, "head_too_large", "request head over 16 KiB")
+                        raise Reject(431, "head_too_large", "request head over 16 KiB")
                     searched = max(0, len(conn.buf) - 2)
                     await conn.fill()
         except TimeoutError:
             if conn.buf or (accepted_at is None and started):
-                raise _Reject(408, "header_timeout", "request head not received in time") from None
+                raise Reject(408, "header_timeout", "request head not received in time") from None
             if accepted_at is not None:
                 self.note("no_request")
             return None  # idle
@@ -671,14 +455,14 @@ class HttpServer:
             self._waiting.pop(conn, None)
         end = m.end()
         if end > MAX_HEAD_BYTES:
-            raise _Reject(431, "head_too_large", "request head over 16 KiB")
+            raise Reject(431, "head_too_large", "request head over 16 KiB")
         raw = bytes(conn.buf[:end])
         del conn.buf[:end]
         if not raw.endswith(b"\r\n\r\n"):
-            raise _Reject(400, "bad_request", "bare LF in the request head")
+            raise Reject(400, "bad_request", "bare LF in the request head")
         return raw
 
-    async def _write(self, conn: _Conn, response: Response, close: bool, head: bool = False) -> None:
+    async def _write(self, conn: Conn, response: Response, close: bool, head: bool = False) -> None:
         body = (response.text + "\n").encode() if response.text else b""
         lines = [f"HTTP/1.1 {response.status} {_reason(response.status)}", f"Date: {self._http_date()}"]
         lines += [f"{k}: {v}" for k, v in response.headers.items()]
@@ -699,7 +483,7 @@ class HttpServer:
         except (ConnectionError, TimeoutError, RuntimeError):
             transport.abort()
 
-    async def _linger(self, conn: _Conn) -> None:
+    async def _linger(self, conn: Conn) -> None:
         """Half-close, then drain briefly: closing with unread input would reset the reply away."""
         transport = conn.writer.transport
         if transport.is_closing():
