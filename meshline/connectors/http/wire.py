@@ -39,6 +39,7 @@ _DIGITS = re.compile(rb"[0-9]{1,18}")
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,15}")
 _CHUNK_EXT = re.compile(rb"(;[\x21-\x7e\t ]*)?")  # extensions are ignored; no CTLs in them
 HEAD_END = re.compile(rb"\n\r?\n")
+_ABSOLUTE = re.compile(r"https?://[^/?#]+", re.IGNORECASE)
 # Fields a request may carry once at most: a second one is ambiguous (which one counts?).
 _SINGLE = frozenset({b"host", b"authorization", b"content-type", b"content-length", b"transfer-encoding"})
 
@@ -256,7 +257,9 @@ def parse_head(raw: bytes) -> tuple[str, str, str, dict[str, str]]:
     if cl is not None and not _DIGITS.fullmatch(cl):
         raise Reject(400, "bad_request", "Content-Length is not a plain number")
     target = event.target.decode("ascii", "replace")
-    if not (target.startswith("/") or (target == "*" and event.method == b"OPTIONS")):
+    if _ABSOLUTE.match(target):  # absolute-form, which a server must accept (RFC 9112 3.2.2): its path
+        target = "/" + target.split("/", 3)[3] if target.count("/") >= 3 else "/"
+    elif not (target.startswith("/") or (target == "*" and event.method == b"OPTIONS")):
         raise Reject(400, "bad_request", "request target must be a path")
     headers: dict[str, str] = {}
     for n, v in event.headers:

@@ -106,7 +106,7 @@ def test_ambiguous_framing_is_refused_before_the_body(strict, case):
         ("bare LF in one line", b"POST /in HTTP/1.1\r\nHost: x\nContent-Length: 12\r\n\r\n", 400),
         ("HTTP/2.0 in HTTP/1 framing", b"POST /in HTTP/2.0\r\nHost: x\r\nContent-Length: 12\r\n\r\n", 505),
         ("no Host", b"POST /in HTTP/1.1\r\nContent-Length: 12\r\n\r\n", 400),
-        ("absolute target", b"POST http://x/in HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\n\r\n", 400),
+        ("authority target", b"POST 127.0.0.1:80 HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\n\r\n", 400),
     ],
 )
 def test_malformed_heads_are_refused(strict, case, head, expected):
