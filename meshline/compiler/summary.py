@@ -59,6 +59,12 @@ def render_summary(integration: Any, counters: dict[str, int]) -> str:
     header = ("stage", "name", "in", "matched", "out/delivered", "dead-lettered")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows]]
+    for s in integration.sources:
+        # Requests a webhook (``http`` source) refused, by kind: source.NAME.http.KIND
+        p = f"source.{s.name}.http."
+        refused = sorted((k[len(p) :], n) for k, n in counters.items() if k.startswith(p) and n)
+        if refused:
+            lines.append(f"source {s.name}: " + ", ".join(f"{n} {kind}" for kind, n in refused))
     dropped = g("deadletter.dropped")
     if dropped:
         lines.append(f"{dropped} failed event(s) had no dead-letter target (counted and logged)")

@@ -192,3 +192,18 @@ def test_http_step_defaults_are_one_event_one_request():
     config = parse_config(HttpStepConfig, {"url": "http://x"})
     assert (config.batch, config.concurrency) == (1, 1)
     assert HttpStep(config).batch_size == 1  # the router calls it per event, as before
+
+
+def test_webhook_head_parser_accepts_plain_heads_and_names_the_refusal():
+    from meshline.connectors.http.wire import Reject, parse_head
+
+    method, target, version, headers = parse_head(
+        b"POST /in?x=1 HTTP/1.1\r\nHost: h\r\nTransfer-Encoding:  Chunked \r\n"
+        b"X-Tag: a\r\nX-Tag: b\r\nce-subject: caf\xc3\xa9\r\n\r\n"
+    )
+    assert (method, target, version) == ("POST", "/in?x=1", "1.1")
+    assert headers["transfer-encoding"] == "chunked" and headers["x-tag"] == "a, b"
+    assert headers["ce-subject"].encode("latin-1").decode() == "café"  # bytes kept as they came
+    with pytest.raises(Reject, match="both Content-Length and Transfer-Encoding") as e:
+        parse_head(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n")
+    assert e.value.response.status == 400 and e.value.kind == "bad_request"

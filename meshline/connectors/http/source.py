@@ -7,10 +7,13 @@ Accepts CloudEvents in binary, structured and batch mode, and any other POST
 
 How a request is answered (at least once, end to end):
 
-1. the server thread checks path, auth (basic or bearer; 401), size (413 above
-   ``max_body_bytes``) and shape: a broken CloudEvent or JSON body that says it
-   is JSON but is not gets **400 with the reason** and never enters the pipeline
-   — rejected at the door, so the sender knows and nothing is lost silently;
+1. the server (:mod:`meshline.connectors.http.server`: strict framing, deadlines,
+   connection and in-flight caps) refuses what is malformed, too slow or too
+   big before the body is read; then auth (basic or bearer; 401 for every
+   method), path (404), method (405 but for POST and the ``OPTIONS`` webhook
+   handshake) and shape: a broken CloudEvent or JSON body that says it is JSON
+   but is not gets **400 with the reason** and never enters the pipeline —
+   rejected at the door, so the sender knows and nothing is lost silently;
 2. it enqueues the events with a completion and the request waits;
 3. the source's splittable DoFn (:mod:`meshline.connectors.unbounded`) pulls
    them from the in-process queue and emits them; Beam's **bundle finalizer**
@@ -20,6 +23,10 @@ How a request is answered (at least once, end to end):
    ``ack_timeout``, gets **503** with ``Retry-After`` — the sender retries
    (a late commit then means a duplicate, never a loss).
 
+Refusals are counted per kind as the Beam counters ``source.NAME.http.KIND``
+(the run's summary lists them) and logged once per kind, then as counts at
+most once a minute — no traceback, no body, no header value.
+
 One server per worker process, bound in the reader: only one process can own
 the port, so this source is for single-worker runners (direct, prism, flink
 ``[local]``). It binds ``127.0.0.1`` by default; set ``host: 0.0.0.0`` to accept
@@ -28,8 +35,9 @@ requests from other machines.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
-import http.server
 import itertools
 import logging
 import queue
@@ -41,8 +49,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from apache_beam.metrics import Metrics
+
 from meshline.config import Duration, doc
 from meshline.connectors.http.client import auth_headers
+from meshline.connectors.http.server import HttpServer, Limits, Request, Response
 from meshline.connectors.unbounded import Message, ReadFromQueue
 from meshline.errors import EventError
 from meshline.events import CloudEvent, decode_data, from_http
@@ -74,6 +85,24 @@ class HttpSourceConfig:
         "end the source after this long without a request, e.g. 30s (0: never)", None
     )
     batch: int = doc("events per bundle at most", 100)
+    header_timeout: Duration = doc(
+        "a request's head must arrive within this long of the connection (on a kept-alive "
+        "connection: of its first byte), else 408 and the connection is closed",
+        Duration(10),
+    )
+    body_timeout: Duration = doc(
+        "a request's body must arrive within this long of its head, else 408", Duration(30)
+    )
+    keepalive_timeout: Duration = doc("an idle kept-alive connection is closed after this long", Duration(30))
+    max_connections: int = doc(
+        "open connections at most; beyond it a new one replaces the longest-idle one", 4096
+    )
+    max_in_flight: int = doc("requests being read or waiting for their commit at most; beyond it 503", 256)
+    allowed_origins: list[str] = doc(
+        "origins the CloudEvents webhook handshake (OPTIONS with WebHook-Request-Origin) grants, "
+        "e.g. eventgrid.azure.net; none by default",
+        [],
+    )
 
     def __post_init__(self) -> None:
         if not 1 <= self.port <= 65535:
@@ -88,6 +117,16 @@ class HttpSourceConfig:
             raise ValueError(f"max_events: must be >= 0, got {self.max_events}")
         if not 1 <= self.batch <= 10000:
             raise ValueError(f"batch: must be between 1 and 10000, got {self.batch}")
+        for key in ("header_timeout", "body_timeout", "keepalive_timeout"):
+            if not getattr(self, key) > 0:
+                raise ValueError(f"{key}: must be more than 0, got {getattr(self, key)}")
+        if self.max_connections < 1:
+            raise ValueError(f"max_connections: must be >= 1, got {self.max_connections}")
+        if self.max_in_flight < 1:
+            raise ValueError(f"max_in_flight: must be >= 1, got {self.max_in_flight}")
+        for origin in self.allowed_origins:
+            if not origin.strip() or "*" in origin:
+                raise ValueError(f"allowed_origins: name each origin (no wildcard), got {origin!r}")
 
     @property
     def source_uri(self) -> str:
@@ -121,26 +160,56 @@ def request_to_events(
 # --------------------------------------------------------------------------- server
 
 
+#: What the source counts besides the server's own kinds (see ``server.KINDS``).
+_KINDS = {
+    "unauthorized": "request without valid credentials (401)",
+    "not_found": "request for another path (404)",
+    "method_not_allowed": "method other than POST or OPTIONS (405)",
+    "length_required": "POST without Content-Length or chunked body (411)",
+    "broken_event": "broken CloudEvent, or a body that says JSON but is not (400)",
+    "queue_full": "event queue full (503)",
+    "not_committed": "events not committed within ack_timeout (503; the sender retries)",
+}
+_ALLOW = {"Allow": "POST, OPTIONS"}
+_RETRY = {"Retry-After": "1"}
+
+
 class _Pending:
-    """One request waiting for its ``n`` events to be committed."""
+    """One request waiting for its ``n`` events to be committed (resolved from any thread)."""
 
-    __slots__ = ("done", "expired", "left", "lock")
+    __slots__ = ("expired", "future", "left", "lock", "loop")
 
-    def __init__(self, n: int):
+    def __init__(self, n: int, loop: asyncio.AbstractEventLoop):
         self.left = n
-        self.done = threading.Event()
         self.expired = False
         self.lock = threading.Lock()
+        self.loop = loop
+        self.future: asyncio.Future[bool] = loop.create_future()
 
     def ack_one(self) -> None:
         with self.lock:
             self.left -= 1
-            if self.left <= 0:
-                self.done.set()
+            done = self.left == 0
+        if done:
+            self._resolve(True)
+
+    def expire(self) -> None:
+        """Its request answers 503 (the sender retries); its events still queued are skipped."""
+        self.expired = True
+        self._resolve(False)
+
+    def _resolve(self, committed: bool) -> None:
+        with contextlib.suppress(RuntimeError):  # the server's loop has ended: nobody waits
+            self.loop.call_soon_threadsafe(_settle, self.future, committed)
+
+
+def _settle(future: asyncio.Future[bool], committed: bool) -> None:
+    if not future.done():
+        future.set_result(committed)
 
 
 class _Server:
-    """The HTTP server of one (host, port), shared by every reader in this process."""
+    """The webhook of one (host, port), shared by every reader in this process."""
 
     def __init__(self, config: HttpSourceConfig):
         self.config = config
@@ -150,125 +219,103 @@ class _Server:
         self.lock = threading.Lock()
         self.refs = 0
         self.closing = False
+        self.published: dict[str, int] = {}  # counts already handed to Beam metrics
         self.source = config.source_uri
-        self.expected_auth = auth_headers(config.username, config.password, config.token).get("authorization")
-        handler = type("_Handler", (_Handler,), {"server_state": self})
-        self.httpd = _HTTPServer((config.host, config.port), handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, name="meshline-webhook", daemon=True)
-        self.thread.start()
+        expected = auth_headers(config.username, config.password, config.token).get("authorization")
+        self.expected_auth = expected.encode() if expected is not None else None
+        self.challenge = "Bearer" if config.token else 'Basic realm="meshline"'
+        self.origins = {o.strip().lower(): o.strip() for o in config.allowed_origins}
+        limits = Limits(
+            max_body_bytes=config.max_body_bytes,
+            header_timeout=float(config.header_timeout),
+            body_timeout=float(config.body_timeout),
+            keepalive_timeout=float(config.keepalive_timeout),
+            max_connections=config.max_connections,
+            max_in_flight=config.max_in_flight,
+        )
+        try:
+            name = f"webhook {self.source}"
+            self.http = HttpServer(
+                config.host, config.port, self.handle, limits, name=name, extra_kinds=_KINDS
+            )
+        except OSError as e:
+            where = f"{config.host}:{config.port}"
+            raise OSError(e.errno, f"http source: cannot listen on {where}: {e.strerror}") from None
+        self.http.start()
         _LOGGER.info("webhook listening on %s", self.source)
+
+    async def handle(self, request: Request) -> Response:
+        c = self.config
+        note = self.http.note
+        if self.expected_auth is not None:
+            got = request.headers.get("authorization", "").encode("latin-1")
+            if not hmac.compare_digest(got, self.expected_auth):
+                note("unauthorized")
+                return Response(401, "unauthorized", {"WWW-Authenticate": self.challenge}, close=True)
+        if request.path != c.path:
+            note("not_found")
+            return Response(404, f"no webhook at this path; POST to {c.path}")
+        if request.method == "OPTIONS":
+            return self._handshake(request)
+        if request.method != "POST":
+            note("method_not_allowed")
+            return Response(405, "POST events here", dict(_ALLOW))
+        if self.closing:
+            return Response(503, "shutting down", dict(_RETRY), close=True)
+        if "content-length" not in request.headers and "transfer-encoding" not in request.headers:
+            note("length_required")
+            return Response(411, "Content-Length (or chunked) required")
+        body = await request.body()
+        if self.closing:
+            return Response(503, "shutting down", dict(_RETRY), close=True)
+        try:
+            events = request_to_events(request.headers, body, source=self.source, type_=c.type)
+        except EventError as e:
+            note("broken_event")
+            return Response(400, f"not accepted: {e}")
+        if not events:
+            return Response(202)
+        pending = _Pending(len(events), self.http.loop)
+        try:
+            for event in events:
+                self.queue.put_nowait((event, pending))
+        except queue.Full:
+            pending.expired = True  # whatever was queued is skipped when pulled
+            note("queue_full")
+            return Response(503, "busy", dict(_RETRY))
+        timer = self.http.loop.call_later(float(c.ack_timeout), _settle, pending.future, False)
+        committed = await pending.future
+        timer.cancel()
+        if committed and not pending.expired:
+            return Response(202)
+        pending.expired = True
+        if not self.closing:
+            note("not_committed")
+        return Response(503, "not committed in time; retry", dict(_RETRY))
+
+    def _handshake(self, request: Request) -> Response:
+        """The CloudEvents webhook validation handshake: consent only for a configured origin."""
+        headers = dict(_ALLOW)
+        origin = self.origins.get(request.headers.get("webhook-request-origin", "").strip().lower())
+        if origin is not None:
+            headers["WebHook-Allowed-Origin"] = origin
+            headers["WebHook-Allowed-Rate"] = "*"
+        return Response(200, "", headers)
 
     def shutdown(self) -> None:
         self.closing = True
-        self.httpd.shutdown()
-        self.httpd.server_close()
         # Everything not committed yet: its requests answer 503 now (their senders retry).
         while True:
             try:
                 _, pending = self.queue.get_nowait()
             except queue.Empty:
                 break
-            pending.expired = True
-            pending.done.set()
+            pending.expire()
         with self.lock:
             for pending, _ in self.unacked.values():
-                pending.expired = True
-                pending.done.set()
+                pending.expire()
             self.unacked.clear()
-
-
-class _HTTPServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    server_state: _Server
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body go out as separate writes
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - BaseHTTPRequestHandler's name
-        _LOGGER.debug("webhook: " + format, *args)
-
-    def _reply(self, status: int, text: str = "", headers: dict[str, str] | None = None) -> None:
-        body = (text + "\n").encode() if text else b""
-        self.send_response(status)
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.send_header("Content-Type", "text/plain; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if body:
-            self.wfile.write(body)
-
-    def do_OPTIONS(self) -> None:
-        origin = self.headers.get("WebHook-Request-Origin")
-        headers = {"Allow": "POST, OPTIONS"}
-        if origin:
-            headers["WebHook-Allowed-Origin"] = origin
-        self._reply(200, "", headers)
-
-    def do_GET(self) -> None:
-        self._reply(405, "POST events here", {"Allow": "POST, OPTIONS"})
-
-    def do_PUT(self) -> None:
-        self.do_POST()
-
-    def do_POST(self) -> None:
-        s = self.server_state
-        c = s.config
-        if self.path.split("?", 1)[0] != c.path:
-            self._reply(404, f"no webhook at this path; POST to {c.path}")
-            return
-        if s.expected_auth is not None:
-            got = self.headers.get("Authorization") or ""
-            if not hmac.compare_digest(got.encode(), s.expected_auth.encode()):
-                scheme = "Bearer" if c.token else 'Basic realm="meshline"'
-                self.close_connection = True
-                self._reply(401, "unauthorized", {"WWW-Authenticate": scheme})
-                return
-        length_header = self.headers.get("Content-Length")
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked" or length_header is None:
-            self.close_connection = True
-            self._reply(411, "Content-Length required")
-            return
-        try:
-            length = int(length_header)
-        except ValueError:
-            self.close_connection = True
-            self._reply(400, "bad Content-Length")
-            return
-        if length > c.max_body_bytes:
-            self.close_connection = True
-            self._reply(413, f"body of {length} bytes is over the limit of {c.max_body_bytes}")
-            return
-        body = self.rfile.read(length) if length else b""
-        if s.closing:
-            self._reply(503, "shutting down", {"Retry-After": "1"})
-            return
-        try:
-            events = request_to_events(dict(self.headers.items()), body, source=s.source, type_=c.type)
-        except EventError as e:
-            self._reply(400, f"not accepted: {e}")
-            return
-        if not events:
-            self._reply(202)
-            return
-        pending = _Pending(len(events))
-        try:
-            for event in events:
-                s.queue.put_nowait((event, pending))
-        except queue.Full:
-            pending.expired = True  # whatever was queued is skipped when pulled
-            self._reply(503, "busy", {"Retry-After": "1"})
-            return
-        committed = pending.done.wait(float(c.ack_timeout))
-        if committed and not pending.expired:
-            self._reply(202)
-        else:
-            pending.expired = True
-            self._reply(503, "not committed in time; retry", {"Retry-After": "1"})
+        self.http.stop()
 
 
 # --------------------------------------------------------------------------- reader
@@ -303,8 +350,9 @@ def _release(server: _Server) -> None:
 
 
 class _WebhookReader:
-    def __init__(self, config: HttpSourceConfig):
+    def __init__(self, config: HttpSourceConfig, name: str = "http"):
         self._server = _acquire(config)
+        self._name = name
         self._closed = False
 
     def pull(self, max_messages: int, timeout: float) -> Sequence[Message]:
@@ -328,7 +376,18 @@ class _WebhookReader:
             out.append(Message(ack_id, event, now))
         if out:
             self._forget_expired()
+        self._publish_counts()
         return out
+
+    def _publish_counts(self) -> None:
+        """The server's refusal counts since the last pull, as Beam counters (this is the DoFn's thread)."""
+        s = self._server
+        counts = s.http.counts
+        with s.lock:
+            delta = {k: n - s.published.get(k, 0) for k, n in counts.items() if n != s.published.get(k, 0)}
+            s.published = counts
+        for kind, n in delta.items():
+            Metrics.counter("meshline", f"source.{self._name}.http.{kind}").inc(n)
 
     def _forget_expired(self) -> None:
         s = self._server
@@ -355,16 +414,17 @@ class _WebhookReader:
 class _MakeReader:
     """Picklable factory: the server starts on the worker, in ``setup()``."""
 
-    def __init__(self, config: HttpSourceConfig):
+    def __init__(self, config: HttpSourceConfig, name: str):
         self._config = config
+        self._name = name
 
     def __call__(self) -> _WebhookReader:
-        return _WebhookReader(self._config)
+        return _WebhookReader(self._config, self._name)
 
 
 def build(config: HttpSourceConfig, ctx: BuildContext) -> ReadFromQueue:
     return ReadFromQueue(
-        _MakeReader(config),
+        _MakeReader(config, ctx.name),
         source_name=ctx.name,
         max_events=config.max_events or None,  # 0: never
         idle_timeout=float(config.idle_timeout) if config.idle_timeout else None,

@@ -1,4 +1,4 @@
-"""A real HTTP server on 127.0.0.1 (http.server in a thread) whose replies a test scripts."""
+"""HTTP test harness: a scripted HTTP server on 127.0.0.1, and webhook sources on free ports."""
 
 from __future__ import annotations
 
@@ -9,6 +9,27 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
+
+from meshline.config import parse_config
+from meshline.connectors.http.source import HttpSourceConfig, _WebhookReader
+from tests.integration.http.support import free_port
+
+
+@pytest.fixture
+def webhook():
+    """``make(**config)`` → (reader, url): the reader a pipeline's source holds, on a free port."""
+    readers = []
+
+    def make(**config):
+        config.setdefault("port", free_port())
+        c = parse_config(HttpSourceConfig, config, where="test")
+        r = _WebhookReader(c)
+        readers.append(r)
+        return r, f"http://127.0.0.1:{c.port}{c.path}"
+
+    yield make
+    for r in readers:
+        r.close()
 
 
 @dataclass

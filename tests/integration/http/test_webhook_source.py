@@ -15,17 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from meshline.config import parse_config
-from meshline.connectors.http.source import HttpSourceConfig, _WebhookReader
+from tests.integration.http.support import free_port
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _post(url: str, body: bytes, headers: dict[str, str] | None = None, method: str = "POST"):
@@ -35,23 +28,6 @@ def _post(url: str, body: bytes, headers: dict[str, str] | None = None, method: 
             return r.status, r.read().decode(), dict(r.headers)
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode(), dict(e.headers)
-
-
-@pytest.fixture
-def webhook():
-    """A reader (what the pipeline's source holds) on a free port; closed afterwards."""
-    readers = []
-
-    def make(**config):
-        config.setdefault("port", _free_port())
-        c = parse_config(HttpSourceConfig, config, where="test")
-        r = _WebhookReader(c)
-        readers.append(r)
-        return r, f"http://127.0.0.1:{c.port}{c.path}"
-
-    yield make
-    for r in readers:
-        r.close()
 
 
 def test_202_only_after_commit_and_503_without(webhook):
@@ -118,7 +94,13 @@ def test_every_cloudevents_mode_and_a_batch_waits_for_all(webhook):
 
 
 def test_rejected_at_the_door(webhook):
-    reader, url = webhook(path="/hook", username="u", password="secret-pw", max_body_bytes=100)
+    reader, url = webhook(
+        path="/hook",
+        username="u",
+        password="secret-pw",
+        max_body_bytes=100,
+        allowed_origins=["eventgrid.azure.net"],
+    )
     auth = {"Authorization": "Basic " + base64.b64encode(b"u:secret-pw").decode()}
     status, _, headers = _post(url, b"{}", {"content-type": "application/json"})
     assert status == 401 and "Basic" in headers.get("WWW-Authenticate", "")
@@ -135,6 +117,10 @@ def test_rejected_at_the_door(webhook):
     status, _, _ = _post(url.replace("/hook", "/other"), b"{}", auth)
     assert status == 404
     status, _, headers = _post(url, b"", {"WebHook-Request-Origin": "eventgrid.azure.net"}, method="OPTIONS")
+    assert status == 401  # the handshake needs the credentials too
+    status, _, headers = _post(
+        url, b"", {**auth, "WebHook-Request-Origin": "EventGrid.azure.net"}, method="OPTIONS"
+    )
     assert status == 200 and headers.get("WebHook-Allowed-Origin") == "eventgrid.azure.net"
     assert reader.pull(10, 0.2) == []  # nothing rejected entered the pipeline
 
@@ -165,7 +151,7 @@ def test_closing_answers_waiting_requests_with_503(webhook):
 
 def test_meshline_run_on_the_direct_runner(tmp_path):
     """The whole source on the direct runner: 202s, the events in the file, the run ends at max_events."""
-    port = _free_port()
+    port = free_port()
     spec = tmp_path / "spec.yaml"
     spec.write_text(
         f"""
