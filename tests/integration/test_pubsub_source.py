@@ -70,6 +70,19 @@ def _messages() -> list[tuple[bytes, dict[str, str]]]:
     return msgs
 
 
+def test_drain_reports_a_failed_pull_instead_of_nothing_left(pubsub_host):
+    """The acknowledgement checks below read "nothing left" from drain(): a pull that fails
+    must not look like that."""
+    from google.api_core.exceptions import NotFound
+
+    ps = PubSub(pubsub_host)
+    topic, sub = ps.new_subscription()
+    ids = ps.publish(topic, [(b"{}", {})])
+    assert ps.drain(sub) == ids  # a positive control: drain does see messages
+    with pytest.raises(NotFound):
+        ps.drain("no-such-subscription")
+
+
 def test_every_message_delivered_and_acknowledged(meshline, pubsub_host, tmp_path):
     ps = PubSub(pubsub_host)
     topic, sub = ps.new_subscription(ack_deadline=10)
@@ -109,10 +122,8 @@ def test_idle_timeout_ends_the_run(meshline, pubsub_host, tmp_path):
     ps.publish(topic, [(b'{"n": 1}', {}), (b'{"n": 2}', {})])
     out = tmp_path / "out"
     spec = _integration(tmp_path / "it.yaml", pubsub_host, sub, out, extra="idle_timeout: 3s")
-    started = time.monotonic()
-    r = meshline("run", str(spec), "--runner", "direct")
+    r = meshline("run", str(spec), "--runner", "direct", timeout=120)  # the idle timeout ends it
     assert r.returncode == 0, r.stderr
-    assert time.monotonic() - started < 60
     events = [e for f in (out / "events").rglob("*.jsonl") for e in read_rows("jsonl", f.read_bytes())]
     assert sorted(e["data"]["n"] for e in events) == [1, 2]
 
@@ -150,11 +161,9 @@ def test_ctrl_c_stops_a_streaming_run_quickly_and_loses_nothing(pubsub_host, tmp
     while time.monotonic() < deadline and not list((out / "events").glob("*.jsonl")):
         time.sleep(1)
     time.sleep(3)
-    stopped = time.monotonic()
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=30)  # stopped within the deadline, or TimeoutExpired fails
     assert proc.returncode == 130, err.decode(errors="replace")[-2000:]
-    assert time.monotonic() - stopped < 30
     assert b"interrupted" in err
     assert b"Traceback" not in err  # Beam's threads are silenced before Prism is stopped
     delivered = {

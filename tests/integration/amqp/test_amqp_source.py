@@ -125,10 +125,8 @@ def test_max_events_and_idle_timeout_end_a_run(meshline, rabbitmq, tmp_path):
     assert mq.depth(queue) == 12  # the prefetched rest went back to the queue
     out2 = tmp_path / "b"
     spec = _integration(tmp_path / "b.yaml", rabbitmq.url(), queue, out2, extra="idle_timeout: 3s")
-    started = time.monotonic()
-    r = meshline("run", str(spec), "--runner", "direct")
+    r = meshline("run", str(spec), "--runner", "direct", timeout=120)  # the idle timeout ends it
     assert r.returncode == 0, r.stderr
-    assert time.monotonic() - started < 60
     second = [e["id"] for e in events_in(out2 / "events")]
     assert sorted(first + second) == sorted(f"m{i}" for i in range(20))
     assert mq.depth(queue) == 0
