@@ -183,7 +183,11 @@ def test_sigkill_midway_then_rerun_loses_nothing(pubsub_host, tmp_path):
 
     ps = PubSub(pubsub_host)
     topic, sub = ps.new_subscription(ack_deadline=10)
-    ids = ps.publish(topic, [(orjson.dumps({"n": i}), {}) for i in range(200)])
+    broken = (b"{not json", {"content-type": "application/cloudevents+json"})  # a decode dead letter
+    messages = [broken if i % 20 == 7 else (orjson.dumps({"n": i}), {}) for i in range(200)]
+    ids = ps.publish(topic, messages)
+    bad = {i for i, m in zip(ids, messages) if m is broken}
+    good = set(ids) - bad
     out = tmp_path / "out"
     exe = str(Path(sys.executable).parent / "meshline")
     endless = _integration(tmp_path / "a.yaml", pubsub_host, sub, out, extra="batch: 5", window="1s")
@@ -201,15 +205,16 @@ def test_sigkill_midway_then_rerun_loses_nothing(pubsub_host, tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the CLI and the Prism job server it started
         proc.wait(timeout=30)
-    first = {e["id"] for f in (out / "events").glob("*.jsonl") for e in read_rows("jsonl", f.read_bytes())}
-    assert len(first) > 0
+
+    def ids_in(folder: Path) -> set[str]:
+        return {e["id"] for f in folder.glob("*.jsonl") for e in read_rows("jsonl", f.read_bytes())}
+
+    first, first_dead = ids_in(out / "events"), ids_in(out / "dlq")
+    assert 0 < len(first) < len(good), "the kill must land midway"
     # Run again until the subscription is idle; unacknowledged messages are redelivered.
     again = _integration(tmp_path / "b.yaml", pubsub_host, sub, tmp_path / "again", extra="idle_timeout: 15s")
     r = subprocess.run([exe, "run", str(again)], capture_output=True, timeout=300, check=False)
     assert r.returncode == 0, r.stderr.decode(errors="replace")[-2000:]
-    second = {
-        e["id"]
-        for f in (tmp_path / "again" / "events").glob("*.jsonl")
-        for e in read_rows("jsonl", f.read_bytes())
-    }
-    assert set(ids) <= first | second  # every message id is in the target at least once
+    second, second_dead = ids_in(tmp_path / "again" / "events"), ids_in(tmp_path / "again" / "dlq")
+    assert good <= first | second  # every message id is in the target at least once
+    assert bad == first_dead | second_dead  # and every broken one in the dead-letter target
