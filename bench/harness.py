@@ -124,9 +124,7 @@ class Scenario:
 
 def _skipped(path: Path) -> bool:
     """Files a variant leaves beside its output that are not output: temporary parts, ledgers."""
-    return any(part.startswith((".meshline", ".")) for part in path.parts[-3:]) or ".meshline-tmp" in str(
-        path
-    )
+    return any(part.startswith(".") for part in path.parts) or ".meshline-tmp" in str(path)
 
 
 def canonical(value: object) -> object:
@@ -255,19 +253,24 @@ def check_outputs(s: Scenario, outputs: dict[str, Output]) -> None:
             if a.digest == b.digest:
                 continue
             only_a, only_b = sorted(a.records - b.records), sorted(b.records - a.records)
-            example = (
-                f"only {present[0]!r} wrote {only_a[0][:300]!r}"
-                if only_a
-                else f"only {v!r} wrote {only_b[0][:300]!r}"
-                if only_b
-                else "the same set of records, different multiplicities"
-            )
+            examples = _difference(present[0], only_a, v, only_b)
             problems.append(
                 f"{s.name}: {present[0]!r} wrote {a.count:,} records (digest {a.digest}), "
-                f"{v!r} wrote {b.count:,} (digest {b.digest}); {example}"
+                f"{v!r} wrote {b.count:,} (digest {b.digest}); "
+                + ("; ".join(examples) or "the same set of records, different multiplicities")
             )
     if problems:
         raise OutputMismatch("\n".join(problems))
+
+
+def _difference(name_a: str, only_a: list[bytes], name_b: str, only_b: list[bytes]) -> list[str]:
+    """A record only one side wrote, around where it first differs from the other side's."""
+    if only_a and only_b:
+        a, b = only_a[0], only_b[0]
+        i = next((k for k in range(min(len(a), len(b))) if a[k] != b[k]), min(len(a), len(b)))
+        lo = max(0, i - 80)
+        return [f"{name_a!r} wrote …{a[lo : i + 160]!r}…", f"where {name_b!r} wrote …{b[lo : i + 160]!r}…"]
+    return [f"only {n!r} wrote {r[0][:400]!r}" for n, r in ((name_a, only_a), (name_b, only_b)) if r]
 
 
 def measure(
