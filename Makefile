@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.meshline-installed
 PYTEST_ARGS ?=
 
-.PHONY: all venv prism run test unit lint bench clean
+.PHONY: all venv prism run check test unit lint bench clean
 
 all: test
 
@@ -38,10 +38,17 @@ lint: venv
 	$(BIN)/ruff format --check meshline tests bench
 	$(BIN)/mypy
 
-test: venv lint prism
+# The fast tier: lint, types, the pipelines' own tests, unit tests, and the benchmark harness
+# on tiny inputs (every variant's output compared).
+check: venv lint
 	$(BIN)/meshline validate pipelines/*.yaml
 	$(BIN)/meshline test pipelines/*.yaml
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+	$(BIN)/python -m bench.run --smoke
+
+# Everything: the fast tier, then the tests against real servers and runners.
+test: check prism
+	$(BIN)/pytest tests/integration tests/e2e --durations=25 $(PYTEST_ARGS)
 
 unit: venv
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)

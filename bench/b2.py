@@ -32,7 +32,7 @@ from pathlib import Path
 import orjson
 
 from bench.data import make_event
-from bench.harness import OUT, PY, Row, Scenario, meshline_bin, standalone
+from bench.harness import OUT, PY, Row, Scenario, canonical_json, meshline_bin, standalone
 
 __all__ = ["main", "scenario"]
 
@@ -204,18 +204,28 @@ def scenario(small: int, large: int) -> Scenario | None:
                 ]
         return cmds
 
-    def count(dst: Path) -> int:
-        from tests.integration.kafka.support import end_offsets
+    def records(dst: Path) -> list[bytes]:
+        """Each output record as its key and the event it carries (header order aside)."""
+        from meshline.events import from_kafka
+        from tests.integration.kafka.support import drain, end_offsets
 
         topic = outputs.get((str(dst), large))
-        return sum(end_offsets(bootstrap, topic).values()) if topic else 0
+        if not topic:
+            return []
+        out = []
+        for m in drain(bootstrap, topic, expect=sum(end_offsets(bootstrap, topic).values())):
+            event = from_kafka(m.key(), m.value(), m.headers())
+            form = event.to_dict() if event is not None else {"undecodable": repr(m.value()[:200])}
+            key = m.key().decode(errors="replace") if m.key() is not None else None
+            out.append(canonical_json({"key": key, "event": form}))
+        return out
 
     return Scenario(
         name="B2",
         title="Kafka → jq filter → jq transform → Kafka (local KRaft broker, not counted)",
         runner="direct (FnApiRunner), one worker",
         commands=commands,
-        count=count,
+        records=records,
         small=small,
         large=large,
         notes=["records/s per core of client CPU; the broker's CPU is not counted"],

@@ -29,7 +29,7 @@ from pathlib import Path
 import orjson
 
 from bench.data import TYPES, ensure_input
-from bench.harness import OUT, PY, Row, Scenario, meshline_bin, standalone
+from bench.harness import OUT, PY, Row, Scenario, canonical_json, meshline_bin, standalone
 
 __all__ = ["main", "scenario"]
 
@@ -95,9 +95,21 @@ def _fresh_index(url: str, index: str) -> None:
     )
 
 
-def _count(url: str, index: str) -> int:
+def _documents(url: str, index: str) -> list[bytes]:
+    """Every document of ``index`` as its ``_id`` and ``_source`` (sorted keys), paged by ``_id``."""
     _http(f"{url}/{index}/_refresh", "POST")
-    return int(_http(f"{url}/{index}/_count", "GET").get("count", 0))
+    out: list[bytes] = []
+    after: list[str] | None = None
+    while True:
+        query: dict = {"size": 5000, "sort": [{"_id": "asc"}], "query": {"match_all": {}}}
+        if after is not None:
+            query["search_after"] = after
+        hits = _http(f"{url}/{index}/_search", "POST", query).get("hits", {}).get("hits", [])
+        if not hits:
+            return out
+        for h in hits:
+            out.append(canonical_json({"_id": h["_id"], "_source": h["_source"]}))
+        after = hits[-1]["sort"]
 
 
 def loop(src: str, url: str, index: str) -> None:
@@ -171,15 +183,15 @@ def scenario(small: int, large: int) -> Scenario | None:
                 out[variant] = [PY, "-m", "bench.b4", "loop", src, url, index]
         return out
 
-    def count(dst: Path) -> int:
-        return _count(url, index_of(dst, large))
+    def records(dst: Path) -> list[bytes]:
+        return _documents(url, index_of(dst, large))
 
     return Scenario(
         name="B4",
         title="file → exact filter → elasticsearch _bulk (OpenSearch 2.19 node, not counted)",
         runner="direct (FnApiRunner), one worker",
         commands=commands,
-        count=count,
+        records=records,
         small=small,
         large=large,
         notes=["documents/s per core of client CPU; the node's CPU is not counted"],

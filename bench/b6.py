@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from bench.data import ensure_input
-from bench.harness import OUT, Row, Scenario, meshline_bin, standalone
+from bench.harness import OUT, Row, Scenario, meshline_bin, parquet_records, standalone
 
 __all__ = ["main", "scenario"]
 
@@ -108,33 +108,28 @@ def scenario(small: int, large: int) -> Scenario | None:
             ],
         }
 
-    def count(dst: Path) -> int:
-        import pyarrow.parquet as pq
-
+    def records(dst: Path) -> list[bytes]:
+        out: list[bytes] = []
         if "datalake" in dst.name:
             c = service.get_container_client(containers[large])
-            return sum(b.size and _rows(c.download_blob(b.name).readall()) for b in c.list_blobs())
-        return sum(
-            pq.read_metadata(f).num_rows for f in dst.rglob("*.parquet") if ".meshline-tmp" not in str(f)
-        )
+            for b in c.list_blobs():
+                if b.name.endswith(".parquet") and "/.meshline" not in b.name:
+                    out += parquet_records(c.download_blob(b.name).readall())
+            return out
+        for f in sorted(dst.rglob("*.parquet")):
+            if ".meshline" not in str(f.relative_to(dst)):
+                out += parquet_records(f.read_bytes())
+        return out
 
     return Scenario(
         name="B6",
         title="file → azure.datalake parquet (azurite) vs file → parquet",
         runner="direct (FnApiRunner), one worker; azurite in its own process (CPU not counted)",
         commands=commands,
-        count=count,
+        records=records,
         small=small,
         large=large,
     )
-
-
-def _rows(raw: bytes) -> int:
-    import io
-
-    import pyarrow.parquet as pq
-
-    return int(pq.read_metadata(io.BytesIO(raw)).num_rows)
 
 
 def main(argv: list[str] | None = None) -> list[Row]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.data import ensure_input
-from bench.harness import OUT, Row, Scenario, meshline_bin, standalone
+from bench.harness import OUT, Row, Scenario, canonical_json, jsonl_records, meshline_bin, standalone
 
 __all__ = ["main", "scenario"]
 
@@ -85,6 +85,23 @@ def _fill(channel: Any, src: Path) -> None:
             channel.basic_publish("", IN_QUEUE, line.rstrip(b"\n"), props)
 
 
+def _queue_events(url: str, queue: str) -> list[bytes]:
+    """Every message of ``queue`` (consumed) as the CloudEvent it carries, JSON with sorted keys."""
+
+    from meshline.connectors.amqp.codec import message_to_event
+
+    out: list[bytes] = []
+    with _channel(url) as ch:
+        ch.basic_qos(prefetch_count=1000)
+        for method, props, body in ch.consume(queue, auto_ack=True, inactivity_timeout=2.0):
+            if method is None:
+                break
+            event = message_to_event("amqp://bench", method, props, body)
+            out.append(canonical_json(event.to_dict()))
+        ch.cancel()
+    return out
+
+
 def scenario(small: int, large: int) -> Scenario | None:
     try:
         import pika  # noqa: F401 - checked here, used in _channel
@@ -134,19 +151,18 @@ def scenario(small: int, large: int) -> Scenario | None:
             ],
         }
 
-    def count(dst: Path) -> int:
+    def records(dst: Path) -> list[bytes]:
+        """The events each direction delivered: both carry the input's events, unchanged."""
         if dst.name.endswith("file---amqp"):
-            with _channel(url) as ch:
-                return int(ch.queue_declare(OUT_QUEUE, passive=True).method.message_count)
-        files = [f for f in dst.rglob("*.jsonl") if ".meshline-tmp" not in str(f)]
-        return sum(sum(1 for _ in f.open("rb")) for f in files)
+            return _queue_events(url, OUT_QUEUE)
+        return jsonl_records(dst)
 
     return Scenario(
         name="B8",
         title="RabbitMQ → file (amqp source) and file → RabbitMQ (amqp target, confirms, persistent)",
         runner="direct (FnApiRunner), one worker; RabbitMQ 3.10 in its own process (CPU not counted)",
         commands=commands,
-        count=count,
+        records=records,
         small=small,
         large=large,
     )

@@ -29,9 +29,11 @@ from bench.harness import (
     OUT,
     PY,
     ROOT,
+    OutputMismatch,
     Row,
     Sample,
     Scenario,
+    jsonl_records,
     machine,
     markdown,
     measure,
@@ -43,14 +45,6 @@ __all__ = ["Row", "Sample", "Scenario", "main", "measure", "run_once"]
 
 RESULTS = ROOT / "bench" / "RESULTS.md"
 FANOUT = (1, 10, 50)
-
-
-def count_lines(folder: Path) -> int:
-    return sum(
-        sum(1 for _ in f.open("rb"))
-        for f in folder.rglob("*")
-        if f.is_file() and ".meshline-tmp" not in str(f)
-    )
 
 
 def _input(n: int) -> Path:
@@ -88,7 +82,7 @@ def b1(small: int, large: int) -> Scenario:
         title="file → exact+jq filter → jq transform → jsonl",
         runner="direct (FnApiRunner), one worker",
         commands=commands,
-        count=count_lines,
+        records=jsonl_records,
         small=small,
         large=large,
         min_repeat=5,  # one round takes about a minute; single rounds here vary by 30%
@@ -142,7 +136,7 @@ def b5(small: int, large: int) -> Scenario:
         title="fan-out: file → N triggers (exact on type; the last one matches) → jsonl",
         runner="direct (FnApiRunner), one worker",
         commands=commands,
-        count=count_lines,
+        records=jsonl_records,
         small=small,
         large=large,
     )
@@ -192,15 +186,25 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="replace only the sections measured now in bench/RESULTS.md, keep the others",
     )
+    ap.add_argument(
+        "--smoke",
+        action="store_true",
+        help="check the harness and every variant's output on tiny inputs (B1 and B5 unless "
+        "--scenarios says otherwise; one round; bench/RESULTS.md is not written)",
+    )
     args = ap.parse_args(argv)
+    if args.smoke and "--scenarios" not in (argv if argv is not None else sys.argv[1:]):
+        args.scenarios = ["B1", "B5"]
     wanted = {s.upper() for s in args.scenarios}
+    tiny = (200, 400) if args.smoke else None
 
     scenarios: list[Scenario] = []
     if "B1" in wanted:
         # B1's runs take seconds of start-up that vary by ±0.3 CPU-s here: the larger N
         # keeps that below 10% of the difference the rate comes from.
-        scenarios.append(b1(args.small or 50_000, args.large or 500_000))
-    for mod, (small, large) in EXTERNAL.items():
+        small, large = tiny or (args.small or 50_000, args.large or 500_000)
+        scenarios.append(b1(small, large))
+    for mod, sizes in EXTERNAL.items():
         if mod.upper() not in wanted:
             continue
         try:
@@ -208,25 +212,37 @@ def main(argv: list[str] | None = None) -> int:
         except ModuleNotFoundError:
             print(f"{mod.upper()}: not available in this build (no bench/{mod}.py)", file=sys.stderr)
             continue
-        s = module.scenario(small, large)
+        s = module.scenario(*(tiny or sizes))
         if s is not None:
             scenarios.append(s)
     if "B5" in wanted:
-        scenarios.append(b5(args.small or 20_000, args.large or 200_000))
+        small, large = tiny or (args.small or 20_000, args.large or 200_000)
+        scenarios.append(b5(small, large))
 
     stamp = f"Measured on {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; machine: {machine()}."
     report: list[str] = []
     base = RESULTS.read_text() if args.update and RESULTS.exists() else ""
 
     def write() -> None:  # after every scenario: a later one that fails keeps what was measured
-        RESULTS.write_text(_HEADER + "\n\n" + _merge(base, "\n".join(report).strip("\n")) + "\n")
+        if not args.smoke:
+            RESULTS.write_text(_HEADER + "\n\n" + _merge(base, "\n".join(report).strip("\n")) + "\n")
 
+    status = 0
     for s in scenarios:
-        rows = {r.variant: r for r in measure(s, args.repeat, args.only)}
+        try:
+            rows = {
+                r.variant: r
+                for r in measure(s, 1 if args.smoke else args.repeat, args.only, exact_repeat=args.smoke)
+            }
+        except OutputMismatch as e:
+            print(f"FAILED: {e}", file=sys.stderr)
+            report += ["", f"## {s.name} {s.title}", "", stamp, "", f"FAILED: variants' outputs differ: {e}"]
+            write()
+            status = 1
+            continue
         ratios = _ratios(s.name, rows)
         for line in ratios:
             print(line)
-        counts = {r.events_out for r in rows.values()}
         report += [
             "",
             f"## {s.name} {s.title}",
@@ -237,13 +253,8 @@ def main(argv: list[str] | None = None) -> int:
         ]
         report.append(markdown(list(rows.values())))
         report += [""] + [f"- {x}" for x in ratios + s.notes]
-        if len(counts) > 1:
-            written = {v: r.events_out for v, r in rows.items()}
-            warning = f"WARNING: variants wrote different numbers of events: {written}"
-            print(warning)
-            report += [f"- {warning}"]
         write()
-    if "B1" in wanted:
+    if "B1" in wanted and not args.smoke:
         from bench import coder
 
         report += ["", "## Coder round trip of one event (encode + decode, in-process)", "", stamp, ""]
@@ -252,8 +263,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {name:<36} {micros:6.2f} µs")
             report.append(f"- {name}: {micros:.2f} µs")
     write()
-    print(f"\nwritten to {RESULTS.relative_to(ROOT)}")
-    return 0
+    if not args.smoke:
+        print(f"\nwritten to {RESULTS.relative_to(ROOT)}")
+    return status
 
 
 _HEADER = """# Benchmark results

@@ -8,8 +8,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Property tests draw the same examples on every run, so a failure in CI repeats on a laptop
+# (and prints the blob that reproduces it). HYPOTHESIS_PROFILE=explore draws new examples.
+settings.register_profile("meshline", derandomize=True, print_blob=True, database=None)
+settings.register_profile("explore", print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "meshline"))
 
 
 @pytest.fixture

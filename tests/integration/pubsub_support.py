@@ -38,13 +38,20 @@ class PubSub:
         return [f.result(timeout=30) for f in futures]
 
     def drain(self, subscription: str, wait: float = 2.0) -> list[str]:
-        """Message ids still deliverable on the subscription (acknowledging them)."""
+        """Message ids still deliverable on the subscription (acknowledging them).
+
+        "Nothing left" is an empty pull (what the emulator answers) or a pull that ran out
+        of time (``DeadlineExceeded``, what the service may answer); any other failure is
+        raised, so an acknowledgement check cannot pass because pulling failed.
+        """
+        from google.api_core.exceptions import DeadlineExceeded
+
         path = self.subscriber.subscription_path(PROJECT, subscription)
         ids: list[str] = []
         while True:
             try:
                 resp = self.subscriber.pull(request={"subscription": path, "max_messages": 500}, timeout=wait)
-            except Exception:
+            except DeadlineExceeded:
                 break
             if not resp.received_messages:
                 break

@@ -70,6 +70,19 @@ def _messages() -> list[tuple[bytes, dict[str, str]]]:
     return msgs
 
 
+def test_drain_reports_a_failed_pull_instead_of_nothing_left(pubsub_host):
+    """The acknowledgement checks below read "nothing left" from drain(): a pull that fails
+    must not look like that."""
+    from google.api_core.exceptions import NotFound
+
+    ps = PubSub(pubsub_host)
+    topic, sub = ps.new_subscription()
+    ids = ps.publish(topic, [(b"{}", {})])
+    assert ps.drain(sub) == ids  # a positive control: drain does see messages
+    with pytest.raises(NotFound):
+        ps.drain("no-such-subscription")
+
+
 def test_every_message_delivered_and_acknowledged(meshline, pubsub_host, tmp_path):
     ps = PubSub(pubsub_host)
     topic, sub = ps.new_subscription(ack_deadline=10)
@@ -109,10 +122,8 @@ def test_idle_timeout_ends_the_run(meshline, pubsub_host, tmp_path):
     ps.publish(topic, [(b'{"n": 1}', {}), (b'{"n": 2}', {})])
     out = tmp_path / "out"
     spec = _integration(tmp_path / "it.yaml", pubsub_host, sub, out, extra="idle_timeout: 3s")
-    started = time.monotonic()
-    r = meshline("run", str(spec), "--runner", "direct")
+    r = meshline("run", str(spec), "--runner", "direct", timeout=120)  # the idle timeout ends it
     assert r.returncode == 0, r.stderr
-    assert time.monotonic() - started < 60
     events = [e for f in (out / "events").rglob("*.jsonl") for e in read_rows("jsonl", f.read_bytes())]
     assert sorted(e["data"]["n"] for e in events) == [1, 2]
 
@@ -150,11 +161,9 @@ def test_ctrl_c_stops_a_streaming_run_quickly_and_loses_nothing(pubsub_host, tmp
     while time.monotonic() < deadline and not list((out / "events").glob("*.jsonl")):
         time.sleep(1)
     time.sleep(3)
-    stopped = time.monotonic()
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=30)  # stopped within the deadline, or TimeoutExpired fails
     assert proc.returncode == 130, err.decode(errors="replace")[-2000:]
-    assert time.monotonic() - stopped < 30
     assert b"interrupted" in err
     assert b"Traceback" not in err  # Beam's threads are silenced before Prism is stopped
     delivered = {
@@ -174,7 +183,11 @@ def test_sigkill_midway_then_rerun_loses_nothing(pubsub_host, tmp_path):
 
     ps = PubSub(pubsub_host)
     topic, sub = ps.new_subscription(ack_deadline=10)
-    ids = ps.publish(topic, [(orjson.dumps({"n": i}), {}) for i in range(200)])
+    broken = (b"{not json", {"content-type": "application/cloudevents+json"})  # a decode dead letter
+    messages = [broken if i % 20 == 7 else (orjson.dumps({"n": i}), {}) for i in range(200)]
+    ids = ps.publish(topic, messages)
+    bad = {i for i, m in zip(ids, messages) if m is broken}
+    good = set(ids) - bad
     out = tmp_path / "out"
     exe = str(Path(sys.executable).parent / "meshline")
     endless = _integration(tmp_path / "a.yaml", pubsub_host, sub, out, extra="batch: 5", window="1s")
@@ -192,15 +205,16 @@ def test_sigkill_midway_then_rerun_loses_nothing(pubsub_host, tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the CLI and the Prism job server it started
         proc.wait(timeout=30)
-    first = {e["id"] for f in (out / "events").glob("*.jsonl") for e in read_rows("jsonl", f.read_bytes())}
-    assert len(first) > 0
+
+    def ids_in(folder: Path) -> set[str]:
+        return {e["id"] for f in folder.glob("*.jsonl") for e in read_rows("jsonl", f.read_bytes())}
+
+    first, first_dead = ids_in(out / "events"), ids_in(out / "dlq")
+    assert 0 < len(first) < len(good), "the kill must land midway"
     # Run again until the subscription is idle; unacknowledged messages are redelivered.
     again = _integration(tmp_path / "b.yaml", pubsub_host, sub, tmp_path / "again", extra="idle_timeout: 15s")
     r = subprocess.run([exe, "run", str(again)], capture_output=True, timeout=300, check=False)
     assert r.returncode == 0, r.stderr.decode(errors="replace")[-2000:]
-    second = {
-        e["id"]
-        for f in (tmp_path / "again" / "events").glob("*.jsonl")
-        for e in read_rows("jsonl", f.read_bytes())
-    }
-    assert set(ids) <= first | second  # every message id is in the target at least once
+    second, second_dead = ids_in(tmp_path / "again" / "events"), ids_in(tmp_path / "again" / "dlq")
+    assert good <= first | second  # every message id is in the target at least once
+    assert bad == first_dead | second_dead  # and every broken one in the dead-letter target

@@ -186,10 +186,8 @@ def test_unreachable_endpoint_dead_letters_after_retries(meshline, blob_storage,
         "    - {name: all, target: lake, delivery: {retries: 2, backoff: {policy: constant, delay: 100ms}}}"
     )
     spec = _spec(tmp_path / "it.yaml", source, targets, triggers)
-    started = time.monotonic()
-    r = meshline("run", str(spec), "--runner", "direct")
+    r = meshline("run", str(spec), "--runner", "direct", timeout=120)  # retries end; no hang
     assert r.returncode == 0, r.stderr
-    assert time.monotonic() - started < 60
     dlq = _dlq(tmp_path / "dlq")
     assert sorted(e["id"] for e in dlq) == sorted(e.attributes["id"] for e in events)
     assert "connection to the Blob endpoint failed" in dlq[0]["meshlineerror"]

@@ -1,0 +1,134 @@
+"""Runner processes die with the CLI: a SIGKILL of `meshline` alone (not its process group)
+leaves no Prism and no Flink job-server JVM behind."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from meshline.errors import RunnerError
+from meshline.runners import flink
+
+pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _children(pid: int) -> set[int]:
+    """Every live descendant of ``pid`` (from /proc)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z":
+                parents[int(entry.name)] = int(fields[1])
+    found: set[int] = set()
+    frontier = [pid]
+    while frontier:
+        p = frontier.pop()
+        kids = [c for c, pp in parents.items() if pp == p and c not in found]
+        found.update(kids)
+        frontier += kids
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _exe(pid: int) -> str:
+    try:
+        return os.path.basename(os.readlink(f"/proc/{pid}/exe"))
+    except OSError:
+        return ""
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+def _webhook_spec(tmp_path: Path) -> tuple[Path, int]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    spec = tmp_path / "hook.yaml"
+    spec.write_text(
+        "apiVersion: meshline.dev/v1alpha1\nkind: Integration\nmetadata: {name: orphans}\nspec:\n"
+        f"  sources: [{{name: hook, type: http, config: {{port: {port}}}}}]\n"
+        f'  targets: [{{name: out, type: file, config: {{path: "{tmp_path / "out"}", window: 2s}}}}]\n'
+        "  triggers: [{name: all, target: out}]\n"
+    )
+    return spec, port
+
+
+def _kill_cli_only(cmd: list[str], port: int, runner_exe: str, deadline_s: float) -> None:
+    """Start a webhook run, wait until it serves (the runner process is up and running the
+    pipeline), SIGKILL the CLI alone and check that every process it started is gone."""
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    runners: set[int] = set()
+    try:
+        deadline = time.monotonic() + deadline_s
+        while not (runners and _listening(port)):
+            assert proc.poll() is None, proc.communicate()[1].decode(errors="replace")[-2000:]
+            assert time.monotonic() < deadline, f"no {runner_exe} process serving the webhook in time"
+            runners = {p for p in _children(proc.pid) if _exe(p).startswith(runner_exe)}
+            time.sleep(0.5)
+        everything = _children(proc.pid)
+        proc.send_signal(signal.SIGKILL)  # the CLI alone: its children are not signalled
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while any(_alive(p) for p in everything) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = {p: _cmdline(p)[:120] for p in everything if _alive(p)}
+        assert left == {}, f"outlived the CLI: {left}"
+    finally:
+        for p in _children(proc.pid) | runners:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except OSError:
+                pass
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+
+
+def test_prism_dies_with_a_sigkilled_cli(tmp_path):
+    exe = Path(sys.executable).parent / "meshline"
+    spec, port = _webhook_spec(tmp_path)
+    _kill_cli_only([str(exe), "run", str(spec), "--runner", "prism"], port, "prism", 120)
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="the Flink runner needs Java on PATH")
+def test_flink_job_server_dies_with_a_sigkilled_cli(tmp_path):
+    try:
+        flink.find_job_server(provision=shutil.which("mvn") is not None)
+    except RunnerError as e:
+        pytest.skip(f"no Flink job server: {e}")
+    exe = Path(sys.executable).parent / "meshline"
+    spec, port = _webhook_spec(tmp_path)
+    _kill_cli_only([str(exe), "run", str(spec), "--runner", "flink"], port, "java", 240)
