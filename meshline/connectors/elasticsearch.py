@@ -63,7 +63,10 @@ _EXCERPT = 300
 class ElasticsearchConfig:
     """Index events into Elasticsearch 8/9 or OpenSearch 2 with the _bulk API."""
 
-    hosts: list[str] = doc("node URLs, tried in turn, e.g. [http://127.0.0.1:9200]")
+    hosts: list[str] = doc(
+        "node URLs, tried in turn, e.g. [http://127.0.0.1:9200]; user:password@ in a URL is its basic auth",
+        secret="url",
+    )
     index: str = doc(
         "index, alias or data stream; may use {type} and {yyyy} {mm} {dd} {HH} (from the event time)"
     )
@@ -87,9 +90,9 @@ class ElasticsearchConfig:
     )
     pipeline: str | None = doc("ingest pipeline to run on every document", None)
     username: str | None = doc("basic auth user name", None)
-    password: str | None = doc("basic auth password (secret)", None, metadata={"secret": True})
+    password: str | None = doc("basic auth password (secret)", None, secret=True)
     api_key: str | None = doc(
-        "Elasticsearch API key (secret): the encoded key, or 'id:api_key'", None, metadata={"secret": True}
+        "Elasticsearch API key (secret): the encoded key, or 'id:api_key'", None, secret=True
     )
     ca_certs: str | None = doc("PEM file of the CA that signed the server's certificate", None)
     verify: bool = doc("verify the server's TLS certificate", True)
@@ -452,5 +455,4 @@ TARGET = Component(
     config=ElasticsearchConfig,
     build=build,
     description="Index events into Elasticsearch or OpenSearch with _bulk (idempotent _id from source+id).",
-    secret_keys=("password", "api_key"),
 )

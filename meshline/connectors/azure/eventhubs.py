@@ -28,7 +28,6 @@ from meshline.registry import BuildContext, Component
 __all__ = ["SOURCE", "EventHubsConnection", "EventHubsSourceConfig", "parse_connection_string"]
 
 MESSAGE_TYPE = "com.microsoft.azure.eventhub.message"
-SECRET_KEYS = ("connection_string", "key")
 _SUFFIX = ".servicebus.windows.net"
 
 
@@ -54,13 +53,13 @@ class EventHubsConnection:
     connection_string: str | None = doc(
         "namespace or event hub connection string (Endpoint=sb://…;SharedAccessKeyName=…;SharedAccessKey=…)",
         None,
-        metadata={"secret": True},
+        secret=True,
     )
     namespace: str | None = doc(
         "namespace name or host (NAME.servicebus.windows.net), with key_name + key", None
     )
     key_name: str | None = doc("shared access policy name, with namespace + key", None)
-    key: str | None = doc("shared access key, with namespace + key_name", None, metadata={"secret": True})
+    key: str | None = doc("shared access key, with namespace + key_name", None, secret=True)
     consumer_group: str = doc("consumer group (the Kafka group id)", "$Default")
     endpoint_url: str | None = doc(
         "host:port of the Kafka endpoint (default: NAMESPACE.servicebus.windows.net:9093)", None
@@ -180,5 +179,4 @@ SOURCE = Component(
     build=build,
     description="Azure Event Hubs through its Kafka endpoint; offsets committed after the runner commits.",
     unbounded=True,
-    secret_keys=SECRET_KEYS,
 )
