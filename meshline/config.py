@@ -128,7 +128,9 @@ def is_secret_key(name: object) -> bool:
     if not isinstance(name, str):
         return False
     lowered = name.lower().replace("-", "_")
-    return lowered in ("key", "sas", "x_api_key") or any(p.replace("-", "_") in lowered for p in _SECRET_PARTS)
+    return lowered in ("key", "sas", "x_api_key") or any(
+        p.replace("-", "_") in lowered for p in _SECRET_PARTS
+    )
 
 
 @functools.cache
@@ -322,7 +324,7 @@ def _coerce(tp: Any, value: Any, path: str, problems: list[str]) -> Any:
 
 
 def _build(cls: type[T], config: dict[str, Any], prefix: str, problems: list[str]) -> T | None:
-    hints = _hints(cls)
+    hints = _hints(cls)  # type: ignore[arg-type]
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     for key in config:
         if key not in fields:

@@ -55,10 +55,12 @@ from meshline.errors import MeshlineError
 
 __all__ = [
     "MASK",
+    "DEFERRED",
     "SECRET_VERSION",
     "Secret",
     "SecretError",
     "forms",
+    "is_deferred",
     "is_secret",
     "mask",
     "mask_url",
@@ -68,6 +70,8 @@ __all__ = [
 ]
 
 MASK = "***"
+# what a secret read from Secret Manager by the workers is where it is not read (a Dataflow submission)
+DEFERRED = "SECRET-MANAGER-VALUE"
 SECRET_VERSION = re.compile(r"^projects/[^/\s]+/secrets/[^/\s]+/versions/[^/\s]+$")
 SECRETS_DIR = "/etc/meshline/secrets"
 PARAM_ENV_PREFIX = "MESHLINE_PARAM_"
@@ -214,6 +218,11 @@ def is_secret(value: Any) -> bool:
     return isinstance(value, Secret)
 
 
+def is_deferred(value: Any) -> bool:
+    """Whether ``value`` holds a secret that only the workers read (its content is unknown here)."""
+    return isinstance(value, Secret) and DEFERRED in value
+
+
 def _restore(template: str, scope: str, locators: Mapping[str, str], whole: bool = False) -> Secret:
     """Unpickling: the template's references resolved in this process (see the module docstring)."""
     pieces: list[str] = []
@@ -324,4 +333,3 @@ def join(*parts: str) -> str:
             template.append(p.replace("${", "$${"))
     whole = all(p._whole for p in parts if isinstance(p, Secret))
     return Secret("".join(parts), "".join(template), scope=scope, locators=locators, whole=whole)
-

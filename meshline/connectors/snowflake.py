@@ -88,9 +88,7 @@ class SnowflakeConfig:
     warehouse: str | None = doc("warehouse that runs COPY and MERGE", None)
     role: str | None = doc("role to use", None)
     password: str | None = doc("password (secret)", None, secret=True)
-    private_key: str | None = doc(
-        "key-pair auth: PEM private key text (secret)", None, secret=True
-    )
+    private_key: str | None = doc("key-pair auth: PEM private key text (secret)", None, secret=True)
     private_key_file: str | None = doc("key-pair auth: path of a PEM private key file", None)
     private_key_passphrase: str | None = doc(
         "passphrase of an encrypted private key (secret)", None, secret=True

@@ -37,7 +37,7 @@ from typing import Any
 
 from meshline import secrets
 from meshline.config import SecretMark, field_mark
-from meshline.secrets import SECRET_VERSION, Secret
+from meshline.secrets import DEFERRED, SECRET_VERSION, Secret
 from meshline.spec.findings import Finding, Path, suggest
 
 __all__ = ["Interpolated", "declared_parameters", "interpolate"]
@@ -48,8 +48,6 @@ _PARAMETERS: Path = ("spec", "parameters")
 _MISSING: Any = object()
 _SECTIONS = {"sources": "source", "targets": "target", "transformations": "transformation"}
 _LITERAL = re.compile("\x00(\\d+)\x00")
-# what a secret read from Secret Manager is on a machine that does not read it (Dataflow submission)
-DEFERRED = "SECRET-MANAGER-VALUE"
 
 
 @dataclass
@@ -88,6 +86,10 @@ def _text(value: Any) -> str:
     if value is None:
         return ""
     return str(value)
+
+
+def _ref(name: str) -> str:
+    return "${" + name + "}"
 
 
 def _escape(text: str) -> str:
@@ -211,7 +213,7 @@ class _Interpolator:
         if "${" not in text and not literals:
             if mark is True and text.strip():
                 ref_name = f"literal.{_where(path)}"
-                return self.secret(text, "${%s}" % ref_name, {ref_name: text}, {text}, whole=True)
+                return self.secret(text, _ref(ref_name), {ref_name: text}, {text}, whole=True)
             return text
         matches = list(_TOKEN.finditer(text))
         whole = len(matches) == 1 and matches[0].span() == (0, len(text))
@@ -288,11 +290,11 @@ class _Interpolator:
                         template.append(_escape(part))
                     else:
                         ref_name = f"literal.{_where(path)}.{part}"
-                        template.append("${%s}" % ref_name)
+                        template.append(_ref(ref_name))
                         values[ref_name] = literals[int(part)]
             elif i in secret_refs:
                 ref_name = f"{p[1]}.{p[2]}"
-                template.append("${%s}" % ref_name)
+                template.append(_ref(ref_name))
                 values[ref_name] = _text(p[3])
             else:
                 template.append(_escape(_text(p[3])))
@@ -301,7 +303,8 @@ class _Interpolator:
     def secret(
         self, value: str, template: str, values: Mapping[str, str], redact: set[str], whole: bool = False
     ) -> Secret:
-        """A :class:`Secret` for ``value``; its references' values go to the store, ``redact`` to the redactor."""
+        """A :class:`Secret` for ``value``; its references' values go to the store, ``redact`` to the
+        redactor."""
         for ref, v in values.items():
             if ref.startswith("literal."):
                 self.references[ref] = "literal"

@@ -56,7 +56,7 @@ class ComponentDecl:
     line: int = 0
     kind: str = ""  # source, target or transformation ("" when unknown)
 
-    def config_class(self) -> type | None:
+    def config_class(self) -> Any:
         """The component's config dataclass, when its kind and type are known."""
         from meshline import registry
 

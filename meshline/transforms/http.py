@@ -62,7 +62,9 @@ class HttpStepConfig:
     url: str = doc("the function's URL, e.g. http://127.0.0.1:8080/", secret="url")
     timeout: Duration = doc("timeout of one call", Duration(30))
     headers: dict[str, str] = doc(
-        "extra request headers (those named like a credential, e.g. Authorization, are secret)", {}, secret="keys"
+        "extra request headers (those named like a credential, e.g. Authorization, are secret)",
+        {},
+        secret="keys",
     )
     mode: Literal["binary", "structured"] = doc(
         "how one event is sent (CloudEvents HTTP binding); with batch > 1 requests are batch mode", "binary"

@@ -221,7 +221,7 @@ def test_secrets_are_collected_from_parameters_and_field_marks(marked_registry):
     assert config["url"] == "amqp://app:u-pw@h/" and config["url"].template == "amqp://app:${env.URLPW}@h/"
     assert config["headers"]["Authorization"].template == "Bearer ${params.tok}"
     assert type(config["headers"]["X-Index"]) is str
-    assert repr(config) .count("***") == 4 and "hunter2" not in repr(config) and "u-pw" not in repr(config)
+    assert repr(config).count("***") == 4 and "hunter2" not in repr(config) and "u-pw" not in repr(config)
     assert out.references == {
         "params.pw": "value",
         "env.KEY": "env",

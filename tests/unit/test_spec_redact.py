@@ -14,13 +14,24 @@ from meshline.spec import Redactor, load_text, redact_config
 
 @pytest.mark.parametrize(
     "name",
-    ["password", "sasl.password", "Authorization", "X-API-Key", "api_key", "token", "ssl.key.password", "key"],
+    [
+        "password",
+        "sasl.password",
+        "Authorization",
+        "X-API-Key",
+        "api_key",
+        "token",
+        "ssl.key.password",
+        "key",
+    ],
 )
 def test_credential_entries_of_free_form_mappings(name):
     assert is_secret_key(name)
 
 
-@pytest.mark.parametrize("name", ["path", "index", "routing_key", "key_name", "region", "hosts", "username", 3])
+@pytest.mark.parametrize(
+    "name", ["path", "index", "routing_key", "key_name", "region", "hosts", "username", 3]
+)
 def test_plain_entries(name):
     assert not is_secret_key(name)
 
@@ -55,7 +66,10 @@ def test_redact_config_by_field_marks_and_by_value():
     }
     assert config["password"] == "whatever"  # not modified
     # without a config class only known values and URL passwords are masked: no guessing by key name
-    assert redact_config({"password": "p", "url": "amqp://u:p2@h/"}) == {"password": "p", "url": "amqp://u:***@h/"}
+    assert redact_config({"password": "p", "url": "amqp://u:p2@h/"}) == {
+        "password": "p",
+        "url": "amqp://u:***@h/",
+    }
 
 
 def test_merged_redactor():

@@ -21,7 +21,6 @@ from meshline.runners.dataflow import (
 )
 from meshline.spec import load_file
 from meshline.template import (
-    resolve_secrets,
     split_args,
     template_metadata,
     templates_dir,
@@ -314,29 +313,6 @@ def test_runner_names():
     assert _pop_runner(["--runner=apache_beam.runners.portability.prism_runner.PrismRunner"])[0] == "prism"
     with pytest.raises(RunnerError, match="unknown runner"):
         _pop_runner(["--runner=SparkRunner"])
-
-
-def test_secret_manager_versions_are_resolved(tmp_path, monkeypatch):
-    integration = load_file(_write(tmp_path, PARAMS_YAML), env={}, strict=False).integrations[0]
-    version = "projects/my-project/secrets/api-token/versions/3"
-    seen = []
-
-    def access(name):
-        seen.append(name)
-        return "s3cret-from-manager"
-
-    monkeypatch.setattr("meshline.template._access_secret_version", access)
-    out = resolve_secrets(integration, {"api_token": version, "es_password": "plain", "queue_url": version})
-    assert out == {"api_token": "s3cret-from-manager", "es_password": "plain", "queue_url": version}
-    assert seen == [version]  # only secret parameters are looked up
-
-    def broken(name):
-        raise PermissionError("403 Permission denied on resource")
-
-    monkeypatch.setattr("meshline.template._access_secret_version", broken)
-    with pytest.raises(RunnerError) as e:
-        resolve_secrets(integration, {"api_token": version})
-    assert "api_token" in str(e.value) and version in str(e.value) and "403" in str(e.value)
 
 
 # --------------------------------------------------------------------------- the dataflow runner

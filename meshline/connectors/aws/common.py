@@ -79,9 +79,7 @@ class AwsConnection:
     secret_access_key: str | None = doc(
         "secret access key (with access_key_id)", None, repr=False, secret=True
     )
-    session_token: str | None = doc(
-        "session token of temporary credentials", None, repr=False, secret=True
-    )
+    session_token: str | None = doc("session token of temporary credentials", None, repr=False, secret=True)
 
     def _check_connection(self) -> None:
         # "" (e.g. an unset ${params.x} with default "") means "not set": the SDK's default.

@@ -24,6 +24,7 @@ from meshline.config import Duration, doc
 from meshline.connectors.kafka.read import ReadFromKafkaPartitions
 from meshline.connectors.kafka.source import KafkaDecoder, RecordDecoder
 from meshline.registry import BuildContext, Component
+from meshline.secrets import is_deferred, join
 
 __all__ = ["SOURCE", "EventHubsConnection", "EventHubsSourceConfig", "parse_connection_string"]
 
@@ -78,6 +79,11 @@ class EventHubsConnection:
     poll: Duration = doc("how long one fetch waits for messages", Duration(1.0))
 
     def __post_init__(self) -> None:
+        if self.connection_string and is_deferred(self.connection_string):
+            raise ValueError(
+                "connection_string: the workers read it from Secret Manager, so its Endpoint is unknown "
+                "here: give namespace + key_name + key (a secret parameter) instead"
+            )
         if self.connection_string:
             parse_connection_string(self.connection_string)
         elif not (self.namespace and self.key_name and self.key):
@@ -105,9 +111,14 @@ class EventHubsConnection:
         return None
 
     def password(self) -> str:
+        """The SASL password: the connection string (a :class:`~meshline.secrets.Secret` when the key is one,
+        so the pickled source holds a reference to the key, never the key)."""
         if self.connection_string:
             return self.connection_string
-        return f"Endpoint=sb://{self.host}/;SharedAccessKeyName={self.key_name};SharedAccessKey={self.key}"
+        assert self.key is not None
+        return join(
+            f"Endpoint=sb://{self.host}/;SharedAccessKeyName={self.key_name};SharedAccessKey=", self.key
+        )
 
     def kafka_properties(self) -> dict[str, Any]:
         """librdkafka properties for the Kafka endpoint (holds the secret: never log them)."""

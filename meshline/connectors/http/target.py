@@ -46,7 +46,9 @@ class HttpTargetConfig:
     )
     method: Literal["POST", "PUT"] = doc("HTTP method", "POST")
     headers: dict[str, str] = doc(
-        "extra request headers (those named like a credential, e.g. Authorization, are secret)", {}, secret="keys"
+        "extra request headers (those named like a credential, e.g. Authorization, are secret)",
+        {},
+        secret="keys",
     )
     username: str | None = doc("basic auth user name", None)
     password: str | None = doc("basic auth password (secret)", None, secret=True)
