@@ -8,7 +8,6 @@ import copy
 import json
 import pickle
 from dataclasses import dataclass
-from pathlib import Path
 from types import SimpleNamespace
 
 import orjson
@@ -127,7 +126,7 @@ def test_unresolvable_names_the_parameter_never_the_value():
     assert "secret parameter pw" in text and "MESHLINE_PARAM_pw" in text and VALUE not in text
     with pytest.raises(SecretError, match=r"\$\{env.PW_VAR\}.*not set"):
         pickle.loads(pickle.dumps(Secret("x", "${env.PW_VAR}", scope="gone")))
-    with pytest.raises(SecretError, match="written in the integration file at targets.t.config.password"):
+    with pytest.raises(SecretError, match=r"written in the integration file at targets\.t\.config\.password"):
         pickle.loads(pickle.dumps(Secret("x", "${literal.targets.t.config.password}", scope="gone")))
 
 
@@ -346,7 +345,10 @@ BASES: dict[tuple[str, str], dict] = {
     ("target", "aws.sqs"): {"queue_url": "http://h.example/1/q"},
     ("source", "azure.activitylogs"): {"namespace": "ns", "key_name": "k"},
     ("source", "azure.eventhubs"): {"namespace": "ns", "key_name": "k", "event_hub": "hub"},
-    ("target", "azure.datalake"): {"container": "events", "account_url": "https://acct.blob.core.windows.net"},
+    ("target", "azure.datalake"): {
+        "container": "events",
+        "account_url": "https://acct.blob.core.windows.net",
+    },
     ("source", "http"): {"port": 8080, "username": "u"},
     ("source", "kafka"): {"bootstrap_servers": "x:9092", "topics": "t"},
     ("target", "kafka"): {"bootstrap_servers": "x:9092", "topic": "t"},
