@@ -219,6 +219,18 @@ def templates_dir() -> Path:
     raise MeshlineError(f"the Flex Template files ({', '.join(STATIC_FILES)}) are not in any of: {looked}")
 
 
+def _check_secrets(integration: Any) -> None:
+    """A Flex Template carries the file as it is and runs on Dataflow: no secret may be written in it."""
+    from meshline.runners.dataflow import check_secrets
+
+    try:
+        check_secrets(integration, flag="--{name}=")
+    except RunnerError as e:
+        raise SpecError(
+            [Problem(Location(integration.file), f"a Flex Template carries the file as it is: {e}")]
+        ) from None
+
+
 def _render(text: str, values: Mapping[str, str]) -> str:
     for key, value in values.items():
         text = text.replace("{{" + key + "}}", value)
@@ -306,9 +318,13 @@ def write_flex_template(
     from meshline.spec import load_file
 
     source = Path(integration_file)
-    result = load_file(source, params={}, env={}, strict=False)
+    text = source.read_text(encoding="utf-8", errors="replace") if source.is_file() else ""
+    env_names = sorted(set(_ENV_REF.findall(text)))
+    # stand-ins for ${env.…}, so that one in a secret field is seen as a secret from the environment
+    result = load_file(source, params={}, env=dict.fromkeys(env_names, "x"), strict=False)
     integration = _select(result.integrations, name, str(source))
     _check_names(integration)
+    _check_secrets(integration)
     static = templates_dir()
 
     out = Path(out_dir)
@@ -346,8 +362,6 @@ def write_flex_template(
     src = write_worker_package(out / "src")
     written.append(src / "setup.py")
 
-    text = source.read_text(encoding="utf-8", errors="replace")
-    env_names = sorted(set(_ENV_REF.findall(text)))
     warnings = []
     if env_names:
         warnings.append(
