@@ -469,3 +469,60 @@ def test_every_secret_marked_field_is_masked_in_repr_errors_and_graph(
     shown += repr(decl) + repr(integration)
     assert token not in shown
     assert "***" in repr(decl)
+
+
+DEAD_LETTERS_YAML = """\
+apiVersion: meshline.dev/v1alpha1
+kind: Integration
+metadata: {name: dl-leaks}
+spec:
+  parameters:
+    - {name: token, secret: true, required: true}
+    - {name: out, required: true}
+  sources:
+    - {name: s, type: generate, config: {count: 2, event: {type: t, source: s, data: {n: "{n}"}}}}
+  transformations:
+    - name: fail
+      type: python
+      config:
+        code: |
+          def handle(event):
+              raise ValueError("refused by ${params.token}; retry at " + "https://svc:" + "url-pw-1@h/x")
+  targets:
+    - name: search
+      type: elasticsearch
+      config: {hosts: ["${env.DL_ES_URL}"], index: i, batch_size: 1}
+    - {name: dead, type: file, config: {path: "${params.out}", format: jsonl}}
+  triggers:
+    - {name: steps, target: dead, steps: [fail], delivery: {deadLetter: dead}}
+    - {name: index, target: search, delivery: {retries: 0, deadLetter: dead}}
+  deadLetter: dead
+"""
+
+
+def test_dead_letters_carry_no_secret_and_no_url_credentials(tmp_path, monkeypatch, capsys):
+    """A step's error holding a secret parameter and a URL password, and an Elasticsearch host URL
+    from ${env.…} with user:password@ that cannot be reached: the dead letters say why, not what."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: connection refused
+    monkeypatch.setenv("DL_ES_URL", f"http://elastic:es-url-pw-2@127.0.0.1:{port}")
+    path = tmp_path / "dl.yaml"
+    path.write_text(DEAD_LETTERS_YAML)
+    out = tmp_path / "dead"
+    token = "tok-" + "x9" * 8
+    assert (
+        main(["run", str(path), "--runner", "direct", "--param", f"token={token}", "--param", f"out={out}"])
+        == 0
+    )
+    captured = capsys.readouterr()
+    lines = [json.loads(line) for f in out.rglob("*.jsonl") for line in f.read_text().splitlines()]
+    reasons = sorted(e["meshlineerror"] for e in lines)
+    assert len(lines) == 4 and {e["meshlineerrorstage"] for e in lines} == {"transform", "deliver"}
+    assert any("refused by ***; retry at https://svc:***@h/x" in r for r in reasons)
+    assert any("talking to http://127.0.0.1:" in r for r in reasons)  # says where it failed
+    text = json.dumps(lines) + captured.out + captured.err
+    for secret in (token, "url-pw-1", "es-url-pw-2"):
+        assert secret not in text
