@@ -301,7 +301,7 @@ def test_dataflow_refuses_secrets_the_workers_cannot_read():
     assert "parameter pw is given by value" in text and "parameter unused has a default value" in text
     assert VALUE not in text and "written-default" not in text and len(text.splitlines()) == 1
     env_and_literal = DATAFLOW_YAML.replace('"${params.pw}"', '"${env.PW_VAR}", token: lit3ral')
-    it = load_text(env_and_literal.replace("written-default", sm), env={"PW_VAR": "x"}).integrations[0]
+    it = load_text(env_and_literal.replace("written-default", sm), env={"PW_VAR": "env-pw-value"}).integrations[0]
     with pytest.raises(
         RunnerError, match=r"\$\{env.PW_VAR\} is this machine's environment; .*written in the file"
     ):
@@ -521,7 +521,7 @@ def test_dead_letters_carry_no_secret_and_no_url_credentials(tmp_path, monkeypat
     lines = [json.loads(line) for f in out.rglob("*.jsonl") for line in f.read_text().splitlines()]
     reasons = sorted(e["meshlineerror"] for e in lines)
     assert len(lines) == 4 and {e["meshlineerrorstage"] for e in lines} == {"transform", "deliver"}
-    assert any("refused by ***; retry at https://svc:***@h/x" in r for r in reasons)
+    assert any("refused by ***; retry at https://svc:***@h/x" in r for r in reasons), reasons
     assert any("talking to http://127.0.0.1:" in r for r in reasons)  # says where it failed
     text = json.dumps(lines) + captured.out + captured.err
     for secret in (token, "url-pw-1", "es-url-pw-2"):
