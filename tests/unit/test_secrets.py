@@ -301,7 +301,9 @@ def test_dataflow_refuses_secrets_the_workers_cannot_read():
     assert "parameter pw is given by value" in text and "parameter unused has a default value" in text
     assert VALUE not in text and "written-default" not in text and len(text.splitlines()) == 1
     env_and_literal = DATAFLOW_YAML.replace('"${params.pw}"', '"${env.PW_VAR}", token: lit3ral')
-    it = load_text(env_and_literal.replace("written-default", sm), env={"PW_VAR": "env-pw-value"}).integrations[0]
+    it = load_text(
+        env_and_literal.replace("written-default", sm), env={"PW_VAR": "env-pw-value"}
+    ).integrations[0]
     with pytest.raises(
         RunnerError, match=r"\$\{env.PW_VAR\} is this machine's environment; .*written in the file"
     ):
