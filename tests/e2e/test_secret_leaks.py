@@ -148,7 +148,7 @@ def _job_service(pid: int) -> list[tuple[int, object, list[str]]]:
         except grpc.RpcError:
             channel.close()
             continue
-        found.append((port, channel, [j.job_info.job_id for j in jobs.job_info]))
+        found.append((port, channel, [j.job_id for j in jobs.job_info]))
     return found
 
 
@@ -253,7 +253,7 @@ def _run_and_scan(runner: str, kafka, rabbit, tmp_path: Path, beam_args: list[st
                 if d.startswith("--artifacts_dir="):
                     scanner.tree(Path(d.partition("=")[2]))
             assert scanner.scanned > 10
-            assert scanner.found == []
+            assert scanner.found == [], sorted(set(scanner.found))
 
             consumer = Consumer(
                 {
@@ -397,7 +397,7 @@ def test_dataflow_refuses_secrets_by_value_and_stages_only_references(meshline, 
     scanner.bytes((tmp_path / "job.json").read_bytes(), "job.json")
     scanner.tree(tmp_path / "staging")
     assert (tmp_path / "staging" / "pipeline.pb").is_file() and scanner.scanned > 10
-    assert scanner.found == []
+    assert scanner.found == [], sorted(set(scanner.found))
     # what the workers get: the Secret Manager versions, to read at start-up
     found = Scanner(needles(SM))
     found.tree(tmp_path / "staging")
