@@ -4,11 +4,14 @@ A webhook integration with Kafka SASL (SCRAM), an AMQP URL with a password,
 Elasticsearch basic auth and webhook basic auth + bearer token, every secret a
 ``secret: true`` parameter but the token (``${env.…}``), runs as ``meshline
 run`` on Prism and on Flink ``[local]``. While it runs the test asks the job
-service (found among the run's listening ports) for the pipeline and the staged
-artifacts and scans them, recursively decoded (leak_scan.py), for every form of
-every secret. The run must really use the secrets: the webhook answers 401
-without credentials and 202 with them, Kafka receives the events over SASL and
-RabbitMQ through the password-protected user.
+service (found among the run's listening ports) for the jobs (with their
+pipeline options), their pipelines and the artifacts their environments name
+(none for these LOOPBACK jobs; Flink's artifacts directory stays empty too) and
+scans them, recursively decoded (leak_scan.py), for every form of every secret;
+on the code before secrets travelled by reference the scan finds all five. The
+run must really use the secrets: the webhook answers 401 without credentials and
+202 with them, Kafka receives the events over SASL and RabbitMQ through the
+password-protected user.
 
 The Dataflow job built offline and ``meshline template``'s output get the same
 scan; a secret given by value is refused there, and a Secret Manager version is
@@ -134,7 +137,7 @@ def _wait_listening(port: int, proc: subprocess.Popen, deadline: float) -> None:
 
 
 def _job_service(pid: int) -> list[tuple[int, object, list[str]]]:
-    """``(port, channel, job ids)`` of every port of the run that answers the Beam job API."""
+    """``(port, channel, job infos)`` of every port of the run that answers the Beam job API."""
     import grpc
     from apache_beam.portability.api import beam_job_api_pb2, beam_job_api_pb2_grpc
 
@@ -148,7 +151,7 @@ def _job_service(pid: int) -> list[tuple[int, object, list[str]]]:
         except grpc.RpcError:
             channel.close()
             continue
-        found.append((port, channel, [j.job_id for j in jobs.job_info]))
+        found.append((port, channel, list(jobs.job_info)))
     return found
 
 
@@ -165,15 +168,18 @@ def _scan_job(scanner: Scanner, pid: int) -> int:
     services = _job_service(pid)
     jobs = 0
     artifacts = []
-    for port, channel, job_ids in services:
+    for port, channel, infos in services:
         stub = beam_job_api_pb2_grpc.JobServiceStub(channel)
-        for job_id in job_ids:
+        for info in infos:
+            job_id = info.job_id
+            scanner.message(info, f"GetJobs[{port}:{job_id}]")  # with the job's pipeline options
             pipeline = stub.GetPipeline(beam_job_api_pb2.GetJobPipelineRequest(job_id=job_id), timeout=30)
             scanner.message(pipeline.pipeline, f"GetPipeline[{port}:{job_id}]")
             jobs += 1
             for env_id, env in pipeline.pipeline.components.environments.items():
                 artifacts += [(env_id, dep) for dep in env.dependencies]
-    # whatever the job service staged: fetch each artifact back from any port that serves them
+    # whatever the job service staged (nothing for these LOOPBACK jobs, but the SDK may stage
+    # more with other options): fetch each artifact back from any port that serves them
     for _, channel, _ in _job_service(pid) or []:
         retrieval = beam_artifact_api_pb2_grpc.ArtifactRetrievalServiceStub(channel)
         for env_id, dep in artifacts:
