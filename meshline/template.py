@@ -320,11 +320,12 @@ def write_flex_template(
     source = Path(integration_file)
     text = source.read_text(encoding="utf-8", errors="replace") if source.is_file() else ""
     env_names = sorted(set(_ENV_REF.findall(text)))
-    # stand-ins for ${env.…}, so that one in a secret field is seen as a secret from the environment
-    result = load_file(source, params={}, env=dict.fromkeys(env_names, "x"), strict=False)
+    result = load_file(source, params={}, env={}, strict=False)
     integration = _select(result.integrations, name, str(source))
     _check_names(integration)
-    _check_secrets(integration)
+    # again with stand-ins for ${env.…}, so that one in a secret field is seen as a secret from there
+    with_env = load_file(source, params={}, env=dict.fromkeys(env_names, "ENV-STAND-IN"), strict=False)
+    _check_secrets(_select(with_env.integrations, integration.name, str(source)))
     static = templates_dir()
 
     out = Path(out_dir)

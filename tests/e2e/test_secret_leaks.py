@@ -467,6 +467,7 @@ def test_flex_template_takes_no_secret_written_in_the_file(meshline, tmp_path):
             "{name: es_password, secret: true, default: es-written-in-file}",
         ),
         "literal": DATAFLOW_SPEC.replace('password: "${params.es_password}"', "password: es-written-in-file"),
+        "env": DATAFLOW_SPEC.replace('password: "${params.es_password}"', 'password: "${env.ES_PW}"'),
     }
     for kind, text in leaks.items():
         leaky = tmp_path / f"{kind}.yaml"
@@ -475,4 +476,4 @@ def test_flex_template_takes_no_secret_written_in_the_file(meshline, tmp_path):
         r = meshline("template", str(leaky), "-o", str(out), env=cache)
         assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
         assert "es-written-in-file" not in r.stderr + r.stdout
-        assert "a Flex Template" in r.stderr and not (out / "integration.yaml").exists()
+        assert "a Flex Template carries the file" in r.stderr and not (out / "integration.yaml").exists()

@@ -38,7 +38,7 @@ metadata: {name: orders-to-files, description: Orders from a queue land in files
 spec:
   parameters:
     - {name: queue_url, description: SQS queue URL, required: true}
-    - {name: es_password, description: the index password, secret: true, default: hunter2-default}
+    - {name: es_password, description: index password, secret: true, default: projects/p/secrets/e/versions/4}
     - {name: api_token, secret: true, required: true}
     - {name: batch, description: events per file, default: 50}
     - {name: ratio, default: 0.5}
@@ -134,7 +134,18 @@ def test_required_secret_and_typed_parameters(tmp_path, TemplateMetadata):
         assert not p.default_value
     assert by_name["es_password"].is_optional  # a default, though never written
     shown = text + (tmp_path / "tpl" / "README.md").read_text() + "\n".join(result.commands)
-    assert "hunter2-default" not in shown
+    assert "projects/p/secrets/e/" not in shown  # a default of a secret is never written
+
+    # a secret written in the file would travel with the template: refused, nothing written
+    leaky = _write(
+        tmp_path, PARAMS_YAML.replace("projects/p/secrets/e/versions/4", "hunter2-default"), "l.yaml"
+    )
+    with pytest.raises(SpecError) as e:
+        write_flex_template(leaky, tmp_path / "tpl2")
+    assert "parameter es_password has a default value" in str(e.value) and "hunter2-default" not in str(
+        e.value
+    )
+    assert not (tmp_path / "tpl2").exists()
 
     batch, ratio, flag = by_name["batch"], by_name["ratio"], by_name["dry_run_mode"]
     assert (batch.param_type.name, batch.default_value) == ("NUMBER", "50")
