@@ -52,10 +52,15 @@ def _params(values: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def _load(path: str, params: dict[str, str] | None = None, strict: bool = True) -> Any:
+def _load(
+    path: str, params: dict[str, str] | None = None, strict: bool = True, read_secrets: bool = False
+) -> Any:
+    """Load a file; ``read_secrets``: read secret parameters given as Secret Manager versions here."""
+    from meshline.secrets import read_secret_manager
     from meshline.spec import load_file
 
-    return load_file(path, params=params or {}, env=os.environ, strict=strict)
+    reader = (lambda name: read_secret_manager(name, "a secret parameter")) if read_secrets else None
+    return load_file(path, params=params or {}, env=os.environ, strict=strict, secret_manager=reader)
 
 
 # --------------------------------------------------------------------------- commands
@@ -115,14 +120,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     from meshline.compiler.progress import Progress
     from meshline.compiler.summary import collect_counters, render_summary
     from meshline.runners import RunnerSettings, make_runner
+    from meshline.secrets import mask
 
-    result = _load(args.file, _params(args.param))
+    # Dataflow workers read Secret Manager themselves; local runs read it here, once.
+    result = _load(args.file, _params(args.param), read_secrets=args.runner != "dataflow")
     for w in result.warnings:
         print(str(w), file=sys.stderr)
     status = 0
     for integration in result.integrations:
         unbounded = _is_unbounded(integration)
         runner_name = args.runner or ("prism" if unbounded else "direct")
+        if runner_name == "dataflow":
+            from meshline.runners.dataflow import check_secrets
+
+            check_secrets(integration)
         if args.runner is None:
             kind = "unbounded" if unbounded else "bounded"
             print(f"{integration.name}: {kind} sources, using the {runner_name} runner", file=sys.stderr)
@@ -157,7 +168,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         except DeliveryError as e:
             # A target could not write at all and had no dead-letter target: nothing of the
             # failed bundle was acknowledged, so an acknowledging source will redeliver it.
-            message = integration.redactor.redact(str(e).splitlines()[0])
+            message = mask(integration.redactor.redact(str(e).splitlines()[0]))
             print(f"{integration.name}: run failed: {message}", file=sys.stderr)
             status = 1
             continue
@@ -166,7 +177,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         except Exception as e:
             if os.environ.get("MESHLINE_DEBUG"):
                 raise
-            message = integration.redactor.redact(f"{type(e).__name__}: {e}".splitlines()[0])
+            message = mask(integration.redactor.redact(f"{type(e).__name__}: {e}".splitlines()[0]))
             print(f"{integration.name}: run failed: {message}", file=sys.stderr)
             status = 1
             continue
@@ -394,7 +405,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MeshlineError as e:
         if os.environ.get("MESHLINE_DEBUG"):
             raise
-        print(str(e), file=sys.stderr)
+        from meshline.secrets import mask
+
+        print(mask(str(e)), file=sys.stderr)  # no secret value or URL password, whatever raised it
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -6,6 +6,15 @@ declaration Meshline derives the JSON Schema (``meshline connectors ID``,
 ``meshline schema``, editor completion) and the parser that turns the YAML
 mapping into the dataclass, reporting every problem with its key.
 
+A field holding a credential is marked on its declaration, once: ``doc(...,
+secret=True)`` (the value is a credential), ``secret="url"`` (URLs that may
+carry ``user:password@``: the password is the secret) or ``secret="keys"`` (a
+free-form mapping, e.g. HTTP headers or librdkafka properties, where an entry
+whose key names a credential — ``password``, ``token``, ``authorization``… — is
+one). Everything else derives from that mark: the JSON Schema (``writeOnly``),
+interpolation (a :class:`meshline.secrets.Secret` for the field's value), the
+``repr`` of declarations and configs, errors, graphs (:func:`secret_marks`).
+
 Supported field types: ``str``, ``int``, ``float``, ``bool``, ``Duration``,
 ``list[T]``, ``dict[str, T]``, ``Any``, ``Literal[...]``, ``X | None`` and
 nested config dataclasses.
@@ -19,11 +28,22 @@ import functools
 import re
 import types
 import typing
+from collections.abc import Sequence
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
 from meshline.errors import ConfigError
 
-__all__ = ["Duration", "config_schema", "doc", "parse_config", "parse_duration"]
+__all__ = [
+    "Duration",
+    "SecretMark",
+    "config_schema",
+    "doc",
+    "field_mark",
+    "is_secret_key",
+    "parse_config",
+    "parse_duration",
+    "secret_marks",
+]
 
 T = TypeVar("T")
 
@@ -49,10 +69,20 @@ def parse_duration(value: Any) -> Duration:
     raise ValueError(f"expected a duration like 200ms, 30s or 5m, got {value!r}")
 
 
-def doc(description: str, default: Any = dataclasses.MISSING, **kw: Any) -> Any:
-    """A dataclass field with a description (and optionally a default)."""
-    metadata = {"doc": description}
+SecretMark = Literal[True, "url", "keys"]
+_MARKS = (True, "url", "keys")
+
+
+def doc(
+    description: str, default: Any = dataclasses.MISSING, *, secret: SecretMark | None = None, **kw: Any
+) -> Any:
+    """A dataclass field with a description, optionally a default and a secret mark (module docstring)."""
+    metadata: dict[str, Any] = {"doc": description}
     metadata.update(kw.pop("metadata", {}))
+    if secret is not None:
+        metadata["secret"] = secret
+    if metadata.get("secret") not in (None, False, *_MARKS):
+        raise TypeError(f"secret: expected True, 'url' or 'keys', got {metadata['secret']!r}")
     if default is dataclasses.MISSING:
         return dataclasses.field(metadata=metadata, **kw)
     if isinstance(default, (list, dict, set)):
@@ -61,8 +91,87 @@ def doc(description: str, default: Any = dataclasses.MISSING, **kw: Any) -> Any:
     return dataclasses.field(default=default, metadata=metadata, **kw)
 
 
+@functools.cache
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
+
+
+# Only inside a field marked secret="keys" (free-form mappings): entry names that hold credentials.
+_SECRET_PARTS = (
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "credential",
+    "passphrase",
+    "connection_string",
+    "connectionstring",
+    "private_key",
+    "privatekey",
+    "api_key",
+    "apikey",
+    "api-key",
+    "access_key",
+    "account_key",
+    "signature",
+    "authorization",
+    "cookie",
+)
+
+
+def is_secret_key(name: object) -> bool:
+    """Whether an entry of a ``secret="keys"`` mapping holds a credential, by its name.
+
+    The only place Meshline guesses from a name: free-form mappings (HTTP headers,
+    librdkafka properties such as ``sasl.password``) have no declared fields.
+    """
+    if not isinstance(name, str):
+        return False
+    lowered = name.lower().replace("-", "_")
+    return lowered in ("key", "sas", "x_api_key") or any(
+        p.replace("-", "_") in lowered for p in _SECRET_PARTS
+    )
+
+
+@functools.cache
+def secret_marks(cls: type) -> dict[str, SecretMark]:
+    """The secret marks of a config dataclass: ``{field: mark}``, nested dataclasses as ``a.b``."""
+    out: dict[str, SecretMark] = {}
+    hints = _hints(cls)
+    for f in dataclasses.fields(cls):
+        mark = f.metadata.get("secret")
+        if mark:
+            out[f.name] = mark
+            continue
+        for inner in _dataclasses_in(hints[f.name]):
+            for name, m in secret_marks(inner).items():
+                out[f"{f.name}.{name}"] = m
+    return out
+
+
+def _dataclasses_in(tp: Any) -> list[type]:
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return [tp]
+    return [c for a in get_args(tp) for c in _dataclasses_in(a)]
+
+
+def field_mark(cls: type, path: Sequence[str | int]) -> SecretMark | None:
+    """The mark of the value at ``path`` inside a config of ``cls`` (list indexes are skipped).
+
+    ``True`` for a value inside a field marked ``secret=True`` or for an entry of a
+    ``secret="keys"`` mapping whose name holds a credential; ``"url"`` inside a
+    ``secret="url"`` field; ``None`` otherwise.
+    """
+    marks = secret_marks(cls)
+    keys = [p for p in path if isinstance(p, str)]
+    for i in range(len(keys), 0, -1):
+        mark = marks.get(".".join(keys[:i]))
+        if mark is None:
+            continue
+        if mark == "keys":
+            return True if any(is_secret_key(k) for k in keys[i:]) else None
+        return mark
+    return None
 
 
 def _type_schema(tp: Any) -> dict[str, Any]:
@@ -112,8 +221,11 @@ def config_schema(cls: type) -> dict[str, Any]:
         s = dict(_type_schema(hints[f.name]))
         if f.metadata.get("doc"):
             s["description"] = f.metadata["doc"]
-        if f.metadata.get("secret"):
+        mark = f.metadata.get("secret")
+        if mark is True:
             s["writeOnly"] = True
+        elif mark:
+            s["x-secret"] = mark  # "url": the password of user:password@; "keys": entries by name
         if f.default is not dataclasses.MISSING:
             if f.default is not None:
                 s["default"] = f.default
@@ -212,7 +324,7 @@ def _coerce(tp: Any, value: Any, path: str, problems: list[str]) -> Any:
 
 
 def _build(cls: type[T], config: dict[str, Any], prefix: str, problems: list[str]) -> T | None:
-    hints = _hints(cls)
+    hints = _hints(cls)  # type: ignore[arg-type]
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     for key in config:
         if key not in fields:

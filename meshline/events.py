@@ -28,6 +28,7 @@ import orjson
 from apache_beam import coders
 
 from meshline.errors import EventError
+from meshline.secrets import mask
 
 __all__ = [
     "ERROR_EXTENSIONS",
@@ -401,8 +402,12 @@ coders.registry.register_coder(CloudEvent, CloudEventCoder)
 def dead_letter(
     event: CloudEvent, error: BaseException | str, stage: str, trigger: str = "", step: str = ""
 ) -> CloudEvent:
-    """The original event plus the four ``meshline*`` error extensions (SPEC §5)."""
-    message = error if isinstance(error, str) else _error_message(error)
+    """The original event plus the four ``meshline*`` error extensions (SPEC §5).
+
+    The message never carries a credential: secret values this process knows and
+    URL passwords are masked (:func:`meshline.secrets.mask`).
+    """
+    message = mask(error if isinstance(error, str) else _error_message(error))
     encoded = message.encode("utf-8")
     if len(encoded) > MAX_ERROR_BYTES:
         message = encoded[: MAX_ERROR_BYTES - 3].decode("utf-8", "ignore") + "..."

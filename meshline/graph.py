@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from collections.abc import Callable
 from typing import Any
 
 from meshline.errors import MeshlineError
@@ -16,12 +17,13 @@ from meshline.errors import MeshlineError
 __all__ = ["render_graph", "to_dot", "to_mermaid"]
 
 
-def _filter_text(f: dict[str, Any]) -> str:
+def _filter_text(f: dict[str, Any], redact: Callable[[str], str]) -> str:
     ((dialect, arg),) = f.items()
     if isinstance(arg, str):
         text = f"{dialect}: {arg}"
     else:
         text = f"{dialect}: {json.dumps(arg, separators=(',', ':'))}"
+    text = redact(text)  # before shortening, so no part of a secret survives
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -35,7 +37,7 @@ def _model(integration: Any) -> tuple[list[tuple[str, str, str]], list[tuple[str
     for t in integration.targets:
         nodes.append((f"tgt_{t.name}", f"{t.name}\\n({t.type})", "target"))
     for trig in integration.triggers:
-        lines = [trig.name, *(redact(_filter_text(f)) for f in trig.filters)]
+        lines = [trig.name, *(_filter_text(f, redact) for f in trig.filters)]
         if trig.steps:
             lines.append("steps: " + " → ".join(trig.steps))
         nodes.append((f"trg_{trig.name}", "\\n".join(lines), "trigger"))

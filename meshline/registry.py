@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from meshline.config import config_schema
+from meshline.config import SecretMark, config_schema, secret_marks
 
 __all__ = ["Component", "BuildContext", "ids", "lookup", "planned_ids"]
 
@@ -59,8 +59,6 @@ class Component:
     build: Callable[..., Any]
     description: str
     unbounded: bool = False
-    # config keys holding credentials: redacted wherever a config is shown
-    secret_keys: tuple[str, ...] = ()
     # transformations: build returns an object with __call__(event) AND batch(events) (one result
     # per event, in order; see meshline.compiler.router.BatchResult) and an int attribute
     # batch_size (events the router buffers before calling batch(); <= 1: called one by one)
@@ -68,6 +66,11 @@ class Component:
     # targets: the transform also takes meshline.events.EventBatch elements (events sharing one
     # timestamp and window) and treats each of their events as if it had come alone
     batches: bool = False
+
+    @property
+    def secret_marks(self) -> dict[str, SecretMark]:
+        """The config fields holding credentials and how (derived from the config's field marks)."""
+        return secret_marks(self.config)
 
     def schema(self) -> dict[str, Any]:
         s = config_schema(self.config)

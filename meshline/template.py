@@ -18,8 +18,11 @@ Flex Templates have no secret parameter type: Google's own templates declare
 passwords as ``TEXT`` and accept a Secret Manager secret version
 (``projects/P/secrets/S/versions/V``) in their place. Meshline does the same: a
 ``secret: true`` parameter is ``TEXT`` with ``customMetadata.secret = "true"`` and
-its default is never written; :func:`launch` reads a secret version given as its
-value from Secret Manager, so the value is not among the job's visible parameters.
+its default is never written. On Dataflow :func:`launch` requires a secret
+version as the value of every secret parameter and does not read it: the
+workers do (:mod:`meshline.secrets`), so no value is among the job's
+parameters, in its pipeline or in its staged files. For a local runner the
+launcher reads it itself.
 
 :func:`launch` is what ``launcher.py`` calls: it takes ``--NAME=VALUE`` for each
 declared parameter, hands every other argument to Beam, builds the pipeline with
@@ -55,7 +58,6 @@ __all__ = [
 ]
 
 STATIC_FILES = ("Dockerfile", "launcher.py", "README.md")
-SECRET_VERSION = re.compile(r"^projects/[^/\s]+/secrets/[^/\s]+/versions/[^/\s]+$")
 _PARAM_HINT = re.compile(r"--param ([A-Za-z_][A-Za-z0-9_]*)=VALUE")
 _ENV_REF = re.compile(r"\$\{\s*env\.([A-Za-z0-9_][A-Za-z0-9_.-]*)\s*\}")
 _ACRONYMS = frozenset(
@@ -217,6 +219,18 @@ def templates_dir() -> Path:
     raise MeshlineError(f"the Flex Template files ({', '.join(STATIC_FILES)}) are not in any of: {looked}")
 
 
+def _check_secrets(integration: Any) -> None:
+    """A Flex Template carries the file as it is and runs on Dataflow: no secret may be written in it."""
+    from meshline.runners.dataflow import check_secrets
+
+    try:
+        check_secrets(integration, flag="--{name}=")
+    except RunnerError as e:
+        raise SpecError(
+            [Problem(Location(integration.file), f"a Flex Template carries the file as it is: {e}")]
+        ) from None
+
+
 def _render(text: str, values: Mapping[str, str]) -> str:
     for key, value in values.items():
         text = text.replace("{{" + key + "}}", value)
@@ -304,9 +318,14 @@ def write_flex_template(
     from meshline.spec import load_file
 
     source = Path(integration_file)
+    text = source.read_text(encoding="utf-8", errors="replace") if source.is_file() else ""
+    env_names = sorted(set(_ENV_REF.findall(text)))
     result = load_file(source, params={}, env={}, strict=False)
     integration = _select(result.integrations, name, str(source))
     _check_names(integration)
+    # again with stand-ins for ${env.…}, so that one in a secret field is seen as a secret from there
+    with_env = load_file(source, params={}, env=dict.fromkeys(env_names, "ENV-STAND-IN"), strict=False)
+    _check_secrets(_select(with_env.integrations, integration.name, str(source)))
     static = templates_dir()
 
     out = Path(out_dir)
@@ -344,8 +363,6 @@ def write_flex_template(
     src = write_worker_package(out / "src")
     written.append(src / "setup.py")
 
-    text = source.read_text(encoding="utf-8", errors="replace")
-    env_names = sorted(set(_ENV_REF.findall(text)))
     warnings = []
     if env_names:
         warnings.append(
@@ -413,38 +430,6 @@ def _pop_runner(beam_args: list[str]) -> tuple[str, list[str]]:
     return _RUNNER_NAMES[short], rest
 
 
-def _access_secret_version(name: str) -> str:
-    """The payload of a Secret Manager secret version (needs ``google-cloud-secret-manager``)."""
-    try:
-        from google.cloud import secretmanager  # type: ignore[attr-defined]
-    except ImportError:
-        raise RunnerError(
-            f"{name}: reading a Secret Manager secret needs google-cloud-secret-manager "
-            "(part of apache-beam[gcp])"
-        ) from None
-    client = secretmanager.SecretManagerServiceClient()
-    response = client.access_secret_version(name=name)
-    return str(response.payload.data.decode("utf-8"))
-
-
-def resolve_secrets(integration: Any, params: Mapping[str, str]) -> dict[str, str]:
-    """``params`` with each secret parameter given as a Secret Manager version replaced by its value."""
-    out = dict(params)
-    for p in integration.parameters:
-        value = out.get(p.name)
-        if p.secret and value is not None and SECRET_VERSION.match(value.strip()):
-            try:
-                out[p.name] = _access_secret_version(value.strip())
-            except MeshlineError:
-                raise
-            except Exception as e:
-                first = f"{type(e).__name__}: {e}".splitlines()[0]
-                raise RunnerError(
-                    f"parameter {p.name}: cannot read the secret {value.strip()}: {first}"
-                ) from None
-    return out
-
-
 def _has_option(beam_args: Sequence[str], name: str) -> bool:
     flag = f"--{name}"
     return any(a == flag or a.startswith(flag + "=") for a in beam_args)
@@ -499,18 +484,22 @@ def _launch(argv: list[str], path: Path, name: str | None) -> int:
     from meshline.compiler import build_pipeline
     from meshline.compiler.summary import collect_counters, render_summary
     from meshline.runners import RunnerSettings, make_runner
-    from meshline.runners.dataflow import dataflow_runner
+    from meshline.runners.dataflow import check_secrets, dataflow_runner
+    from meshline.secrets import read_secret_manager
     from meshline.spec import load_file
 
     declared = _select(load_file(path, params={}, env={}, strict=False).integrations, name, str(path))
     params, beam_args = split_args(argv, [p.name for p in declared.parameters])
     runner_name, beam_args = _pop_runner(beam_args)
     _configure_logging(runner_name)
-    params = resolve_secrets(declared, params)
-    result = load_file(path, params=params, env=os.environ, strict=True)
+    # on Dataflow the workers read Secret Manager (meshline.secrets); a local run reads it here
+    reader = None if runner_name == "dataflow" else (lambda n: read_secret_manager(n, "a secret parameter"))
+    result = load_file(path, params=params, env=os.environ, strict=True, secret_manager=reader)
     for warning in result.warnings:
         print(str(warning), file=sys.stderr)
     integration = _select(result.integrations, declared.name, str(path))
+    if runner_name == "dataflow":
+        check_secrets(integration, flag="--{name}=")
 
     if runner_name == "dataflow":
         beam_args = _drop_launcher_setup_file(beam_args)

@@ -63,7 +63,10 @@ _EXCERPT = 300
 class ElasticsearchConfig:
     """Index events into Elasticsearch 8/9 or OpenSearch 2 with the _bulk API."""
 
-    hosts: list[str] = doc("node URLs, tried in turn, e.g. [http://127.0.0.1:9200]")
+    hosts: list[str] = doc(
+        "node URLs, tried in turn, e.g. [http://127.0.0.1:9200]; user:password@ in a URL is its basic auth",
+        secret="url",
+    )
     index: str = doc(
         "index, alias or data stream; may use {type} and {yyyy} {mm} {dd} {HH} (from the event time)"
     )
@@ -87,9 +90,9 @@ class ElasticsearchConfig:
     )
     pipeline: str | None = doc("ingest pipeline to run on every document", None)
     username: str | None = doc("basic auth user name", None)
-    password: str | None = doc("basic auth password (secret)", None, metadata={"secret": True})
+    password: str | None = doc("basic auth password (secret)", None, secret=True)
     api_key: str | None = doc(
-        "Elasticsearch API key (secret): the encoded key, or 'id:api_key'", None, metadata={"secret": True}
+        "Elasticsearch API key (secret): the encoded key, or 'id:api_key'", None, secret=True
     )
     ca_certs: str | None = doc("PEM file of the CA that signed the server's certificate", None)
     verify: bool = doc("verify the server's TLS certificate", True)
@@ -234,7 +237,6 @@ class _BulkClient:
             if config.ca_certs:
                 kwargs["ca_certs"] = config.ca_certs
         self._pool = urllib3.PoolManager(**kwargs)
-        self._hosts = [h.rstrip("/") for h in config.hosts]
         self._host = 0
         self._headers = {"content-type": "application/x-ndjson", "accept": "application/json"}
         if config.api_key:
@@ -245,6 +247,16 @@ class _BulkClient:
         elif config.username:
             raw = f"{config.username}:{config.password or ''}".encode()
             self._headers["authorization"] = "Basic " + base64.b64encode(raw).decode("ascii")
+        # here, on the worker: a host's user:password@ is its basic auth (unless the config names one)
+        self._hosts: list[str] = []
+        self._host_headers: list[dict[str, str]] = []
+        for h in config.hosts:
+            url, auth = _split_userinfo(str(h).rstrip("/"))
+            self._hosts.append(url)
+            headers = dict(self._headers)
+            if auth is not None and "authorization" not in headers:
+                headers["authorization"] = "Basic " + base64.b64encode(auth.encode()).decode("ascii")
+            self._host_headers.append(headers)
         self._path = "/_bulk" + (f"?pipeline={config.pipeline}" if config.pipeline else "")
         # a given flavor is trusted (a key scoped to one index may not read GET /); "auto" asks
         self.flavor: str | None = None if config.flavor == "auto" else config.flavor
@@ -259,7 +271,7 @@ class _BulkClient:
                 method,
                 url,
                 body=body,
-                headers=self._headers,
+                headers=self._host_headers[self._host],
                 timeout=self._urllib3.Timeout(total=timeout),
             )
         except self._urllib3.exceptions.HTTPError as e:
@@ -295,6 +307,18 @@ class _BulkClient:
         reply = self._request("POST", self._path, body, float(self._config.timeout))
         _raise_for_status(reply.status, reply.data, reply.headers)
         return reply.data
+
+
+def _split_userinfo(url: str) -> tuple[str, str | None]:
+    """``http://u:p@h:9200`` → (``http://h:9200``, ``"u:p"`` percent-decoded); no userinfo → (url, None)."""
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    return urlunsplit(parts._replace(netloc=host)), f"{unquote(user)}:{unquote(password)}"
 
 
 def _raise_for_status(status: int, body: bytes, headers: Any) -> None:
@@ -452,5 +476,4 @@ TARGET = Component(
     config=ElasticsearchConfig,
     build=build,
     description="Index events into Elasticsearch or OpenSearch with _bulk (idempotent _id from source+id).",
-    secret_keys=("password", "api_key"),
 )

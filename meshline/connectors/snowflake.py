@@ -87,18 +87,16 @@ class SnowflakeConfig:
     table: str = doc("the table (it must exist; see the docs for the default layout)")
     warehouse: str | None = doc("warehouse that runs COPY and MERGE", None)
     role: str | None = doc("role to use", None)
-    password: str | None = doc("password (secret)", None, metadata={"secret": True})
-    private_key: str | None = doc(
-        "key-pair auth: PEM private key text (secret)", None, metadata={"secret": True}
-    )
+    password: str | None = doc("password (secret)", None, secret=True)
+    private_key: str | None = doc("key-pair auth: PEM private key text (secret)", None, secret=True)
     private_key_file: str | None = doc("key-pair auth: path of a PEM private key file", None)
     private_key_passphrase: str | None = doc(
-        "passphrase of an encrypted private key (secret)", None, metadata={"secret": True}
+        "passphrase of an encrypted private key (secret)", None, secret=True
     )
     authenticator: str | None = doc(
         "e.g. externalbrowser, oauth, SNOWFLAKE_JWT (default: by the keys given)", None
     )
-    token: str | None = doc("OAuth token with authenticator: oauth (secret)", None, metadata={"secret": True})
+    token: str | None = doc("OAuth token with authenticator: oauth (secret)", None, secret=True)
     endpoint_url: str | None = doc(
         "talk to this URL instead of https://ACCOUNT.snowflakecomputing.com (a proxy, a local fake)", None
     )
@@ -453,5 +451,4 @@ TARGET = Component(
     config=SnowflakeConfig,
     build=build,
     description="Load events into a Snowflake table: PUT + COPY INTO, then MERGE on source and id.",
-    secret_keys=("password", "private_key", "private_key_passphrase", "token"),
 )

@@ -19,6 +19,13 @@ the submission works offline: ``--dataflow_endpoint=http://localhost:…`` (not 
 service endpoint, so Beam skips its GCS checks), local ``--temp_location`` and
 ``--staging_location``, and ``--template_location=FILE`` write the job request
 and the staged files locally instead of calling the service.
+
+Secrets: Dataflow workers cannot read this machine's memory or environment, so a
+secret reaches them only as a Google Secret Manager secret version given as the
+value of a ``secret: true`` parameter (``--param pw=projects/P/secrets/S/versions/V``).
+Meshline never reads it here: the workers read it when they unpickle the
+pipeline (their service account needs ``roles/secretmanager.secretAccessor``).
+:func:`check_secrets` refuses every other way of giving a secret in one line.
 """
 
 from __future__ import annotations
@@ -36,10 +43,12 @@ from typing import Any
 from urllib.parse import urlparse
 
 from meshline.errors import RunnerError
+from meshline.secrets import SECRET_VERSION
 
 __all__ = [
     "REQUIRED_OPTIONS",
     "beam_version",
+    "check_secrets",
     "dataflow_runner",
     "missing_options",
     "runtime_pins",
@@ -129,6 +138,35 @@ def dataflow_runner(settings: Any, *, require_options: bool = True) -> tuple[Any
     if settings.streaming:
         args.append("--streaming")
     return DataflowRunner(), args
+
+
+def check_secrets(integration: Any, flag: str = "--param {name}=") -> None:
+    """Refuse a secret that Dataflow workers could not read: one line naming each, and the fix.
+
+    ``flag`` spells how a parameter is given (``--NAME=`` in a Flex Template launcher).
+    """
+    problems: list[str] = []
+    for ref, how in sorted(integration.secret_refs.items()):
+        kind, _, name = ref.partition(".")
+        if how == "secretmanager":
+            continue
+        if kind == "params":
+            problems.append(f"parameter {name} is given by value")
+        elif kind == "env":
+            problems.append(f"${{env.{name}}} is this machine's environment")
+        else:
+            problems.append(f"{name} is written in the file")
+    given = {ref.partition(".")[2] for ref in integration.secret_refs}
+    for p in integration.parameters:
+        if p.secret and p.name not in given and p.default not in (None, ""):
+            if not isinstance(p.default, str) or not SECRET_VERSION.match(p.default.strip()):
+                problems.append(f"parameter {p.name} has a default value")
+    if problems:
+        example = flag.format(name="NAME") + "projects/PROJECT/secrets/SECRET/versions/VERSION"
+        raise RunnerError(
+            f"{integration.name}: on Dataflow a secret must be a Secret Manager secret version that the "
+            f"workers read ({example}): {'; '.join(problems)}"
+        )
 
 
 # --------------------------------------------------------------------------- the worker package

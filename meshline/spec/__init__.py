@@ -29,7 +29,7 @@ from meshline.spec.model import (
     Trigger,
     build_integration,
 )
-from meshline.spec.redact import Redactor, is_secret_key, redact_config
+from meshline.spec.redact import Redactor, redact_config
 from meshline.spec.schema import API_VERSION, KIND, integration_schema
 from meshline.spec.schemacheck import check_schema
 from meshline.spec.validate import check_references
@@ -58,7 +58,6 @@ __all__ = [
     "format_path",
     "integration_schema",
     "interpolate",
-    "is_secret_key",
     "load_file",
     "load_text",
     "parse_yaml",

@@ -14,21 +14,31 @@
   ``strict=False`` (validate): they are warnings and the reference text stays in
   place as a placeholder. Either way the paths holding a placeholder are returned
   so later phases do not report the placeholder itself as a mistake.
-- Secret values are collected for the :class:`~meshline.spec.redact.Redactor`:
-  every value of a ``secret: true`` parameter and every substituted value that
-  lands in a config key whose name looks secret.
+- Secrets (see :mod:`meshline.secrets`): a string becomes a
+  :class:`~meshline.secrets.Secret` — whose pickled form holds references, never
+  the value — when it substitutes a ``secret: true`` parameter, when it is the
+  value of a config field marked ``secret`` (then its ``${env.NAME}``
+  references and text written in the file are secret too), or when it is a URL
+  with a ``user:password@`` in a field marked ``secret="url"``. The values go
+  to the process's secret store (for local runners' workers) and to the
+  :class:`~meshline.spec.redact.Redactor`. A secret parameter whose value is a
+  Secret Manager secret version is read with ``secret_manager`` when given,
+  else it keeps a stand-in value here and workers read it (Dataflow).
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from meshline import secrets
+from meshline.config import SecretMark, field_mark
+from meshline.secrets import DEFERRED, SECRET_VERSION, Secret
 from meshline.spec.findings import Finding, Path, suggest
-from meshline.spec.redact import is_secret_key
 
 __all__ = ["Interpolated", "declared_parameters", "interpolate"]
 
@@ -36,6 +46,8 @@ _TOKEN = re.compile(r"\$\$\{|\$\{([^{}]*)(\}?)")
 _REF = re.compile(r"^\s*(params|env)\.([A-Za-z0-9_][A-Za-z0-9_.-]*)\s*$")
 _PARAMETERS: Path = ("spec", "parameters")
 _MISSING: Any = object()
+_SECTIONS = {"sources": "source", "targets": "target", "transformations": "transformation"}
+_LITERAL = re.compile("\x00(\\d+)\x00")
 
 
 @dataclass
@@ -47,6 +59,10 @@ class Interpolated:
     secrets: set[str] = field(default_factory=set)
     placeholders: set[Path] = field(default_factory=set)
     declared: list[str] = field(default_factory=list)
+    # secret reference (params.X, env.X, literal.WHERE) -> how its value was given:
+    # "value", "secretmanager", "env" (an environment variable) or "literal" (written in the file)
+    references: dict[str, str] = field(default_factory=dict)
+    scope: str = ""
 
     def under_placeholder(self, path: Path) -> bool:
         """Whether ``path`` is (inside) a value that holds a placeholder."""
@@ -72,17 +88,67 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _last_key(path: Path) -> str | None:
-    for part in reversed(path):
-        if isinstance(part, str):
-            return part
-    return None
+def _ref(name: str) -> str:
+    return "${" + name + "}"
+
+
+def _escape(text: str) -> str:
+    return text.replace("${", "$${")
+
+
+def _where(path: Path) -> str:
+    """``targets.search.config.password``-like, for a secret written in the file (no braces)."""
+    return ".".join(str(p) for p in path[1:]).replace("{", "(").replace("}", ")")
+
+
+class _Marks:
+    """The secret mark of a config value by its path (from the component's config dataclass)."""
+
+    def __init__(self, data: Any):
+        spec = data.get("spec") if isinstance(data, dict) else None
+        self.spec = spec if isinstance(spec, dict) else {}
+        self.classes: dict[tuple[Any, Any], type | None] = {}
+
+    def _config_class(self, section: Any, index: Any) -> type | None:
+        key = (section, index)
+        if key not in self.classes:
+            cls = None
+            items = self.spec.get(section)
+            item = items[index] if isinstance(items, list) and isinstance(index, int) else None
+            type_id = item.get("type") if isinstance(item, dict) else None
+            if isinstance(type_id, str):
+                from meshline import registry
+
+                try:
+                    component = registry.lookup(_SECTIONS[section], type_id)  # type: ignore[arg-type]
+                except Exception:  # a connector that does not import: the schema check says so
+                    component = None
+                cls = component.config if component is not None else None
+            self.classes[key] = cls
+        return self.classes[key]
+
+    def __call__(self, path: Path) -> SecretMark | None:
+        if len(path) < 5 or path[0] != "spec" or path[1] not in _SECTIONS or path[3] != "config":
+            return None
+        cls = self._config_class(path[1], path[2])
+        return field_mark(cls, path[4:]) if cls is not None else None
 
 
 class _Interpolator:
-    def __init__(self, env: Mapping[str, str], strict: bool):
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        strict: bool,
+        scope: str,
+        marks: Callable[[Path], SecretMark | None],
+    ):
         self.env = env
         self.strict = strict
+        self.scope = scope
+        self.marks = marks
+        self.secret_params: set[str] = set()
+        self.locators: dict[str, str] = {}
+        self.references: dict[str, str] = {}
         self.values: dict[str, Any] = {}
         self.required: set[str] = set()
         self.declared: list[str] = []
@@ -133,18 +199,33 @@ class _Interpolator:
         return value
 
     def substitute(self, text: str, path: Path, params_allowed: bool) -> Any:
-        if "${" not in text:
+        mark = self.marks(path) if params_allowed else None
+        literals: list[str] = []
+        if mark == "url":
+            # a password written in the file inside a URL: a secret without a name
+            def hide(m: re.Match[str]) -> str:
+                if "${" in m.group(2):
+                    return m.group(0)
+                literals.append(m.group(2))
+                return f"{m.group(1)}\x00{len(literals) - 1}\x00@"
+
+            text = secrets._URL_PASSWORD.sub(hide, text)
+        if "${" not in text and not literals:
+            if mark is True and text.strip():
+                ref_name = f"literal.{_where(path)}"
+                return self.secret(text, _ref(ref_name), {ref_name: text}, {text}, whole=True)
             return text
         matches = list(_TOKEN.finditer(text))
         whole = len(matches) == 1 and matches[0].span() == (0, len(text))
-        pieces: list[str] = []
+        # pieces: ("text", s) or ("ref", scope, name, value, resolved)
+        pieces: list[tuple[Any, ...]] = []
         last = 0
         for match in matches:
-            pieces.append(text[last : match.start()])
+            pieces.append(("text", text[last : match.start()]))
             last = match.end()
             token = match.group(0)
             if token == "$${":
-                pieces.append("${")
+                pieces.append(("text", "${"))
                 continue
             if not match.group(2):
                 self.findings.append(
@@ -153,7 +234,7 @@ class _Interpolator:
                     )
                 )
                 self.placeholders.add(path)
-                pieces.append(token)
+                pieces.append(("text", token))
                 continue
             ref = _REF.match(match.group(1))
             if ref is None:
@@ -165,17 +246,79 @@ class _Interpolator:
                     )
                 )
                 self.placeholders.add(path)
-                pieces.append(token)
+                pieces.append(("text", token))
                 continue
             scope, name = ref.groups()
             value = self.resolve(scope, name, token, path, params_allowed)
-            if value is not token and is_secret_key(_last_key(path)):
-                self.secrets.add(_text(value))
-            if whole:
+            pieces.append(("ref", scope, name, value, value is not token))
+        pieces.append(("text", text[last:]))
+        # the value, and where each piece lands in it
+        spans: list[tuple[int, int]] = []
+        chunks: list[str] = []
+        at = 0
+        for p in pieces:
+            chunk = _LITERAL.sub(lambda m: literals[int(m.group(1))], p[1] if p[0] == "text" else _text(p[3]))
+            chunks.append(chunk)
+            spans.append((at, at + len(chunk)))
+            at += len(chunk)
+        plain = "".join(chunks)
+        refs = [i for i, p in enumerate(pieces) if p[0] == "ref" and p[4]]
+        redact: set[str] = set(literals)
+        if mark is True:
+            secret_refs = set(refs)
+        else:
+            secret_refs = {i for i in refs if pieces[i][1] == "params" and pieces[i][2] in self.secret_params}
+            if mark == "url":
+                for m in secrets._URL_PASSWORD.finditer(plain):
+                    lo, hi = m.span(2)
+                    secret_refs |= {i for i in refs if spans[i][0] < hi and spans[i][1] > lo}
+                    redact.add(m.group(2))
+        redact |= {_text(pieces[i][3]) for i in secret_refs if mark is True or pieces[i][1] == "params"}
+        if whole and not literals and pieces[1][0] == "ref":
+            value = pieces[1][3]
+            if not secret_refs or not isinstance(value, str):
+                self.secrets.update(r for r in redact if r.strip())
                 return value
-            pieces.append(_text(value))
-        pieces.append(text[last:])
-        return "".join(pieces)
+        if not secret_refs and not literals:
+            return plain
+        template: list[str] = []
+        values: dict[str, str] = {}
+        for i, p in enumerate(pieces):
+            if p[0] == "text":
+                for j, part in enumerate(_LITERAL.split(p[1])):
+                    if j % 2 == 0:
+                        template.append(_escape(part))
+                    else:
+                        ref_name = f"literal.{_where(path)}.{part}"
+                        template.append(_ref(ref_name))
+                        values[ref_name] = literals[int(part)]
+            elif i in secret_refs:
+                ref_name = f"{p[1]}.{p[2]}"
+                template.append(_ref(ref_name))
+                values[ref_name] = _text(p[3])
+            else:
+                template.append(_escape(_text(p[3])))
+        return self.secret(plain, "".join(template), values, redact, whole=mark is True)
+
+    def secret(
+        self, value: str, template: str, values: Mapping[str, str], redact: set[str], whole: bool = False
+    ) -> Secret:
+        """A :class:`Secret` for ``value``; its references' values go to the store, ``redact`` to the
+        redactor."""
+        for ref, v in values.items():
+            if ref.startswith("literal."):
+                self.references[ref] = "literal"
+            elif ref.startswith("env."):
+                self.references[ref] = "env"
+            else:
+                how = self.locators.get(ref, "")
+                self.references[ref] = "secretmanager" if how.startswith("secretmanager:") else "value"
+            secrets.store(self.scope, ref, v)
+        redact = {r for r in redact if r.strip()}
+        self.secrets |= redact
+        secrets.remember(*redact)
+        locators = {ref: self.locators[ref] for ref in values if ref in self.locators}
+        return Secret(value, template, scope=self.scope, locators=locators, whole=whole)
 
     def walk(self, value: Any, path: Path, params_allowed: bool) -> Any:
         if isinstance(value, str):
@@ -193,13 +336,19 @@ def interpolate(
     params: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
     strict: bool = True,
+    scope: str | None = None,
+    secret_manager: Callable[[str], str] | None = None,
 ) -> Interpolated:
     """Substitute references in ``data`` (not modified); see the module docstring for the rules.
 
-    ``env=None`` means the process environment.
+    ``env=None`` means the process environment. ``scope`` names this document's
+    values in the process's secret store (default: a new unique name).
+    ``secret_manager(NAME)`` reads a Secret Manager secret version; without it
+    such a secret parameter gets a stand-in value and workers read it.
     """
     params = dict(params or {})
-    work = _Interpolator(os.environ if env is None else env, strict)
+    scope = scope or uuid.uuid4().hex[:16]
+    work = _Interpolator(os.environ if env is None else env, strict, scope, _Marks(data))
     out: dict[str, Any] = dict(data)
     spec = data.get("spec")
     if isinstance(spec, dict) and "parameters" in spec:
@@ -217,9 +366,17 @@ def interpolate(
             work.required.add(name)
         else:
             value = ""
+        if decl.get("secret") is True:
+            work.secret_params.add(name)
+            raw = _raw_default(data, _index)
+            if name not in params and isinstance(raw, str) and _ENV_ONLY.match(raw):
+                work.locators[f"params.{name}"] = "env:" + _ENV_ONLY.match(raw).group(1)  # type: ignore[union-attr]
+            if isinstance(value, str) and SECRET_VERSION.match(value.strip()):
+                work.locators[f"params.{name}"] = "secretmanager:" + value.strip()
+                value = secret_manager(value.strip()) if secret_manager is not None else DEFERRED
+            if value is not _MISSING:
+                work.secrets.add(_text(value))
         work.values[name] = value
-        if decl.get("secret") is True and value is not _MISSING:
-            work.secrets.add(_text(value))
     for key, value in out.items():
         if key == "spec" and isinstance(value, dict):
             out["spec"] = {
@@ -239,4 +396,18 @@ def interpolate(
                 placeholder=False,
             )
     work.secrets.discard("")
-    return Interpolated(out, work.findings, work.secrets, work.placeholders, work.declared)
+    work.secrets.discard(DEFERRED)
+    return Interpolated(
+        out, work.findings, work.secrets, work.placeholders, work.declared, work.references, scope
+    )
+
+
+_ENV_ONLY = re.compile(r"^\s*\$\{\s*env\.([A-Za-z0-9_][A-Za-z0-9_.-]*)\s*\}\s*$")
+
+
+def _raw_default(data: Any, index: int) -> Any:
+    """The ``default`` of parameter ``index`` as written (before interpolation)."""
+    for i, decl in declared_parameters(data):
+        if i == index:
+            return decl.get("default")
+    return None

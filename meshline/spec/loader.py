@@ -9,7 +9,7 @@ either return the integrations (with warnings) or raise one
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from typing import Any
@@ -43,6 +43,7 @@ class _Checked:
     redactor: Redactor
     declared: list[str]
     placeholders: set[Path] = field(default_factory=set)
+    references: dict[str, str] = field(default_factory=dict)
 
 
 def _without_typed_placeholders(data: dict[str, Any], placeholders: set[Path]) -> dict[str, Any]:
@@ -64,9 +65,15 @@ def _without_typed_placeholders(data: dict[str, Any], placeholders: set[Path]) -
 
 
 def _check(
-    document: Document, params: Mapping[str, Any], env: Mapping[str, str] | None, strict: bool
+    document: Document,
+    params: Mapping[str, Any],
+    env: Mapping[str, str] | None,
+    strict: bool,
+    secret_manager: Callable[[str], str] | None = None,
 ) -> _Checked:
-    interpolated = interpolate(document.data, params=params, env=env, strict=strict)
+    interpolated = interpolate(
+        document.data, params=params, env=env, strict=strict, secret_manager=secret_manager
+    )
     data = interpolated.data
     findings: list[Finding] = list(interpolated.findings)
     later = check_schema(data) + check_references(data)
@@ -90,6 +97,7 @@ def _check(
         Redactor(interpolated.secrets),
         interpolated.declared,
         interpolated.placeholders,
+        interpolated.references,
     )
 
 
@@ -143,16 +151,19 @@ def load_text(
     params: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
     strict: bool = True,
+    secret_manager: Callable[[str], str] | None = None,
 ) -> LoadResult:
     """Load, check and build every integration in ``text``; raise :class:`SpecError` listing every error.
 
     ``params`` are ``--param`` values; ``env`` is the environment for ``${env.NAME}``
     (``None``: the process environment). ``strict=False`` (``meshline validate``)
     accepts missing required parameters and environment variables with a warning.
+    ``secret_manager(NAME)`` reads a secret parameter given as a Secret Manager
+    secret version; without it the value is left for the workers to read.
     """
     params = dict(params or {})
     documents, problems = parse_yaml(text, filename)
-    checked = [_check(document, params, env, strict) for document in documents]
+    checked = [_check(document, params, env, strict, secret_manager) for document in documents]
     redactor = Redactor()
     for item in checked:
         redactor = redactor.merged(item.redactor)
@@ -173,6 +184,7 @@ def load_text(
             file=filename,
             table=item.document.table,
             redactor=item.redactor,
+            secret_refs=item.references,
         )
         for item in checked
     ]
@@ -184,6 +196,7 @@ def load_file(
     params: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
     strict: bool = True,
+    secret_manager: Callable[[str], str] | None = None,
 ) -> LoadResult:
     """:func:`load_text` on the contents of ``path``; an unreadable file is a :class:`SpecError` too."""
     filename = str(path)
@@ -191,4 +204,4 @@ def load_file(
         data = FsPath(path).read_bytes()
     except OSError as e:
         raise SpecError([Problem(Location(filename), f"cannot read: {e.strerror or e}")]) from None
-    return load_text(data, filename, params=params, env=env, strict=strict)
+    return load_text(data, filename, params=params, env=env, strict=strict, secret_manager=secret_manager)

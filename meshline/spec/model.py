@@ -1,8 +1,10 @@
 """Phase 6: the typed model the compiler consumes, built from a defaulted document.
 
 Frozen dataclasses; configs and filters stay plain dicts (after interpolation),
-as the components parse their own configs. ``repr`` of a declaration masks
-secret-looking config keys, so logging a model does not leak credentials.
+as the components parse their own configs. ``repr`` of a declaration masks its
+component's secret-marked config fields (and every
+:class:`~meshline.secrets.Secret` value), so logging a model does not leak
+credentials.
 """
 
 from __future__ import annotations
@@ -52,11 +54,25 @@ class ComponentDecl:
     type: str
     config: dict[str, Any] = field(default_factory=dict)
     line: int = 0
+    kind: str = ""  # source, target or transformation ("" when unknown)
+
+    def config_class(self) -> Any:
+        """The component's config dataclass, when its kind and type are known."""
+        from meshline import registry
+
+        if self.kind not in ("source", "target", "transformation"):
+            return None
+        try:
+            component = registry.lookup(self.kind, self.type)  # type: ignore[arg-type]
+        except Exception:
+            return None
+        return component.config if component is not None else None
 
     def __repr__(self) -> str:
+        config = redact_config(self.config, self.config_class())
         return (
-            f"ComponentDecl(name={self.name!r}, type={self.type!r}, config={redact_config(self.config)!r}, "
-            f"line={self.line!r})"
+            f"ComponentDecl(name={self.name!r}, type={self.type!r}, config={config!r}, "
+            f"line={self.line!r}, kind={self.kind!r})"
         )
 
 
@@ -116,6 +132,9 @@ class Integration:
     dead_letter: str | None
     tests: tuple[TestCase, ...]
     redactor: Redactor = field(default_factory=Redactor, compare=False)
+    # the secret references its configs use (params.X, env.X, literal.WHERE) -> how each was given:
+    # "value", "secretmanager", "env" or "literal" (see meshline.spec.interpolate)
+    secret_refs: dict[str, str] = field(default_factory=dict, compare=False)
 
     def source(self, name: str) -> ComponentDecl:
         return _find(self.sources, name, "source")
@@ -140,6 +159,9 @@ def _find(items: tuple[ComponentDecl, ...], name: str, what: str) -> ComponentDe
     raise KeyError(f"no {what} named {name!r}")
 
 
+_KINDS = {"sources": "source", "targets": "target", "transformations": "transformation"}
+
+
 def _components(spec: dict[str, Any], section: str, table: LocationTable | None) -> tuple[ComponentDecl, ...]:
     return tuple(
         ComponentDecl(
@@ -147,6 +169,7 @@ def _components(spec: dict[str, Any], section: str, table: LocationTable | None)
             type=item["type"],
             config=dict(item.get("config") or {}),
             line=table.line(("spec", section, i)) if table is not None else 0,
+            kind=_KINDS[section],
         )
         for i, item in enumerate(spec[section])
     )
@@ -171,6 +194,7 @@ def build_integration(
     file: str = "<string>",
     table: LocationTable | None = None,
     redactor: Redactor | None = None,
+    secret_refs: dict[str, str] | None = None,
 ) -> Integration:
     """The model of one document that passed every check and had its defaults applied."""
     spec = data["spec"]
@@ -208,4 +232,5 @@ def build_integration(
             for c in spec["tests"]
         ),
         redactor=redactor or Redactor(),
+        secret_refs=dict(secret_refs or {}),
     )

@@ -1,70 +1,40 @@
 """Keeping secrets out of text: errors, logs, graph labels and printed configs.
 
-A :class:`Redactor` knows the secret values of one integration — the values of
-``secret: true`` parameters and every ``${params.…}``/``${env.…}`` value that lands
-in a config key whose name looks secret — and replaces them with ``***`` in any
-text. :func:`redact_config` masks a config mapping by key name as well.
+What is secret is declared once, on config fields (:mod:`meshline.config`'s
+``secret`` marks), and by ``secret: true`` parameters; interpolation turns those
+values into :class:`meshline.secrets.Secret` strings, whose ``repr`` is masked.
+
+A :class:`Redactor` knows the secret values of one integration and replaces
+them, and the password of every ``scheme://user:password@`` URL, with ``***``
+in any text. :func:`redact_config` masks a config mapping by its component's
+field marks (for configs built by hand, whose values are plain strings).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["MASK", "Redactor", "is_secret_key", "redact_config"]
+from meshline.config import field_mark
+from meshline.secrets import MASK, Secret, forms, mask_url
 
-MASK = "***"
-
-_SECRET_PARTS = (
-    "password",
-    "passwd",
-    "secret",
-    "token",
-    "credential",
-    "passphrase",
-    "connection_string",
-    "connectionstring",
-    "private_key",
-    "privatekey",
-    "api_key",
-    "apikey",
-    "access_key",
-    "account_key",
-    "sas_key",
-    "shared_access_key",
-    "signature",
-)
-_SECRET_NAMES = frozenset({"key", "sas", "authorization", "master_key", "encryption_key"})
-
-
-def is_secret_key(name: object) -> bool:
-    """Whether a config key's name says its value is a credential (``password``, ``api_key``, ``key``…)."""
-    if not isinstance(name, str):
-        return False
-    lowered = name.lower().replace("-", "_")
-    return lowered in _SECRET_NAMES or any(part in lowered for part in _SECRET_PARTS)
+__all__ = ["MASK", "Redactor", "redact_config"]
 
 
 class Redactor:
-    """Replaces known secret values with ``***``; its ``repr`` never shows them."""
+    """Replaces known secret values and URL passwords with ``***``; its ``repr`` never shows them."""
 
-    __slots__ = ("_keys", "_secrets")
+    __slots__ = ("_secrets",)
 
-    def __init__(self, secrets: Iterable[Any] = (), *, secret_keys: Iterable[str] = ()):
+    def __init__(self, secrets: Iterable[Any] = ()):
         found: set[str] = set()
         for secret in secrets:
             if secret is None or isinstance(secret, bool):
                 continue
             text = str(secret)
-            if not text.strip():
-                continue
-            found.add(text)
-            escaped = json.dumps(text)[1:-1]  # as it appears inside JSON text
-            if escaped != text:
-                found.add(escaped)
+            if text.strip():
+                found |= forms(text)
         self._secrets: tuple[str, ...] = tuple(sorted(found, key=lambda s: (-len(s), s)))
-        self._keys = frozenset(k.lower() for k in secret_keys)
 
     @property
     def secrets(self) -> frozenset[str]:
@@ -72,17 +42,19 @@ class Redactor:
 
     def merged(self, other: Redactor) -> Redactor:
         """A redactor that knows the secrets of both."""
-        return Redactor(self._secrets + other._secrets, secret_keys=self._keys | other._keys)
+        return Redactor(self._secrets + other._secrets)
 
     def redact(self, text: str) -> str:
-        """``text`` with every known secret value replaced by ``***``."""
+        """``text`` with every known secret value and every URL password replaced by ``***``."""
         for secret in self._secrets:
             if secret in text:
                 text = text.replace(secret, MASK)
-        return text
+        return mask_url(text) if "@" in text else text
 
     def redact_value(self, value: Any) -> Any:
         """A copy of a JSON-like value with secrets masked in every string."""
+        if isinstance(value, Secret):
+            return value.shown()
         if isinstance(value, str):
             return self.redact(value)
         if isinstance(value, dict):
@@ -93,43 +65,43 @@ class Redactor:
             return tuple(self.redact_value(v) for v in value)
         return value
 
-    def redact_config(self, config: Any) -> Any:
-        """A copy of ``config`` with secret-looking keys' values and known secret values masked."""
-        return redact_config(config, self)
-
-    def is_secret_key(self, name: object) -> bool:
-        return is_secret_key(name) or (isinstance(name, str) and name.lower() in self._keys)
+    def redact_config(self, config: Any, config_class: type | None = None) -> Any:
+        """A copy of ``config`` with the values of secret-marked fields and known secret values masked."""
+        return redact_config(config, config_class, self)
 
     def __bool__(self) -> bool:
         return bool(self._secrets)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Redactor) and (self._secrets, self._keys) == (other._secrets, other._keys)
+        return isinstance(other, Redactor) and self._secrets == other._secrets
 
     def __hash__(self) -> int:
-        return hash((self._secrets, self._keys))
+        return hash(self._secrets)
 
     def __repr__(self) -> str:
         return f"Redactor(<{len(self._secrets)} secret(s)>)"
 
 
-def redact_config(config: Any, redactor: Redactor | None = None) -> Any:
+def redact_config(config: Any, config_class: type | None = None, redactor: Redactor | None = None) -> Any:
     """A copy of a config mapping with secrets masked.
 
-    The value of every key whose name looks secret (``password``, ``token``,
-    ``api_key``, ``connection_string``, ``key``…) becomes ``***``, whatever it is;
-    every other string has the ``redactor``'s known secret values masked.
+    With ``config_class`` (the component's config dataclass), the value of every
+    field marked ``secret`` becomes ``***`` and URLs in ``secret="url"`` fields
+    lose their password; everywhere, :class:`~meshline.secrets.Secret` values show
+    masked and the ``redactor``'s known values and URL passwords are masked.
     """
-    if redactor is None:
-        redactor = Redactor()
-    if isinstance(config, dict):
-        out: dict[Any, Any] = {}
-        for key, value in config.items():
-            if redactor.is_secret_key(key) and value not in (None, "", [], {}):
-                out[key] = MASK
-            else:
-                out[key] = redact_config(value, redactor)
-        return out
-    if isinstance(config, list):
-        return [redact_config(v, redactor) for v in config]
-    return redactor.redact_value(config)
+    redactor = redactor or Redactor()
+    return _redact(config, (), config_class, redactor)
+
+
+def _redact(value: Any, path: tuple[Any, ...], cls: type | None, redactor: Redactor) -> Any:
+    mark = field_mark(cls, path) if cls is not None and path else None
+    if mark is True and value not in (None, "", [], {}):
+        return MASK
+    if isinstance(value, dict):
+        return {k: _redact(v, (*path, k), cls, redactor) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v, (*path, i), cls, redactor) for i, v in enumerate(value)]
+    if mark == "url" and isinstance(value, str) and not isinstance(value, Secret):
+        return mask_url(redactor.redact(value))
+    return redactor.redact_value(value)

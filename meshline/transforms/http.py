@@ -59,15 +59,19 @@ _JSON_CT = "application/json"
 class HttpStepConfig:
     """Call an HTTP function with each event; the reply becomes the event."""
 
-    url: str = doc("the function's URL, e.g. http://127.0.0.1:8080/")
+    url: str = doc("the function's URL, e.g. http://127.0.0.1:8080/", secret="url")
     timeout: Duration = doc("timeout of one call", Duration(30))
-    headers: dict[str, str] = doc("extra request headers", {})
+    headers: dict[str, str] = doc(
+        "extra request headers (those named like a credential, e.g. Authorization, are secret)",
+        {},
+        secret="keys",
+    )
     mode: Literal["binary", "structured"] = doc(
         "how one event is sent (CloudEvents HTTP binding); with batch > 1 requests are batch mode", "binary"
     )
     username: str | None = doc("basic auth user name", None)
-    password: str | None = doc("basic auth password (secret)", None, metadata={"secret": True})
-    token: str | None = doc("bearer token (secret); wins over basic auth", None, metadata={"secret": True})
+    password: str | None = doc("basic auth password (secret)", None, secret=True)
+    token: str | None = doc("bearer token (secret); wins over basic auth", None, secret=True)
     retries: int = doc("retries of a call that failed transiently (408, 429, 5xx, connection, timeout)", 3)
     backoff: Duration = doc("first retry delay; doubles per retry, a Retry-After header wins", Duration(0.2))
     max_backoff: Duration = doc("longest wait between retries", Duration(30))
@@ -253,6 +257,5 @@ HTTP = Component(
     config=HttpStepConfig,
     build=build_http,
     description="Call an HTTP function (CloudEvents binary mode); its reply becomes the event, 204 drops it.",
-    secret_keys=("password", "token"),
     batched=True,
 )

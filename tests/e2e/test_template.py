@@ -178,19 +178,23 @@ def test_dataflow_launch_keeps_secrets_out_of_the_job_and_uses_the_image(tmp_pat
     tpl = tmp_path / "tpl"
     write_flex_template(source, tpl)
     setup_file = str(tpl / "src" / "setup.py")
-    r = _launch(
-        tpl / "launcher.py",
-        "--token=hunter2-very-secret",
+    args = [
         "--output=gs://my-bucket/out",
         *_offline_dataflow(tmp_path),
         f"--setup_file={setup_file}",
         "--sdk_container_image=europe-docker.pkg.dev/p/r/with-secret:1",
-        cwd=tmp_path,
-        env={**cache_env, "FLEX_TEMPLATE_PYTHON_SETUP_FILE": setup_file},
-    )
+    ]
+    env = {**cache_env, "FLEX_TEMPLATE_PYTHON_SETUP_FILE": setup_file}
+    # by value: refused before anything is built (the workers could not read it)
+    r = _launch(tpl / "launcher.py", "--token=hunter2-very-secret", *args, cwd=tmp_path, env=env)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "--NAME=projects/PROJECT/secrets/SECRET/versions/VERSION" in r.stderr
+    assert "hunter2-very-secret" not in r.stdout + r.stderr and not (tmp_path / "job.json").exists()
+    # a Secret Manager version: the launcher does not read it; the job holds the name only
+    version = "projects/p/secrets/token/versions/7"
+    r = _launch(tpl / "launcher.py", f"--token={version}", *args, cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stderr
     text = (tmp_path / "job.json").read_text()
-    assert "hunter2-very-secret" not in text + r.stdout + r.stderr
     options = json.loads(text)["environment"]["sdkPipelineOptions"]["options"]
     # the image has meshline installed: the launcher drops the setup file the Flex launcher adds
     assert options["sdk_container_image"] == "europe-docker.pkg.dev/p/r/with-secret:1"

@@ -147,5 +147,5 @@ def test_activitylogs_defaults_and_secrets():
     assert c.event_hub == "insights-activity-logs" and c.categories == []
     for id_ in ("azure.eventhubs", "azure.activitylogs"):
         component = lookup("source", id_)
-        assert component is not None and set(component.secret_keys) == {"connection_string", "key"}
+        assert component is not None and set(component.secret_marks) == {"connection_string", "key"}
         assert component.unbounded

@@ -44,9 +44,9 @@ def test_config_checks_name_the_key():
 
 
 def test_credentials_are_secret_keys():
-    assert set(TARGET.secret_keys) == {"connection_string", "account_key", "sas_token"}
+    assert set(TARGET.secret_marks) == {"connection_string", "account_key", "sas_token"}
     schema = TARGET.schema()["properties"]
-    assert all(schema[k].get("writeOnly") for k in TARGET.secret_keys)
+    assert all(schema[k].get("writeOnly") for k in TARGET.secret_marks)
 
 
 def test_urls():

@@ -86,7 +86,7 @@ def test_credentials_are_secret_keys():
     for kind in ("source", "target"):
         component = lookup(kind, "kafka")
         assert component is not None
-        assert set(component.secret_keys) == {"password", "tls_key_password"}
+        assert set(component.secret_marks) == {"password", "tls_key_password", "properties"}
         assert component.schema()["properties"]["password"].get("writeOnly") is True
 
 

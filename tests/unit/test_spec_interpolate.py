@@ -166,7 +166,23 @@ def test_keys_are_not_interpolated_and_non_strings_are_left_alone():
     assert out.findings == []
 
 
-def test_secrets_are_collected():
+@dataclass(frozen=True, kw_only=True)
+class _MarkedConfig:
+    password: str = doc("a password", "", secret=True)
+    api_key: str = doc("a key", "", secret=True)
+    url: str = doc("a url", "", secret="url")
+    headers: dict[str, str] = doc("headers", {}, secret="keys")
+    index: str = doc("an index", "")
+    hosts: list[str] = doc("hosts", [])
+
+
+@pytest.fixture
+def marked_registry(monkeypatch):
+    component = registry.Component(id="m", kind="target", config=_MarkedConfig, build=print, description="m")
+    monkeypatch.setattr(registry, "lookup", lambda kind, type_id: component)
+
+
+def test_secrets_are_collected_from_parameters_and_field_marks(marked_registry):
     data = _doc(
         [
             {"name": "pw", "secret": True},
@@ -176,20 +192,42 @@ def test_secrets_are_collected():
         ],
         targets=[
             {
+                "type": "m",
                 "config": {
                     "password": "${params.pw}",
                     "api_key": "${env.KEY}",
-                    "auth": {"token": "Bearer ${params.tok}"},
+                    "headers": {"Authorization": "Bearer ${params.tok}", "X-Index": "${params.plain}"},
                     "index": "${params.plain}",
                     "hosts": ["${env.HOST}"],
-                }
+                    "url": "amqp://app:${env.URLPW}@${env.HOST}/",
+                },
             }
         ],
     )
     out = interpolate(
-        data, params={"pw": "hunter2", "tok": "t0k3n", "plain": "orders"}, env={"KEY": "k3y", "HOST": "h"}
+        data,
+        params={"pw": "hunter2", "tok": "t0k3n", "plain": "orders"},
+        env={"KEY": "k3y", "HOST": "h", "URLPW": "u-pw"},
     )
-    assert out.secrets == {"hunter2", "k3y", "t0k3n", "d3f"}
+    # secret parameters (used or not), values of marked fields, URL passwords; never plain values
+    assert out.secrets == {"hunter2", "k3y", "t0k3n", "d3f", "u-pw"}
+    config = out.data["spec"]["targets"][0]["config"]
+    assert [type(config[k]).__name__ for k in ("password", "api_key", "url", "index")] == [
+        "Secret",
+        "Secret",
+        "Secret",
+        "str",
+    ]
+    assert config["url"] == "amqp://app:u-pw@h/" and config["url"].template == "amqp://app:${env.URLPW}@h/"
+    assert config["headers"]["Authorization"].template == "Bearer ${params.tok}"
+    assert type(config["headers"]["X-Index"]) is str
+    assert repr(config).count("***") == 4 and "hunter2" not in repr(config) and "u-pw" not in repr(config)
+    assert out.references == {
+        "params.pw": "value",
+        "env.KEY": "env",
+        "params.tok": "value",
+        "env.URLPW": "env",
+    }
 
 
 @dataclass(frozen=True, kw_only=True)

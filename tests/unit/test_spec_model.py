@@ -31,11 +31,11 @@ class SqsConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class EsConfig:
-    hosts: list[str] = doc("Hosts.")
+    hosts: list[str] = doc("Hosts.", secret="url")
     index: str = doc("Index.")
     username: str | None = doc("User.", None)
-    password: str | None = doc("Password.", None)
-    api_key: str | None = doc("API key.", None)
+    password: str | None = doc("Password.", None, secret=True)
+    api_key: str | None = doc("API key.", None, secret=True)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -243,18 +243,25 @@ def test_partial_backoff_gets_the_rest_of_the_defaults():
     assert model.sources[0].line == 0  # no location table given
 
 
-def test_model_repr_masks_secret_config_keys_and_secret_defaults():
+def test_model_repr_masks_secret_marked_fields_and_secret_defaults():
     data = apply_defaults(
         {
             **MINIMAL,
             "spec": {
                 **MINIMAL["spec"],
                 "parameters": [{"name": "pw", "secret": True, "default": "d3fault"}],
-                "targets": [{"name": "t", "type": "log", "config": {"token": "tok3n", "level": "info"}}],
+                "targets": [
+                    {
+                        "name": "t",
+                        "type": "elasticsearch",
+                        "config": {"hosts": ["http://u:urlpw@h/"], "api_key": "tok3n", "index": "i"},
+                    }
+                ],
             },
         }
     )
     model = build_integration(data)
-    assert "tok3n" not in repr(model) and "d3fault" not in repr(model)
-    assert "'level': 'info'" in repr(model)
-    assert model.target("t").config["token"] == "tok3n"
+    text = repr(model)
+    assert "tok3n" not in text and "d3fault" not in text and "urlpw" not in text
+    assert "'hosts': ['http://u:***@h/'], 'api_key': '***', 'index': 'i'" in text
+    assert model.target("t").config["api_key"] == "tok3n"

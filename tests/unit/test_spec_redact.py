@@ -7,39 +7,32 @@ from dataclasses import dataclass
 import pytest
 
 from meshline import registry
-from meshline.config import doc
+from meshline.config import doc, is_secret_key
 from meshline.errors import SpecError
-from meshline.spec import Redactor, is_secret_key, load_text, redact_config
+from meshline.spec import Redactor, load_text, redact_config
 
 
 @pytest.mark.parametrize(
     "name",
     [
         "password",
-        "db_password",
-        "secret",
-        "client_secret",
-        "token",
-        "auth_token",
+        "sasl.password",
+        "Authorization",
+        "X-API-Key",
         "api_key",
-        "apiKey",
+        "token",
+        "ssl.key.password",
         "key",
-        "connection_string",
-        "private_key",
-        "access_key",
-        "account_key",
-        "sas_key",
-        "credentials",
     ],
 )
-def test_secret_looking_keys(name):
+def test_credential_entries_of_free_form_mappings(name):
     assert is_secret_key(name)
 
 
 @pytest.mark.parametrize(
     "name", ["path", "index", "routing_key", "key_name", "region", "hosts", "username", 3]
 )
-def test_plain_keys(name):
+def test_plain_entries(name):
     assert not is_secret_key(name)
 
 
@@ -55,27 +48,28 @@ def test_redactor_masks_json_escaped_form():
     assert redactor.redact('{"password": "p\\"w\\\\"}') == '{"password": "***"}'
 
 
-def test_redact_config_by_key_and_by_value():
+def test_redact_config_by_field_marks_and_by_value():
     redactor = Redactor(["hunter2"])
     config = {
-        "hosts": ["http://user:hunter2@es"],
+        "hosts": ["http://user:pw-in-url@es"],
         "password": "whatever",
-        "auth": {"api_key": "k", "username": "u"},
-        "credentials": {"type": "sa", "private_key": "x"},
         "token": None,
-        "count": 3,
+        "index": "hunter2-index",
+        "headers": {"Authorization": "Bearer abc", "X-Trace": "on"},
     }
-    assert redactor.redact_config(config) == {
+    assert redactor.redact_config(config, _Config) == {
         "hosts": ["http://user:***@es"],
         "password": "***",
-        "auth": {"api_key": "***", "username": "u"},
-        "credentials": "***",
         "token": None,
-        "count": 3,
+        "index": "***-index",
+        "headers": {"Authorization": "***", "X-Trace": "on"},
     }
     assert config["password"] == "whatever"  # not modified
-    assert redact_config({"key": "k", "index": "hunter2"}) == {"key": "***", "index": "hunter2"}
-    assert Redactor(secret_keys=["dsn"]).redact_config({"dsn": "x"}) == {"dsn": "***"}
+    # without a config class only known values and URL passwords are masked: no guessing by key name
+    assert redact_config({"password": "p", "url": "amqp://u:p2@h/"}) == {
+        "password": "p",
+        "url": "amqp://u:***@h/",
+    }
 
 
 def test_merged_redactor():
@@ -85,9 +79,11 @@ def test_merged_redactor():
 
 @dataclass(frozen=True, kw_only=True)
 class _Config:
-    hosts: list[str] = doc("Hosts.")
-    password: str = doc("Password.", "")
-    token: str = doc("Token.", "")
+    hosts: list[str] = doc("Hosts.", secret="url")
+    password: str = doc("Password.", "", secret=True)
+    token: str = doc("Token.", "", secret=True)
+    index: str = doc("Index.", "")
+    headers: dict[str, str] = doc("Headers.", {}, secret="keys")
 
 
 @pytest.fixture
@@ -138,5 +134,10 @@ def test_secret_values_are_masked_in_the_loaded_model(fake_registry):
     config = it.target("t").config
     assert config == {"hosts": ["h"], "password": "hunter2", "token": "tok-123"}
     assert it.redactor.redact_config(config) == {"hosts": ["h"], "password": "***", "token": "***"}
+    assert it.redactor.redact_config(config, _Config) == {"hosts": ["h"], "password": "***", "token": "***"}
+    assert repr(it.target("t")) == (
+        "ComponentDecl(name='t', type='es', config={'hosts': ['h'], 'password': '***', 'token': '***'}, "
+        "line=9, kind='target')"
+    )
     assert it.redactor.redact("connecting with hunter2 and tok-123") == "connecting with *** and ***"
     assert "hunter2" not in repr(it) and "tok-123" not in repr(it)

@@ -21,7 +21,6 @@ from meshline.runners.dataflow import (
 )
 from meshline.spec import load_file
 from meshline.template import (
-    resolve_secrets,
     split_args,
     template_metadata,
     templates_dir,
@@ -39,7 +38,7 @@ metadata: {name: orders-to-files, description: Orders from a queue land in files
 spec:
   parameters:
     - {name: queue_url, description: SQS queue URL, required: true}
-    - {name: es_password, description: the index password, secret: true, default: hunter2-default}
+    - {name: es_password, description: index password, secret: true, default: projects/p/secrets/e/versions/4}
     - {name: api_token, secret: true, required: true}
     - {name: batch, description: events per file, default: 50}
     - {name: ratio, default: 0.5}
@@ -135,7 +134,18 @@ def test_required_secret_and_typed_parameters(tmp_path, TemplateMetadata):
         assert not p.default_value
     assert by_name["es_password"].is_optional  # a default, though never written
     shown = text + (tmp_path / "tpl" / "README.md").read_text() + "\n".join(result.commands)
-    assert "hunter2-default" not in shown
+    assert "projects/p/secrets/e/" not in shown  # a default of a secret is never written
+
+    # a secret written in the file would travel with the template: refused, nothing written
+    leaky = _write(
+        tmp_path, PARAMS_YAML.replace("projects/p/secrets/e/versions/4", "hunter2-default"), "l.yaml"
+    )
+    with pytest.raises(SpecError) as e:
+        write_flex_template(leaky, tmp_path / "tpl2")
+    assert "parameter es_password has a default value" in str(e.value) and "hunter2-default" not in str(
+        e.value
+    )
+    assert not (tmp_path / "tpl2").exists()
 
     batch, ratio, flag = by_name["batch"], by_name["ratio"], by_name["dry_run_mode"]
     assert (batch.param_type.name, batch.default_value) == ("NUMBER", "50")
@@ -314,29 +324,6 @@ def test_runner_names():
     assert _pop_runner(["--runner=apache_beam.runners.portability.prism_runner.PrismRunner"])[0] == "prism"
     with pytest.raises(RunnerError, match="unknown runner"):
         _pop_runner(["--runner=SparkRunner"])
-
-
-def test_secret_manager_versions_are_resolved(tmp_path, monkeypatch):
-    integration = load_file(_write(tmp_path, PARAMS_YAML), env={}, strict=False).integrations[0]
-    version = "projects/my-project/secrets/api-token/versions/3"
-    seen = []
-
-    def access(name):
-        seen.append(name)
-        return "s3cret-from-manager"
-
-    monkeypatch.setattr("meshline.template._access_secret_version", access)
-    out = resolve_secrets(integration, {"api_token": version, "es_password": "plain", "queue_url": version})
-    assert out == {"api_token": "s3cret-from-manager", "es_password": "plain", "queue_url": version}
-    assert seen == [version]  # only secret parameters are looked up
-
-    def broken(name):
-        raise PermissionError("403 Permission denied on resource")
-
-    monkeypatch.setattr("meshline.template._access_secret_version", broken)
-    with pytest.raises(RunnerError) as e:
-        resolve_secrets(integration, {"api_token": version})
-    assert "api_token" in str(e.value) and version in str(e.value) and "403" in str(e.value)
 
 
 # --------------------------------------------------------------------------- the dataflow runner

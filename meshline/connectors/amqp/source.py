@@ -34,7 +34,9 @@ _LOGGER = logging.getLogger(__name__)
 class AmqpSourceConfig:
     """Read a RabbitMQ / AMQP 0-9-1 queue (at least once: acknowledged after the runner commits)."""
 
-    url: str = doc("amqp://user:password@host:port/vhost (secret: the password is never shown)")
+    url: str = doc(
+        "amqp://user:password@host:port/vhost (the password is a secret: never shown)", secret="url"
+    )
     queue: str = doc("the queue to read")
     exchange: str | None = doc("declare the queue and bind it to this (existing) exchange", None)
     routing_key: str = doc("binding key when 'exchange' is set ('#' matches all on a topic exchange)", "#")
@@ -270,5 +272,4 @@ SOURCE = Component(
     build=lambda config, ctx: ReadFromAmqp(config, ctx.name),
     description="RabbitMQ / AMQP 0-9-1 queue; acknowledged after the runner commits (at least once).",
     unbounded=True,
-    secret_keys=("url",),
 )

@@ -46,7 +46,9 @@ _FATAL_CLOSE = (403, 404, 406)  # access refused, not found, precondition failed
 class AmqpTargetConfig:
     """Publish events to a RabbitMQ / AMQP 0-9-1 exchange with publisher confirms."""
 
-    url: str = doc("amqp://user:password@host:port/vhost (secret: the password is never shown)")
+    url: str = doc(
+        "amqp://user:password@host:port/vhost (the password is a secret: never shown)", secret="url"
+    )
     exchange: str = doc("the exchange ('' is the default exchange: routing_key names the queue)", "")
     routing_key: str = doc("routing key template: {type}, {source}, {subject}, {id} or any attribute", "")
     mode: Literal["binary", "structured"] = doc(
@@ -274,5 +276,4 @@ TARGET = Component(
     config=AmqpTargetConfig,
     build=lambda config, ctx: WriteToAmqp(config, target_name=ctx.name, policy=ctx.delivery),
     description="Publish to a RabbitMQ / AMQP 0-9-1 exchange (publisher confirms, CloudEvents AMQP binding).",
-    secret_keys=("url",),
 )

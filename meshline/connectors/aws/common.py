@@ -74,14 +74,12 @@ class AwsConnection:
     profile: str | None = doc("a named profile of ~/.aws/config (default: the SDK's chain)", None)
     role_arn: str | None = doc("a role to assume with the credentials found (STS AssumeRole)", None)
     access_key_id: str | None = doc(
-        "access key id (default: the SDK's credential chain)", None, repr=False, metadata={"secret": True}
+        "access key id (default: the SDK's credential chain)", None, repr=False, secret=True
     )
     secret_access_key: str | None = doc(
-        "secret access key (with access_key_id)", None, repr=False, metadata={"secret": True}
+        "secret access key (with access_key_id)", None, repr=False, secret=True
     )
-    session_token: str | None = doc(
-        "session token of temporary credentials", None, repr=False, metadata={"secret": True}
-    )
+    session_token: str | None = doc("session token of temporary credentials", None, repr=False, secret=True)
 
     def _check_connection(self) -> None:
         # "" (e.g. an unset ${params.x} with default "") means "not set": the SDK's default.

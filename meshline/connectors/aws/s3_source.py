@@ -41,7 +41,7 @@ import apache_beam as beam
 import orjson
 
 from meshline.config import doc
-from meshline.connectors.aws.common import SECRET_KEYS, client, error_code, is_transient
+from meshline.connectors.aws.common import client, error_code, is_transient
 from meshline.connectors.aws.sqs import SqsQueueSettings, read_queue, sqs_time
 from meshline.connectors.delivery import RetryPolicy
 from meshline.connectors.unbounded import Message, ReadFromQueue
@@ -248,5 +248,4 @@ SOURCE = Component(
     build=build,
     description="Amazon S3 event notifications through an SQS queue; one event per record (at least once).",
     unbounded=True,
-    secret_keys=SECRET_KEYS,
 )

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import apache_beam as beam
 
 from meshline.config import Duration, doc
-from meshline.connectors.aws.common import SECRET_KEYS, AwsConnection, aws_error, client, error_code
+from meshline.connectors.aws.common import AwsConnection, aws_error, client, error_code
 from meshline.connectors.delivery import PermanentError
 from meshline.connectors.objects import ObjectTargetFields, WriteObjects, target_args
 from meshline.events import CloudEvent, to_json
@@ -236,6 +236,5 @@ TARGET = Component(
     config=S3TargetConfig,
     build=build,
     description="Amazon S3 bucket: jsonl, avro or parquet objects; windows, path templates, multipart.",
-    secret_keys=SECRET_KEYS,
     batches=True,
 )

@@ -32,7 +32,7 @@ from typing import Any
 import orjson
 
 from meshline.config import Duration, doc
-from meshline.connectors.aws.common import SECRET_KEYS, AwsConnection
+from meshline.connectors.aws.common import AwsConnection
 from meshline.connectors.unbounded import Message, ReadFromQueue
 from meshline.errors import EventError
 from meshline.events import STRUCTURED_CT, CloudEvent, from_json_dict, is_valid_extension_name
@@ -266,5 +266,4 @@ SOURCE = Component(
     build=build,
     description="Amazon SQS queue, long polling; messages deleted after the runner commits (at least once).",
     unbounded=True,
-    secret_keys=SECRET_KEYS,
 )

@@ -41,7 +41,7 @@ import apache_beam as beam
 from apache_beam.utils.windowed_value import WindowedValue
 
 from meshline.config import doc
-from meshline.connectors.aws.common import SECRET_KEYS, AwsConnection, client, is_transient, region_of
+from meshline.connectors.aws.common import AwsConnection, client, is_transient, region_of
 from meshline.connectors.delivery import Failure, RetryPolicy, deliver_batch
 from meshline.errors import DeliveryError
 from meshline.events import STRUCTURED_CT, CloudEvent, dead_letter, encode_data, to_json
@@ -289,5 +289,4 @@ TARGET = Component(
     config=SqsTargetConfig,
     build=build,
     description="Amazon SQS queue (standard or FIFO): SendMessageBatch, binary or structured CloudEvents.",
-    secret_keys=SECRET_KEYS,
 )

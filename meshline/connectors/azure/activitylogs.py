@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 
 from meshline.config import doc
-from meshline.connectors.azure.eventhubs import SECRET_KEYS, EventHubsConnection
+from meshline.connectors.azure.eventhubs import EventHubsConnection
 from meshline.connectors.kafka.read import Decoded, ReadFromKafkaPartitions
 from meshline.events import CloudEvent
 from meshline.registry import BuildContext, Component
@@ -196,5 +196,4 @@ SOURCE = Component(
         "filtered by category."
     ),
     unbounded=True,
-    secret_keys=SECRET_KEYS,
 )

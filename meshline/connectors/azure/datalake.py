@@ -36,7 +36,6 @@ from meshline.registry import BuildContext, Component
 __all__ = ["TARGET", "DataLakeTargetConfig", "classify", "redact"]
 
 _LOGGER = logging.getLogger(__name__)
-SECRET_KEYS = ("connection_string", "account_key", "sas_token")
 MIB = 1024 * 1024
 _SECRETS = re.compile(r"(?i)(sig=|AccountKey=|SharedAccessSignature=)[^&;\s\"']+")
 
@@ -47,10 +46,10 @@ class _DataLakeAccount:
         "the account URL, https://ACCOUNT.blob.core.windows.net (a .dfs. URL is accepted)", None
     )
     connection_string: str | None = doc(
-        "a storage connection string (instead of account_url)", None, metadata={"secret": True}
+        "a storage connection string (instead of account_url)", None, secret=True
     )
-    account_key: str | None = doc("the account key (with account_url)", None, metadata={"secret": True})
-    sas_token: str | None = doc("a SAS token (with account_url)", None, metadata={"secret": True})
+    account_key: str | None = doc("the account key (with account_url)", None, secret=True)
+    sas_token: str | None = doc("a SAS token (with account_url)", None, secret=True)
     container: str = doc("the container (Data Lake file system)")
     prefix: str = doc("directory of the objects; may use {yyyy}/{mm}/{dd}/{HH} and {type}", "")
 
@@ -260,6 +259,5 @@ TARGET = Component(
     config=DataLakeTargetConfig,
     build=build,
     description="Azure Data Lake Storage Gen2 / Blob container: jsonl, avro or parquet objects per window.",
-    secret_keys=SECRET_KEYS,
     batches=True,
 )

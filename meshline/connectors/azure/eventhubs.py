@@ -24,11 +24,11 @@ from meshline.config import Duration, doc
 from meshline.connectors.kafka.read import ReadFromKafkaPartitions
 from meshline.connectors.kafka.source import KafkaDecoder, RecordDecoder
 from meshline.registry import BuildContext, Component
+from meshline.secrets import is_deferred, join
 
 __all__ = ["SOURCE", "EventHubsConnection", "EventHubsSourceConfig", "parse_connection_string"]
 
 MESSAGE_TYPE = "com.microsoft.azure.eventhub.message"
-SECRET_KEYS = ("connection_string", "key")
 _SUFFIX = ".servicebus.windows.net"
 
 
@@ -54,13 +54,13 @@ class EventHubsConnection:
     connection_string: str | None = doc(
         "namespace or event hub connection string (Endpoint=sb://…;SharedAccessKeyName=…;SharedAccessKey=…)",
         None,
-        metadata={"secret": True},
+        secret=True,
     )
     namespace: str | None = doc(
         "namespace name or host (NAME.servicebus.windows.net), with key_name + key", None
     )
     key_name: str | None = doc("shared access policy name, with namespace + key", None)
-    key: str | None = doc("shared access key, with namespace + key_name", None, metadata={"secret": True})
+    key: str | None = doc("shared access key, with namespace + key_name", None, secret=True)
     consumer_group: str = doc("consumer group (the Kafka group id)", "$Default")
     endpoint_url: str | None = doc(
         "host:port of the Kafka endpoint (default: NAMESPACE.servicebus.windows.net:9093)", None
@@ -79,6 +79,11 @@ class EventHubsConnection:
     poll: Duration = doc("how long one fetch waits for messages", Duration(1.0))
 
     def __post_init__(self) -> None:
+        if self.connection_string and is_deferred(self.connection_string):
+            raise ValueError(
+                "connection_string: the workers read it from Secret Manager, so its Endpoint is unknown "
+                "here: give namespace + key_name + key (a secret parameter) instead"
+            )
         if self.connection_string:
             parse_connection_string(self.connection_string)
         elif not (self.namespace and self.key_name and self.key):
@@ -106,9 +111,14 @@ class EventHubsConnection:
         return None
 
     def password(self) -> str:
+        """The SASL password: the connection string (a :class:`~meshline.secrets.Secret` when the key is one,
+        so the pickled source holds a reference to the key, never the key)."""
         if self.connection_string:
             return self.connection_string
-        return f"Endpoint=sb://{self.host}/;SharedAccessKeyName={self.key_name};SharedAccessKey={self.key}"
+        assert self.key is not None
+        return join(
+            f"Endpoint=sb://{self.host}/;SharedAccessKeyName={self.key_name};SharedAccessKey=", self.key
+        )
 
     def kafka_properties(self) -> dict[str, Any]:
         """librdkafka properties for the Kafka endpoint (holds the secret: never log them)."""
@@ -180,5 +190,4 @@ SOURCE = Component(
     build=build,
     description="Azure Event Hubs through its Kafka endpoint; offsets committed after the runner commits.",
     unbounded=True,
-    secret_keys=SECRET_KEYS,
 )

@@ -38,17 +38,21 @@ _LOGGER = logging.getLogger(__name__)
 class HttpTargetConfig:
     """POST events to an HTTP endpoint (a CloudEvents sink, a broker, any webhook)."""
 
-    url: str = doc("the endpoint, e.g. http://127.0.0.1:8080/events")
+    url: str = doc("the endpoint, e.g. http://127.0.0.1:8080/events", secret="url")
     mode: Literal["binary", "structured", "batch"] = doc(
         "CloudEvents HTTP binding mode: 'binary' (ce-* headers), 'structured' (JSON body) "
         "or 'batch' (a JSON array of events per request)",
         "binary",
     )
     method: Literal["POST", "PUT"] = doc("HTTP method", "POST")
-    headers: dict[str, str] = doc("extra request headers", {})
+    headers: dict[str, str] = doc(
+        "extra request headers (those named like a credential, e.g. Authorization, are secret)",
+        {},
+        secret="keys",
+    )
     username: str | None = doc("basic auth user name", None)
-    password: str | None = doc("basic auth password (secret)", None, metadata={"secret": True})
-    token: str | None = doc("bearer token (secret); wins over basic auth", None, metadata={"secret": True})
+    password: str | None = doc("basic auth password (secret)", None, secret=True)
+    token: str | None = doc("bearer token (secret); wins over basic auth", None, secret=True)
     timeout: Duration = doc("timeout of one request", Duration(30))
     concurrency: int = doc("requests in flight per worker bundle", 8)
     batch_size: int = doc("events per request in batch mode", 100)
@@ -177,5 +181,4 @@ TARGET = Component(
     config=HttpTargetConfig,
     build=build,
     description="POST events to an HTTP endpoint (CloudEvents binary, structured or batch mode).",
-    secret_keys=("password", "token"),
 )

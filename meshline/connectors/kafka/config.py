@@ -18,11 +18,10 @@ from typing import Any, Literal
 
 from meshline.config import Duration, doc
 
-__all__ = ["ClientErrors", "KafkaConnection", "KafkaSourceConfig", "KafkaTargetConfig", "SECRET_KEYS"]
+__all__ = ["ClientErrors", "KafkaConnection", "KafkaSourceConfig", "KafkaTargetConfig"]
 
 _LOGGER = logging.getLogger("meshline.connectors.kafka")
 
-SECRET_KEYS = ("password", "tls_key_password")
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
@@ -38,13 +37,17 @@ class KafkaConnection:
     )
     sasl_mechanism: SaslMechanism | None = doc("PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", None)
     username: str | None = doc("SASL user name", None)
-    password: str | None = doc("SASL password (secret)", None, metadata={"secret": True})
+    password: str | None = doc("SASL password (secret)", None, secret=True)
     tls_ca: str | None = doc("PEM file of the CA that signed the brokers' certificates", None)
     tls_cert: str | None = doc("PEM client certificate (mutual TLS)", None)
     tls_key: str | None = doc("PEM client private key (mutual TLS)", None)
-    tls_key_password: str | None = doc("password of tls_key (secret)", None, metadata={"secret": True})
+    tls_key_password: str | None = doc("password of tls_key (secret)", None, secret=True)
     tls_verify: bool = doc("verify the brokers' certificates and host names", True)
-    properties: dict[str, str | int | bool] = doc("extra librdkafka properties, passed through as given", {})
+    properties: dict[str, str | int | bool] = doc(
+        "extra librdkafka properties, passed through as given (sasl.password and the like are secret)",
+        {},
+        secret="keys",
+    )
 
     def __post_init__(self) -> None:
         if not self.servers:

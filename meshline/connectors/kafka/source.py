@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from meshline.connectors.kafka.config import SECRET_KEYS, KafkaSourceConfig
+from meshline.connectors.kafka.config import KafkaSourceConfig
 from meshline.connectors.kafka.read import Decoded, ReadFromKafkaPartitions
 from meshline.errors import EventError
 from meshline.events import STRUCTURED_CT, CloudEvent, from_kafka, is_valid_extension_name
@@ -187,5 +187,4 @@ SOURCE = Component(
         "(at least once). SASL PLAIN/SCRAM and TLS."
     ),
     unbounded=True,
-    secret_keys=SECRET_KEYS,
 )

@@ -28,7 +28,7 @@ from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
 from meshline.connectors.delivery import Failure, RetryPolicy, deliver_batch
-from meshline.connectors.kafka.config import SECRET_KEYS, ClientErrors, KafkaTargetConfig
+from meshline.connectors.kafka.config import ClientErrors, KafkaTargetConfig
 from meshline.events import (
     CloudEvent,
     EventBatch,
@@ -299,6 +299,5 @@ TARGET = Component(
         "A Kafka topic, CloudEvents Kafka binding (binary or structured), idempotent producer; "
         "flushed and checked before each bundle commits."
     ),
-    secret_keys=SECRET_KEYS,
     batches=True,
 )
