@@ -19,7 +19,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["Listener", "exposed", "listeners", "process_tree", "supported"]
+__all__ = ["Listener", "exposed", "listeners", "process_tree", "socket_inodes", "supported"]
 
 # /proc/net/{tcp,udp}* "st" column: TCP_LISTEN; for UDP, TCP_CLOSE marks an unconnected socket.
 _TCP_LISTEN = "0A"
@@ -93,6 +93,11 @@ def _socket_inodes(pid: int) -> set[str]:
         if target.startswith("socket:["):
             inodes.add(target[8:-1])
     return inodes
+
+
+def socket_inodes(pids: Iterable[int]) -> frozenset[str]:
+    """The inodes of every socket the processes ``pids`` hold: cheap, unlike reading the tables."""
+    return frozenset(inode for pid in pids for inode in _socket_inodes(pid))
 
 
 def _host(hex_address: str) -> str:

@@ -37,6 +37,7 @@ __all__ = ["ALLOW_FLAG", "WATCH_INTERVAL_S", "ServerWatch", "refusal", "start_lo
 
 ALLOW_FLAG = "--allow-exposed-runner"
 WATCH_INTERVAL_S = 2.0
+FULL_CHECK_EVERY = 5
 RUNS_CODE = "anyone who can reach it can run code as this user"
 
 
@@ -156,10 +157,20 @@ class ServerWatch:
 
     def _watch(self) -> None:
         assert self._pid is not None
+        # Reading the socket tables costs ~10 ms of CPU on a busy machine, listing a process's
+        # sockets well under 1: the tables are read when the sockets changed, and every
+        # FULL_CHECK_EVERY rounds anyway (a socket may start listening after it was created).
+        last: frozenset[str] = frozenset()
+        rounds = 0
         while not self._done.wait(self._interval):
-            tree = listeners.process_tree(self._pid)
             if not os.path.exists(f"/proc/{self._pid}"):
                 return
+            tree = listeners.process_tree(self._pid)
+            sockets = listeners.socket_inodes(tree)
+            rounds += 1
+            if sockets == last and rounds % FULL_CHECK_EVERY:
+                continue
+            last = sockets
             found = listeners.exposed(tree)
             if found:
                 for pid in tree:
