@@ -15,6 +15,10 @@ of its own so that it never meets the job server's classes. It is compiled with
 ``javac`` at provisioning time into ``~/.cache/meshline/flink/loopback-agent-HASH/`` and
 the JVM starts with ``-javaagent``. Whether it worked is checked from outside, on the
 JVM's sockets (:mod:`meshline.runners.loopback`).
+
+On a Flink cluster, Beam's Fn API servers run in the TaskManagers, which Meshline does
+not start: ``python -m meshline.runners.flink_agent`` builds the agent and prints the JVM
+option to give them (``env.java.opts.taskmanager`` in Flink's configuration).
 """
 
 from __future__ import annotations
@@ -231,3 +235,11 @@ def _write_jar(jar: Path, classes: Path) -> None:
         z.writestr("META-INF/MANIFEST.MF", manifest)
         for path in sorted(classes.rglob("*.class")):
             z.write(path, path.relative_to(classes).as_posix())
+
+
+if __name__ == "__main__":  # `python -m meshline.runners.flink_agent`: build it, print the JVM option
+    try:
+        print(" ".join(agent_options(find_agent())))
+    except RunnerError as e:
+        print(f"meshline: {e}", file=sys.stderr)
+        sys.exit(1)

@@ -1,14 +1,16 @@
 """Nothing a run opens listens beyond 127.0.0.1 unless the integration asks (issue 17).
 
 A webhook integration keeps each run up while the listening sockets of every process
-of the run — ``meshline`` and all its descendants (Prism, the Flink JVM) — are read
-from /proc. A webhook on ``host: 0.0.0.0`` is the positive control: the same check
-flags it, and other machines reach it. The job port of Prism and of the Flink job
+of the run — ``meshline`` and all its descendants (Prism, the Flink job-server JVM, for
+``[local]`` and for a standalone cluster) — are read from /proc. A webhook on
+``host: 0.0.0.0`` is the positive control: the same check flags it, and other
+machines reach it. The job port of Prism and of the Flink job
 server is then dialled through a non-loopback address of this machine: refused.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -28,6 +30,7 @@ import pytest
 from meshline.errors import RunnerError
 from meshline.runners import flink, listeners
 from meshline.runners.listeners import Listener
+from tests.e2e.flink_support import flink_cluster
 
 pytestmark = [
     pytest.mark.e2e,
@@ -124,7 +127,7 @@ def flink_ready() -> None:
 def running(request, tmp_path_factory) -> Iterator[Run]:
     """``meshline run`` of a webhook integration on the runner ``request.param`` (, host), up and serving."""
     runner, host = request.param if isinstance(request.param, tuple) else (request.param, "127.0.0.1")
-    if runner == "flink":
+    if runner.startswith("flink"):
         request.getfixturevalue("flink_ready")
     tmp = tmp_path_factory.mktemp(f"exposure-{runner}")
     port = _free_port()
@@ -147,14 +150,20 @@ def running(request, tmp_path_factory) -> Iterator[Run]:
             """
         )
     )
-    stderr = open(tmp / "stderr.txt", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [str(MESHLINE), "run", str(spec), "--runner", runner],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=stderr,
-    )
-    try:
+    with contextlib.ExitStack() as stack:
+        args = ["--runner", runner]
+        if runner == "flink-remote":  # a standalone cluster on 127.0.0.1; the job-server JVM runs here too
+            args = [
+                "--runner",
+                "flink",
+                "--flink-master",
+                stack.enter_context(flink_cluster(tmp / "cluster")),
+            ]
+        stderr = stack.enter_context(open(tmp / "stderr.txt", "wb"))
+        proc = subprocess.Popen(
+            [str(MESHLINE), "run", str(spec), *args], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr
+        )
+        stack.callback(_stop, proc)
         deadline = time.monotonic() + STARTUP_S
         while True:  # 202: the job runs and has committed an event, so every server is up
             try:
@@ -162,17 +171,13 @@ def running(request, tmp_path_factory) -> Iterator[Run]:
                 break
             except (urllib.error.URLError, ConnectionError):
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(
-                        f"the {runner} run did not come up: {(tmp / 'stderr.txt').read_text()[-2000:]}"
-                    )
+                    output = (tmp / "stderr.txt").read_text()[-2000:]
+                    pytest.fail(f"the {runner} run did not come up: {output}")
                 time.sleep(0.5)
         yield Run(runner, proc, port, host)
-    finally:
-        _stop(proc)
-        stderr.close()
 
 
-@pytest.mark.parametrize("running", ["direct", "prism", "flink"], indirect=True)
+@pytest.mark.parametrize("running", ["direct", "prism", "flink", "flink-remote"], indirect=True)
 def test_every_listener_of_a_run_is_on_loopback(running: Run) -> None:
     found = running.listeners()
     webhook = [x for x in found if x.port == running.port]
@@ -185,7 +190,7 @@ def test_every_listener_of_a_run_is_on_loopback(running: Run) -> None:
     assert unexpected(found, asked=set()) == [], "\n".join(map(str, found))
 
 
-@pytest.mark.parametrize("running", ["prism", "flink"], indirect=True)
+@pytest.mark.parametrize("running", ["prism", "flink", "flink-remote"], indirect=True)
 def test_the_job_port_refuses_other_addresses(running: Run) -> None:
     outside = _outside_address()
     if outside is None:
