@@ -178,7 +178,8 @@ class ServerWatch:
                         os.kill(pid, signal.SIGKILL)
                     except OSError:
                         pass
-                print(self._message(found), file=sys.__stderr__, flush=True)
+                if sys.__stderr__ is not None:
+                    print(self._message(found), file=sys.__stderr__, flush=True)
                 return
 
 

@@ -16,17 +16,16 @@ from meshline.runners.loopback import ALLOW_FLAG, ServerWatch
 
 linux = pytest.mark.skipif(not listeners.supported(), reason="reads Linux's /proc")
 
-# A stand-in runner server: listens on HOST:PORT (TCP), after DELAY seconds also on LATE_HOST:0.
+# A stand-in runner server: listens on HOST:PORT (TCP); told so on stdin, also on LATE_HOST:0.
 _SERVER = """\
 import socket, sys, time
-host, port, delay, late = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+host, port, late = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 family = socket.AF_INET6 if ":" in host else socket.AF_INET
 s = socket.socket(family)
 s.bind((host, port))
 s.listen()
 print(s.getsockname()[1], flush=True)
-if late:
-    time.sleep(delay)
+if late and sys.stdin.readline():
     t = socket.socket(socket.AF_INET6 if ":" in late else socket.AF_INET)
     t.bind((late, 0))
     t.listen()
@@ -34,9 +33,12 @@ time.sleep(120)
 """
 
 
-def _server(host: str, late: str = "", delay: float = 0.0) -> tuple[subprocess.Popen[str], int]:
+def _server(host: str, late: str = "") -> tuple[subprocess.Popen[str], int]:
     proc = subprocess.Popen(
-        [sys.executable, "-c", _SERVER, host, "0", str(delay), late], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", _SERVER, host, "0", late],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdout is not None
     return proc, int(proc.stdout.readline())
@@ -129,10 +131,13 @@ def test_a_server_on_all_interfaces_is_stopped_and_refused_in_one_line() -> None
 
 @linux
 def test_a_loopback_server_passes_and_a_late_exposed_listener_kills_it(capfd) -> None:
-    proc, port = _server("127.0.0.1", late="0.0.0.0", delay=1.0)
+    proc, port = _server("127.0.0.1", late="0.0.0.0")
     try:
         watch = ServerWatch("the test server", port, stop=proc.kill, interval=0.2)
         watch.check()  # only 127.0.0.1 so far
+        assert proc.stdin is not None
+        proc.stdin.write("now\n")
+        proc.stdin.flush()
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
