@@ -69,11 +69,14 @@ class GuardedCommand:
         from meshline.runners import listeners, loopback
 
         stub = super().start()  # type: ignore[misc]
-        if self.allow_exposed:
-            return stub
         if not listeners.supported():
-            if not self.confined:
+            if not self.confined and not self.allow_exposed:
                 print(loopback.unchecked_warning(self.server_name), file=sys.stderr)
+            return stub
+        if self.allow_exposed:
+            found = loopback.ServerWatch(self.server_name, self._port, stop=self.stop).exposed_now()
+            if found:
+                print(loopback.allowed_warning(self.server_name, found), file=sys.stderr)
             return stub
         if self._watch is None:
             self._watch = loopback.ServerWatch(self.server_name, self._port, stop=self.stop)

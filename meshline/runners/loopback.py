@@ -141,6 +141,11 @@ class ServerWatch:
             raise RunnerError(self._message(found))
         threading.Thread(target=self._watch, name="meshline-loopback-watch", daemon=True).start()
 
+    def exposed_now(self) -> list[listeners.Listener]:
+        """What the server listens on beyond loopback at this moment (nothing if it is not found)."""
+        pid = self._find_server()
+        return [] if pid is None else listeners.exposed(listeners.process_tree(pid))
+
     def close(self) -> None:
         self._done.set()
 
@@ -181,6 +186,12 @@ class ServerWatch:
                 if sys.__stderr__ is not None:
                     print(self._message(found), file=sys.__stderr__, flush=True)
                 return
+
+
+def allowed_warning(name: str, found: list[listeners.Listener]) -> str:
+    """The one-line warning for a server that listens beyond loopback, allowed by the flag."""
+    where = ", ".join(sorted({listener.address for listener in found}))
+    return f"warning: {name} listens on {where}, beyond 127.0.0.1 ({ALLOW_FLAG})"
 
 
 def unchecked_warning(name: str) -> str:

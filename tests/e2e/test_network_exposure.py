@@ -276,7 +276,9 @@ def test_a_prism_binary_that_listens_everywhere_is_stopped_and_refused(tmp_path)
     r = subprocess.run(
         [*cmd, "--allow-exposed-runner"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
     )
-    assert "beyond 127.0.0.1" not in r.stderr  # let through: fails later, as this fake runs no jobs
+    # let through, with a warning (the run then fails: this fake runs no jobs)
+    assert "refusing" not in r.stderr
+    assert f"warning: Prism ({fake}) listens on " in r.stderr and "(--allow-exposed-runner)" in r.stderr
     pid = int(pid_file.read_text())
     deadline = time.monotonic() + 30
     while _alive(pid) and time.monotonic() < deadline:  # it dies with meshline
