@@ -29,7 +29,7 @@ run: venv
 	@echo "Outputs:"
 	@find out/quickstart -type f | sort | sed 's/^/  /'
 
-# The Prism binary for the pinned Beam, built once with `go install` into ~/.cache/meshline/prism/.
+# The Prism binary for the pinned Beam, built once from its Go source (listening on 127.0.0.1 only) into ~/.cache/meshline/prism/.
 prism: venv
 	@$(BIN)/python -m meshline.runners.prism
 

@@ -143,6 +143,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             prism_location=args.prism_location,
             flink_master=args.flink_master,
             beam_args=list(args.beam_args),
+            allow_exposed=args.allow_exposed_runner,
         )
         runner, runner_args = make_runner(settings)
         options = PipelineOptions([*runner_args, *args.beam_args], job_name=integration.name)
@@ -336,6 +337,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--prism-location", help="path of a prism binary (default: $MESHLINE_PRISM, the cache)")
     run.add_argument("--flink-master", default="[local]", help="HOST:PORT of a Flink cluster, or [local]")
+    run.add_argument(
+        "--allow-exposed-runner",
+        action="store_true",
+        help="run even if a runner server listens beyond 127.0.0.1 (a Prism or job-server jar you bring)",
+    )
     run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
     run.set_defaults(beam_args=[])
     run.set_defaults(fn=cmd_run)

@@ -5,6 +5,9 @@
 seconds before falling back. Each other runner has its own module that
 provisions what it needs (the Prism binary, the Flink job-server jar) and
 returns the Beam runner plus the pipeline options it requires.
+
+Nothing a run opens listens beyond 127.0.0.1 unless ``allow_exposed``
+(``--allow-exposed-runner``): see :mod:`meshline.runners.loopback`.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ class RunnerSettings:
     prism_location: str | None = None
     flink_master: str = "[local]"
     beam_args: list[str] = field(default_factory=list)
+    # --allow-exposed-runner: run even when a runner server listens beyond 127.0.0.1.
+    allow_exposed: bool = False
 
 
 def in_process_runner() -> Any:
@@ -40,6 +45,7 @@ def make_runner(settings: RunnerSettings) -> tuple[Any, list[str]]:
     """The Beam runner object for ``settings.name`` and the Beam options it adds."""
     name = settings.name
     if name == "direct":
+        _check_direct_options(settings)
         return in_process_runner(), []
     if name == "prism":
         from meshline.runners.prism import prism_runner
@@ -54,3 +60,29 @@ def make_runner(settings: RunnerSettings) -> tuple[Any, list[str]]:
 
         return dataflow_runner(settings)
     raise RunnerError(f"unknown runner {name!r} (expected one of: {', '.join(RUNNERS)})")
+
+
+def given_option(beam_args: list[str], name: str) -> str | None:
+    """The value of ``--name`` among the user's Beam args ("" for a bare flag), or None."""
+    flag = f"--{name}"
+    for i, arg in enumerate(beam_args):
+        if arg == flag:
+            following = beam_args[i + 1] if i + 1 < len(beam_args) else ""
+            return "" if following.startswith("--") else following
+        if arg.startswith(flag + "="):
+            return arg[len(flag) + 1 :]
+    return None
+
+
+def _check_direct_options(settings: RunnerSettings) -> None:
+    """Beam's FnApiRunner serves the Fn API over gRPC on all interfaces in its multi-worker modes."""
+    mode = given_option(settings.beam_args, "direct_running_mode")
+    if mode in ("multi_threading", "multi_processing") and not settings.allow_exposed:
+        from meshline.runners.loopback import refusal
+
+        raise RunnerError(
+            refusal(
+                f"--direct_running_mode={mode}: Beam's direct runner then serves gRPC on all interfaces",
+                "anyone who can reach it can take part in the run and read its data and configuration",
+            )
+        )

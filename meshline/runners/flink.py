@@ -42,11 +42,17 @@ asked for its Flink version (REST ``/config``) first, so an unreachable or
 mismatched cluster fails at once in one line rather than after Flink's minute
 of REST retries.
 
-For ``[local]`` Meshline hands the job server a Flink configuration that binds
-Flink's own ports (REST, blob server, RPC) to 127.0.0.1, unless
-``$FLINK_CONF_DIR`` names the user's own. Beam's gRPC servers (job service,
-artifact staging, the Fn API servers, the Python worker pool) listen on all
-interfaces whatever the options say: Beam binds them with ``forPort`` / ``[::]``.
+Nothing the run opens listens beyond 127.0.0.1 (:mod:`meshline.runners.loopback`). For
+``[local]`` Meshline hands the job server a Flink configuration that binds Flink's own
+ports (REST, blob server, RPC) to 127.0.0.1, unless ``$FLINK_CONF_DIR`` names the
+user's own. Beam's gRPC servers in the JVM (job service, artifact staging, the Fn API
+servers) bind all interfaces whatever the options say (``NettyServerBuilder.forPort``):
+Meshline's Java agent (:mod:`meshline.runners.flink_agent`, built once with ``javac``)
+rewrites that bind to loopback; the Python worker pool is started on 127.0.0.1. Once
+the JVM is up its sockets are checked, and watched while it runs: a listener beyond
+loopback stops the run unless ``--allow-exposed-runner``. Beam's uber-jar submission
+to a remote cluster (``--flink_submit_uber_jar``) stages artifacts through a Python
+server on all interfaces, so it needs that flag too.
 """
 
 from __future__ import annotations
@@ -64,7 +70,10 @@ from pathlib import Path
 from typing import Any
 
 from meshline.errors import RunnerError
+from meshline.runners import flink_agent, given_option
 from meshline.runners.guard import GuardedCommand, quiet_stop_on_exit
+from meshline.runners.loopback import refusal, start_loopback_workers
+from meshline.runners.maven import DEPENDENCY_PLUGIN, find_mvn, mvn_error, run_mvn
 
 __all__ = ["DEFAULT_FLINK_VERSION", "cache_dir", "find_job_server", "flink_args", "flink_runner"]
 
@@ -74,7 +83,6 @@ DEFAULT_FLINK_VERSION = "1.19"
 # release for which both beam-runners-flink-1.19 and beam-runners-java-job-service resolve there.
 ASSEMBLE_FROM = {"1.19": "2.62.0"}
 SLF4J_VERSION = "1.7.30"  # what beam-runners-flink 2.62.0 depends on; slf4j-simple gives it a logger
-DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
 MAIN_CLASS = "org.apache.beam.runners.flink.FlinkJobServerDriver"
 CHECKPOINTING_INTERVAL_MS = 2000
 PROBE_TIMEOUT_S = 10.0
@@ -133,36 +141,14 @@ def find_job_server(flink_version: str = DEFAULT_FLINK_VERSION, *, provision: bo
 
 
 def _mvn() -> str:
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise RunnerError(
-            "the Flink job server is not in Meshline's cache and Maven (mvn) is not on PATH to fetch it: "
-            "install Maven, or set MESHLINE_FLINK_JOB_SERVER_JAR to a Beam Flink job-server jar"
-        )
-    return mvn
-
-
-def _run_mvn(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [_mvn(), "-q", "-B", "-Dstyle.color=never", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=1800,
+    return find_mvn(
+        "the Flink job server is not in Meshline's cache and Maven (mvn) is not on PATH to fetch it: "
+        "install Maven, or set MESHLINE_FLINK_JOB_SERVER_JAR to a Beam Flink job-server jar"
     )
 
 
-def _mvn_error(proc: subprocess.CompletedProcess[str]) -> str:
-    """The one line of Maven's output that says what went wrong."""
-    text = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)
-    lines = [ln.replace("[ERROR]", "").strip() for ln in text.splitlines() if "[ERROR]" in ln]
-    first = next((ln for ln in lines if ln), f"mvn exited with status {proc.returncode}")
-    for marker in ("Could not find artifact", "Could not transfer", "Could not resolve", "Unable to"):
-        if marker in first:
-            first = first[first.index(marker) :]
-            break
-    return first.split(" -> [Help")[0].strip()
+def _run_mvn(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return run_mvn(_mvn(), args, cwd)
 
 
 def _provision(flink_version: str) -> str:
@@ -181,7 +167,7 @@ def _provision(flink_version: str) -> str:
             os.replace(got[0], target)
             print(f"Flink job server ready at {target}", file=sys.stderr)
             return str(target)
-    shaded_error = _mvn_error(proc)
+    shaded_error = mvn_error(proc)
     beam_java = ASSEMBLE_FROM.get(flink_version)
     if beam_java is None:
         raise RunnerError(f"could not fetch the Flink job server {artifact}: {shaded_error}")
@@ -260,7 +246,7 @@ def _assemble(flink_version: str, beam_java: str) -> str:
         )
         if proc.returncode != 0:
             raise RunnerError(
-                f"could not fetch beam-runners-flink-{flink_version}:{beam_java} with mvn: {_mvn_error(proc)}"
+                f"could not fetch beam-runners-flink-{flink_version}:{beam_java} with mvn: {mvn_error(proc)}"
             )
         _write_launcher(staging / "job-server.jar", staging / "lib")
         try:
@@ -272,18 +258,6 @@ def _assemble(flink_version: str, beam_java: str) -> str:
         shutil.rmtree(staging, ignore_errors=True)
     print(f"Flink job server ready at {target}", file=sys.stderr)
     return str(target)
-
-
-def _given(beam_args: list[str], name: str) -> str | None:
-    """The value of ``--name`` among the user's Beam args ("" for a bare flag), or None."""
-    flag = f"--{name}"
-    for i, arg in enumerate(beam_args):
-        if arg == flag:
-            following = beam_args[i + 1] if i + 1 < len(beam_args) else ""
-            return "" if following.startswith("--") else following
-        if arg.startswith(flag + "="):
-            return arg[len(flag) + 1 :]
-    return None
 
 
 def _local_conf_dir() -> str:
@@ -338,7 +312,7 @@ def _check_java() -> None:
 def flink_args(settings: Any, jar: str) -> list[str]:
     """The Beam options Meshline adds for Flink; the user's own (after ``--``) win."""
     user = list(settings.beam_args)
-    flink_version = _given(user, "flink_version") or DEFAULT_FLINK_VERSION
+    flink_version = given_option(user, "flink_version") or DEFAULT_FLINK_VERSION
     args = [f"--flink_master={settings.flink_master}", f"--flink_job_server_jar={jar}"]
     defaults = {
         "flink_version": flink_version,
@@ -349,10 +323,10 @@ def flink_args(settings: Any, jar: str) -> list[str]:
     }
     if settings.streaming:
         defaults["checkpointing_interval"] = str(CHECKPOINTING_INTERVAL_MS)
-    args += [f"--{k}={v}" for k, v in defaults.items() if _given(user, k) is None]
-    if settings.streaming and _given(user, "streaming") is None:
+    args += [f"--{k}={v}" for k, v in defaults.items() if given_option(user, k) is None]
+    if settings.streaming and given_option(user, "streaming") is None:
         args.append("--streaming")
-    if settings.streaming and _given(user, "finish_bundle_before_checkpointing") is None:
+    if settings.streaming and given_option(user, "finish_bundle_before_checkpointing") is None:
         # Without it a bundle is finished only by Beam's bundle-time check, and the bundle that
         # hands a source its first element sometimes never finished: its output stayed in the
         # SDK worker and the run delivered nothing (measured: 4 of 4 runs, 0 of 6 with it).
@@ -365,24 +339,38 @@ def flink_runner(settings: Any) -> tuple[Any, list[str]]:
     from apache_beam.options.pipeline_options import FlinkRunnerOptions
 
     user = list(settings.beam_args)
-    flink_version = _given(user, "flink_version") or DEFAULT_FLINK_VERSION
+    flink_version = given_option(user, "flink_version") or DEFAULT_FLINK_VERSION
     supported = FlinkRunnerOptions.PUBLISHED_FLINK_VERSIONS
     if flink_version not in supported:
         raise RunnerError(f"--flink_version {flink_version}: Beam supports Flink {', '.join(supported)}")
     _check_java()
     master = str(settings.flink_master).strip()
+    uber_jar = given_option(user, "flink_submit_uber_jar") is not None
+    if uber_jar and master not in LOCAL_MASTERS and not settings.allow_exposed:
+        raise RunnerError(
+            refusal(
+                "--flink_submit_uber_jar: Beam then stages the job's artifacts through a server "
+                "in this process on all interfaces"
+            )
+        )
     conf_dir = None
     if master not in LOCAL_MASTERS:
         check_cluster(master, flink_version)
     elif not os.environ.get("FLINK_CONF_DIR"):
         conf_dir = _local_conf_dir()
     jar = find_job_server(flink_version)
-    if _given(user, "flink_submit_uber_jar") is not None and not _is_shaded(jar):
+    if uber_jar and not _is_shaded(jar):
         raise RunnerError(
             f"--flink_submit_uber_jar needs Beam's shaded Flink job-server jar, and {jar} is a launcher "
             "for unshaded jars: set MESHLINE_FLINK_JOB_SERVER_JAR to a shaded one, or drop the option"
         )
-    return _runner(conf_dir), flink_args(settings, jar)
+    agent = None
+    try:
+        agent = flink_agent.find_agent()
+    except RunnerError:
+        if not settings.allow_exposed:
+            raise
+    return _runner(conf_dir, agent, settings.allow_exposed), flink_args(settings, jar)
 
 
 def _is_shaded(jar: str) -> bool:
@@ -391,26 +379,47 @@ def _is_shaded(jar: str) -> bool:
         return any(n.endswith("FlinkJobServerDriver.class") for n in z.namelist())
 
 
-def _runner(conf_dir: str | None) -> Any:
+def _runner(conf_dir: str | None, agent: Path | None, allow: bool) -> Any:
     from apache_beam.options.pipeline_options import FlinkRunnerOptions
-    from apache_beam.runners.portability.flink_runner import FlinkJarJobServer, FlinkRunner
+    from apache_beam.runners.portability.flink_runner import MAGIC_HOST_NAMES, FlinkJarJobServer, FlinkRunner
 
-    class _ConfiguredJobServer(GuardedCommand, FlinkJarJobServer):  # type: ignore[misc]
-        """The JVM reads Meshline's Flink config and dies with Meshline, even on SIGKILL."""
+    class _JobServer(GuardedCommand, FlinkJarJobServer):  # type: ignore[misc]
+        """The JVM dies with Meshline, even on SIGKILL, and listens on loopback only.
+
+        Beam's gRPC servers in it bind loopback through Meshline's agent; Flink's own, for
+        [local], through Meshline's Flink config.
+        """
+
+        server_name = "Beam's Flink job server"
+        confined = agent is not None
+        allow_exposed = allow
+        flink_conf_dir: str | None = None
+
+        def server_command(self, cmd: list[str]) -> list[str]:
+            if agent is None:
+                return cmd
+            return [cmd[0], *flink_agent.agent_options(agent), *cmd[1:]]
 
         def java_arguments(
             self, job_port: Any, artifact_port: Any, expansion_port: Any, artifacts_dir: Any
         ) -> Any:
             args = super().java_arguments(job_port, artifact_port, expansion_port, artifacts_dir)
-            return [*args, "--flink-conf-dir", conf_dir]
+            return [*args, "--flink-conf-dir", self.flink_conf_dir] if self.flink_conf_dir else args
 
     class MeshlineFlinkRunner(FlinkRunner):  # type: ignore[misc]
-        """FlinkRunner whose [local] job server reads Meshline's loopback-only Flink config."""
+        """FlinkRunner whose job server dies with Meshline and, like its worker pool, stays on loopback."""
+
+        start_and_replace_loopback_environments = staticmethod(start_loopback_workers)
 
         def default_job_server(self, options: Any) -> Any:
             flink = options.view_as(FlinkRunnerOptions)
-            if conf_dir and flink.flink_master in LOCAL_MASTERS and not flink.flink_submit_uber_jar:
-                return quiet_stop_on_exit(_ConfiguredJobServer(options))
-            return super().default_job_server(options)
+            master = self.add_http_scheme(flink.flink_master)
+            if flink.flink_submit_uber_jar and master not in MAGIC_HOST_NAMES:
+                return super().default_job_server(options)  # refused before, unless allowed
+            flink.flink_master = master
+            server = _JobServer(options)
+            if master in LOCAL_MASTERS:
+                server.flink_conf_dir = conf_dir
+            return quiet_stop_on_exit(server)
 
-    return MeshlineFlinkRunner() if conf_dir else FlinkRunner()
+    return MeshlineFlinkRunner()

@@ -9,6 +9,9 @@ survives ``exec``), then becomes the server. Elsewhere the command is left as it
 Linux sends the signal when the *thread* that started the child ends; Beam starts these
 servers from the thread that runs the pipeline, which lives as long as the run.
 
+:class:`GuardedCommand` also checks, once a server is up, that it listens on loopback only
+(:mod:`meshline.runners.loopback`).
+
 :func:`quiet_stop_on_exit`: Beam's ``StopOnExitJobServer`` stops the server on Ctrl-C
 *before* it calls Meshline's own handler, so Beam's threads saw their gRPC streams close
 and each printed a traceback ("Socket closed") above Meshline's one-line "interrupted".
@@ -39,11 +42,56 @@ def guarded(cmd: list[str]) -> list[str]:
 
 
 class GuardedCommand:
-    """Mixin for a Beam ``SubprocessJobServer``: its process is started :func:`guarded`."""
+    """Mixin for a Beam ``SubprocessJobServer``: its process is started :func:`guarded`, then checked.
+
+    Once the server is up, a :class:`~meshline.runners.loopback.ServerWatch` makes sure it
+    listens on loopback only (and keeps watching), unless ``allow_exposed``. Where that
+    cannot be checked (not Linux), a server Meshline did not confine itself (``confined``
+    false: a binary or jar the user brought) gets a one-line warning.
+    """
+
+    server_name = "the runner server"
+    allow_exposed = False
+    confined = False
+    _watch: Any = None
+    _port = 0
+
+    def server_command(self, cmd: list[str]) -> list[str]:
+        """The server's command line before it is guarded; subclasses add to it."""
+        return cmd
 
     def subprocess_cmd_and_endpoint(self) -> Any:
         cmd, endpoint = super().subprocess_cmd_and_endpoint()  # type: ignore[misc]
-        return guarded(cmd), endpoint
+        self._port = int(str(endpoint).rsplit(":", 1)[-1])
+        return guarded(self.server_command([str(c) for c in cmd])), endpoint
+
+    def start(self) -> Any:
+        from meshline.runners import listeners, loopback
+
+        stub = super().start()  # type: ignore[misc]
+        if not listeners.supported():
+            if not self.confined and not self.allow_exposed:
+                print(loopback.unchecked_warning(self.server_name), file=sys.stderr)
+            return stub
+        if self.allow_exposed:
+            found = loopback.ServerWatch(self.server_name, self._port, stop=self.stop).exposed_now()
+            if found:
+                print(loopback.allowed_warning(self.server_name, found), file=sys.stderr)
+            return stub
+        if self._watch is None:
+            self._watch = loopback.ServerWatch(self.server_name, self._port, stop=self.stop)
+            try:
+                self._watch.check()
+            except BaseException:
+                self._watch = None
+                raise
+        return stub
+
+    def stop(self) -> Any:
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.close()
+        return super().stop()  # type: ignore[misc]
 
 
 def silence_runner_threads() -> None:

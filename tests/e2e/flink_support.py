@@ -25,6 +25,9 @@ from pathlib import Path
 
 import yaml
 
+from meshline.errors import RunnerError
+from meshline.runners import flink_agent
+
 __all__ = ["FLINK_DIST_VERSION", "flink_cluster", "flink_home"]
 
 FLINK_DIST_VERSION = "1.19.3"
@@ -111,6 +114,11 @@ def _write_conf(home: Path, conf_dir: Path, rest_port: int) -> None:
             "rest.port": rest_port,
         }
     )
+    # Beam's Fn API servers run in the TaskManager and bind all interfaces; Meshline's agent moves them.
+    try:
+        conf["env.java.opts.taskmanager"] = " ".join(flink_agent.agent_options(flink_agent.find_agent()))
+    except RunnerError:
+        pass  # no javac or mvn: the test cluster's TaskManager listens more widely than it should
     (conf_dir / "config.yaml").write_text(yaml.safe_dump(conf, default_flow_style=False))
 
 
