@@ -19,6 +19,23 @@ settings.register_profile("explore", print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "meshline"))
 
 
+@pytest.fixture(autouse=True)
+def _own_secrets():
+    """Each test starts with the secrets the process knew before it: loading an integration
+    teaches the process its secret values (masked in every text from then on), and one test's
+    short secrets must not mask another test's output."""
+    from meshline import secrets
+
+    known, ordered, stored = set(secrets._KNOWN), secrets._KNOWN_SORTED, dict(secrets._STORE)
+    yield
+    with secrets._LOCK:
+        secrets._KNOWN.clear()
+        secrets._KNOWN.update(known)
+        secrets._KNOWN_SORTED = ordered
+        secrets._STORE.clear()
+        secrets._STORE.update(stored)
+
+
 @pytest.fixture
 def meshline():
     """Run ``meshline ARGS…`` as a user would; returns the CompletedProcess (text)."""
