@@ -90,7 +90,9 @@ def _type_text(schema: dict[str, Any]) -> str:
     if _is_duration(schema):
         return "duration"
     if "enum" in schema:
-        return " \\| ".join(f"`{json.dumps(v)}`" if not isinstance(v, str) else f"`{v}`" for v in schema["enum"])
+        return " \\| ".join(
+            f"`{json.dumps(v)}`" if not isinstance(v, str) else f"`{v}`" for v in schema["enum"]
+        )
     if "anyOf" in schema:
         return " or ".join(_type_text(s) for s in schema["anyOf"])
     kind = schema.get("type")
@@ -113,7 +115,9 @@ def _type_text(schema: dict[str, Any]) -> str:
 
 
 def _plural(text: str) -> str:
-    return " or ".join(f"{t}s" if t in ("string", "integer", "number", "boolean") else t for t in text.split(" or "))
+    return " or ".join(
+        f"{t}s" if t in ("string", "integer", "number", "boolean") else t for t in text.split(" or ")
+    )
 
 
 def _default_text(schema: dict[str, Any]) -> str:
@@ -205,10 +209,7 @@ def _synopsis(name: str, parser: argparse.ArgumentParser) -> str:
                 parts[-1] = f"[{parts[-1]}]"
             continue
         flag = max(action.option_strings, key=len)
-        if action.nargs == 0:
-            text = flag
-        else:
-            text = f"{flag} {_metavar(action)}"
+        text = flag if action.nargs == 0 else f"{flag} {_metavar(action)}"
         if isinstance(action, argparse._AppendAction):
             text += " …"
         parts.append(text if action.required else f"[{text}]")
@@ -227,9 +228,7 @@ def _argument_rows(parser: argparse.ArgumentParser) -> list[str]:
         else:
             name = f"`{_metavar(action)}`"
         notes = [_cell(action.help or "")]
-        if action.choices and action.option_strings:
-            notes.append("one of " + ", ".join(f"`{c}`" for c in action.choices))
-        elif action.choices:
+        if action.choices and not action.option_strings:  # options show theirs in braces
             notes.append("one of " + ", ".join(f"`{c}`" for c in action.choices))
         if isinstance(action, argparse._AppendAction):
             notes.append("repeatable")

@@ -54,7 +54,9 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 
 _FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})(?P<info>[^`]*)$")
 _MARKER = re.compile(r"^<!--\s*example:\s*(?P<kind>[\w-]+)(?P<args>.*?)\s*-->$")
-_LINK = re.compile(r"(?<!\\)!?\[(?P<text>(?:[^\[\]]|\[[^\]]*\])*)\]\((?P<target><[^>]*>|[^)\s]*)(?:\s+\"[^\"]*\")?\)")
+_LINK = re.compile(
+    r"(?<!\\)!?\[(?P<text>(?:[^\[\]]|\[[^\]]*\])*)\]\((?P<target><[^>]*>|[^)\s]*)(?:\s+\"[^\"]*\")?\)"
+)
 _HEADING = re.compile(r"^(#{1,6})\s+(?P<text>.+?)\s*#*\s*$")
 _HTML_ANCHOR = re.compile(r"<a\s+(?:id|name)=\"([^\"]+)\"")
 _INCLUDE = re.compile(r"<!-- BEGIN GENERATED: include (?P<path>\S+)")
@@ -458,18 +460,24 @@ def test_shell_example_uses_real_commands_and_flags(block: Block) -> None:
     assert not problems, f"{block.where}:\n" + "\n".join(problems)
 
 
-@pytest.mark.parametrize("block", [b for b in _all_blocks() if b.lang in ("python", "json")], ids=lambda b: b.where)
+@pytest.mark.parametrize(
+    "block", [b for b in _all_blocks() if b.lang in ("python", "json")], ids=lambda b: b.where
+)
 def test_python_and_json_examples_parse(block: Block) -> None:
     if block.lang == "python":
         compile(block.text, block.where, "exec")
-    else:
-        json.loads(block.text)
+        return
+    value = json.loads(block.text)
+    if block.marker == "event":
+        from meshline.events import from_json_dict
+
+        from_json_dict(value)
 
 
 def test_the_example_checks_can_fail(tmp_path: Path) -> None:
     page = tmp_path / "p.md"
     page.write_text(
-        "<!-- example: filter -->\n```yaml\n{cesql: \"type = \"}\n```\n\n"
+        '<!-- example: filter -->\n```yaml\n{cesql: "type = "}\n```\n\n'
         "```yaml\nsources: [{name: s, type: nope}]\n```\n\n"
         "```sh\nmeshline run x.yaml --no-such-flag\nmake no-such-target\n```\n"
     )
