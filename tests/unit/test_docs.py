@@ -24,7 +24,8 @@ A block's kind comes from an HTML comment on the line before it (invisible when 
   ``meshline validate --param NAME=VALUE`` (any kind may add ``param:`` values).
 
 Without a comment a YAML block is an integration (it has ``apiVersion``) or a fragment of
-``spec`` (keys such as ``sources``, ``triggers``, ``tests``); a YAML block included from
+``spec`` (keys such as ``sources``, ``triggers``, ``tests``, or ``spec:`` around them); a
+YAML block included from
 ``pipelines/`` by ``make docs`` is runnable.
 """
 
@@ -339,6 +340,8 @@ def _integration_text(block: Block) -> str:
         return yaml.safe_dump(complete({"triggers": [{"name": "t", "filters": filters, "target": "out"}]}))
     if all(isinstance(d, dict) and "apiVersion" in d for d in docs):
         return block.text
+    if len(docs) == 1 and isinstance(docs[0], dict) and set(docs[0]) == {"spec"}:
+        docs = [docs[0]["spec"]]  # `spec:` and a fragment of it
     if len(docs) == 1 and isinstance(docs[0], dict) and set(docs[0]) <= _SPEC_KEYS:
         return yaml.safe_dump(complete(docs[0]), sort_keys=False)
     raise AssertionError(
