@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.meshline-installed
 PYTEST_ARGS ?=
 
-.PHONY: all venv prism run check test unit lint bench clean
+.PHONY: all venv prism run check test unit lint docs bench clean
 
 all: test
 
@@ -49,6 +49,11 @@ check: venv lint
 # Everything: the fast tier, then the tests against real servers and runners.
 test: check prism
 	$(BIN)/pytest tests/integration tests/e2e --durations=25 $(PYTEST_ARGS)
+
+# The generated sections of docs/ (connector and transformation reference pages, the CLI page,
+# included pipelines) from the config schemas and the CLI parser; prose around them is kept.
+docs: venv
+	$(BIN)/python -m meshline.docgen
 
 unit: venv
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
