@@ -148,10 +148,17 @@ def _rows(schema: dict[str, Any], prefix: str = "") -> Iterable[tuple[str, dict[
             yield from _rows(prop, f"{name}.")
 
 
+# How a field marked secret is shown (``meshline.config.doc(..., secret=...)``): a whole value
+# (``writeOnly``), the password inside a URL, or the entries of a mapping named like credentials.
+_SECRET_MARKS = {
+    "url": "**Secret:** the password of `user:password@` in it.",
+    "keys": "**Secret:** entries named like credentials (`Authorization`, `sasl.password`).",
+}
+
+
 def render_component(component: Any) -> str:
     """The generated section of one component: what ``meshline connectors ID`` prints, as a table."""
     schema = component.schema()
-    secret_keys = set(getattr(component, "secret_keys", ()) or ())
     section = _SECTIONS[component.kind]
     lines = [
         f"`type: {component.id}` in `spec.{section}`: {_cell(component.description)}",
@@ -163,9 +170,10 @@ def render_component(component: Any) -> str:
     secrets = False
     for key, prop, required in _rows(schema):
         description = _cell(prop.get("description", ""))
-        if prop.get("writeOnly") is True or key in secret_keys:
+        mark = _SECRET_MARKS.get(prop.get("x-secret")) if prop.get("writeOnly") is not True else "**Secret.**"
+        if mark:
             secrets = True
-            description = " ".join([description.replace(" (secret)", ""), "**Secret.**"]).strip()
+            description = " ".join([description.replace(" (secret)", ""), mark]).strip()
         if required:
             default = "**required**"
         elif "default" in prop:
