@@ -227,8 +227,25 @@ class Pool:
 
 
 def become_child() -> None:
-    """First thing a child does: ignore Ctrl-C, die with the fork server (Linux)."""
+    """First thing a child does: ignore Ctrl-C, die with the fork server (Linux).
+
+    multiprocessing hands each child the fork server's "alive" pipe and the resource
+    tracker's pipe, which keep both alive as long as the child: closed here, the fork
+    server leaves when Meshline does, and takes its children with it.
+    """
+    from multiprocessing import resource_tracker
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    server: Any = forkserver._forkserver
+    tracker: Any = resource_tracker._resource_tracker
+    for holder, attr in ((server, "_forkserver_alive_fd"), (tracker, "_fd")):
+        fd = getattr(holder, attr, None)
+        if fd is not None:
+            setattr(holder, attr, None)
+            try:
+                os.close(fd)
+            except OSError:
+                pass
     if sys.platform.startswith("linux"):
         try:
             import ctypes
