@@ -166,16 +166,13 @@ def _libjq_main(conn: Any, arg: Any) -> None:
         reply(conn, out)
 
 
-class _Budget:
-    """What is left of a run's ``timeout`` when the native code hands over to libjq."""
+_deadlines = _rt.deadlines
+_clock = time.monotonic
 
-    __slots__ = ("end",)
 
-    def __init__(self, timeout: float | None) -> None:
-        self.end = None if timeout is None else time.monotonic() + timeout
-
-    def left(self) -> float | None:
-        return None if self.end is None else max(0.0, self.end - time.monotonic())
+def _left(timeout: float | None, start: float) -> float | None:
+    """What is left of ``timeout`` (counted from ``start``) for the libjq fallback."""
+    return None if timeout is None else max(0.0, timeout - (_clock() - start))
 
 
 class JqProgram:
@@ -240,11 +237,12 @@ class JqProgram:
         code = self._code
         if code is None:
             return self._jq_all(value, timeout)
-        budget = _Budget(timeout)
+        start = _clock() if timeout is not None else 0.0
+        saved = _MISSING
         try:
             if self.loops and timeout is not None:
-                with _rt.deadline(timeout):
-                    return list(code.multi()(value, ()))
+                saved = getattr(_deadlines, "at", None)
+                _deadlines.at = start + timeout
             if code.single:
                 return [code.fn(value, ())]
             return list(code.fn(value, ()))
@@ -255,21 +253,22 @@ class JqProgram:
         except Exception as e:
             _unexpected(self.program, e)
         finally:
+            if saved is not _MISSING:
+                _deadlines.at = saved
             if self._slices:
                 _rt.reset_slices()
-        return self._jq_all(value, budget.left())
+        return self._jq_all(value, _left(timeout, start))
 
     def _first(self, value: Any, timeout: float | None) -> Any:
         code = self._code
         if code is None:
             return self._jq_first(value, timeout)
-        budget = _Budget(timeout)
+        start = _clock() if timeout is not None else 0.0
+        saved = _MISSING
         try:
             if self.loops and timeout is not None:
-                with _rt.deadline(timeout):
-                    for x in code.multi()(value, ()):
-                        return x
-                    return _MISSING
+                saved = getattr(_deadlines, "at", None)
+                _deadlines.at = start + timeout
             if code.single:
                 return code.fn(value, ())
             for x in code.fn(value, ()):
@@ -282,9 +281,11 @@ class JqProgram:
         except Exception as e:
             _unexpected(self.program, e)
         finally:
+            if saved is not _MISSING:
+                _deadlines.at = saved
             if self._slices:
                 _rt.reset_slices()
-        return self._jq_first(value, budget.left())
+        return self._jq_first(value, _left(timeout, start))
 
     def single(self, timeout: float | None = None) -> Callable[[Any], list[Any]] | None:
         """For a program with exactly one output per input: ``fn(value)`` with :meth:`run`'s result.

@@ -32,7 +32,9 @@ PathFn = Callable[[Any, tuple[Any, ...], tuple[Any, ...]], Iterable[tuple[tuple[
 
 _truthy = rt.truthy
 _index = rt.index
-_tick = rt.tick
+_next_tick = rt.next_tick
+_MASK = rt.MASK
+_check = rt.check_deadline
 
 
 class Code:
@@ -277,7 +279,8 @@ class Compiler:
         def index_gen(v: Any, e: Any) -> Iterator[Any]:
             for kv in mk(v, e):
                 for tv in mt(v, e):
-                    _tick()
+                    if not _next_tick() & _MASK:
+                        _check()
                     if opt:
                         try:
                             r = _index(tv, kv)
@@ -301,7 +304,8 @@ class Compiler:
         def slice_gen(v: Any, e: Any) -> Iterator[Any]:
             for a in mlo(v, e):
                 for b in mhi(v, e):
-                    _tick()
+                    if not _next_tick() & _MASK:
+                        _check()
                     key = {"start": a, "end": b}
                     for tv in t(v, e):
                         if opt:
@@ -328,7 +332,8 @@ class Compiler:
 
         def each_gen(v: Any, e: Any) -> Iterator[Any]:
             for tv in mt(v, e):
-                _tick()
+                if not _next_tick() & _MASK:
+                    _check()
                 yield from it(tv)
 
         return _multi(each_gen)
@@ -349,7 +354,8 @@ class Compiler:
 
         def gen(v: Any, e: Any) -> Iterator[Any]:
             for x in m(v, e):
-                _tick()
+                if not _next_tick() & _MASK:
+                    _check()
                 yield fn(x)
 
         return _multi(gen)
@@ -387,7 +393,8 @@ class Compiler:
         self.loops = True
 
         def build(v: Any, e: Any, i: int, acc: dict[str, Any]) -> Iterator[dict[str, Any]]:
-            _tick()
+            if not _next_tick() & _MASK:
+                _check()
             if i == n:
                 yield acc
                 return
@@ -421,14 +428,16 @@ class Compiler:
 
             def pipe_ms(v: Any, e: Any) -> Iterator[Any]:
                 for x in fa(v, e):
-                    _tick()
+                    if not _next_tick() & _MASK:
+                        _check()
                     yield fb(x, e)
 
             return _multi(pipe_ms)
 
         def pipe_mm(v: Any, e: Any) -> Iterator[Any]:
             for x in fa(v, e):
-                _tick()
+                if not _next_tick() & _MASK:
+                    _check()
                 yield from fb(x, e)
 
         return _multi(pipe_mm)
@@ -471,7 +480,8 @@ class Compiler:
         def binop_gen(v: Any, e: Any) -> Iterator[Any]:
             for y in mb(v, e):
                 for x in ma(v, e):
-                    _tick()
+                    if not _next_tick() & _MASK:
+                        _check()
                     yield fn(x, y)
 
         return _multi(binop_gen)
@@ -498,7 +508,8 @@ class Compiler:
 
         def logic(v: Any, e: Any) -> Iterator[bool]:
             for x in ma(v, e):
-                _tick()
+                if not _next_tick() & _MASK:
+                    _check()
                 if _truthy(x) == is_or:
                     yield is_or
                 else:
@@ -527,7 +538,8 @@ class Compiler:
         def alt(v: Any, e: Any) -> Iterator[Any]:
             found = False
             for x in ma(v, e):
-                _tick()
+                if not _next_tick() & _MASK:
+                    _check()
                 if x is not None and x is not False:
                     found = True
                     yield x
@@ -559,7 +571,8 @@ class Compiler:
 
         def if_gen(v: Any, e: Any) -> Iterator[Any]:
             for x in mc(v, e):
-                _tick()
+                if not _next_tick() & _MASK:
+                    _check()
                 yield from (mt if x is not None and x is not False else mo)(v, e)
 
         return _multi(if_gen)
@@ -603,7 +616,8 @@ class Compiler:
 
         def bind(v: Any, e: Any) -> Iterator[Any]:
             for x in ms(v, e):
-                _tick()
+                if not _next_tick() & _MASK:
+                    _check()
                 yield from mb(v, (*e, x))
 
         return _multi(bind)
@@ -619,7 +633,8 @@ class Compiler:
 
             def run(acc: Any, v: Any, e: Any) -> Any:
                 for x in ms(v, e):
-                    _tick()
+                    if not _next_tick() & _MASK:
+                        _check()
                     acc = fu(acc, (*e, x))
                 return acc
 
@@ -629,7 +644,8 @@ class Compiler:
                 for x in ms(v, e):
                     last = None
                     for last in fu(acc, (*e, x)):  # noqa: B007 - the last output is the new state
-                        _tick()
+                        if not _next_tick() & _MASK:
+                            _check()
                     acc = last
                 return acc
 
@@ -660,7 +676,8 @@ class Compiler:
         def foreach(v: Any, e: Any) -> Iterator[Any]:
             for acc in mi(v, e):
                 for x in ms(v, e):
-                    _tick()
+                    if not _next_tick() & _MASK:
+                        _check()
                     e2 = (*e, x)
                     state = acc
                     acc = None
@@ -691,7 +708,8 @@ class Compiler:
                 owned: rt.Owned = {}
                 state = v
                 for p, _ in paths(v, e, ()):
-                    _tick()
+                    if not _next_tick() & _MASK:
+                        _check()
                     state = rt.setpath(state, p, 0, val, owned)
                 return state
 
@@ -942,7 +960,8 @@ class Compiler:
         def map_(v: Any, e: Any) -> list[Any]:
             out: list[Any] = []
             for x in rt.each(v):
-                _tick()
+                if not _next_tick() & _MASK:
+                    _check()
                 out.extend(ff(x, e))
             return out
 
@@ -986,7 +1005,8 @@ class Compiler:
         def last(v: Any, e: Any) -> Iterable[Any]:
             x = missing
             for x in mf(v, e):  # noqa: B007
-                _tick()
+                if not _next_tick() & _MASK:
+                    _check()
             return () if x is missing else (x,)
 
         return _multi(last)
@@ -1010,7 +1030,8 @@ class Compiler:
 
         def any_all(v: Any, e: Any) -> bool:
             for x in gen(v, e):
-                _tick()
+                if not _next_tick() & _MASK:
+                    _check()
                 for c in mc(x, e):
                     if _truthy(c) == is_any:
                         return is_any
@@ -1040,7 +1061,8 @@ class Compiler:
         self.loops = True
 
         def rec(v: Any, e: Any) -> Iterator[Any]:
-            _tick()
+            if not _next_tick() & _MASK:
+                _check()
             yield v
             for x in mf(v, e):
                 yield from rec(x, e)
@@ -1054,7 +1076,8 @@ class Compiler:
         self.loops = True
 
         def rec(v: Any, e: Any) -> Iterator[Any]:
-            _tick()
+            if not _next_tick() & _MASK:
+                _check()
             yield v
             for x in mf(v, e):
                 for c in mc(x, e):
@@ -1083,7 +1106,8 @@ def _modify(v: Any, e: Any, paths: PathFn, update: Callable[[Any, Any], Iterable
     state = v
     dels: list[tuple[Any, ...]] = []
     for p, _ in paths(v, e, ()):
-        _tick()
+        if not _next_tick() & _MASK:
+            _check()
         x = rt.getpath(state, p)
         if owned and (type(x) is dict or type(x) is list):
             rt.disown(x, owned)

@@ -46,27 +46,29 @@ _CTX17 = Context(prec=17, rounding=ROUND_HALF_EVEN, Emax=384, Emin=-383, traps=[
 # ----------------------------------------------------------------------------- deadlines
 
 # Every loop of the compiled closures (each output through a pipe, a reduction, a recursion
-# ...) calls tick(); one call in TICK_EVERY reads the clock and compares it with the calling
-# thread's deadline. Straight-line programs (pygen) have no loop and never tick.
+# ...) counts one tick: ``if not next_tick() & MASK: check_deadline()``, inline (a call
+# would cost more than the count). One tick in TICK_EVERY reads the clock and compares it
+# with the calling thread's deadline. Straight-line programs (pygen) have no loop and
+# never tick.
 TICK_EVERY = 1024  # a power of two
-_MASK = TICK_EVERY - 1
-_TICKS = itertools.count(1)
-_deadline = threading.local()
+MASK = TICK_EVERY - 1
+next_tick = itertools.count(1).__next__
+deadlines = threading.local()  # .at: the calling thread's deadline (time.monotonic()), or None
 
 
 def tick() -> None:
-    if not next(_TICKS) & _MASK:
+    if not next_tick() & MASK:
         check_deadline()
 
 
 def check_deadline() -> None:
     """Raise :class:`JqTimeout` when the calling thread's deadline has passed."""
-    at = getattr(_deadline, "at", None)
+    at = getattr(deadlines, "at", None)
     if at is not None and time.monotonic() > at:
-        raise JqTimeout(getattr(_deadline, "timeout", 0.0))
+        raise JqTimeout()
 
 
-class deadline:
+class deadline:  # noqa: N801 - used like a function: ``with deadline(2.0): ...``
     """Within the block, compiled code of this thread raises :class:`JqTimeout` after ``timeout`` s."""
 
     __slots__ = ("_saved", "_timeout")
@@ -75,13 +77,11 @@ class deadline:
         self._timeout = timeout
 
     def __enter__(self) -> None:
-        d = _deadline
-        self._saved = (getattr(d, "at", None), getattr(d, "timeout", 0.0))
-        d.at = time.monotonic() + self._timeout
-        d.timeout = self._timeout
+        self._saved = getattr(deadlines, "at", None)
+        deadlines.at = time.monotonic() + self._timeout
 
     def __exit__(self, *exc: object) -> None:
-        _deadline.at, _deadline.timeout = self._saved
+        deadlines.at = self._saved
 
 
 # ----------------------------------------------------------------------------- kinds
