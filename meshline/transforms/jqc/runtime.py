@@ -68,7 +68,7 @@ def check_deadline() -> None:
         raise JqTimeout()
 
 
-class deadline:  # noqa: N801 - used like a function: ``with deadline(2.0): ...``
+class deadline:
     """Within the block, compiled code of this thread raises :class:`JqTimeout` after ``timeout`` s."""
 
     __slots__ = ("_saved", "_timeout")
