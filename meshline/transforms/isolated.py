@@ -22,18 +22,24 @@ raises, ``SystemExit`` and ``KeyboardInterrupt`` included, is that event's failu
 from __future__ import annotations
 
 import importlib
+import pickle
+import time
 from typing import Any
+
+import orjson
 
 from meshline.compiler.router_batch import BatchResult, StepResult
 from meshline.errors import TransformError
-from meshline.events import CloudEvent
+from meshline.events import CloudEvent, from_json_dict
 from meshline.transforms.limits import seconds
-from meshline.transforms.sandbox import Child, ChildDied, ChildTimeout, become_child, reply, requests
+from meshline.transforms.sandbox import Child, ChildDied, ChildTimeout, become_child
 
 __all__ = ["BATCH", "IsolatedStep"]
 
 #: Events handed to the child at once.
 BATCH = 64
+#: Seconds the parent lets the child's replies pile up before reading on.
+PILE_UP = 0.0005
 
 
 class IsolatedStep:
@@ -66,15 +72,19 @@ class IsolatedStep:
             if child is None or not child.alive:
                 child = self._child = self._start()
             rest = events[len(results) :]
+            request = _encode(rest)
             try:
-                child.send(rest)
+                child.send_raw(request)
             except ChildDied:  # it ended between two batches: a new one takes them
                 child = self._child = self._start()
-                child.send(rest)
+                child.send_raw(request)
             try:
-                for _ in rest:
-                    ok, value = child.recv(self._timeout)
-                    results.append(value if ok else TransformError(value))
+                for i, _ in enumerate(rest):
+                    if i and not child.ready():
+                        # Let the next replies pile up: one wake-up per PILE_UP seconds instead
+                        # of one per event (each costs a trip through the scheduler).
+                        time.sleep(PILE_UP)
+                    results.append(_decode(child.recv_raw(self._timeout)))
             except ChildTimeout:
                 results.append(
                     TransformError(
@@ -102,16 +112,60 @@ def _step_main(conn: Any, spec: tuple[str, Any]) -> None:
         conn.send_bytes(b"!" + _reason(e).encode("utf-8", "replace"))
         return
     conn.send_bytes(b"+")
-    for events in requests(conn):
-        for event in events:
+    while True:
+        try:
+            request = conn.recv_bytes()
+        except (EOFError, OSError):
+            return
+        for event in _decode_events(request):
             try:
-                out: tuple[bool, Any] = (True, fn(event))
+                result = fn(event)
             except BaseException as e:  # SystemExit, KeyboardInterrupt … are this event's failure
-                out = (False, _reason(e))
+                conn.send_bytes(b"!" + _reason(e).encode("utf-8", "replace"))
+                continue
             try:
-                reply(conn, out)
+                conn.send_bytes(_encode_result(result))
             except Exception as e:
-                reply(conn, (False, f"result cannot be passed on: {_reason(e)}"))
+                conn.send_bytes(b"!" + f"result cannot be passed on: {_reason(e)}".encode("utf-8", "replace"))
+
+
+# Events cross as their JSON form (orjson: a few µs for a 1 KiB event, a third of pickle's
+# time), or as a pickle when JSON cannot hold them (integers beyond 64 bits).
+
+
+def _encode(events: list[CloudEvent]) -> bytes:
+    try:
+        return b"j" + orjson.dumps([e.json_form() for e in events])
+    except TypeError:
+        return b"p" + pickle.dumps(events, pickle.HIGHEST_PROTOCOL)
+
+
+def _decode_events(request: bytes) -> list[CloudEvent]:
+    if request[:1] == b"p":
+        return pickle.loads(request[1:])  # type: ignore[no-any-return]
+    return [from_json_dict(form) for form in orjson.loads(request[1:])]
+
+
+def _encode_result(result: Any) -> bytes:
+    if result is None:
+        return b"0"
+    events = result if isinstance(result, list) else [result]
+    try:
+        return (b"j" if isinstance(result, list) else b"1") + orjson.dumps([e.json_form() for e in events])
+    except TypeError:
+        return b"p" + pickle.dumps(result, pickle.HIGHEST_PROTOCOL)
+
+
+def _decode(reply: bytes) -> StepResult | BaseException:
+    kind = reply[:1]
+    if kind == b"0":
+        return None
+    if kind == b"!":
+        return TransformError(reply[1:].decode("utf-8", "replace"))
+    if kind == b"p":
+        return pickle.loads(reply[1:])  # type: ignore[no-any-return]
+    events = [from_json_dict(form) for form in orjson.loads(reply[1:])]
+    return events[0] if kind == b"1" else events
 
 
 def _reason(e: BaseException) -> str:

@@ -116,10 +116,20 @@ class Child:
             raise error_type(reply[1:].decode("utf-8", "replace"))
 
     def send(self, value: Any) -> None:
+        self.send_raw(pickle.dumps(value, pickle.HIGHEST_PROTOCOL))
+
+    def send_raw(self, data: bytes) -> None:
         try:
-            self._conn.send_bytes(pickle.dumps(value, pickle.HIGHEST_PROTOCOL))
+            self._conn.send_bytes(data)
         except (OSError, ValueError):
             raise ChildDied(self._ended()) from None
+
+    def ready(self) -> bool:
+        """A reply is waiting (reading it will not block)."""
+        try:
+            return bool(self._conn.poll(0))
+        except (EOFError, OSError):
+            return True  # recv will tell
 
     def recv(self, timeout: float | None) -> Any:
         """The next reply (unpickled), waiting at most ``timeout`` seconds (``None``: no limit)."""
@@ -236,6 +246,9 @@ def become_child() -> None:
     from multiprocessing import resource_tracker
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # the parent starts it as a daemon (ended at the parent's exit); user code may still
+    # start processes of its own
+    multiprocessing.current_process()._config["daemon"] = False  # type: ignore[attr-defined]
     server: Any = forkserver._forkserver
     tracker: Any = resource_tracker._resource_tracker
     for holder, attr in ((server, "_forkserver_alive_fd"), (tracker, "_fd")):
