@@ -97,10 +97,12 @@ def _cesql_filter(expression: str) -> Predicate:
 
 
 def _jq_filter(program: str, timeout: float) -> Predicate:
-    from meshline.transforms.jq import JqError, JqTimeout, compile_jq
+    from meshline.transforms.jq import JqError, JqTimeout, compile_jq, prewarm_libjq
     from meshline.transforms.limits import seconds
 
     compiled = compile_jq(program)
+    if not compiled.native:
+        prewarm_libjq()
     single = compiled.single(timeout)
     too_long = f"jq filter {program!r} timed out after {seconds(timeout)}"
     if single is not None:

@@ -69,6 +69,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -141,11 +142,19 @@ def _libjq(program: str, text: str, first: bool, timeout: float | None) -> list[
     return value  # type: ignore[no-any-return]
 
 
+#: Memory (bytes) the libjq helper may allocate beyond what it holds at start: ``[range(1e10)]``
+#: ends as "libjq stopped" instead of filling the machine before its deadline.
+LIBJQ_MEMORY = 2 << 30
+
+
 def _libjq_main(conn: Any, arg: Any) -> None:
     """The helper process: compiles (cached) and runs programs with jq.py."""
-    from meshline.transforms.sandbox import become_child, reply, requests
+    from meshline.transforms.sandbox import become_child, limit_memory, reply, requests
 
     become_child()
+    limit_memory(LIBJQ_MEMORY)
+    # libjq prints "jq: error: cannot allocate memory" before it aborts: the dead letter says it
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
     compiled: dict[str, Any] = {}
     conn.send_bytes(b"+")
     for program, text, first in requests(conn):
@@ -164,6 +173,25 @@ def _libjq_main(conn: Any, arg: Any) -> None:
         except Exception as e:  # jq.py raises ValueError with jq's message
             out = (False, str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}")
         reply(conn, out)
+
+
+def prewarm_libjq() -> None:
+    """Start a libjq helper in the background (a step or filter will need one soon)."""
+    import threading
+
+    def warm() -> None:
+        global _libjq_pool
+        from meshline.transforms.sandbox import Pool
+
+        try:
+            pool = _libjq_pool
+            if pool is None:
+                pool = _libjq_pool = Pool(_libjq_main)
+            pool.release(pool.acquire())
+        except Exception as e:  # the first call will say what is wrong
+            _log.debug("could not start a libjq helper: %r", e)
+
+    threading.Thread(target=warm, name="meshline-libjq-prewarm", daemon=True).start()
 
 
 _deadlines = _rt.deadlines

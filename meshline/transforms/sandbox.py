@@ -270,6 +270,19 @@ def become_child() -> None:
             os._exit(1)
 
 
+def limit_memory(extra: int) -> None:
+    """Let this process allocate at most ``extra`` more bytes of data (Linux ``RLIMIT_DATA``)."""
+    try:
+        import resource
+
+        with open(f"/proc/{os.getpid()}/statm") as fh:
+            data_pages = int(fh.read().split()[5])  # data + stack
+        limit = data_pages * os.sysconf("SC_PAGE_SIZE") + extra
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+    except (OSError, ValueError, ImportError, IndexError):
+        pass
+
+
 def reply(conn: Any, value: Any) -> None:
     conn.send_bytes(pickle.dumps(value, pickle.HIGHEST_PROTOCOL))
 

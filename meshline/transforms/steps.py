@@ -80,9 +80,11 @@ def data_only_output(event: CloudEvent, form: Any, whole: bool = True) -> CloudE
 
 
 def build_jq(config: JqConfig, ctx: BuildContext) -> StepFn:
-    from meshline.transforms.jq import JqError, JqTimeout, compile_jq
+    from meshline.transforms.jq import JqError, JqTimeout, compile_jq, prewarm_libjq
 
     program = compile_jq(config.program)
+    if not program.native:
+        prewarm_libjq()
     text = config.program
     timeout = float(config.timeout)
     too_long = f"jq program {text!r} timed out after {seconds(timeout)}"
