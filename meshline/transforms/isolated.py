@@ -11,8 +11,10 @@ the step did in-process.
 The step is ``batched`` (see :mod:`meshline.compiler.router_batch`): the router hands it
 up to :data:`BATCH` events at once (fewer at the end of a bundle), sent to the child in
 one message; the child replies event by event, and each event has its own deadline,
-counted from the previous reply. A round trip to a process costs 40–80 µs here, a batch
-spreads it to a few µs per event. When an event passes its deadline the child is killed,
+counted from the previous reply. A round trip to a process costs 40–80 µs here; with
+a batch in flight the two processes work side by side, and a python step costs about
+28 µs per event (1 KiB events; 8 µs in-process before): the JSON encoding both ways and
+the child's own copy of each event. When an event passes its deadline the child is killed,
 that event is dead-lettered ("timed out after N s"), and a new child takes the rest of
 the batch (module state starts over). A child that dies (``os._exit``, a crash, out of
 memory) dead-letters the event it was working on the same way. Any exception the code
@@ -23,7 +25,6 @@ from __future__ import annotations
 
 import importlib
 import pickle
-import time
 from typing import Any
 
 import orjson
@@ -38,8 +39,6 @@ __all__ = ["BATCH", "IsolatedStep"]
 
 #: Events handed to the child at once.
 BATCH = 64
-#: Seconds the parent lets the child's replies pile up before reading on.
-PILE_UP = 0.0005
 
 
 class IsolatedStep:
@@ -79,11 +78,7 @@ class IsolatedStep:
                 child = self._child = self._start()
                 child.send_raw(request)
             try:
-                for i, _ in enumerate(rest):
-                    if i and not child.ready():
-                        # Let the next replies pile up: one wake-up per PILE_UP seconds instead
-                        # of one per event (each costs a trip through the scheduler).
-                        time.sleep(PILE_UP)
+                for _ in rest:
                     results.append(_decode(child.recv_raw(self._timeout)))
             except ChildTimeout:
                 results.append(

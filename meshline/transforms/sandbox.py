@@ -30,6 +30,7 @@ import io
 import multiprocessing
 import os
 import pickle
+import select
 import signal
 import sys
 import threading
@@ -107,6 +108,9 @@ class Child:
         self._process.start()
         child_conn.close()
         self.alive = True
+        # multiprocessing's Connection.poll builds a selector per call (~20 µs): one poll object
+        self._poller = select.poll()
+        self._poller.register(self._conn.fileno(), select.POLLIN)
 
     def start(self, error_type: type[Exception] = RuntimeError) -> None:
         """Wait for the child's first message: ready, or the reason it could not start."""
@@ -126,10 +130,12 @@ class Child:
 
     def ready(self) -> bool:
         """A reply is waiting (reading it will not block)."""
-        try:
-            return bool(self._conn.poll(0))
-        except (EOFError, OSError):
-            return True  # recv will tell
+        return self._wait(0)
+
+    def _wait(self, timeout: float | None) -> bool:
+        """Whether a reply (or the end of the pipe) came within ``timeout`` seconds."""
+        ms = None if timeout is None else max(0, int(timeout * 1000 + 0.999))
+        return bool(self._poller.poll(ms))
 
     def recv(self, timeout: float | None) -> Any:
         """The next reply (unpickled), waiting at most ``timeout`` seconds (``None``: no limit)."""
@@ -138,7 +144,7 @@ class Child:
     def recv_raw(self, timeout: float | None) -> bytes:
         conn = self._conn
         try:
-            if not conn.poll(timeout):
+            if not self._wait(timeout):
                 self.kill()
                 raise ChildTimeout()
             return conn.recv_bytes()
