@@ -324,11 +324,28 @@ class JqProgram:
         code = self._code
         if code is None or not code.single or self._slices:
             return None
-        if self.loops and timeout is not None:
-            return None  # run() sets the deadline
         fn = code.fn
         program = self.program
         slow = self._jq_all
+        if self.loops and timeout is not None:
+
+            def single_timed(value: Any) -> list[Any]:
+                saved = getattr(_deadlines, "at", None)
+                start = _clock()
+                _deadlines.at = start + timeout
+                try:
+                    return [fn(value, ())]
+                except (JqError, JqTimeout):
+                    raise
+                except (Fallback, RecursionError):
+                    pass
+                except Exception as e:
+                    _unexpected(program, e)
+                finally:
+                    _deadlines.at = saved
+                return slow(value, _left(timeout, start))
+
+            return single_timed
 
         def single(value: Any) -> list[Any]:
             try:

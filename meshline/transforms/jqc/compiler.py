@@ -350,12 +350,8 @@ class Compiler:
             return _single(lambda v, e: fn(f(v, e)))
         m = c.fn
 
-        self.loops = True
-
         def gen(v: Any, e: Any) -> Iterator[Any]:
             for x in m(v, e):
-                if not _next_tick() & _MASK:
-                    _check()
                 yield fn(x)
 
         return _multi(gen)
@@ -533,13 +529,9 @@ class Compiler:
         ma = a.multi()
         mb = b.multi()
 
-        self.loops = True
-
         def alt(v: Any, e: Any) -> Iterator[Any]:
             found = False
             for x in ma(v, e):
-                if not _next_tick() & _MASK:
-                    _check()
                 if x is not None and x is not False:
                     found = True
                     yield x
@@ -1000,13 +992,10 @@ class Compiler:
         mf = self.compile(args[0], scope).multi()
         missing = object()
 
-        self.loops = True
-
         def last(v: Any, e: Any) -> Iterable[Any]:
             x = missing
-            for x in mf(v, e):  # noqa: B007
-                if not _next_tick() & _MASK:
-                    _check()
+            for x in mf(v, e):  # noqa: B007 - the generator ticks, if it loops
+                pass
             return () if x is missing else (x,)
 
         return _multi(last)
@@ -1024,8 +1013,18 @@ class Compiler:
     def _any_all(
         self, gen: Callable[[Any, Any], Iterable[Any]], cond: Node, scope: Scope, is_any: bool
     ) -> Code:
-        mc = self.compile(cond, scope).multi()
+        cond_code = self.compile(cond, scope)
+        mc = cond_code.multi()
+        if cond_code.single:  # no product: a loop over the generator (which ticks, if it loops)
 
+            def any_all1(v: Any, e: Any) -> bool:
+                for x in gen(v, e):
+                    for c in mc(x, e):
+                        if _truthy(c) == is_any:
+                            return is_any
+                return not is_any
+
+            return _single(any_all1)
         self.loops = True
 
         def any_all(v: Any, e: Any) -> bool:
