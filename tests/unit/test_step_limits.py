@@ -101,6 +101,31 @@ def test_libjq_results_and_errors_come_back_from_the_helper():
     assert compile_jq("def f: .; f").run({"n": big}, timeout=5) == [{"n": float(big)}]
 
 
+def _jq_cases() -> list[tuple[str, object]]:
+    """Every program and input of ``test_jq.py`` (native, error and fallback cases)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_jq_cases", Path(__file__).with_name("test_jq.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return [*module.NATIVE_CASES, *module.ERROR_CASES, *module.FALLBACK_CASES]
+
+
+def _outcome(program: str, value: object, timeout: float | None) -> tuple[str, object]:
+    try:
+        return ("ok", compile_jq(program).run(value, timeout))
+    except JqError as e:
+        return ("error", str(e))
+
+
+def test_test_jq_programs_give_the_same_results_under_a_deadline():
+    cases = _jq_cases()
+    assert len(cases) > 250
+    for program, value in cases:
+        assert _outcome(program, value, 30.0) == _outcome(program, value, None), program
+
+
 def test_ordinary_programs_give_the_same_results_under_a_deadline():
     value = {"a": [1, 2, {"b": 3}], "c": {"d": [4, 5]}, "s": "x"}
     for program in [
