@@ -142,8 +142,8 @@ def _libjq(program: str, text: str, first: bool, timeout: float | None) -> list[
     return value  # type: ignore[no-any-return]
 
 
-#: Memory (bytes) the libjq helper may allocate beyond what it holds at start: ``[range(1e10)]``
-#: ends as "libjq stopped" instead of filling the machine before its deadline.
+#: Memory (bytes) the libjq helper may allocate beyond what it holds at start: a runaway
+#: program (``def f: [f]; f``) ends as "libjq stopped" instead of filling the machine first.
 LIBJQ_MEMORY = 2 << 30
 
 

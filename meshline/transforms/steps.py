@@ -239,7 +239,7 @@ def build_python(config: PythonConfig, ctx: BuildContext) -> Any:
 
 
 def python_in_child(config: PythonConfig) -> StepFn:
-    """The python step as the child process runs it: its events are its own (unpickled)."""
+    """The python step as its child process runs it: each event is its own (decoded from a message)."""
     fn = _load_callable(config)
 
     def python_step(event: CloudEvent) -> CloudEvent | list[CloudEvent] | None:
