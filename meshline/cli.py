@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -127,6 +128,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     for w in result.warnings:
         print(str(w), file=sys.stderr)
     status = 0
+    # Before the runner is made: Beam's job-server wrapper keeps the SIGINT handler it finds
+    # and calls it after stopping its server.
+    stopper = _Stopper()
+    stopper.install()
     for integration in result.integrations:
         unbounded = _is_unbounded(integration)
         runner_name = args.runner or ("prism" if unbounded else "direct")
@@ -152,20 +157,26 @@ def cmd_run(args: argparse.Namespace) -> int:
         started = time.monotonic()
         print(f"running {integration.name} on {runner_name} ...", file=sys.stderr)
         run = None
-        signal.signal(signal.SIGINT, _interrupt)
-        signal.signal(signal.SIGTERM, _interrupt)
         try:
-            with Progress():
-                run = pipeline.run()
-                if runner_name == "dataflow":
-                    # A remote job: report where it is, do not block on it (streaming never ends).
-                    print(f"{integration.name}: submitted to Dataflow: {_job_id(run)}", file=sys.stderr)
-                    continue
-                run.wait_until_finish()
+            try:
+                with Progress():
+                    run = pipeline.run()
+                    if runner_name == "dataflow":
+                        # A remote job: report where it is, do not block on it (streaming never ends).
+                        print(f"{integration.name}: submitted to Dataflow: {_job_id(run)}", file=sys.stderr)
+                        continue
+                    run.wait_until_finish()
+            except Exception:
+                if stopper.signum:  # Beam hands the KeyboardInterrupt on as another error
+                    raise KeyboardInterrupt from None
+                raise
         except KeyboardInterrupt:
-            print(f"{integration.name}: interrupted; stopping", file=sys.stderr)
+            print(f"{integration.name}: {stopper.describe()}; stopping{_so_far()}", file=sys.stderr)
             _stop_quietly(run)
-            return 130
+            # Not through the interpreter's shutdown, which joins the runner's threads: one
+            # may be waiting for a step. The job is cancelled; what it had not committed
+            # is not acknowledged; the runner's child processes die with this one.
+            stopper.exit_now()
         except DeliveryError as e:
             # A target could not write at all and had no dead-letter target: nothing of the
             # failed bundle was acknowledged, so an acknowledging source will redeliver it.
@@ -189,10 +200,66 @@ def cmd_run(args: argparse.Namespace) -> int:
     return status
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    """Ctrl-C or SIGTERM during a run: silence the runner's threads first, then unwind."""
-    silence_runner_threads()
-    raise KeyboardInterrupt
+#: Seconds a run may take to stop after the first Ctrl-C or SIGTERM before the process ends at once.
+STOP_GRACE = 10.0
+
+
+class _Stopper:
+    """SIGINT and SIGTERM during ``meshline run``.
+
+    The first signal unwinds the run (``KeyboardInterrupt`` in the main thread): nothing
+    that was not committed is acknowledged, the job is cancelled, what the workers had
+    reported is printed, and the process ends with status 128 + the signal's number (130
+    for Ctrl-C, 143 for SIGTERM) without waiting for the runner's threads (one may be
+    waiting for a stuck step). Steps never hold the main thread in C code (see
+    :mod:`meshline.transforms.sandbox`), so the unwinding starts at once. If the process
+    has still not ended :data:`STOP_GRACE` seconds later (the unwinding was swallowed, a
+    job server is slow to answer the cancel), or a second signal comes, it ends at once
+    with the same status. Either way the runner's child processes die with it
+    (:mod:`meshline.runners.guard`), as do the step processes.
+    """
+
+    def __init__(self) -> None:
+        self.signum = 0
+
+    def install(self) -> None:
+        signal.signal(signal.SIGINT, self._handle)
+        signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum:
+            self.exit_now()
+        self.signum = signum
+        self.install()  # the next signal comes here directly, not through Beam's job-server handler
+        silence_runner_threads()
+        timer = threading.Timer(STOP_GRACE, self.exit_now)
+        timer.daemon = True
+        timer.start()
+        raise KeyboardInterrupt
+
+    def describe(self) -> str:
+        return "terminated (SIGTERM)" if self.signum == signal.SIGTERM else "interrupted"
+
+    def status(self) -> int:
+        return 128 + (self.signum or signal.SIGINT)
+
+    def exit_now(self) -> None:
+        try:
+            sys.stderr.flush()
+        except Exception:
+            pass
+        os._exit(self.status())
+
+
+def _so_far() -> str:
+    """What the run's workers had reported when it was stopped (in-process runners)."""
+    from meshline.compiler import progress
+
+    totals = progress.snapshot()
+    if not totals:
+        return ""
+    parts = ", ".join(f"{k.replace('.', ' ', 1)}: {v:,}" for k, v in sorted(totals.items()))
+    return f" (so far: {parts})"
 
 
 def _job_id(run: Any) -> str:

@@ -56,6 +56,7 @@ def plan_triggers(integration: Any) -> dict[str, list[TriggerPlan]]:
             steps=tuple(StepPlan(n, steps[n].type, dict(steps[n].config or {})) for n in trig.steps),
             target=trig.target,
             dead_letter=trig.delivery.dead_letter,
+            filter_timeout=trig.filter_timeout,
         )
         for source in trig.sources:
             plans[source].append(plan)

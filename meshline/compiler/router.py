@@ -53,13 +53,21 @@ import apache_beam as beam
 from apache_beam.utils.windowed_value import WindowedValue
 
 from meshline.compiler import progress
-from meshline.compiler.router_batch import BatchedRouting, BatchResult, StepResult, _Item, _Stage
+from meshline.compiler.router_batch import (
+    STEP_FAILURES,
+    BatchedRouting,
+    BatchResult,
+    StepResult,
+    _Item,
+    _Stage,
+)
 from meshline.errors import FilterError
 from meshline.events import CloudEvent, EventBatch, dead_letter, each_event
 from meshline.registry import BuildContext, lookup
 from meshline.transforms.filters import FilterStats, compile_filters, exact_index_key
 from meshline.transforms.jq import chain_failed
 from meshline.transforms.jqc.pygen import REJECTED
+from meshline.transforms.limits import DEFAULT_TIMEOUT
 from meshline.transforms.steps import JqConfig, data_only_output
 
 __all__ = ["DROPPED", "BatchResult", "RouteFn", "Router", "StepPlan", "StepResult", "TriggerPlan", "route_fn"]
@@ -86,6 +94,7 @@ class TriggerPlan:
     steps: tuple[StepPlan, ...]
     target: str
     dead_letter: str | None
+    filter_timeout: float = DEFAULT_TIMEOUT  # seconds one jq filter may take on one event
 
 
 @dataclass
@@ -193,7 +202,7 @@ def _compile_steps(stages: list[_Stage]) -> Callable[[CloudEvent], list[CloudEve
                 counts[0] += 1
                 try:
                     r = fn(e)
-                except Exception as exc:
+                except STEP_FAILURES as exc:
                     counts[2] += 1
                     raise _StepFailed(name, exc) from None
                 if type(r) is CloudEvent:
@@ -256,7 +265,7 @@ class Router(BatchedRouting):
             batched = any(st.batch_size for st in stages)
             t = _CompiledTrigger(
                 plan.name,
-                compile_filters(rest),
+                compile_filters(rest, plan.filter_timeout),
                 None if batched else _compile_steps(stages),
                 plan.target,
                 plan.dead_letter or DROPPED,
@@ -341,7 +350,7 @@ class Router(BatchedRouting):
             try:
                 if not t.pred(event, c.stats):
                     return
-            except Exception as e:
+            except STEP_FAILURES as e:
                 c.filter_failed += 1
                 err = e if isinstance(e, FilterError) else FilterError(f"{type(e).__name__}: {e}")
                 out.append(self._dead(t, dead_letter(event, err, "filter", t.name, "")))

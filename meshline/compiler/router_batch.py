@@ -23,6 +23,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from meshline.events import CloudEvent, dead_letter
 
+# What a step or filter may raise for one event: its failure, dead-lettered. SystemExit too
+# (code that calls sys.exit()); KeyboardInterrupt is the run being stopped (Ctrl-C) and goes on.
+STEP_FAILURES = (Exception, SystemExit)
+
 if TYPE_CHECKING:
     from meshline.compiler.router import _CompiledTrigger
 
@@ -157,7 +161,7 @@ class BatchedRouting:
             counts[0] += 1
             try:
                 r = st.fn(e)
-            except Exception as exc:
+            except STEP_FAILURES as exc:
                 counts[2] += 1
                 self._fail(t, o, st.name, exc)
                 continue
@@ -179,7 +183,7 @@ class BatchedRouting:
             for x in extra:
                 if not isinstance(x, CloudEvent):
                     raise TypeError(f"batch() returned {type(x).__name__}")
-        except Exception as exc:
+        except STEP_FAILURES as exc:
             results, extra = [exc] * len(events), ()
         out: list[_Item] = []
         for (_, o), res in zip(live, results, strict=True):

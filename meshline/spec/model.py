@@ -104,6 +104,8 @@ class Trigger:
     steps: tuple[str, ...]
     target: str
     delivery: Delivery = field(default_factory=Delivery)
+    # seconds one jq filter may take on one event (filterTimeout)
+    filter_timeout: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -223,6 +225,7 @@ def build_integration(
                 steps=tuple(t["steps"]),
                 target=t["target"],
                 delivery=_delivery(t["delivery"]),
+                filter_timeout=float(parse_duration(t.get("filterTimeout", 30.0))),
             )
             for t in spec["triggers"]
         ),

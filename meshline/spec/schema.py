@@ -318,6 +318,10 @@ def _base_schema() -> dict[str, Any]:
                     ),
                     "target": _ref("reference", "The target name events are delivered to."),
                     "delivery": {"$ref": "#/$defs/delivery", "description": "Retries and dead letters."},
+                    "filterTimeout": _duration(
+                        "The longest one jq filter of this trigger may take on one event; past it the"
+                        " event is dead-lettered (stage filter). Default 30s."
+                    ),
                 },
                 "A route from sources through filters and steps to a target.",
                 required=["name", "target"],

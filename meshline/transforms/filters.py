@@ -11,7 +11,9 @@ A filter dict (one dialect key) compiles into ``predicate(event, stats) -> bool`
   ``stats.cesql_errors``.
 - ``jq``: the program's first output must be ``true``. A program that raises
   raises :class:`~meshline.errors.FilterError`, so the caller dead-letters the
-  event (stage ``filter``): filters never fail open.
+  event (stage ``filter``): filters never fail open. So does a program that runs
+  past ``timeout`` seconds (the trigger's ``filterTimeout``, default 30s): it is
+  stopped like a jq step (see :mod:`meshline.transforms.jq`).
 
 Filters are pure functions of the event, tested without Beam.
 """
@@ -94,11 +96,15 @@ def _cesql_filter(expression: str) -> Predicate:
     return cesql
 
 
-def _jq_filter(program: str) -> Predicate:
-    from meshline.transforms.jq import JqError, compile_jq
+def _jq_filter(program: str, timeout: float) -> Predicate:
+    from meshline.transforms.jq import JqError, JqTimeout, compile_jq, prewarm_libjq
+    from meshline.transforms.limits import seconds
 
     compiled = compile_jq(program)
-    single = compiled.single()
+    if not compiled.native:
+        prewarm_libjq()
+    single = compiled.single(timeout)
+    too_long = f"jq filter {program!r} timed out after {seconds(timeout)}"
     if single is not None:
 
         def jq_filter_single(event: CloudEvent, stats: FilterStats) -> bool:
@@ -106,20 +112,24 @@ def _jq_filter(program: str) -> Predicate:
                 outs = single(event.json_form())
             except JqError as e:
                 raise FilterError(f"jq filter {program!r} failed: {e}") from None
+            except JqTimeout:
+                raise FilterError(too_long) from None
             return bool(outs) and outs[0] is True
 
         return jq_filter_single
 
     def jq_filter(event: CloudEvent, stats: FilterStats) -> bool:
         try:
-            return compiled.is_true(event.json_form())
+            return compiled.is_true(event.json_form(), timeout)
         except JqError as e:
             raise FilterError(f"jq filter {program!r} failed: {e}") from None
+        except JqTimeout:
+            raise FilterError(too_long) from None
 
     return jq_filter
 
 
-def compile_filter(spec: dict[str, Any]) -> Predicate:
+def compile_filter(spec: dict[str, Any], timeout: float = 30.0) -> Predicate:
     """One filter dict (exactly one dialect key) → predicate."""
     if not isinstance(spec, dict) or len(spec) != 1:
         raise ValueError(f"a filter must have exactly one dialect key, got {spec!r}")
@@ -127,16 +137,16 @@ def compile_filter(spec: dict[str, Any]) -> Predicate:
     if dialect in ("exact", "prefix", "suffix"):
         return _attribute_filter(arg, dialect)
     if dialect == "all":
-        return _all(tuple(compile_filter(f) for f in arg))
+        return _all(tuple(compile_filter(f, timeout) for f in arg))
     if dialect == "any":
-        parts = tuple(compile_filter(f) for f in arg)
+        parts = tuple(compile_filter(f, timeout) for f in arg)
 
         def any_(event: CloudEvent, stats: FilterStats) -> bool:
             return any(p(event, stats) for p in parts)
 
         return any_
     if dialect == "not":
-        inner = compile_filter(arg)
+        inner = compile_filter(arg, timeout)
 
         def not_(event: CloudEvent, stats: FilterStats) -> bool:
             return not inner(event, stats)
@@ -145,7 +155,7 @@ def compile_filter(spec: dict[str, Any]) -> Predicate:
     if dialect == "cesql":
         return _cesql_filter(arg)
     if dialect == "jq":
-        return _jq_filter(arg)
+        return _jq_filter(arg, timeout)
     raise ValueError(f"unknown filter dialect {dialect!r}")
 
 
@@ -162,11 +172,14 @@ def _all(parts: tuple[Predicate, ...]) -> Predicate:
     return all_
 
 
-def compile_filters(specs: Sequence[dict[str, Any]]) -> Predicate | None:
-    """A trigger's filter list (AND, in order) → one predicate; ``None`` matches everything."""
+def compile_filters(specs: Sequence[dict[str, Any]], timeout: float = 30.0) -> Predicate | None:
+    """A trigger's filter list (AND, in order) → one predicate; ``None`` matches everything.
+
+    ``timeout``: seconds each jq filter may take on one event.
+    """
     if not specs:
         return None
-    return _all(tuple(compile_filter(f) for f in specs))
+    return _all(tuple(compile_filter(f, timeout) for f in specs))
 
 
 def exact_index_key(specs: Sequence[dict[str, Any]]) -> tuple[str, str] | None:

@@ -52,6 +52,16 @@ never the input).
 The jq.py fallback is fed ``orjson.dumps(value)`` text (``input_text``): measured ~20% faster
 than ``input_value`` (stdlib ``json.dumps``), and equivalent (same decimal value and printed
 form for every float).
+
+Stopping a program. Every run takes a ``timeout`` (seconds; ``None``: no limit). Native
+code that loops (anything that iterates outputs: pipes of generators, ``reduce``,
+``foreach``, ``recurse``, path updates ...) counts its iterations and reads the clock every
+1,024 of them (:func:`runtime.tick`); straight-line programs have no loop and pay nothing.
+libjq is C and cannot be interrupted from Python, so the fallback runs in a helper process
+(:mod:`meshline.transforms.sandbox`), killed when the deadline passes and started again for
+the next call. A run past its deadline raises :class:`JqTimeout` (never caught by jq's
+``try``). Deep recursion in the native code (Python's ``RecursionError``) re-runs the program
+on libjq, whose own limits or the deadline end it.
 """
 
 from __future__ import annotations
@@ -59,6 +69,8 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -67,12 +79,12 @@ import orjson
 
 from meshline.transforms.jqc import runtime as _rt
 from meshline.transforms.jqc.compiler import Code, compile_ast
-from meshline.transforms.jqc.errors import Fallback, JqCompileError, JqError
+from meshline.transforms.jqc.errors import Fallback, JqCompileError, JqError, JqTimeout
 from meshline.transforms.jqc.parser import parse
 from meshline.transforms.jqc.pygen import Unfit, generate
 from meshline.transforms.jqc.pygen import chain as pygen_chain
 
-__all__ = ["JqCompileError", "JqError", "JqProgram", "compile_jq"]
+__all__ = ["JqCompileError", "JqError", "JqProgram", "JqTimeout", "compile_jq"]
 
 _MISSING: Any = object()
 _log = logging.getLogger(__name__)
@@ -98,10 +110,113 @@ def _to_text(value: Any) -> str:
             raise JqError(f"input is not serialisable as JSON: {e}") from None
 
 
+# --------------------------------------------------------------------------- libjq, in a helper process
+
+_libjq_pool: Any = None
+
+
+def _libjq(program: str, text: str, first: bool, timeout: float | None) -> list[Any]:
+    """libjq's outputs of ``program`` for the JSON ``text`` (only the first when ``first``).
+
+    Runs in a helper process (:class:`meshline.transforms.sandbox.Pool`): killed past
+    ``timeout`` (:class:`JqTimeout`); a helper that dies (libjq out of memory, a crash)
+    makes a :class:`JqError`.
+    """
+    global _libjq_pool
+    from meshline.transforms.sandbox import ChildDied, ChildTimeout, Pool
+
+    pool = _libjq_pool
+    if pool is None:
+        pool = _libjq_pool = Pool(_libjq_main)
+    child = pool.acquire()
+    try:
+        child.send((program, text, first))
+        ok, value = child.recv(timeout)
+    except ChildTimeout:
+        raise JqTimeout(timeout) from None
+    except ChildDied as e:
+        raise JqError(f"libjq stopped: {e}") from None
+    pool.release(child)
+    if not ok:
+        raise JqError(value)
+    return value  # type: ignore[no-any-return]
+
+
+#: Memory (bytes) the libjq helper may allocate beyond what it holds at start: a runaway
+#: program (``def f: [f]; f``) ends as "libjq stopped" instead of filling the machine first.
+LIBJQ_MEMORY = 2 << 30
+
+
+def _libjq_main(conn: Any, arg: Any) -> None:
+    """The helper process: compiles (cached) and runs programs with jq.py."""
+    from meshline.transforms.sandbox import become_child, limit_memory, reply, requests
+
+    become_child()
+    limit_memory(LIBJQ_MEMORY)
+    # libjq prints "jq: error: cannot allocate memory" before it aborts: the dead letter says it
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+    compiled: dict[str, Any] = {}
+    conn.send_bytes(b"+")
+    for program, text, first in requests(conn):
+        try:
+            prog = compiled.get(program)
+            if prog is None:
+                if len(compiled) > 256:
+                    compiled.clear()
+                prog = compiled[program] = _jqpy.compile(program)
+            it = iter(prog.input_text(text))
+            if first:
+                x = next(it, _MISSING)
+                out: Any = (True, [] if x is _MISSING else [x])
+            else:
+                out = (True, list(it))
+        except Exception as e:  # jq.py raises ValueError with jq's message
+            out = (False, str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}")
+        reply(conn, out)
+
+
+def prewarm_libjq() -> None:
+    """Start a libjq helper in the background (a step or filter will need one soon)."""
+    import threading
+
+    def warm() -> None:
+        global _libjq_pool
+        from meshline.transforms.sandbox import Pool
+
+        try:
+            pool = _libjq_pool
+            if pool is None:
+                pool = _libjq_pool = Pool(_libjq_main)
+            pool.release(pool.acquire())
+        except Exception as e:  # the first call will say what is wrong
+            _log.debug("could not start a libjq helper: %r", e)
+
+    threading.Thread(target=warm, name="meshline-libjq-prewarm", daemon=True).start()
+
+
+_deadlines = _rt.deadlines
+_clock = time.monotonic
+
+
+def _left(timeout: float | None, start: float) -> float | None:
+    """What is left of ``timeout`` (counted from ``start``) for the libjq fallback."""
+    return None if timeout is None else max(0.0, timeout - (_clock() - start))
+
+
 class JqProgram:
     """A compiled jq program. Thread-safe; reuse it (see :func:`compile_jq`)."""
 
-    __slots__ = ("_code", "_jq", "_slices", "data_only", "native", "program", "reads_data", "straight")
+    __slots__ = (
+        "_code",
+        "_jq",
+        "_slices",
+        "data_only",
+        "loops",
+        "native",
+        "program",
+        "reads_data",
+        "straight",
+    )
 
     def __init__(
         self,
@@ -111,6 +226,7 @@ class JqProgram:
         data_only: bool = False,
         straight: Any = None,
         reads_data: bool = False,
+        loops: bool = False,
     ) -> None:
         self.program = program
         self._jq = jq_program
@@ -124,75 +240,86 @@ class JqProgram:
         self.straight = straight
         # on an event's JSON form it reads nothing but .data (see _reads_data_only)
         self.reads_data = reads_data
+        # its native code loops: it runs under a deadline (runtime.deadline)
+        self.loops = loops
 
     def __repr__(self) -> str:
         return f"JqProgram({self.program!r}, native={self.native})"
 
-    # -- fallback (jq.py)
+    # -- fallback (libjq through jq.py, in a helper process)
 
-    def _jq_iter(self, value: Any) -> Any:
-        return iter(self._jq.input_text(_to_text(value)))
+    def _jq_all(self, value: Any, timeout: float | None = None) -> list[Any]:
+        return _libjq(self.program, _to_text(value), False, timeout)
 
-    def _jq_all(self, value: Any) -> list[Any]:
-        try:
-            return list(self._jq_iter(value))
-        except ValueError as e:
-            raise JqError(str(e)) from None
-
-    def _jq_first(self, value: Any) -> Any:
-        try:
-            return next(self._jq_iter(value), _MISSING)
-        except ValueError as e:
-            raise JqError(str(e)) from None
+    def _jq_first(self, value: Any, timeout: float | None = None) -> Any:
+        outs = _libjq(self.program, _to_text(value), True, timeout)
+        return outs[0] if outs else _MISSING
 
     # -- public API
 
-    def run(self, value: Any) -> list[Any]:
-        """All outputs of the program for ``value``, in order. Raises :class:`JqError`."""
+    def run(self, value: Any, timeout: float | None = None) -> list[Any]:
+        """All outputs of the program for ``value``, in order.
+
+        Raises :class:`JqError`, or :class:`JqTimeout` past ``timeout`` seconds.
+        """
         code = self._code
         if code is None:
-            return self._jq_all(value)
+            return self._jq_all(value, timeout)
+        start = _clock() if timeout is not None else 0.0
+        saved = _MISSING
         try:
+            if self.loops and timeout is not None:
+                saved = getattr(_deadlines, "at", None)
+                _deadlines.at = start + timeout
             if code.single:
                 return [code.fn(value, ())]
             return list(code.fn(value, ()))
-        except JqError:
+        except (JqError, JqTimeout):
             raise
         except (Fallback, RecursionError):
             pass
         except Exception as e:
             _unexpected(self.program, e)
         finally:
+            if saved is not _MISSING:
+                _deadlines.at = saved
             if self._slices:
                 _rt.reset_slices()
-        return self._jq_all(value)
+        return self._jq_all(value, _left(timeout, start))
 
-    def _first(self, value: Any) -> Any:
+    def _first(self, value: Any, timeout: float | None) -> Any:
         code = self._code
         if code is None:
-            return self._jq_first(value)
+            return self._jq_first(value, timeout)
+        start = _clock() if timeout is not None else 0.0
+        saved = _MISSING
         try:
+            if self.loops and timeout is not None:
+                saved = getattr(_deadlines, "at", None)
+                _deadlines.at = start + timeout
             if code.single:
                 return code.fn(value, ())
             for x in code.fn(value, ()):
                 return x
             return _MISSING
-        except JqError:
+        except (JqError, JqTimeout):
             raise
         except (Fallback, RecursionError):
             pass
         except Exception as e:
             _unexpected(self.program, e)
         finally:
+            if saved is not _MISSING:
+                _deadlines.at = saved
             if self._slices:
                 _rt.reset_slices()
-        return self._jq_first(value)
+        return self._jq_first(value, _left(timeout, start))
 
-    def single(self) -> Callable[[Any], list[Any]] | None:
+    def single(self, timeout: float | None = None) -> Callable[[Any], list[Any]] | None:
         """For a program with exactly one output per input: ``fn(value)`` with :meth:`run`'s result.
 
-        The same result and errors as :meth:`run` with fewer calls per event (the hot
-        path of filters and steps); ``None`` for other programs.
+        The same result and errors as ``run(value, timeout)`` with fewer calls per event
+        (the hot path of filters and steps); ``None`` for other programs.
         """
         code = self._code
         if code is None or not code.single or self._slices:
@@ -200,6 +327,25 @@ class JqProgram:
         fn = code.fn
         program = self.program
         slow = self._jq_all
+        if self.loops and timeout is not None:
+
+            def single_timed(value: Any) -> list[Any]:
+                saved = getattr(_deadlines, "at", None)
+                start = _clock()
+                _deadlines.at = start + timeout
+                try:
+                    return [fn(value, ())]
+                except (JqError, JqTimeout):
+                    raise
+                except (Fallback, RecursionError):
+                    pass
+                except Exception as e:
+                    _unexpected(program, e)
+                finally:
+                    _deadlines.at = saved
+                return slow(value, _left(timeout, start))
+
+            return single_timed
 
         def single(value: Any) -> list[Any]:
             try:
@@ -210,18 +356,18 @@ class JqProgram:
                 pass
             except Exception as e:
                 _unexpected(program, e)
-            return slow(value)
+            return slow(value, timeout)
 
         return single
 
-    def first(self, value: Any, default: Any = None) -> Any:
+    def first(self, value: Any, default: Any = None, timeout: float | None = None) -> Any:
         """The first output (the program is not run further), or ``default`` if there is none."""
-        x = self._first(value)
+        x = self._first(value, timeout)
         return default if x is _MISSING else x
 
-    def is_true(self, value: Any) -> bool:
+    def is_true(self, value: Any, timeout: float | None = None) -> bool:
         """Filter semantics: the first output exists and is ``true``."""
-        return self._first(value) is True
+        return self._first(value, timeout) is True
 
 
 def data_only_program(program: str) -> bool:
@@ -311,18 +457,18 @@ def _from_data(node: Any) -> bool:
     return False
 
 
-def _native(program: str, ast: Any) -> tuple[Code, bool, bool] | None:
-    """``(code, may_slice, straight)``: closures, or one generated function when ``straight``."""
+def _native(program: str, ast: Any) -> tuple[Code, bool, bool, bool] | None:
+    """``(code, may_slice, straight, loops)``: closures, or one generated function when ``straight``."""
     if "\x00" in program or ast is None:
         return None  # libjq reads the program as a C string: it stops at NUL
     try:
-        code, may_slice = compile_ast(ast)
+        code, may_slice, loops = compile_ast(ast)
     except Exception:  # Unsupported, or anything the subset parser did not foresee
         return None
     straight = generate(ast)  # paths, literals, operators, assignments: one Python function
     if straight is None:
-        return code, may_slice, False
-    return Code(True, straight), may_slice, True
+        return code, may_slice, False, loops
+    return Code(True, straight), may_slice, True, False
 
 
 def trigger_chain(filters: list[str], steps: list[str]) -> tuple[Callable[[Any], Any], bool] | None:
@@ -350,7 +496,7 @@ def chain_failed(exc: Exception) -> None:
     jq errors, fallbacks to libjq and :class:`Unfit` are expected there; anything else
     is a bug of the generated code, logged (raised in tests, see ``STRICT``).
     """
-    if not isinstance(exc, (JqError, Fallback, Unfit, RecursionError)):
+    if not isinstance(exc, (JqError, JqTimeout, Fallback, Unfit, RecursionError)):
         _unexpected("a trigger's jq chain", exc)
 
 
@@ -369,4 +515,7 @@ def compile_jq(program: str) -> JqProgram:
     reads_data = ast is not None and _reads_data_only(ast)
     native = _native(program, ast)
     straight = ast if native is not None and native[2] else None
-    return JqProgram(program, jq_program, native[:2] if native else None, data_only, straight, reads_data)
+    loops = native is not None and native[3]
+    return JqProgram(
+        program, jq_program, native[:2] if native else None, data_only, straight, reads_data, loops
+    )

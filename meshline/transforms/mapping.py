@@ -97,9 +97,10 @@ from typing import Any, Literal
 
 import orjson
 
-from meshline.config import doc
+from meshline.config import Duration, doc
 from meshline.errors import TransformError
 from meshline.events import CONTEXT_ATTRIBUTES, CloudEvent, is_valid_extension_name
+from meshline.transforms.limits import timeout_field
 
 __all__ = ["MappingConfig", "Operation", "PathSpec", "compile_mapping", "parse_path"]
 
@@ -164,6 +165,7 @@ class MappingConfig:
 
     context: list[Operation] = doc("operations on the attributes (attribute names, Extensions.NAME)", [])
     data: list[Operation] = doc("operations on the data (dotted JSON paths)", [])
+    timeout: Duration = timeout_field()
 
     def __post_init__(self) -> None:
         for i, op in enumerate(self.context):

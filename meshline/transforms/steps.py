@@ -3,6 +3,10 @@
 Each ``build(config, ctx)`` returns ``fn(event) -> CloudEvent | list[CloudEvent] | None``.
 A function that raises makes the compiler dead-letter the trigger's input event
 with stage ``transform`` and the step's name; nothing here touches Beam.
+
+Every step takes ``timeout`` (see :mod:`meshline.transforms.limits`): a jq program past it
+stops at its next loop iteration (or its libjq helper process is killed); a python step
+runs in a child process (:mod:`meshline.transforms.isolated`) that is killed.
 """
 
 from __future__ import annotations
@@ -14,10 +18,11 @@ from typing import Any, Literal
 
 import orjson
 
-from meshline.config import doc
+from meshline.config import Duration, doc
 from meshline.errors import EventError, TransformError
 from meshline.events import CloudEvent, from_json_dict
 from meshline.registry import BuildContext, Component
+from meshline.transforms.limits import nonfinite_path, seconds, timed, timeout_field
 from meshline.transforms.mapping import MappingConfig, compile_mapping
 
 __all__ = ["JQ", "MAPPING", "PYTHON", "JqConfig", "PythonConfig", "StepFn"]
@@ -36,6 +41,7 @@ class JqConfig:
     scope: Literal["event", "data"] = doc(
         "'event': the program sees and returns whole events in JSON form; 'data': only data", "event"
     )
+    timeout: Duration = timeout_field()
 
     def __post_init__(self) -> None:
         from meshline.transforms.jq import JqCompileError, compile_jq
@@ -74,18 +80,24 @@ def data_only_output(event: CloudEvent, form: Any, whole: bool = True) -> CloudE
 
 
 def build_jq(config: JqConfig, ctx: BuildContext) -> StepFn:
-    from meshline.transforms.jq import JqError, compile_jq
+    from meshline.transforms.jq import JqError, JqTimeout, compile_jq, prewarm_libjq
 
     program = compile_jq(config.program)
+    if not program.native:
+        prewarm_libjq()
     text = config.program
+    timeout = float(config.timeout)
+    too_long = f"jq program {text!r} timed out after {seconds(timeout)}"
 
     if config.scope == "data":
 
         def jq_data(event: CloudEvent) -> CloudEvent | list[CloudEvent] | None:
             try:
-                outs = program.run(event.data)
+                outs = program.run(event.data, timeout)
             except JqError as e:
                 raise TransformError(f"jq program {text!r} failed: {e}") from None
+            except JqTimeout:
+                raise TransformError(too_long) from None
             if len(outs) == 1:
                 return CloudEvent(dict(event.attributes), outs[0])
             return _derive_ids(event, [CloudEvent(dict(event.attributes), o) for o in outs])
@@ -93,13 +105,16 @@ def build_jq(config: JqConfig, ctx: BuildContext) -> StepFn:
         return jq_data
 
     data_only = program.data_only
-    run = program.single() or program.run
+    single = program.single(timeout)
+    run = program.run
 
     def jq_event(event: CloudEvent) -> CloudEvent | list[CloudEvent] | None:
         try:
-            outs = run(event.json_form())
+            outs = single(event.json_form()) if single is not None else run(event.json_form(), timeout)
         except JqError as e:
             raise TransformError(f"jq program {text!r} failed: {e}") from None
+        except JqTimeout:
+            raise TransformError(too_long) from None
         if data_only and len(outs) == 1:
             out = data_only_output(event, outs[0])
             if out is not None:
@@ -139,7 +154,7 @@ JQ = Component(
 
 
 def build_mapping(config: MappingConfig, ctx: BuildContext) -> StepFn:
-    return compile_mapping(config)
+    return timed(compile_mapping(config), "mapping", float(config.timeout))
 
 
 MAPPING = Component(
@@ -160,6 +175,7 @@ class PythonConfig:
 
     function: str | None = doc("'package.module:callable' taking an event", None)
     code: str | None = doc("Python source that defines handle(event)", None)
+    timeout: Duration = timeout_field()
 
     def __post_init__(self) -> None:
         if (self.function is None) == (self.code is None):
@@ -201,36 +217,51 @@ def _to_event(value: Any) -> CloudEvent:
         )
     try:
         # One JSON round trip validates and detaches the result from the user's objects.
-        return from_json_dict(orjson.loads(orjson.dumps(value)), default_specversion=True)
+        raw = orjson.dumps(value)
+        if b"null" in raw:  # orjson writes NaN and infinities as null: find them
+            where = nonfinite_path(value)
+            if where is not None:
+                raise TransformError(
+                    f"python step returned a non-finite number at {where} (JSON has no NaN or Infinity)"
+                )
+        return from_json_dict(orjson.loads(raw), default_specversion=True)
     except (TypeError, orjson.JSONEncodeError) as e:
         raise TransformError(f"python step returned an event that is not JSON: {e}") from None
     except EventError as e:
         raise TransformError(f"python step returned an invalid event: {e}") from None
 
 
-def build_python(config: PythonConfig, ctx: BuildContext) -> StepFn:
+def build_python(config: PythonConfig, ctx: BuildContext) -> Any:
+    """The step runs in a child process (:class:`~meshline.transforms.isolated.IsolatedStep`)."""
+    from meshline.transforms.isolated import IsolatedStep
+
+    return IsolatedStep("meshline.transforms.steps:python_in_child", config, "python step", config.timeout)
+
+
+def python_in_child(config: PythonConfig) -> StepFn:
+    """The python step as its child process runs it: each event is its own (decoded from a message)."""
     fn = _load_callable(config)
 
     def python_step(event: CloudEvent) -> CloudEvent | list[CloudEvent] | None:
-        # The user's code gets its own copy: the event may be shared with other triggers.
-        own = CloudEvent(dict(event.attributes), _copy_data(event.data))
+        original = event.attributes["id"]
         try:
-            result = fn(own)
-        except Exception as e:
-            raise TransformError(f"{type(e).__name__}: {e}") from None
+            result = fn(event)
+        except TransformError:
+            raise
+        except BaseException as e:  # SystemExit, KeyboardInterrupt … raised by the code
+            raise TransformError(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__) from None
         if result is None:
             return None
         if isinstance(result, (list, tuple)):
-            return _derive_ids(event, [_to_event(r) for r in result])
+            return _derive_ids_from(original, [_to_event(r) for r in result])
         return _to_event(result)
 
     return python_step
 
 
-def _copy_data(data: Any) -> Any:
-    if isinstance(data, (dict, list)):
-        return orjson.loads(orjson.dumps(data))
-    return data
+def _derive_ids_from(base: str, outputs: list[CloudEvent]) -> list[CloudEvent]:
+    """:func:`_derive_ids` for an input whose id was ``base`` (the code may have changed it)."""
+    return _derive_ids(CloudEvent({"id": base}), outputs)
 
 
 PYTHON = Component(
@@ -239,4 +270,5 @@ PYTHON = Component(
     config=PythonConfig,
     build=build_python,
     description="Call a Python function: by reference (function) or inline (code defining handle).",
+    batched=True,
 )

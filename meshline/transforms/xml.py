@@ -35,6 +35,11 @@ of reaching anything; ``xsl:include``/``xsl:import`` are refused (inline them). 
 ``<xsl:output method="text"/>``, JSON when the whole text parses as JSON
 (``application/json``), else the text (``text/plain``); ``method="html"`` gives
 ``text/html``; otherwise the XML document as text (``application/xml``).
+
+``timeout`` (both): libxslt is C code that a stylesheet can keep busy for long
+(recursive templates), so ``xslt`` runs in a child process that is killed past it
+(:mod:`meshline.transforms.isolated`); ``xml2json`` does work proportional to the
+input, and a call that took longer than its timeout is dead-lettered when it returns.
 """
 
 from __future__ import annotations
@@ -48,10 +53,11 @@ from typing import Any, Literal
 
 import orjson
 
-from meshline.config import doc
+from meshline.config import Duration, doc
 from meshline.errors import TransformError
 from meshline.events import CloudEvent
 from meshline.registry import BuildContext, Component
+from meshline.transforms.limits import timed, timeout_field
 
 __all__ = ["XML2JSON", "XSLT", "Xml2JsonConfig", "XsltConfig", "parse_xml", "xml_to_json"]
 
@@ -127,6 +133,7 @@ class Xml2JsonConfig:
     text_key: str = doc("key of the text of an element that also has attributes or children", "#text")
     force_list: list[str] = doc("element names that always become lists, even when they occur once", [])
     max_bytes: int = doc("refuse XML larger than this many bytes", DEFAULT_MAX_BYTES)
+    timeout: Duration = timeout_field()
 
     def __post_init__(self) -> None:
         if self.max_bytes < 1:
@@ -202,7 +209,7 @@ def build_xml2json(config: Xml2JsonConfig, ctx: BuildContext) -> Callable[[Cloud
         root = parse_xml(event.data, config.max_bytes)
         return event.replace(data=xml_to_json(root, config), datacontenttype="application/json")
 
-    return xml2json
+    return timed(xml2json, "xml2json", float(config.timeout))
 
 
 XML2JSON = Component(
@@ -224,6 +231,7 @@ class XsltConfig:
     stylesheet: str = doc("inline XSLT, a file path, or a file:// or http(s):// URL (read once at start)")
     parameters: dict[str, str] = doc("stylesheet parameters (xsl:param), passed as strings", {})
     max_bytes: int = doc("refuse input XML (and a stylesheet) larger than this many bytes", DEFAULT_MAX_BYTES)
+    timeout: Duration = timeout_field()
 
     def __post_init__(self) -> None:
         if not self.stylesheet.strip():
@@ -289,7 +297,14 @@ def compile_stylesheet(raw: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[
     return xslt, method
 
 
-def build_xslt(config: XsltConfig, ctx: BuildContext) -> Callable[[CloudEvent], CloudEvent]:
+def build_xslt(config: XsltConfig, ctx: BuildContext) -> Any:
+    """The step runs in a child process (:class:`~meshline.transforms.isolated.IsolatedStep`)."""
+    from meshline.transforms.isolated import IsolatedStep
+
+    return IsolatedStep("meshline.transforms.xml:xslt_in_child", config, "xslt", config.timeout)
+
+
+def xslt_in_child(config: XsltConfig) -> Callable[[CloudEvent], CloudEvent]:
     from lxml import etree
 
     xslt, method = compile_stylesheet(load_stylesheet(config.stylesheet, config.max_bytes), config.max_bytes)
@@ -322,4 +337,5 @@ XSLT = Component(
     config=XsltConfig,
     build=build_xslt,
     description="Apply an XSLT 1.0 stylesheet to XML data (no file or network access from the stylesheet).",
+    batched=True,
 )

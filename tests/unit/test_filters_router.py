@@ -9,6 +9,15 @@ from meshline.events import CloudEvent
 from meshline.transforms.filters import FilterStats, compile_filter, compile_filters, exact_index_key
 
 
+def routed(router: Router, event: CloudEvent) -> list[tuple[str, CloudEvent]]:
+    """Every ``(tag, event)`` the router gives for ``event`` (python steps are batched: flushed)."""
+    try:
+        out = router.route_batched(event, None) + router.flush()
+    finally:
+        router.close()
+    return [(tag, e) for tag, e, _ in out]
+
+
 def ev(type_="com.example.created", **attrs) -> CloudEvent:
     base = {"specversion": "1.0", "id": attrs.pop("id", "1"), "source": "/shop", "type": type_}
     base.update(attrs)
@@ -95,7 +104,7 @@ def test_python_step_failure_dead_letters_the_input_event():
     router = Router(
         [trig("t", steps=[StepPlan("check", "python", {"code": code})], target="out", dead="dlq")], "it"
     )
-    ((tag, dl),) = list(router.route(ev()))
+    ((tag, dl),) = routed(router, ev())
     assert tag == "dlq"
     assert dl.attributes["meshlineerrorstage"] == "transform"
     assert dl.attributes["meshlinetrigger"] == "t"
@@ -108,7 +117,7 @@ def test_python_step_failure_dead_letters_the_input_event():
 def test_failure_without_dead_letter_target_is_counted_not_lost():
     code = "def handle(event):\n    raise RuntimeError('boom')\n"
     router = Router([trig("t", steps=[StepPlan("s", "python", {"code": code})], dead=None)], "it")
-    ((tag, _),) = list(router.route(ev()))
+    ((tag, _),) = routed(router, ev())
     assert tag == DROPPED
     assert "boom" in router.last_dropped_error
 
@@ -125,11 +134,12 @@ def test_python_step_can_split_drop_and_not_mutate_shared_input():
         [trig("split", steps=[StepPlan("s", "python", {"code": code})]), trig("plain", target="raw")], "it"
     )
     original = ev()
-    out = list(router.route(original))
+    out = router.route_batched(original, None) + router.flush()
+    out = [(tag, e) for tag, e, _ in out]
     assert original.data == {"amount": 150}
     by_tag = {}
     for tag, e in out:
         by_tag.setdefault(tag, []).append(e)
     assert [e.id for e in by_tag["out"]] == ["1-1", "1-2"]
     assert by_tag["raw"][0].data == {"amount": 150}
-    assert list(router.route(ev(id="drop"))) == [("raw", ev(id="drop"))]
+    assert routed(router, ev(id="drop")) == [("raw", ev(id="drop"))]

@@ -879,7 +879,7 @@ def test_direct_construction_validates() -> None:
 
 def test_schema_describes_every_field() -> None:
     schema = config_schema(MappingConfig)
-    assert set(schema["properties"]) == {"context", "data"}
+    assert set(schema["properties"]) == {"context", "data", "timeout"}
     op_schema = schema["properties"]["data"]["items"]
     assert op_schema["properties"]["operation"]["enum"] == ["add", "delete", "shift", "store", "parse"]
     for props in (

@@ -183,8 +183,8 @@ def test_metadata_name_must_be_a_dns_label():
 
 def test_unknown_key_names_the_allowed_ones():
     assert _errors(lambda d: _trigger(d).update(retry=3)) == [
-        "spec.triggers[0].retry: unknown key (expected one of: delivery, description, filters, name, "
-        "sources, "
+        "spec.triggers[0].retry: unknown key (expected one of: delivery, description, filterTimeout, "
+        "filters, name, sources, "
         "steps, target)"
     ]
 
@@ -196,7 +196,7 @@ def test_misspelt_required_key_is_one_finding():
     assert _errors(change) == [
         "spec.triggers[0].tagret: unknown key; did you mean 'target'? (expected one of: delivery, "
         "description, "
-        "filters, name, sources, steps, target)"
+        "filterTimeout, filters, name, sources, steps, target)"
     ]
 
 

@@ -32,6 +32,9 @@ PathFn = Callable[[Any, tuple[Any, ...], tuple[Any, ...]], Iterable[tuple[tuple[
 
 _truthy = rt.truthy
 _index = rt.index
+_next_tick = rt.next_tick
+_MASK = rt.MASK
+_check = rt.check_deadline
 
 
 class Code:
@@ -193,6 +196,8 @@ _SIMPLE0["all"] = _all0
 class Compiler:
     def __init__(self) -> None:
         self.may_slice = False  # the program may slice arrays (see runtime._array_slice)
+        # the program has a loop (calls runtime.tick): run it under a deadline
+        self.loops = False
 
     def compile(self, node: Node, scope: Scope) -> Code:
         method = getattr(self, "c_" + node[0], None)
@@ -269,9 +274,13 @@ class Compiler:
         mt = t.multi()
         mk = k.multi()
 
+        self.loops = True
+
         def index_gen(v: Any, e: Any) -> Iterator[Any]:
             for kv in mk(v, e):
                 for tv in mt(v, e):
+                    if not _next_tick() & _MASK:
+                        _check()
                     if opt:
                         try:
                             r = _index(tv, kv)
@@ -290,9 +299,13 @@ class Compiler:
         mlo = self.compile(lo if lo is not None else ("literal", None), scope).multi()
         mhi = self.compile(hi if hi is not None else ("literal", None), scope).multi()
 
+        self.loops = True
+
         def slice_gen(v: Any, e: Any) -> Iterator[Any]:
             for a in mlo(v, e):
                 for b in mhi(v, e):
+                    if not _next_tick() & _MASK:
+                        _check()
                     key = {"start": a, "end": b}
                     for tv in t(v, e):
                         if opt:
@@ -315,8 +328,12 @@ class Compiler:
             return _multi(lambda v, e: it(ft(v, e)))
         mt = t.fn
 
+        self.loops = True
+
         def each_gen(v: Any, e: Any) -> Iterator[Any]:
             for tv in mt(v, e):
+                if not _next_tick() & _MASK:
+                    _check()
                 yield from it(tv)
 
         return _multi(each_gen)
@@ -369,7 +386,11 @@ class Compiler:
         mvals = [v.multi() for v in vals]
         n = len(pairs)
 
+        self.loops = True
+
         def build(v: Any, e: Any, i: int, acc: dict[str, Any]) -> Iterator[dict[str, Any]]:
+            if not _next_tick() & _MASK:
+                _check()
             if i == n:
                 yield acc
                 return
@@ -398,16 +419,21 @@ class Compiler:
 
                 return _single(pipe_const)
             return Code(b.single, lambda v, e: fb(fa(v, e), e))
+        self.loops = True
         if b.single:
 
             def pipe_ms(v: Any, e: Any) -> Iterator[Any]:
                 for x in fa(v, e):
+                    if not _next_tick() & _MASK:
+                        _check()
                     yield fb(x, e)
 
             return _multi(pipe_ms)
 
         def pipe_mm(v: Any, e: Any) -> Iterator[Any]:
             for x in fa(v, e):
+                if not _next_tick() & _MASK:
+                    _check()
                 yield from fb(x, e)
 
         return _multi(pipe_mm)
@@ -445,9 +471,13 @@ class Compiler:
         ma = a.multi()
         mb = b.multi()
 
+        self.loops = True
+
         def binop_gen(v: Any, e: Any) -> Iterator[Any]:
             for y in mb(v, e):
                 for x in ma(v, e):
+                    if not _next_tick() & _MASK:
+                        _check()
                     yield fn(x, y)
 
         return _multi(binop_gen)
@@ -470,8 +500,12 @@ class Compiler:
         ma = a.multi()
         mb = b.multi()
 
+        self.loops = True
+
         def logic(v: Any, e: Any) -> Iterator[bool]:
             for x in ma(v, e):
+                if not _next_tick() & _MASK:
+                    _check()
                 if _truthy(x) == is_or:
                     yield is_or
                 else:
@@ -525,8 +559,12 @@ class Compiler:
         mt = t.multi()
         mo = o.multi()
 
+        self.loops = True
+
         def if_gen(v: Any, e: Any) -> Iterator[Any]:
             for x in mc(v, e):
+                if not _next_tick() & _MASK:
+                    _check()
                 yield from (mt if x is not None and x is not False else mo)(v, e)
 
         return _multi(if_gen)
@@ -566,8 +604,12 @@ class Compiler:
         ms = s.fn
         mb = b.multi()
 
+        self.loops = True
+
         def bind(v: Any, e: Any) -> Iterator[Any]:
             for x in ms(v, e):
+                if not _next_tick() & _MASK:
+                    _check()
                 yield from mb(v, (*e, x))
 
         return _multi(bind)
@@ -578,10 +620,13 @@ class Compiler:
         i = self.compile(init, scope)
         u = self.compile(update, (*scope, name))
         fu = u.fn
+        self.loops = True
         if u.single:
 
             def run(acc: Any, v: Any, e: Any) -> Any:
                 for x in ms(v, e):
+                    if not _next_tick() & _MASK:
+                        _check()
                     acc = fu(acc, (*e, x))
                 return acc
 
@@ -591,7 +636,8 @@ class Compiler:
                 for x in ms(v, e):
                     last = None
                     for last in fu(acc, (*e, x)):  # noqa: B007 - the last output is the new state
-                        pass
+                        if not _next_tick() & _MASK:
+                            _check()
                     acc = last
                 return acc
 
@@ -617,9 +663,13 @@ class Compiler:
         mu = self.compile(update, inner).multi()
         mx = self.compile(extract, inner).multi() if extract is not None else None
 
+        self.loops = True
+
         def foreach(v: Any, e: Any) -> Iterator[Any]:
             for acc in mi(v, e):
                 for x in ms(v, e):
+                    if not _next_tick() & _MASK:
+                        _check()
                     e2 = (*e, x)
                     state = acc
                     acc = None
@@ -650,6 +700,8 @@ class Compiler:
                 owned: rt.Owned = {}
                 state = v
                 for p, _ in paths(v, e, ()):
+                    if not _next_tick() & _MASK:
+                        _check()
                     state = rt.setpath(state, p, 0, val, owned)
                 return state
 
@@ -895,9 +947,13 @@ class Compiler:
         if f.single:
             return _single(lambda v, e: [ff(x, e) for x in rt.each(v)])
 
+        self.loops = True
+
         def map_(v: Any, e: Any) -> list[Any]:
             out: list[Any] = []
             for x in rt.each(v):
+                if not _next_tick() & _MASK:
+                    _check()
                 out.extend(ff(x, e))
             return out
 
@@ -938,7 +994,7 @@ class Compiler:
 
         def last(v: Any, e: Any) -> Iterable[Any]:
             x = missing
-            for x in mf(v, e):  # noqa: B007
+            for x in mf(v, e):  # noqa: B007 - the generator ticks, if it loops
                 pass
             return () if x is missing else (x,)
 
@@ -957,10 +1013,24 @@ class Compiler:
     def _any_all(
         self, gen: Callable[[Any, Any], Iterable[Any]], cond: Node, scope: Scope, is_any: bool
     ) -> Code:
-        mc = self.compile(cond, scope).multi()
+        cond_code = self.compile(cond, scope)
+        mc = cond_code.multi()
+        if cond_code.single:  # no product: a loop over the generator (which ticks, if it loops)
+
+            def any_all1(v: Any, e: Any) -> bool:
+                for x in gen(v, e):
+                    for c in mc(x, e):
+                        if _truthy(c) == is_any:
+                            return is_any
+                return not is_any
+
+            return _single(any_all1)
+        self.loops = True
 
         def any_all(v: Any, e: Any) -> bool:
             for x in gen(v, e):
+                if not _next_tick() & _MASK:
+                    _check()
                 for c in mc(x, e):
                     if _truthy(c) == is_any:
                         return is_any
@@ -987,7 +1057,11 @@ class Compiler:
     def b_recurse_1(self, args: tuple[Node, ...], scope: Scope) -> Code:
         mf = self.compile(args[0], scope).multi()
 
+        self.loops = True
+
         def rec(v: Any, e: Any) -> Iterator[Any]:
+            if not _next_tick() & _MASK:
+                _check()
             yield v
             for x in mf(v, e):
                 yield from rec(x, e)
@@ -998,7 +1072,11 @@ class Compiler:
         mf = self.compile(args[0], scope).multi()
         mc = self.compile(args[1], scope).multi()
 
+        self.loops = True
+
         def rec(v: Any, e: Any) -> Iterator[Any]:
+            if not _next_tick() & _MASK:
+                _check()
             yield v
             for x in mf(v, e):
                 for c in mc(x, e):
@@ -1027,6 +1105,8 @@ def _modify(v: Any, e: Any, paths: PathFn, update: Callable[[Any, Any], Iterable
     state = v
     dels: list[tuple[Any, ...]] = []
     for p, _ in paths(v, e, ()):
+        if not _next_tick() & _MASK:
+            _check()
         x = rt.getpath(state, p)
         if owned and (type(x) is dict or type(x) is list):
             rt.disown(x, owned)
@@ -1056,11 +1136,12 @@ def field_chain(node: Node) -> tuple[str, ...] | None:
     return tuple(reversed(chain))
 
 
-def compile_ast(node: Node) -> tuple[Code, bool]:
-    """Compile a parsed program: its code and whether it may slice arrays.
+def compile_ast(node: Node) -> tuple[Code, bool, bool]:
+    """Compile a parsed program: its code, whether it may slice arrays, whether it loops.
 
-    Raises :class:`Unsupported` outside the native subset.
+    A program that loops calls :func:`runtime.tick` and must run under a
+    :class:`runtime.deadline`. Raises :class:`Unsupported` outside the native subset.
     """
     compiler = Compiler()
     code = compiler.compile(node, ())
-    return code, compiler.may_slice
+    return code, compiler.may_slice, compiler.loops

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["Fallback", "JqCompileError", "JqError", "Unsupported"]
+__all__ = ["Fallback", "JqCompileError", "JqError", "JqTimeout", "Unsupported"]
 
 _NO_VALUE: Any = object()
 
@@ -32,6 +32,13 @@ class JqError(Exception):
 
 class JqCompileError(JqError):
     """The program does not compile (syntax error, unknown function, ...); jq's own message."""
+
+
+class JqTimeout(Exception):
+    """The program ran past its deadline (see :func:`meshline.transforms.jqc.runtime.deadline`).
+
+    Not a :class:`JqError`: jq's ``try`` and ``?`` do not catch it, and no fallback re-runs it.
+    """
 
 
 class Fallback(Exception):

@@ -20,9 +20,11 @@ through a double, integral doubles become ``int``.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 from functools import cmp_to_key
@@ -30,7 +32,7 @@ from typing import Any
 
 import orjson
 
-from meshline.transforms.jqc.errors import Fallback, JqError
+from meshline.transforms.jqc.errors import Fallback, JqError, JqTimeout
 
 M = 2**53
 MF = float(M)
@@ -40,6 +42,47 @@ DBL_MAX = 1.7976931348623157e308
 _INF = math.inf
 
 _CTX17 = Context(prec=17, rounding=ROUND_HALF_EVEN, Emax=384, Emin=-383, traps=[])
+
+# ----------------------------------------------------------------------------- deadlines
+
+# Every loop of the compiled closures (each output through a pipe, a reduction, a recursion
+# ...) counts one tick: ``if not next_tick() & MASK: check_deadline()``, inline (a call
+# would cost more than the count). One tick in TICK_EVERY reads the clock and compares it
+# with the calling thread's deadline. Straight-line programs (pygen) have no loop and
+# never tick.
+TICK_EVERY = 1024  # a power of two
+MASK = TICK_EVERY - 1
+next_tick = itertools.count(1).__next__
+deadlines = threading.local()  # .at: the calling thread's deadline (time.monotonic()), or None
+
+
+def tick() -> None:
+    if not next_tick() & MASK:
+        check_deadline()
+
+
+def check_deadline() -> None:
+    """Raise :class:`JqTimeout` when the calling thread's deadline has passed."""
+    at = getattr(deadlines, "at", None)
+    if at is not None and time.monotonic() > at:
+        raise JqTimeout()
+
+
+class deadline:
+    """Within the block, compiled code of this thread raises :class:`JqTimeout` after ``timeout`` s."""
+
+    __slots__ = ("_saved", "_timeout")
+
+    def __init__(self, timeout: float) -> None:
+        self._timeout = timeout
+
+    def __enter__(self) -> None:
+        self._saved = getattr(deadlines, "at", None)
+        deadlines.at = time.monotonic() + self._timeout
+
+    def __exit__(self, *exc: object) -> None:
+        deadlines.at = self._saved
+
 
 # ----------------------------------------------------------------------------- kinds
 
@@ -783,6 +826,7 @@ def each_paths_opt(v: Any, path: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, .
 
 def recurse_values(v: Any) -> Iterator[Any]:
     """``..`` == ``recurse(.[]?)``, pre-order."""
+    tick()
     yield v
     t = type(v)
     if t is list:
@@ -794,6 +838,7 @@ def recurse_values(v: Any) -> Iterator[Any]:
 
 
 def recurse_paths(v: Any, path: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...], Any]]:
+    tick()
     yield path, v
     t = type(v)
     if t is list:
