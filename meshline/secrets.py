@@ -42,6 +42,7 @@ passwords from any text (errors, dead-letter reasons).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -65,6 +66,7 @@ __all__ = [
     "mask",
     "mask_url",
     "remember",
+    "reveal",
     "secret_dir",
     "store",
 ]
@@ -72,7 +74,7 @@ __all__ = [
 MASK = "***"
 # what a secret read from Secret Manager by the workers is where it is not read (a Dataflow submission)
 DEFERRED = "SECRET-MANAGER-VALUE"
-SECRET_VERSION = re.compile(r"^projects/[^/\s]+/secrets/[^/\s]+/versions/[^/\s]+$")
+SECRET_VERSION = re.compile(r"projects/[^/\s]+/secrets/[^/\s]+/versions/[^/\s]+")  # use fullmatch
 SECRETS_DIR = "/etc/meshline/secrets"
 PARAM_ENV_PREFIX = "MESHLINE_PARAM_"
 
@@ -216,6 +218,22 @@ class Secret(str):
 
 def is_secret(value: Any) -> bool:
     return isinstance(value, Secret)
+
+
+def reveal(value: Any) -> Any:
+    """``value`` with every :class:`Secret` inside (dataclass fields, dicts, lists, tuples) as its
+    plain text: for a child process of this one, which has no store to resolve references
+    from. Never for anything that leaves the machine (a pipeline, a staged file)."""
+    if isinstance(value, Secret):
+        return str.__str__(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {f.name: reveal(getattr(value, f.name)) for f in dataclasses.fields(value) if f.init}
+        return dataclasses.replace(value, **changes)
+    if isinstance(value, dict):
+        return {reveal(k): reveal(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(reveal(v) for v in value)
+    return value
 
 
 def is_deferred(value: Any) -> bool:

@@ -159,7 +159,7 @@ def check_secrets(integration: Any, flag: str = "--param {name}=") -> None:
     given = {ref.partition(".")[2] for ref in integration.secret_refs}
     for p in integration.parameters:
         if p.secret and p.name not in given and p.default not in (None, ""):
-            if not isinstance(p.default, str) or not SECRET_VERSION.match(p.default.strip()):
+            if not isinstance(p.default, str) or not SECRET_VERSION.fullmatch(p.default.strip()):
                 problems.append(f"parameter {p.name} has a default value")
     if problems:
         example = flag.format(name="NAME") + "projects/PROJECT/secrets/SECRET/versions/VERSION"

@@ -371,7 +371,7 @@ def interpolate(
             raw = _raw_default(data, _index)
             if name not in params and isinstance(raw, str) and _ENV_ONLY.match(raw):
                 work.locators[f"params.{name}"] = "env:" + _ENV_ONLY.match(raw).group(1)  # type: ignore[union-attr]
-            if isinstance(value, str) and SECRET_VERSION.match(value.strip()):
+            if isinstance(value, str) and SECRET_VERSION.fullmatch(value.strip()):
                 work.locators[f"params.{name}"] = "secretmanager:" + value.strip()
                 value = secret_manager(value.strip()) if secret_manager is not None else DEFERRED
             if value is not _MISSING:

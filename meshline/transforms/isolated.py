@@ -32,6 +32,7 @@ import orjson
 from meshline.compiler.router_batch import BatchResult, StepResult
 from meshline.errors import TransformError
 from meshline.events import CloudEvent, from_json_dict
+from meshline.secrets import reveal
 from meshline.transforms.limits import seconds
 from meshline.transforms.sandbox import Child, ChildDied, ChildTimeout, become_child
 
@@ -45,7 +46,8 @@ class IsolatedStep:
     """A step built by ``builder(config)`` (``"module:function"``) inside a child process."""
 
     def __init__(self, builder: str, config: Any, what: str, timeout: float) -> None:
-        self._spec = (builder, config)
+        # The child is a process of this one with no secret store: it gets the values, over a pipe.
+        self._spec = (builder, reveal(config))
         self._what = what  # "python step": how reasons name the step
         self._timeout = float(timeout)
         self.batch_size = BATCH
