@@ -308,16 +308,18 @@ def from_json(raw: bytes | bytearray | memoryview | str) -> CloudEvent:
         d = orjson.loads(raw)
     except orjson.JSONDecodeError as e:
         raise EventError(f"not valid JSON: {e}") from None
-    if type(d) is dict:
-        event = _fast_event(d)
-        if event is not None:
-            if type(raw) is bytes:  # canonical(raw, d), inline: the hot path of every file source
+    if type(d) is dict:  # _fast_event(d), inline: the hot path of every file source
+        attrs = d.copy()
+        data = attrs.pop("data", None)
+        if "data_base64" not in attrs and valid_attributes(attrs):
+            if type(raw) is bytes:  # canonical(raw, d), inline
                 dumped = orjson.dumps(d)
                 exact = raw == dumped or (raw.startswith(dumped) and raw[len(dumped) :].isspace())
             else:
                 exact = canonical(raw, d)
             if exact:  # no repeated member, no rounded integer (meshline.jsontext)
-                if event.data is not None and len(d) == len(event.attributes) + 1:
+                event = CloudEvent(attrs, data)
+                if data is not None and len(d) == len(attrs) + 1:
                     event._form = d  # exactly the JSON form: valid attributes plus data
                 return event
     return _from_json_dict_checked(read_exact(raw, "object"), False)
