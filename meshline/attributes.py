@@ -284,12 +284,14 @@ KNOWN_NAMES: set[str] = set(CONTEXT_ATTRIBUTES)
 _TIMESTAMP_SHAPE = _TIMESTAMP.fullmatch
 
 
-def valid(attrs: dict[str, Any]) -> bool:
+def valid(attrs: dict[str, Any], unescaped: bool = False) -> bool:
     """True when every attribute is valid (the common case); ``False`` says "look closer".
 
     Whole-dict operations run in C: a key-set inclusion and a ``join`` that succeeds
     only when every value is a string; then one scan of the joined text for characters
-    the String type disallows, and one check per attribute that has a syntax of its own
+    the String type disallows (``unescaped``: the caller read the attributes from JSON
+    text holding no backslash, so ASCII text needs no scan), and one check per attribute
+    that has a syntax of its own
     (``source``, ``datacontenttype`` and ``dataschema`` are looked up among values seen
     before; ``time`` is one regular expression, ~0.3 µs).
     """
@@ -302,7 +304,12 @@ def valid(attrs: dict[str, Any]) -> bool:
         if scalars is None:
             return False
         text = scalars
-    if not text.isprintable() and bad_character(text) is not None:
+    if unescaped and text.isascii():
+        # Read from JSON text without a backslash: no escape made a control character, and
+        # JSON forbids them raw; in ASCII, DEL is the one disallowed character left.
+        if "\x7f" in text:
+            return False
+    elif not text.isprintable() and bad_character(text) is not None:
         return False
     if attrs.get("specversion") != SPECVERSION or not attrs.get("id") or not attrs.get("type"):
         return False

@@ -311,7 +311,8 @@ def from_json(raw: bytes | bytearray | memoryview | str) -> CloudEvent:
     if type(d) is dict:  # _fast_event(d), inline: the hot path of every file source
         attrs = d.copy()
         data = attrs.pop("data", None)
-        if "data_base64" not in attrs and valid_attributes(attrs):
+        unescaped = type(raw) is bytes and raw.find(b"\\") < 0  # no escape: see valid_attributes
+        if "data_base64" not in attrs and valid_attributes(attrs, unescaped):
             if type(raw) is bytes:  # canonical(raw, d), inline
                 dumped = orjson.dumps(d)
                 exact = raw == dumped or (raw.startswith(dumped) and raw[len(dumped) :].isspace())
