@@ -1,12 +1,16 @@
 """The CloudEvent element type, its Beam coder, and the CloudEvents bindings.
 
-Every element between Meshline stages is a :class:`CloudEvent` (spec 1.0):
+Every element between Meshline stages is a :class:`CloudEvent` (spec 1.0.2):
 ``attributes`` holds the context attributes and extensions (``str``, ``int`` or
 ``bool`` values) and ``data`` holds the payload — a JSON value, ``bytes`` for
 binary data (``data_base64`` in the JSON format), or ``None`` when absent.
 
 This module also carries the CloudEvents JSON format (both ways) and the HTTP and
-Kafka protocol bindings (binary and structured modes) the connectors share.
+Kafka protocol bindings (binary and structured modes) the connectors share. Every
+decoder accepts exactly the events the specification calls valid
+(:mod:`meshline.attributes` says which attributes are) and raises
+:class:`EventError` naming the attribute and the rule for the others; see
+``docs/cloudevents.md`` for what each binding accepts and refuses.
 
 Why not the ``cloudevents`` package's event class: it validates and copies on
 every construction and has no deterministic Beam coder; a slotted class with two
@@ -27,21 +31,41 @@ from urllib.parse import quote, unquote
 import orjson
 from apache_beam import coders
 
+from meshline.attributes import (
+    CONTEXT_ATTRIBUTES,
+    KNOWN_NAMES,
+    SPECVERSION,
+    bad_character,
+    is_name,
+    problem,
+    valid_media_type,
+)
+from meshline.attributes import problems as attribute_problems
+from meshline.attributes import valid as valid_attributes
 from meshline.errors import EventError
+from meshline.jsontext import canonical, dumps, parse_json, read_exact
 from meshline.secrets import mask
 
 __all__ = [
+    "CONTEXT_ATTRIBUTES",
     "ERROR_EXTENSIONS",
     "CloudEvent",
     "CloudEventCoder",
     "EventBatch",
+    "binary_content_type",
+    "binary_data",
     "dead_letter",
+    "decode_data",
     "each_event",
+    "encode_data",
+    "event_from_attributes",
     "from_http",
     "from_json",
     "from_json_dict",
     "from_kafka",
     "is_valid_extension_name",
+    "parse_json",
+    "structured_only",
     "to_http_binary",
     "to_http_structured",
     "to_json",
@@ -49,27 +73,36 @@ __all__ = [
     "to_kafka_structured",
 ]
 
-SPECVERSION = "1.0"
-REQUIRED = ("id", "source", "type")
-CONTEXT_ATTRIBUTES = frozenset(
-    ("specversion", "id", "source", "type", "subject", "time", "datacontenttype", "dataschema")
-)
 ERROR_EXTENSIONS = ("meshlineerror", "meshlineerrorstage", "meshlinetrigger", "meshlinestep")
 MAX_ERROR_BYTES = 1024
 STRUCTURED_CT = "application/cloudevents+json"
 BATCH_CT = "application/cloudevents-batch+json"
-
-_EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
-_JSON_CT = re.compile(r"^(application/json|text/json|[^;]*\+json)\s*(;.*)?$", re.IGNORECASE)
+_MAX_CACHED_NAMES = 4096
 
 
 def is_valid_extension_name(name: str) -> bool:
-    """A CloudEvents attribute name: lowercase ASCII letters and digits, at most 20."""
-    return bool(_EXTENSION_NAME.match(name))
+    """A CloudEvents attribute name: lowercase ASCII letters and digits (the whole string).
+
+    Names longer than 20 characters are valid: the specification only says they
+    SHOULD NOT be used.
+    """
+    return is_name(name)
 
 
-def _is_json_content_type(ct: str | None) -> bool:
-    return ct is None or bool(_JSON_CT.match(ct))
+_JSON_MEDIA: dict[str, bool] = {}
+
+
+def _is_json_content_type(ct: Any) -> bool:
+    """JSON format §3.1: no content type, or a media type ``*/json`` or ``*/*+json``."""
+    if ct is None:
+        return True
+    known = _JSON_MEDIA.get(ct) if type(ct) is str else False
+    if known is None:
+        subtype = ct.split(";", 1)[0].strip().lower().partition("/")[2]
+        known = subtype == "json" or subtype.endswith("+json")
+        if len(_JSON_MEDIA) < _MAX_CACHED_NAMES:
+            _JSON_MEDIA[ct] = known
+    return known
 
 
 class CloudEvent:
@@ -198,37 +231,24 @@ def from_json_dict(d: Any, *, default_specversion: bool = False) -> CloudEvent:
     return _from_json_dict_checked(d, default_specversion)
 
 
-# Attribute names already known to be valid; the hot path checks membership only.
-_VALID_NAMES: set[str] = set(CONTEXT_ATTRIBUTES)
-_MAX_CACHED_NAMES = 4096
-
-
-_SCALAR_TYPES = frozenset((str, int, bool))
-
-
 def _fast_event(d: dict[str, Any]) -> CloudEvent | None:
-    """The event of a well-formed JSON form, or ``None`` to take the checked path.
-
-    Whole-dict operations run in C: a copy, a key-set inclusion, and a ``join`` that
-    succeeds only when every attribute is a string (else a set of value types).
-    """
+    """The event of a well-formed JSON form, or ``None`` to take the checked path."""
     attrs = d.copy()
     data = attrs.pop("data", None)
-    if "data_base64" in attrs or not _VALID_NAMES.issuperset(attrs):
+    if "data_base64" in attrs or not valid_attributes(attrs):
         return None
-    try:
-        "".join([*attrs.values()])  # every attribute a string: the common case
-    except TypeError:
-        if not set(map(type, attrs.values())) <= _SCALAR_TYPES:
-            return None
-        if type(attrs.get("id")) is not str or type(attrs.get("source")) is not str:
-            return None
-        if type(attrs.get("type")) is not str:
-            return None
-    if attrs.get("specversion") != SPECVERSION:
-        return None
-    if not (attrs.get("id") and attrs.get("source") and attrs.get("type")):
-        return None
+    return CloudEvent(attrs, data)
+
+
+def event_from_attributes(attrs: dict[str, Any], data: Any = None) -> CloudEvent:
+    """An event from the attributes a binary-mode binding decoded; raise :class:`EventError`.
+
+    ``attrs`` holds canonical strings or native values, never a ``data`` member.
+    """
+    if not valid_attributes(attrs):
+        problems = attribute_problems(attrs)
+        if problems:
+            raise EventError("; ".join(problems))
     return CloudEvent(attrs, data)
 
 
@@ -241,6 +261,8 @@ def _from_json_dict_checked(d: Any, default_specversion: bool) -> CloudEvent:
     for k, v in d.items():
         if k == "data":
             data = v
+        elif v is None:
+            continue  # null attributes are absent (JSON format §2.2)
         elif k == "data_base64":
             if not isinstance(v, str):
                 problems.append("data_base64 must be a string")
@@ -248,33 +270,18 @@ def _from_json_dict_checked(d: Any, default_specversion: bool) -> CloudEvent:
             try:
                 data = base64.b64decode(v, validate=True)
             except ValueError:
-                problems.append("data_base64 is not valid base64")
-        elif isinstance(v, (str, bool, int)) and not isinstance(v, float):
-            if k not in _VALID_NAMES and not is_valid_extension_name(k):
-                problems.append(f"invalid attribute name {k!r} (lowercase letters and digits, at most 20)")
-            else:
-                if len(_VALID_NAMES) < _MAX_CACHED_NAMES:
-                    _VALID_NAMES.add(k)
-                attrs[k] = v
-        elif v is None:
-            continue  # null attributes are absent (CloudEvents JSON format, 3.1)
+                problems.append("data_base64 is not valid base64 (RFC 4648)")
+        elif not isinstance(v, (str, int)) or type(v) is float:  # bool is an int
+            got = "a number that is not an integer" if type(v) is float else f"an {_json_type(v)}"
+            types = "a string" if k in CONTEXT_ATTRIBUTES else "a string, integer or boolean"
+            problems.append(f"attribute {k!r} must be {types}, got {got}")
         else:
-            problems.append(f"attribute {k!r} must be a string, integer or boolean, got {_json_type(v)}")
-    if "data" in d and "data_base64" in d:
-        problems.append("both data and data_base64 are present")
-    if "specversion" not in attrs:
-        if default_specversion:
-            attrs["specversion"] = SPECVERSION
-        else:
-            problems.append("missing required attribute 'specversion'")
-    elif attrs["specversion"] != SPECVERSION:
-        problems.append(f"unsupported specversion {attrs['specversion']!r} (expected '1.0')")
-    for name in REQUIRED:
-        v = attrs.get(name)
-        if v is None:
-            problems.append(f"missing required attribute {name!r}")
-        elif not isinstance(v, str) or not v:
-            problems.append(f"attribute {name!r} must be a non-empty string")
+            attrs[k] = v
+    if "data" in d and d.get("data_base64") is not None:
+        problems.append("both data and data_base64 are present (JSON format §3.1.1: mutually exclusive)")
+    if "specversion" not in attrs and default_specversion:
+        attrs["specversion"] = SPECVERSION
+    problems.extend(attribute_problems(attrs))
     if problems:
         raise EventError("; ".join(problems))
     return CloudEvent(attrs, data)
@@ -296,24 +303,36 @@ def _json_type(v: Any) -> str:
     return type(v).__name__
 
 
-def from_json(raw: bytes | str) -> CloudEvent:
+def from_json(raw: bytes | bytearray | memoryview | str) -> CloudEvent:
     """Parse one structured CloudEvent (JSON text); raise :class:`EventError`."""
     try:
         d = orjson.loads(raw)
     except orjson.JSONDecodeError as e:
         raise EventError(f"not valid JSON: {e}") from None
-    if type(d) is dict:
-        event = _fast_event(d)
-        if event is not None:
-            if event.data is not None and len(d) == len(event.attributes) + 1:
-                event._form = d  # exactly the JSON form: valid attributes plus data
-            return event
-    return _from_json_dict_checked(d, False)
+    if type(d) is dict:  # _fast_event(d), inline: the hot path of every file source
+        attrs = d.copy()
+        data = attrs.pop("data", None)
+        unescaped = type(raw) is bytes and raw.find(b"\\") < 0  # no escape: see valid_attributes
+        if "data_base64" not in attrs and valid_attributes(attrs, unescaped):
+            if type(raw) is bytes:  # canonical(raw, d), inline
+                dumped = orjson.dumps(d)
+                exact = raw == dumped or (raw.startswith(dumped) and raw[len(dumped) :].isspace())
+            else:
+                exact = canonical(raw, d)
+            if exact:  # no repeated member, no rounded integer (meshline.jsontext)
+                event = CloudEvent(attrs, data)
+                if data is not None and len(d) == len(attrs) + 1:
+                    event._form = d  # exactly the JSON form: valid attributes plus data
+                return event
+    return _from_json_dict_checked(read_exact(raw, "object"), False)
 
 
 def to_json(event: CloudEvent) -> bytes:
     """The CloudEvents JSON format as UTF-8 bytes."""
-    return orjson.dumps(event.json_form())
+    try:
+        return orjson.dumps(event.json_form())
+    except orjson.JSONEncodeError:
+        return dumps(event.json_form())  # integers beyond 64 bits
 
 
 # --------------------------------------------------------------------------- Beam coder
@@ -408,6 +427,8 @@ def dead_letter(
     URL passwords are masked (:func:`meshline.secrets.mask`).
     """
     message = mask(error if isinstance(error, str) else _error_message(error))
+    if not message.isprintable():  # a String attribute: no newlines or other controls
+        message = _printable(message)
     encoded = message.encode("utf-8")
     if len(encoded) > MAX_ERROR_BYTES:
         message = encoded[: MAX_ERROR_BYTES - 3].decode("utf-8", "ignore") + "..."
@@ -417,6 +438,19 @@ def dead_letter(
     attrs["meshlinetrigger"] = trigger
     attrs["meshlinestep"] = step
     return CloudEvent(attrs, event.data)
+
+
+def _printable(text: str) -> str:
+    """``text`` with the characters the String type disallows replaced (whitespace by a space)."""
+    out = []
+    for c in text:
+        if c in "\t\n\r":
+            out.append(" ")
+        elif bad_character(c) is not None:
+            out.append("\ufffd")
+        else:
+            out.append(c)
+    return "".join(out)
 
 
 def _error_message(error: BaseException) -> str:
@@ -438,54 +472,119 @@ def encode_data(event: CloudEvent) -> bytes:
         return bytes(data)
     if isinstance(data, str) and not _is_json_content_type(event.attributes.get("datacontenttype")):
         return data.encode("utf-8")
-    return orjson.dumps(data)
+    return dumps(data)
 
 
 def decode_data(body: bytes | None, content_type: str | None) -> Any:
-    """A message body as event data: JSON for JSON content types, text for text/*, else bytes."""
+    """A message body as event data: JSON for JSON content types, text for text/* and XML, else bytes.
+
+    Without a content type the body is JSON when it parses, else bytes — for wrapping
+    messages that are not CloudEvents. (A CloudEvent in binary mode without a content
+    type has opaque data: JSON format §3.1 implies ``application/json`` only for the
+    JSON format itself.)
+    """
     if not body:
         return None
-    if content_type is None or _is_json_content_type(content_type):
+    if content_type is None:
         try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError:
-            if content_type is not None:
-                raise EventError("body is not valid JSON although its content type says so") from None
+            return parse_json(body)
+        except EventError:
             return bytes(body)
-    if content_type.lower().startswith("text/"):
+    return binary_data(body, content_type)
+
+
+def binary_data(body: bytes | bytearray | memoryview | None, content_type: str | None) -> Any:
+    """A binary-mode body as event data, as its content type declares it: JSON for ``*/json``
+    and ``*/*+json``; text for ``text/*`` and XML in UTF-8; else (and without a content
+    type) bytes."""
+    if not body:
+        return None  # an empty body is no data
+    if content_type is None:
+        return bytes(body)
+    if _is_json_content_type(content_type):
+        try:
+            return parse_json(body)
+        except EventError as e:
+            raise EventError(f"the body is not valid JSON although its content type says so ({e})") from None
+    media, _, params = content_type.partition(";")
+    media = media.strip().lower()
+    if (media.startswith("text/") or media.endswith(("/xml", "+xml"))) and _utf8(params):
         try:
             return bytes(body).decode("utf-8")
         except UnicodeDecodeError:
-            return bytes(body)
+            pass
     return bytes(body)
 
 
+_CHARSET = re.compile(r'(?:^|;)[ \t]*charset[ \t]*=[ \t]*"?([^";]*)', re.IGNORECASE)
+
+
+def _utf8(params: str) -> bool:
+    """The media type's parameters name no charset, or UTF-8 (or its subset US-ASCII)."""
+    m = _CHARSET.search(params)
+    return m is None or m.group(1).strip().lower() in ("utf-8", "utf8", "us-ascii")
+
+
 def _attr_str(v: Any) -> str:
-    if isinstance(v, bool):
+    """The canonical string of an attribute value (Type System)."""
+    if type(v) is str:
+        return v
+    if type(v) is bool:
         return "true" if v else "false"
-    return str(v)
+    if type(v) is int:
+        return str(v)
+    raise EventError(f"an attribute value must be a string, integer or boolean, got {type(v).__name__}")
+
+
+def binary_content_type(event: CloudEvent) -> str | None:
+    """The content type binary mode declares: ``datacontenttype``, else ``application/json``
+    for JSON data (JSON format §3.1.2: the implied type, set explicitly), else none."""
+    ct = event.attributes.get("datacontenttype")
+    if ct is not None:
+        if type(ct) is not str or not valid_media_type(ct):
+            raise EventError(problem("datacontenttype", ct) or f"invalid datacontenttype {ct!r}")
+        return ct
+    data = event.data
+    if data is None or isinstance(data, (bytes, bytearray, memoryview)):
+        return None
+    return "application/json"
+
+
+def _header_name(prefix: str, name: str, value: Any) -> str:
+    if name in KNOWN_NAMES or is_name(name):
+        return prefix + name
+    raise EventError(problem(name, value) or f"invalid attribute name {name!r}")
 
 
 # --------------------------------------------------------------------------- HTTP binding
 
-# Per the HTTP binding, header values are percent-encoded outside printable ASCII
-# (and '%', '"'). quote() with this safe set encodes exactly those.
+# HTTP binding §3.1.3.2: percent-encode space, '"', '%' and everything outside printable
+# ASCII (U+0021-U+007E). quote() with this safe set encodes exactly those, upper case.
 _HTTP_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in '%"')
+_MALFORMED_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def structured_only(ct: Any) -> bool:
+    """Data whose content type is a CloudEvents format cannot travel in binary mode: a receiver
+    would read the message as structured (HTTP §3, Kafka §3, AMQP §3). Such events are sent in
+    structured mode instead."""
+    return type(ct) is str and ct[:23].lower() == "application/cloudevents"
 
 
 def to_http_binary(event: CloudEvent) -> tuple[dict[str, str], bytes]:
     """Binary mode: ``ce-*`` headers plus the data as body."""
+    if structured_only(event.attributes.get("datacontenttype")):
+        return to_http_structured(event)
     headers: dict[str, str] = {}
     for k, v in event.attributes.items():
-        if k == "datacontenttype":
-            headers["content-type"] = v
-        else:
-            headers["ce-" + k] = quote(_attr_str(v), safe=_HTTP_SAFE)
-    if "content-type" not in headers and event.data is not None:
-        if isinstance(event.data, (bytes, bytearray, memoryview)):
-            headers["content-type"] = "application/octet-stream"
-        else:
-            headers["content-type"] = "application/json"
+        if k != "datacontenttype":
+            try:
+                headers[_header_name("ce-", k, v)] = quote(_attr_str(v), safe=_HTTP_SAFE)
+            except UnicodeEncodeError:
+                raise EventError(problem(k, v) or f"attribute {k!r} is not valid Unicode") from None
+    ct = binary_content_type(event)
+    if ct is not None:
+        headers["content-type"] = ct
     return headers, encode_data(event)
 
 
@@ -494,42 +593,116 @@ def to_http_structured(event: CloudEvent) -> tuple[dict[str, str], bytes]:
     return {"content-type": STRUCTURED_CT + "; charset=utf-8"}, to_json(event)
 
 
+def _http_value(header: str, value: str) -> str:
+    """HTTP binding §3.1.3.2: undo RFC 7230 quoted strings, then one strict percent-decoding."""
+    v = value.strip(" \t")
+    if '"' in v:
+        v = _unquote_quoted_strings(header, v)
+    if not v.isascii():
+        raise EventError(
+            f"header {header!r}: a value must be US-ASCII, other characters percent-encoded "
+            "(HTTP binding §3.1.3.2)"
+        )
+    if "%" not in v:
+        return v
+    if _MALFORMED_PERCENT.search(v):
+        raise EventError(f"header {header!r}: '%' not followed by two hex digits (HTTP binding §3.1.3.2)")
+    try:
+        return unquote(v, errors="strict")
+    except UnicodeDecodeError:
+        raise EventError(
+            f"header {header!r}: percent-encoded bytes that are not valid UTF-8 (HTTP binding §3.1.3.2)"
+        ) from None
+
+
+def _unquote_quoted_strings(header: str, v: str) -> str:
+    """RFC 7230 §3.2.6: each quoted-string loses its quotes and its backslash escapes."""
+    out: list[str] = []
+    i, n = 0, len(v)
+    while i < n:
+        c = v[i]
+        i += 1
+        if c != '"':
+            out.append(c)
+            continue
+        while True:
+            if i >= n:
+                raise EventError(f"header {header!r}: unterminated quoted string (RFC 7230 §3.2.6)")
+            c = v[i]
+            i += 1
+            if c == '"':
+                break
+            if c == "\\":
+                if i >= n:
+                    raise EventError(f"header {header!r}: unterminated quoted string (RFC 7230 §3.2.6)")
+                c = v[i]
+                i += 1
+            out.append(c)
+    return "".join(out)
+
+
 def from_http(headers: Mapping[str, str], body: bytes) -> list[CloudEvent] | None:
     """Events in an HTTP message (binary, structured or batch mode).
 
     Returns ``None`` when the message is not a CloudEvent at all (so a caller can
     wrap it) and raises :class:`EventError` when it claims to be one but is broken.
     """
-    h = {k.lower(): v for k, v in headers.items()}
-    ct = h.get("content-type", "")
-    media = ct.split(";", 1)[0].strip().lower()
+    h: dict[str, str] = {}
+    twice: list[str] = []
+    for k, v in headers.items():
+        n = k.lower()
+        if n in h and (n.startswith("ce-") or n == "content-type"):
+            twice.append(n)
+        h[n] = v
+    ct = h.get("content-type")
+    if ct is not None:
+        ct = ct.strip(" \t")  # present but empty is an invalid datacontenttype, not none
+    media = ct.split(";", 1)[0].strip().lower() if ct else ""
     if media == STRUCTURED_CT:
         return [from_json(body)]
     if media == BATCH_CT:
-        try:
-            items = orjson.loads(body)
-        except orjson.JSONDecodeError as e:
-            raise EventError(f"batch is not valid JSON: {e}") from None
-        if not isinstance(items, list):
-            raise EventError("a CloudEvents batch must be a JSON array")
-        return [from_json_dict(i) for i in items]
+        return _from_batch(body)
     if "ce-specversion" not in h:
         return None
-    attrs: dict[str, Any] = {}
-    for k, v in h.items():
-        if k.startswith("ce-"):
-            attrs[k[3:]] = unquote(v)
-    if ct:
+    if twice:
+        raise EventError(
+            f"header {twice[0]!r} appears more than once (an attribute MUST appear at most once)"
+        )
+    if "ce-datacontenttype" in h:
+        raise EventError(
+            "header 'ce-datacontenttype' must not be present: in binary mode the content type is "
+            "the Content-Type header (HTTP binding §3.1.1)"
+        )
+    attrs: dict[str, Any] = {n[3:]: _http_value(n, v) for n, v in h.items() if n.startswith("ce-")}
+    if ct is not None:
         attrs["datacontenttype"] = ct
-    event = from_json_dict(attrs)
-    event.data = decode_data(body, ct or None)
-    return [event]
+    return [event_from_attributes(attrs, binary_data(body, ct))]
+
+
+def _from_batch(body: bytes) -> list[CloudEvent]:
+    """JSON batch format (§4): an array of events in the JSON format."""
+    try:
+        items = orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        raise EventError(f"batch is not valid JSON: {e}") from None
+    if not isinstance(items, list):
+        raise EventError("a CloudEvents batch must be a JSON array")
+    if not canonical(body, items):
+        items = read_exact(body, "batch")
+    events = []
+    for n, item in enumerate(items, 1):
+        try:
+            events.append(from_json_dict(item))
+        except EventError as e:
+            raise EventError(f"batch item {n}: {e}") from None
+    return events
 
 
 # --------------------------------------------------------------------------- Kafka binding
 
 
 def _kafka_key(event: CloudEvent, key_attribute: str | None) -> bytes | None:
+    """The record key (a key mapper, Kafka binding §3.1): it reads the event, never changes it."""
     attrs = event.attributes
     if key_attribute:
         v = attrs.get(key_attribute)
@@ -542,14 +715,20 @@ def _kafka_key(event: CloudEvent, key_attribute: str | None) -> bytes | None:
 
 _KAFKA_HEADER_NAMES: dict[str, str] = {"datacontenttype": "content-type"}
 _JSON_CT_HEADER = ("content-type", b"application/json")
-_BYTES_CT_HEADER = ("content-type", b"application/octet-stream")
 
 
-def _kafka_header_name(attribute: str) -> str:
-    name = "ce_" + attribute
-    if len(_KAFKA_HEADER_NAMES) < _MAX_CACHED_NAMES:
-        _KAFKA_HEADER_NAMES[attribute] = name
-    return name
+def _kafka_header(name: str, value: Any) -> tuple[str, bytes]:
+    header = _KAFKA_HEADER_NAMES.get(name)
+    if header is None:
+        header = _header_name("ce_", name, value)
+        if len(_KAFKA_HEADER_NAMES) < _MAX_CACHED_NAMES:
+            _KAFKA_HEADER_NAMES[name] = header
+    elif name == "datacontenttype" and type(value) is not str:
+        raise EventError(problem(name, value) or "invalid datacontenttype")
+    try:
+        return header, _attr_str(value).encode()
+    except UnicodeEncodeError:
+        raise EventError(problem(name, value) or f"attribute {name!r} is not valid Unicode") from None
 
 
 def to_kafka_binary(
@@ -557,21 +736,27 @@ def to_kafka_binary(
 ) -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
     """Binary mode: ``ce_*`` headers, data as value; key = ``partitionkey``/``subject``/``id``."""
     attrs = event.attributes
+    ct = attrs.get("datacontenttype")
+    if ct is not None and structured_only(ct):
+        return to_kafka_structured(event, key_attribute)
     names = _KAFKA_HEADER_NAMES
     headers: list[tuple[str, bytes]] = []
     add = headers.append
     try:  # the common case: string attributes whose header names are cached
         for k, v in attrs.items():
             add((names[k], v.encode()))
-    except (KeyError, AttributeError):
-        headers = [
-            (names.get(k) or _kafka_header_name(k), v.encode() if type(v) is str else _attr_str(v).encode())
-            for k, v in attrs.items()
-        ]
+    except (KeyError, AttributeError, UnicodeEncodeError):
+        headers = [_kafka_header(k, v) for k, v in attrs.items()]
     data = event.data
-    value = orjson.dumps(data) if type(data) is dict or type(data) is list else encode_data(event)
-    if data is not None and "datacontenttype" not in attrs:
-        headers.append(_BYTES_CT_HEADER if isinstance(data, (bytes, bytearray)) else _JSON_CT_HEADER)
+    if type(data) is dict or type(data) is list:
+        try:
+            value = orjson.dumps(data)
+        except orjson.JSONEncodeError:
+            value = dumps(data)
+    else:
+        value = encode_data(event)
+    if data is not None and ct is None and not isinstance(data, (bytes, bytearray)):
+        headers.append(_JSON_CT_HEADER)
     return _kafka_key(event, key_attribute), value, headers
 
 
@@ -582,24 +767,67 @@ def to_kafka_structured(
     return _kafka_key(event, key_attribute), to_json(event), [("content-type", STRUCTURED_CT.encode())]
 
 
+def _kafka_text(header: str, v: Any) -> str:
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        try:
+            return bytes(v).decode("utf-8")
+        except UnicodeDecodeError:
+            raise EventError(
+                f"header {header!r} is not UTF-8 (Kafka binding §3.2.3: header values MUST be UTF-8)"
+            ) from None
+    return str(v)
+
+
 def from_kafka(
     key: bytes | None, value: bytes | None, headers: Iterable[tuple[str, bytes | None]] | None
 ) -> CloudEvent | None:
-    """The event in a Kafka record, or ``None`` when the record is not a CloudEvent."""
-    h: dict[str, str] = {}
+    """The event in a Kafka record, or ``None`` when the record is not a CloudEvent.
+
+    The record key is not part of the event (Kafka binding §3.1: a key mapper MUST NOT
+    modify the event): ``partitionkey`` is the ``ce_partitionkey`` header's, if any.
+    Header names are matched with the ``ce_`` prefix in any case, the attribute name
+    as it is; a broken header matters only when the record is in binary mode.
+    """
+    attrs: dict[str, Any] = {}
+    ct: Any = None
+    wrong = ""  # the first refusal, raised if the record is in binary mode
     for k, v in headers or ():
-        if v is not None:
-            h[k.lower()] = v.decode("utf-8", "replace") if isinstance(v, (bytes, bytearray)) else str(v)
-    ct = h.get("content-type")
-    if ct is not None and ct.split(";", 1)[0].strip().lower() == STRUCTURED_CT:
-        return from_json(value or b"")
-    if "ce_specversion" not in h:
+        if k.startswith("ce_") or k[:3].lower() == "ce_":
+            if v is None:
+                continue
+            name = k[3:]
+            if name in attrs:
+                wrong = (
+                    wrong or f"header {k!r} appears more than once (an attribute MUST appear at most once)"
+                )
+                continue
+            try:
+                attrs[name] = v.decode()
+            except (AttributeError, UnicodeDecodeError):
+                try:
+                    attrs[name] = _kafka_text(k, v)
+                except EventError as e:
+                    wrong = wrong or str(e)
+                    attrs[name] = ""
+        elif v is not None and k.lower() == "content-type":
+            if ct is not None:
+                wrong = wrong or "header 'content-type' appears more than once"
+            ct = v
+    if ct is not None:
+        ct = _kafka_text("content-type", ct)
+        if ct[:23].lower() == "application/cloudevents" and (
+            ct.split(";", 1)[0].strip().lower() == STRUCTURED_CT
+        ):
+            return from_json(value or b"")
+    if "specversion" not in attrs:
         return None
-    attrs: dict[str, Any] = {k[3:]: v for k, v in h.items() if k.startswith("ce_")}
-    if ct:
+    if wrong:
+        raise EventError(wrong)
+    if "datacontenttype" in attrs:
+        raise EventError(
+            "header 'ce_datacontenttype' must not be present: in binary mode the content type is "
+            "the content-type header (Kafka binding §3.2.1)"
+        )
+    if ct is not None:
         attrs["datacontenttype"] = ct
-    if key is not None and "partitionkey" not in attrs:
-        attrs["partitionkey"] = key.decode("utf-8", "replace")
-    event = from_json_dict(attrs)
-    event.data = decode_data(value, ct)
-    return event
+    return event_from_attributes(attrs, binary_data(value, ct))

@@ -28,6 +28,7 @@ import uuid
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any, Literal
+from urllib.parse import quote
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -66,9 +67,10 @@ class FileSourceConfig:
 
 
 def _file_url(path: str) -> str:
+    """The ``source`` of a file's events: a URI-reference, so a local path is percent-encoded."""
     if "://" in path:
         return path
-    return "file://" + os.path.abspath(path)
+    return "file://" + quote(os.path.abspath(path))
 
 
 class _ReadFileFn(beam.DoFn):

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from meshline.attributes import bad_character
 from meshline.config import Duration, doc
 from meshline.connectors.unbounded import Message, ReadFromQueue
 from meshline.errors import EventError
@@ -89,7 +90,7 @@ def message_to_event(
     }
     for k, v in attributes.items():
         name = k.lower()
-        if is_valid_extension_name(name) and name not in attrs:
+        if is_valid_extension_name(name) and name not in attrs and bad_character(v) is None:  # a String
             attrs[name] = v
     return CloudEvent(attrs, decode_data(data, None))
 

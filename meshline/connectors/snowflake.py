@@ -59,8 +59,8 @@ __all__ = ["TARGET", "SnowflakeConfig", "WriteToSnowflake", "merge_statement", "
 
 _LOGGER = logging.getLogger(__name__)
 
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,254}$")
-_STAGE = re.compile(r"^@?[A-Za-z_][A-Za-z0-9_$.%/]{0,254}$")
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,254}\Z")
+_STAGE = re.compile(r"^@?[A-Za-z_][A-Za-z0-9_$.%/]{0,254}\Z")
 DEFAULT_COLUMNS = {
     "ID": "id",
     "SOURCE": "source",

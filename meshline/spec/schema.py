@@ -32,13 +32,16 @@ __all__ = [
 API_VERSION = "meshline.dev/v1alpha1"
 KIND = "Integration"
 DIALECTS = ("exact", "prefix", "suffix", "all", "any", "not", "cesql", "jq")
-DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
-PARAMETER_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# Patterns are checked by Python's re.search and, in editors, as ECMA-262 regexes: a bare
+# "$" would also match before a final newline in Python ("name\n"), so names end in
+# "$(?!\n)", an end of input in both dialects.
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$(?!\n)"
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$(?!\n)"
+PARAMETER_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$(?!\n)"
 # the same grammar as meshline.config.parse_duration
 DURATION_PATTERN = r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$"
-ATTRIBUTE_NAME = r"^[a-z0-9]+$"
-_EXTENSION_NAME = r"^(?!data$)[a-z0-9]+$"
+ATTRIBUTE_NAME = r"^[a-z0-9]+$(?!\n)"
+_EXTENSION_NAME = r"^(?!data$)[a-z0-9]+$(?!\n)"
 
 _KINDS = {"sources": "source", "targets": "target", "transformations": "transformation"}
 

@@ -97,6 +97,7 @@ from typing import Any, Literal
 
 import orjson
 
+from meshline.attributes import problem as attribute_problem
 from meshline.config import Duration, doc
 from meshline.errors import TransformError
 from meshline.events import CONTEXT_ATTRIBUTES, CloudEvent, is_valid_extension_name
@@ -115,12 +116,12 @@ _REQUIRED = ("id", "source", "type")
 _RESERVED = CONTEXT_ATTRIBUTES | {"data"}
 MAX_INDEX = 100_000
 
-_INDEXED = re.compile(r"^([^\[\]]*)((?:\[\d+\])+)$")
-_NEGATIVE = re.compile(r"\[-\d+\]$")
+_INDEXED = re.compile(r"^([^\[\]]*)((?:\[\d+\])+)\Z")
+_NEGATIVE = re.compile(r"\[-\d+\]\Z")
 _INDEX = re.compile(r"\[(\d+)\]")
 # A "( … )" group: brackets not escaped with a backslash, nothing bracketed inside.
 _GROUP = re.compile(r"(?<!\\)\(([^()]*?)(?<!\\)\)")
-_JSON_CT = re.compile(r"^(application/json|text/json|[^;]*\+json)\s*(;.*)?$", re.IGNORECASE)
+_JSON_CT = re.compile(r"^(application/json|text/json|[^;]*\+json)\s*(;.*)?\Z", re.IGNORECASE)
 
 Step = str | int  # an object member name, or an array index
 Path = tuple[Step, ...]
@@ -769,6 +770,8 @@ def _attributes_from(document: Any) -> dict[str, Any]:
             problems.append(f"required attribute {name!r} is missing or empty")
     if attributes.get("specversion") != "1.0":
         problems.append(f"specversion must be '1.0', got {attributes.get('specversion')!r}")
+    if not problems:  # each value valid for its attribute (CloudEvents type system)
+        problems.extend(p for name, value in attributes.items() if (p := attribute_problem(name, value)))
     if problems:
         raise TransformError("mapping context: " + "; ".join(problems))
     return attributes

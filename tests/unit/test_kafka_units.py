@@ -134,7 +134,10 @@ def test_cloudevents_pass_through_in_both_modes():
     event, problem = DECODER.decode(
         "t", 0, 1, b"k", b'{"a": 1}', [*binary, ("content-type", b"application/json")], 1
     )
-    assert problem is None and event.id == "x" and event.data == {"a": 1} and event.get("partitionkey") == "k"
+    assert problem is None and event.id == "x" and event.data == {"a": 1}
+    assert "partitionkey" not in event.attributes  # the record key is not added (Kafka binding §3.1)
+    event, _ = DECODER.decode("t", 0, 1, b"k", None, [*binary, ("ce_partitionkey", b"p")], 1)
+    assert event.get("partitionkey") == "p"  # the event's own partitionkey, not the key
     structured = b'{"specversion": "1.0", "id": "y", "source": "/s", "type": "t.t", "data": 2}'
     event, problem = DECODER.decode(
         "t", 0, 2, None, structured, [("Content-Type", b"application/cloudevents+json; charset=utf-8")], 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import decimal
 import hashlib
@@ -11,17 +12,21 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import orjson
 
+from meshline.attributes import bad_character, problem
 from meshline.connectors.delivery import PermanentError, reason
 from meshline.errors import EventError
 from meshline.events import (
     BATCH_CT,
     STRUCTURED_CT,
     CloudEvent,
-    decode_data,
+    binary_content_type,
+    binary_data,
     encode_data,
+    event_from_attributes,
     from_json,
-    from_json_dict,
     is_valid_extension_name,
+    parse_json,
+    structured_only,
     to_json,
 )
 
@@ -81,17 +86,31 @@ def source_uri(url: str, queue: str) -> str:
 # --------------------------------------------------------------------------- message → event
 
 
-def _attr_value(v: Any) -> Any:
-    if isinstance(v, bytes):
-        return v.decode("utf-8", "replace")
-    if isinstance(v, dt.datetime):
-        t = v if v.tzinfo else v.replace(tzinfo=dt.UTC)
-        return t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+def _time_text(v: dt.datetime) -> str:
+    t = v if v.tzinfo else v.replace(tzinfo=dt.UTC)
+    return t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _attr_value(name: str, v: Any) -> Any:
+    """A header value as a CloudEvents attribute value (AMQP binding §3.1.3.2).
+
+    Native AMQP types map to their CloudEvents types: boolean, integer, string; a
+    timestamp is a ``Timestamp`` (its RFC 3339 string) and binary is ``Binary`` (its
+    canonical string, Base64). A decimal is taken when it is a whole number (the
+    binding MAY accept numeric types other than long). Anything else has no
+    CloudEvents type.
+    """
     if isinstance(v, (bool, int, str)):
         return v
-    if isinstance(v, decimal.Decimal):
-        return str(v)
-    raise EventError(f"unsupported header value of type {type(v).__name__}")
+    if isinstance(v, (bytes, bytearray)):
+        return base64.b64encode(bytes(v)).decode("ascii")
+    if isinstance(v, dt.datetime):
+        return _time_text(v)
+    if isinstance(v, decimal.Decimal) and v == v.to_integral_value():
+        return int(v)
+    raise EventError(
+        f"header {name!r}: a {type(v).__name__} value has no CloudEvents type (AMQP binding §3.1.3.2)"
+    )
 
 
 def _loose_data(body: bytes, content_type: str | None) -> tuple[Any, str | None]:
@@ -101,8 +120,8 @@ def _loose_data(body: bytes, content_type: str | None) -> tuple[Any, str | None]
     media = (content_type or "").split(";", 1)[0].strip().lower()
     if not media or media == "application/json" or media.endswith("+json") or media == "text/json":
         try:
-            return orjson.loads(body), content_type
-        except orjson.JSONDecodeError:
+            return parse_json(body), content_type
+        except EventError:
             pass
     if not media or media.startswith("text/") or media.endswith(("/xml", "+xml", "/json", "+json")):
         try:
@@ -111,6 +130,28 @@ def _loose_data(body: bytes, content_type: str | None) -> tuple[Any, str | None]
             return body, content_type or "application/octet-stream"
         return text, content_type or "text/plain"
     return body, content_type
+
+
+def _binary_event(headers: dict[str, Any], ct: str | None, body: bytes) -> CloudEvent:
+    """A binary-mode message: ``cloudEvents:`` / ``cloudEvents_`` headers and the body as data."""
+    attrs: dict[str, Any] = {}
+    for k, v in headers.items():
+        if k[:12].lower() not in PREFIXES or v is None:
+            continue
+        name = k[12:]  # attribute names are lower case: "cloudEvents:ID" names no attribute
+        if name in attrs:
+            raise EventError(
+                f"attribute {name!r} appears in two headers (an attribute MUST appear at most once)"
+            )
+        if name == "datacontenttype":
+            raise EventError(
+                f"header {k!r} must not be present: in binary mode the content type is the message's "
+                "content_type property (AMQP binding §3.1.1)"
+            )
+        attrs[name] = _attr_value(k, v)
+    if ct is not None:
+        attrs["datacontenttype"] = ct
+    return event_from_attributes(attrs, binary_data(body, ct))
 
 
 def message_to_event(source: str, method: Any, properties: Any, body: bytes) -> CloudEvent:
@@ -122,14 +163,8 @@ def message_to_event(source: str, method: Any, properties: Any, body: bytes) -> 
         return from_json(body)
     if media == BATCH_CT:
         raise EventError("CloudEvents batch mode is not supported over AMQP: one event per message")
-    ce = {k[12:].lower(): v for k, v in headers.items() if k[:12].lower() in PREFIXES}
-    if ce:
-        attrs = {k: _attr_value(v) for k, v in ce.items() if v is not None}
-        if ct:
-            attrs["datacontenttype"] = ct
-        event = from_json_dict(attrs)
-        event.data = decode_data(body, ct)
-        return event
+    if any(k[:12].lower() in PREFIXES for k in headers):
+        return _binary_event(headers, ct, body)
     data, ct = _loose_data(body, ct)
     mid = properties.message_id
     if not mid:
@@ -141,7 +176,7 @@ def message_to_event(source: str, method: Any, properties: Any, body: bytes) -> 
         mid = digest.hexdigest()[:32]
     attrs = {"specversion": "1.0", "id": str(mid), "source": source, "type": MESSAGE_TYPE}
     if properties.timestamp:
-        attrs["time"] = _attr_value(dt.datetime.fromtimestamp(properties.timestamp, dt.UTC))
+        attrs["time"] = _time_text(dt.datetime.fromtimestamp(properties.timestamp, dt.UTC))
     if ct:
         attrs["datacontenttype"] = ct
     if method.routing_key:
@@ -150,11 +185,17 @@ def message_to_event(source: str, method: Any, properties: Any, body: bytes) -> 
         attrs["amqpexchange"] = method.exchange
     for k, v in headers.items():
         name = k.lower()
-        if is_valid_extension_name(name) and name not in attrs:
-            try:
-                attrs[name] = _attr_value(v)
-            except EventError:
-                continue  # a nested table or list has no CloudEvents attribute form
+        if not is_valid_extension_name(name) or name in attrs or v is None:
+            continue
+        try:
+            value = _attr_value(k, v)
+        except EventError:
+            continue  # a nested table or list has no CloudEvents attribute form
+        if isinstance(value, str) and bad_character(value) is not None:
+            continue  # not a CloudEvents String (a control character…): not an attribute
+        if type(value) is int and not -(2**31) <= value < 2**31:
+            value = str(value)  # beyond the 32-bit Integer: its decimal text
+        attrs[name] = value
     return CloudEvent(attrs, data)
 
 
@@ -185,19 +226,30 @@ def render_key(template: str, event: CloudEvent) -> str:
 def event_to_message(
     event: CloudEvent, mode: str, prefix: str = "cloudEvents:"
 ) -> tuple[dict[str, Any], bytes]:
-    """``(properties, body)`` for ``event`` per the CloudEvents AMQP binding."""
-    if mode == "structured":
+    """``(properties, body)`` for ``event`` per the CloudEvents AMQP binding.
+
+    Binary mode: each attribute but ``datacontenttype`` is a header with its native
+    type (string, integer, boolean); ``time`` stays an RFC 3339 string (an AMQP 0-9-1
+    timestamp holds whole seconds only). The content type is ``datacontenttype``, or
+    ``application/json`` for JSON data without one.
+    """
+    if mode == "structured" or structured_only(event.attributes.get("datacontenttype")):
         return {"content_type": STRUCTURED_CT, "message_id": str(event.attributes["id"])}, to_json(event)
     headers: dict[str, Any] = {}
-    ct = None
     for k, v in event.attributes.items():
         if k == "datacontenttype":
-            ct = v
-        else:
-            headers[prefix + k] = v
-    if ct is None and event.data is not None:
-        ct = "application/octet-stream" if isinstance(event.data, (bytes, bytearray)) else "application/json"
+            continue
+        if not is_valid_extension_name(k):
+            raise EventError(
+                f"invalid attribute name {k!r}: attribute names are lowercase letters a-z and digits 0-9"
+            )
+        if type(v) not in (str, int, bool):
+            raise EventError(f"attribute {k!r} must be a string, integer or boolean, got {type(v).__name__}")
+        if type(v) is str and not v.isprintable() and bad_character(v) is not None:
+            raise EventError(problem(k, v) or f"attribute {k!r} is not a CloudEvents String")
+        headers[prefix + k] = v
     props: dict[str, Any] = {"headers": headers, "message_id": str(event.attributes["id"])}
+    ct = binary_content_type(event)
     if ct is not None:
         props["content_type"] = ct
     return props, encode_data(event)

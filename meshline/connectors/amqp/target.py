@@ -33,6 +33,7 @@ from meshline.connectors.amqp.codec import (
     template_fields,
 )
 from meshline.connectors.delivery import Failure, PermanentError, RetryPolicy, deliver_batch, reason
+from meshline.errors import EventError
 from meshline.events import CloudEvent, dead_letter
 from meshline.registry import Component
 
@@ -225,9 +226,11 @@ class _PublishFn(beam.DoFn):
         try:
             key = render_key(c.routing_key, event)
             props, body = event_to_message(event, c.mode, c.header_prefix)
-        except (PermanentError, TypeError, ValueError) as e:
+        except (EventError, PermanentError, TypeError, ValueError) as e:
             yield WindowedValue(
-                dead_letter(event, str(e) if isinstance(e, PermanentError) else reason(e), "deliver"),
+                dead_letter(
+                    event, str(e) if isinstance(e, (EventError, PermanentError)) else reason(e), "deliver"
+                ),
                 timestamp,
                 (window,),
             )

@@ -31,6 +31,7 @@ from typing import Any
 
 import orjson
 
+from meshline.attributes import bad_character
 from meshline.config import Duration, doc
 from meshline.connectors.aws.common import AwsConnection
 from meshline.connectors.unbounded import Message, ReadFromQueue
@@ -173,7 +174,7 @@ def message_to_event(queue_arn: str, message: dict[str, Any]) -> CloudEvent:
     if time_text:
         attrs["time"] = time_text
     for k, v in lowered.items():
-        if k not in attrs and is_valid_extension_name(k):
+        if k not in attrs and is_valid_extension_name(k) and bad_character(v) is None:  # a String
             attrs[k] = v
     group = (message.get("Attributes") or {}).get("MessageGroupId")
     if group is not None:

@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import apache_beam as beam
-import orjson
 from apache_beam.utils.windowed_value import WindowedValue
 
 from meshline.config import Duration, doc
 from meshline.connectors.delivery import RetryPolicy, reason
 from meshline.connectors.http.client import auth_headers, pool, send
-from meshline.events import BATCH_CT, CloudEvent, dead_letter, to_http_binary, to_http_structured
+from meshline.errors import EventError
+from meshline.events import BATCH_CT, CloudEvent, dead_letter, to_http_binary, to_http_structured, to_json
 from meshline.registry import BuildContext, Component
 
 __all__ = ["TARGET", "HttpTargetConfig", "WriteToHttp"]
@@ -72,7 +72,7 @@ class HttpTargetConfig:
 def encode_request(events: list[CloudEvent], mode: str) -> tuple[dict[str, str], bytes]:
     """Headers and body for one request carrying ``events`` (one, unless mode is batch)."""
     if mode == "batch":
-        body = orjson.dumps([e.to_dict() for e in events])
+        body = b"[" + b",".join([to_json(e) for e in events]) + b"]"
         return {"content-type": BATCH_CT}, body
     (event,) = events
     if mode == "structured":
@@ -108,7 +108,10 @@ class _HttpWriteFn(beam.DoFn):
     # One request (with retries) in a worker thread: None when delivered, else the reason.
     def _deliver(self, events: list[CloudEvent]) -> str | None:
         c = self._config
-        headers, body = encode_request(events, c.mode)
+        try:
+            headers, body = encode_request(events, c.mode)
+        except (EventError, TypeError, ValueError) as e:  # an event no binding can carry
+            return str(e) if isinstance(e, EventError) else reason(e)
         headers = {**headers, **self._static}
 
         def once():

@@ -6,9 +6,10 @@ Kafka binding — passes through as that event. Any other record becomes a
 ``dev.meshline.kafka.message`` event: source ``kafka://BOOTSTRAP/TOPIC``, id
 ``TOPIC-PARTITION-OFFSET``, time = the record's timestamp, data = the value
 (JSON when it parses, else bytes), the key as the ``partitionkey`` extension and
-headers whose names are valid CloudEvents attribute names as extensions. A record
-that claims to be a CloudEvent but is broken is dead-lettered (stage ``decode``)
-with its raw value.
+headers whose names are valid CloudEvents attribute names as extensions (when key
+and values are UTF-8 text a CloudEvents String can hold). A record that claims to
+be a CloudEvent but is broken is dead-lettered (stage ``decode``) with its raw value.
+A CloudEvent's record key is never added to it (Kafka binding §3.1).
 """
 
 from __future__ import annotations
@@ -18,12 +19,11 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
-
+from meshline.attributes import bad_character
 from meshline.connectors.kafka.config import KafkaSourceConfig
 from meshline.connectors.kafka.read import Decoded, ReadFromKafkaPartitions
 from meshline.errors import EventError
-from meshline.events import STRUCTURED_CT, CloudEvent, from_kafka, is_valid_extension_name
+from meshline.events import STRUCTURED_CT, CloudEvent, from_kafka, is_valid_extension_name, parse_json
 from meshline.registry import BuildContext, Component
 
 __all__ = ["MESSAGE_TYPE", "SOURCE", "KafkaDecoder", "ReadFromKafka", "RecordDecoder", "record_time"]
@@ -98,21 +98,37 @@ class KafkaDecoder:
             "type": self._type,
         }
         if millis > 0:
-            attrs["time"] = record_time(millis)
+            try:
+                attrs["time"] = record_time(millis)
+            except OverflowError:
+                pass  # beyond year 9999: no RFC 3339 timestamp
         if key is not None:
-            attrs["partitionkey"] = key.decode("utf-8", "replace")
+            text = _text(key)
+            if text is not None:
+                attrs["partitionkey"] = text
         if headers:
             for name, v in headers:
                 n = name.lower()
                 if v is not None and n not in attrs and is_valid_extension_name(n):
-                    attrs[n] = v.decode("utf-8", "replace")
+                    text = _text(v)
+                    if text is not None:
+                        attrs[n] = text
         if raw or not value:
             return CloudEvent(attrs, bytes(value) if value else None)
         try:
-            data: Any = orjson.loads(value)
-        except orjson.JSONDecodeError:
+            data: Any = parse_json(value)
+        except EventError:
             data = bytes(value)
         return CloudEvent(attrs, data)
+
+
+def _text(v: bytes) -> str | None:
+    """A key or header value as an attribute: UTF-8 text a CloudEvents String can hold, else none."""
+    try:
+        text = v.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return text if text.isprintable() or bad_character(text) is None else None
 
 
 def _passthrough(

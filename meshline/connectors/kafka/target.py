@@ -22,18 +22,19 @@ from functools import partial
 from typing import Any
 
 import apache_beam as beam
-import orjson
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
 from meshline.connectors.delivery import Failure, RetryPolicy, deliver_batch
 from meshline.connectors.kafka.config import ClientErrors, KafkaTargetConfig
+from meshline.errors import EventError
 from meshline.events import (
     CloudEvent,
     EventBatch,
     dead_letter,
     each_event,
+    parse_json,
     to_kafka_binary,
     to_kafka_structured,
 )
@@ -55,7 +56,8 @@ class _Unencodable:
     """Stands for a delivery error: the event cannot be written as a record (never retried)."""
 
     def __init__(self, error: Exception):
-        self.reason = f"cannot encode event as a Kafka record: {type(error).__name__}: {error}"
+        what = str(error) if isinstance(error, EventError) else f"{type(error).__name__}: {error}"
+        self.reason = f"cannot encode event as a Kafka record: {what}"
 
     def code(self) -> None:
         return None
@@ -143,7 +145,7 @@ class _WriteFn(beam.DoFn):
         if err is not None:
             data = kept
             if kept is _IN_VALUE:
-                data = orjson.loads(msg.value())
+                data = parse_json(msg.value())
                 if self._structured:
                     data = data["data"]
             self._failed.append((CloudEvent(attrs, data), ts, window, err))
@@ -154,7 +156,7 @@ class _WriteFn(beam.DoFn):
         """Produce one record; its delivery report lands in ``_failed`` when it fails."""
         try:
             key, value, headers = self._encode(event, self._key_attribute)
-        except (TypeError, ValueError, OverflowError) as e:
+        except (EventError, TypeError, ValueError, OverflowError) as e:
             self._failed.append((event, ts, window, _Unencodable(e)))
             return
         data = event.data
