@@ -132,3 +132,43 @@ def test_flink_job_server_dies_with_a_sigkilled_cli(tmp_path):
     exe = Path(sys.executable).parent / "meshline"
     spec, port = _webhook_spec(tmp_path)
     _kill_cli_only([str(exe), "run", str(spec), "--runner", "flink"], port, "java", 240)
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="the Flink runner needs Java on PATH")
+def test_sigterm_stops_a_flink_run_and_its_job_server(tmp_path):
+    """SIGTERM to `meshline` alone (direct and Prism: tests/e2e/test_stuck_steps.py): the run
+    stops with status 143 and one line, and the job-server JVM goes with it."""
+    try:
+        flink.find_job_server(provision=shutil.which("mvn") is not None)
+    except RunnerError as e:
+        pytest.skip(f"no Flink job server: {e}")
+    exe = Path(sys.executable).parent / "meshline"
+    spec, port = _webhook_spec(tmp_path)
+    proc = subprocess.Popen(
+        [str(exe), "run", str(spec), "--runner", "flink"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    everything: set[int] = set()
+    try:
+        deadline = time.monotonic() + 240
+        while not _listening(port):
+            assert proc.poll() is None, proc.communicate()[1][-2000:]
+            assert time.monotonic() < deadline, "the webhook never served"
+            time.sleep(0.5)
+        everything = _children(proc.pid)
+        assert any(_exe(p).startswith("java") for p in everything)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)  # stopped within the deadline, or TimeoutExpired fails
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+    assert proc.returncode == 143, err[-2000:]
+    assert "terminated (SIGTERM)" in err and "Traceback" not in err, err[-2000:]
+    deadline = time.monotonic() + 30
+    while any(_alive(p) for p in everything) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert {p: _cmdline(p)[:120] for p in everything if _alive(p)} == {}
