@@ -15,6 +15,8 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from meshline.attributes import CONTEXT_ATTRIBUTES
+
 __all__ = [
     "Known",
     "effect",
@@ -26,17 +28,6 @@ __all__ = [
 ]
 
 Known = dict[str, str]  # attribute values every event at this point of a path has
-
-_CONTEXT_ATTRIBUTES = (
-    "specversion",
-    "id",
-    "source",
-    "type",
-    "subject",
-    "time",
-    "datacontenttype",
-    "dataschema",
-)
 
 
 def static_match(f: dict[str, Any], known: Mapping[str, str]) -> bool | None:
@@ -119,7 +110,7 @@ def response_type(known: Known) -> Known:
 def _attribute(key: Any, separator: Any) -> str | None:
     if not isinstance(key, str) or separator not in (None, "."):
         return None
-    if key in _CONTEXT_ATTRIBUTES:
+    if key in CONTEXT_ATTRIBUTES:
         return key
     head, _, rest = key.partition(".")
     if head.lower() == "extensions" and rest and "." not in rest:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import pytest
 
 from meshline.errors import RunnerError
 from meshline.runners import flink
+from tests.harness import free_port, running, wait_listening
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")]
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,18 +64,8 @@ def _exe(pid: int) -> str:
         return ""
 
 
-def _listening(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-        return True
-    except OSError:
-        return False
-
-
 def _webhook_spec(tmp_path: Path) -> tuple[Path, int]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     spec = tmp_path / "hook.yaml"
     spec.write_text(
         "apiVersion: meshline.dev/v1alpha1\nkind: Integration\nmetadata: {name: orphans}\nspec:\n"
@@ -86,86 +76,61 @@ def _webhook_spec(tmp_path: Path) -> tuple[Path, int]:
     return spec, port
 
 
-def _kill_cli_only(cmd: list[str], port: int, runner_exe: str, deadline_s: float) -> None:
+def _kill_cli_only(tmp_path: Path, runner: str, runner_exe: str, deadline_s: float) -> None:
     """Start a webhook run, wait until it serves (the runner process is up and running the
     pipeline), SIGKILL the CLI alone and check that every process it started is gone."""
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    spec, port = _webhook_spec(tmp_path)
     runners: set[int] = set()
-    try:
-        deadline = time.monotonic() + deadline_s
-        while not (runners and _listening(port)):
-            assert proc.poll() is None, proc.communicate()[1].decode(errors="replace")[-2000:]
-            assert time.monotonic() < deadline, f"no {runner_exe} process serving the webhook in time"
+    with running("run", str(spec), "--runner", runner, stdout=subprocess.DEVNULL) as proc:
+        try:
+            wait_listening(port, proc, deadline_s)
             runners = {p for p in _children(proc.pid) if _exe(p).startswith(runner_exe)}
-            time.sleep(0.5)
-        everything = _children(proc.pid)
-        proc.send_signal(signal.SIGKILL)  # the CLI alone: its children are not signalled
-        proc.wait(timeout=30)
-        deadline = time.monotonic() + 30
-        while any(_alive(p) for p in everything) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        left = {p: _cmdline(p)[:120] for p in everything if _alive(p)}
-        assert left == {}, f"outlived the CLI: {left}"
-    finally:
-        for p in _children(proc.pid) | runners:
-            try:
-                os.kill(p, signal.SIGKILL)
-            except OSError:
-                pass
-        if proc.poll() is None:
-            proc.kill()
+            assert runners, f"no {runner_exe} process under the run"
+            everything = _children(proc.pid)
+            proc.send_signal(signal.SIGKILL)  # the CLI alone: its children are not signalled
             proc.wait(timeout=30)
+            deadline = time.monotonic() + 30
+            while any(_alive(p) for p in everything) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            left = {p: _cmdline(p)[:120] for p in everything if _alive(p)}
+            assert left == {}, f"outlived the CLI: {left}"
+        finally:
+            for p in _children(proc.pid) | runners:
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except OSError:
+                    pass
+
+
+def _need_flink() -> None:
+    if shutil.which("java") is None:
+        pytest.skip("the Flink runner needs Java on PATH")
+    try:
+        flink.find_job_server(provision=shutil.which("mvn") is not None)
+    except RunnerError as e:
+        pytest.skip(f"no Flink job server: {e}")
 
 
 def test_prism_dies_with_a_sigkilled_cli(tmp_path):
-    exe = Path(sys.executable).parent / "meshline"
-    spec, port = _webhook_spec(tmp_path)
-    _kill_cli_only([str(exe), "run", str(spec), "--runner", "prism"], port, "prism", 120)
+    _kill_cli_only(tmp_path, "prism", "prism", 120)
 
 
-@pytest.mark.skipif(shutil.which("java") is None, reason="the Flink runner needs Java on PATH")
 def test_flink_job_server_dies_with_a_sigkilled_cli(tmp_path):
-    try:
-        flink.find_job_server(provision=shutil.which("mvn") is not None)
-    except RunnerError as e:
-        pytest.skip(f"no Flink job server: {e}")
-    exe = Path(sys.executable).parent / "meshline"
-    spec, port = _webhook_spec(tmp_path)
-    _kill_cli_only([str(exe), "run", str(spec), "--runner", "flink"], port, "java", 240)
+    _need_flink()
+    _kill_cli_only(tmp_path, "flink", "java", 240)
 
 
-@pytest.mark.skipif(shutil.which("java") is None, reason="the Flink runner needs Java on PATH")
 def test_sigterm_stops_a_flink_run_and_its_job_server(tmp_path):
     """SIGTERM to `meshline` alone (direct and Prism: tests/e2e/test_stuck_steps.py): the run
     stops with status 143 and one line, and the job-server JVM goes with it."""
-    try:
-        flink.find_job_server(provision=shutil.which("mvn") is not None)
-    except RunnerError as e:
-        pytest.skip(f"no Flink job server: {e}")
-    exe = Path(sys.executable).parent / "meshline"
+    _need_flink()
     spec, port = _webhook_spec(tmp_path)
-    proc = subprocess.Popen(
-        [str(exe), "run", str(spec), "--runner", "flink"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    everything: set[int] = set()
-    try:
-        deadline = time.monotonic() + 240
-        while not _listening(port):
-            assert proc.poll() is None, proc.communicate()[1][-2000:]
-            assert time.monotonic() < deadline, "the webhook never served"
-            time.sleep(0.5)
+    with running("run", str(spec), "--runner", "flink", stdout=subprocess.DEVNULL) as proc:
+        wait_listening(port, proc, 240)
         everything = _children(proc.pid)
         assert any(_exe(p).startswith("java") for p in everything)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)  # stopped within the deadline, or TimeoutExpired fails
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=30)
     assert proc.returncode == 143, err[-2000:]
     assert "terminated (SIGTERM)" in err and "Traceback" not in err, err[-2000:]
     deadline = time.monotonic() + 30

@@ -5,11 +5,9 @@ from __future__ import annotations
 import socket
 import time
 
+from tests.harness import free_port
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+__all__ = ["closed_by_server", "connect", "free_port", "read_reply", "still_open", "trickle"]
 
 
 def connect(port: int, timeout: float = 10.0) -> socket.socket:

@@ -14,15 +14,13 @@ import logging
 import resource
 import socket
 import struct
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from meshline.config import parse_config
 from meshline.connectors.http.source import HttpSourceConfig, _WebhookReader
+from tests.harness import running, wait_listening
 from tests.integration.http.support import (
     closed_by_server,
     connect,
@@ -33,7 +31,6 @@ from tests.integration.http.support import (
 )
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[3]
 LIMIT = 1000
 HEAD = b"POST /in HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
 
@@ -325,24 +322,8 @@ spec:
     - {{name: all, target: out}}
 """
     )
-    exe = Path(sys.executable).parent / "meshline"
-    proc = subprocess.Popen(
-        [str(exe), "run", str(spec), "--runner", "direct"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        end = time.monotonic() + 120
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                assert proc.poll() is None, proc.communicate()[1]
-                assert time.monotonic() < end, "webhook never listened"
-                time.sleep(0.2)
+    with running("run", str(spec), "--runner", "direct") as proc:
+        wait_listening(port, proc)
         auth = b"Authorization: Bearer tok-secret-123\r\n"
         head = b"POST /e HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n" + auth
         smuggled = b"POST /e HTTP/1.1\r\nHost: x\r\n" + auth + b'Content-Length: 18\r\n\r\n{"smuggled": true}'
@@ -364,10 +345,6 @@ spec:
                 assert read_reply(s)[0] == 202
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     rows = [json.loads(x) for f in out.glob("*.jsonl") for x in f.read_text().splitlines()]
     assert sorted(r["data"]["i"] for r in rows) == [0, 1, 2]  # and nothing smuggled
     assert "Traceback" not in err and "tok-secret-123" not in err and "secret-body" not in err

@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
+from tests.harness import running, wait_listening
 from tests.integration.http.support import free_port
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[3]
 
 
 def _post(url: str, body: bytes, headers: dict[str, str] | None = None, method: str = "POST"):
@@ -167,24 +163,8 @@ spec:
     - {{name: all, target: out}}
 """
     )
-    exe = Path(sys.executable).parent / "meshline"
-    proc = subprocess.Popen(
-        [str(exe), "run", str(spec), "--runner", "direct"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                assert proc.poll() is None, proc.communicate()[1]
-                assert time.monotonic() < deadline, "webhook never listened"
-                time.sleep(0.2)
+    with running("run", str(spec), "--runner", "direct") as proc:
+        wait_listening(port, proc)
         url = f"http://127.0.0.1:{port}/e"
         with ThreadPoolExecutor(8) as pool:
             codes = list(
@@ -198,9 +178,5 @@ spec:
         assert codes == [202] * 20
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     rows = [json.loads(x) for f in (tmp_path / "out").glob("*.jsonl") for x in f.read_text().splitlines()]
     assert sorted(r["data"]["i"] for r in rows) == list(range(20))
