@@ -18,6 +18,7 @@ __all__ = [
     "Converter",
     "parse_arn",
     "aws_auth",
+    "basic_auth",
     "common",
     "endpoint",
     "google_auth",
@@ -85,6 +86,19 @@ def google_auth(f: Fields) -> None:
         f.drop(path, ADC)
     for path in ("auth.gcpServiceAccount", "auth.kubernetesServiceAccount"):
         f.drop(path, "workload identity: run the workers as that service account")
+
+
+def basic_auth(f: Fields, config: dict[str, Any], what: str, user: str, password: str) -> None:
+    """``username``/``password`` of ``config`` from the spec fields ``user`` and ``password``
+    (the password as a secret parameter); nothing when ``user`` is not set or already carried."""
+    name = f.text(user)
+    if not name or "username" in config:
+        return
+    config["username"] = name
+    value = f.secret(password, f"{what} basic auth password", "password")
+    if not value:
+        raise Unsupported(f"spec.{user} needs {password}")
+    config["password"] = value
 
 
 def common(f: Fields) -> None:

@@ -18,6 +18,7 @@ from meshline.importer.tm_common import (
     KERBEROS,
     Converter,
     aws_auth,
+    basic_auth,
     common,
     google_auth,
     kafka_login,
@@ -148,23 +149,10 @@ def _cloudevents_target(f: Fields) -> tuple[str, dict[str, Any]]:
     if path:
         url = url.rstrip("/") + "/" + path.lstrip("/")
     config: dict[str, Any] = {"url": url}
-    user = f.text("credentials.basicAuth.username")
-    if user:
-        config["username"] = user
-        password = f.secret("credentials.basicAuth.password", "HTTP basic auth password", "password")
-        if not password:
-            raise Unsupported("spec.credentials.basicAuth: username needs password")
-        config["password"] = password
-    # An older shape some manifests use.
-    user = f.text("credentials.basicAuthUsername") or f.text("basicAuthUsername")
-    if user and "username" not in config:
-        config["username"] = user
-        password = f.secret(
-            "credentials.basicAuthPassword", "HTTP basic auth password", "password"
-        ) or f.secret("basicAuthPassword", "HTTP basic auth password", "password")
-        if not password:
-            raise Unsupported("spec: basicAuthUsername needs basicAuthPassword")
-        config["password"] = password
+    basic_auth(f, config, "HTTP", "credentials.basicAuth.username", "credentials.basicAuth.password")
+    # Older shapes some manifests use.
+    basic_auth(f, config, "HTTP", "credentials.basicAuthUsername", "credentials.basicAuthPassword")
+    basic_auth(f, config, "HTTP", "basicAuthUsername", "basicAuthPassword")
     common(f)
     return "http", config
 
@@ -187,13 +175,7 @@ def _http_target(f: Fields) -> tuple[str, dict[str, Any]]:
             else:
                 out[str(name)] = str(f.get(f"headers.{name}"))
         config["headers"] = out
-    user = f.text("basicAuthUsername")
-    if user:
-        config["username"] = user
-        password = f.secret("basicAuthPassword", "HTTP basic auth password", "password")
-        if not password:
-            raise Unsupported("spec.basicAuthUsername needs basicAuthPassword")
-        config["password"] = password
+    basic_auth(f, config, "HTTP", "basicAuthUsername", "basicAuthPassword")
     if f.flag("skipVerify"):
         config["verify_tls"] = False
         f.ctx.note("spec.skipVerify: the server's certificate is not verified (verify_tls: false)")

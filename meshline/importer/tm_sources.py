@@ -17,6 +17,7 @@ from meshline.importer.tm_common import (
     KERBEROS,
     Converter,
     aws_auth,
+    basic_auth,
     common,
     endpoint,
     google_auth,
@@ -229,13 +230,7 @@ def _webhook_source(f: Fields) -> tuple[str, dict[str, Any]]:
     kind = f.text("eventType")
     if kind:
         config["type"] = kind
-    user = f.text("basicAuthUsername")
-    if user:
-        config["username"] = user
-        password = f.secret("basicAuthPassword", "webhook basic auth password", "password")
-        if not password:
-            raise Unsupported("spec.basicAuthUsername needs basicAuthPassword")
-        config["password"] = password
+    basic_auth(f, config, "webhook", "basicAuthUsername", "basicAuthPassword")
     f.drop("eventSource", "Meshline sets the source attribute to the webhook's URL")
     f.drop("eventExtensionAttributes", "Meshline adds no extension attributes from the request")
     f.drop("corsAllowOrigin", "the http source answers no CORS requests")
