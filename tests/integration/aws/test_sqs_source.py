@@ -41,12 +41,6 @@ spec:
           def handle(event):
               time.sleep(0.4)
               return event
-    - name: crash  # not an error a step reports: the worker itself fails
-      type: python
-      config:
-        code: |
-          def handle(event):
-              raise SystemExit("worker crashed")
   targets:
     - {{name: out, type: file, config: {{path: "{out}/events"}}}}
     - {{name: dlq, type: file, config: {{path: "{out}/dlq"}}}}
@@ -147,9 +141,14 @@ def test_messages_become_events_and_are_deleted(meshline, aws, tmp_path):
 def test_a_failed_run_deletes_nothing(meshline, aws, tmp_path):
     queue = aws.queue(VisibilityTimeout="2")
     ids = aws.send(queue, [{"MessageBody": orjson.dumps({"n": i}).decode()} for i in range(15)])
-    spec = _spec(tmp_path / "it.yaml", aws, queue, tmp_path / "out", steps="crash")
+    # Neither the target nor the dead-letter target can write (their folder is a file): the
+    # bundle fails and the run with it. (A crashing python step is a dead letter since steps run
+    # in a child process of their own.)
+    blocker = tmp_path / "out"
+    blocker.write_text("a file where the targets want a folder")
+    spec = _spec(tmp_path / "it.yaml", aws, queue, blocker, steps="slow")
     r = meshline("run", str(spec), "--runner", "direct")
-    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert r.returncode == 1 and "run failed" in r.stderr and "Traceback" not in r.stderr, r.stderr
     time.sleep(3)  # past the visibility timeout (last extended just before the run ended)
     assert sorted(m["MessageId"] for m in aws.drain(queue)) == sorted(ids)
 

@@ -17,8 +17,14 @@ FINALIZE = "com.google.cloud.storage.objectfinalize"
 
 
 def _integration(path: Path, gcs, bucket: str, out: Path, config: str, crash: bool = False) -> Path:
-    # crash: a step that kills the process mid-bundle, before the runner commits anything
-    code = "import os\\ndef handle(e): os._exit(3)"
+    # crash: a step that kills the meshline process (SIGKILL) mid-bundle, before the runner
+    # commits anything. Steps run in a child of a fork server of meshline: its grandparent.
+    code = (
+        "import os, signal\\n"
+        "def handle(e):\\n"
+        "    parent = open(f'/proc/{os.getppid()}/stat').read().rsplit(')', 1)[1].split()[1]\\n"
+        "    os.kill(int(parent), signal.SIGKILL)"
+    )
     step = (
         f'\n  transformations:\n    - {{name: crash, type: python, config: {{code: "{code}"}}}}'
         if crash
@@ -200,7 +206,7 @@ def test_poll_with_a_local_state_file_and_a_crash(meshline, gcs, tmp_path):
         "--runner",
         "direct",
     )
-    assert r.returncode == 3  # the process died mid-bundle: the state must not record anything
+    assert r.returncode == -9, r.stderr  # killed mid-bundle: the state must not record anything
     assert not state.exists() or '"x/' not in state.read_text()
     out = tmp_path / "out"
     r = meshline(
