@@ -22,6 +22,7 @@ from typing import Any
 
 import apache_beam as beam
 
+import meshline.coder  # noqa: F401  (registers the CloudEvent coder)
 from meshline.compiler.router import StepPlan, TriggerPlan, route_fn
 from meshline.config import parse_config
 from meshline.connectors.delivery import RetryPolicy

@@ -52,6 +52,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.utils.windowed_value import WindowedValue
 
+import meshline.coder  # noqa: F401  (registers the CloudEvent coder)
 from meshline.compiler import progress
 from meshline.compiler.router_batch import (
     STEP_FAILURES,

@@ -20,6 +20,7 @@ from typing import Any
 
 import apache_beam as beam
 
+import meshline.coder  # noqa: F401  (registers the CloudEvent coder)
 from meshline.compiler.build import build_pipeline
 from meshline.errors import EventError
 from meshline.events import CloudEvent, dead_letter, from_json_dict

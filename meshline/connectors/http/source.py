@@ -47,17 +47,18 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from apache_beam.metrics import Metrics
+from typing import TYPE_CHECKING, Any
 
 from meshline.config import Duration, doc
 from meshline.connectors.http.client import auth_headers
 from meshline.connectors.http.server import HttpServer, Limits, Request, Response
-from meshline.connectors.unbounded import Message, ReadFromQueue
+from meshline.connectors.queues import Message
 from meshline.errors import EventError
 from meshline.events import CloudEvent, decode_data, from_http
 from meshline.registry import BuildContext, Component
+
+if TYPE_CHECKING:
+    from meshline.connectors.unbounded import ReadFromQueue
 
 __all__ = ["REQUEST_TYPE", "SOURCE", "HttpSourceConfig", "request_to_events"]
 
@@ -386,6 +387,10 @@ class _WebhookReader:
         with s.lock:
             delta = {k: n - s.published.get(k, 0) for k, n in counts.items() if n != s.published.get(k, 0)}
             s.published = counts
+        if not delta:
+            return
+        from apache_beam.metrics import Metrics  # on the worker only: the config must not import Beam
+
         for kind, n in delta.items():
             Metrics.counter("meshline", f"source.{self._name}.http.{kind}").inc(n)
 
@@ -423,6 +428,8 @@ class _MakeReader:
 
 
 def build(config: HttpSourceConfig, ctx: BuildContext) -> ReadFromQueue:
+    from meshline.connectors.unbounded import ReadFromQueue
+
     return ReadFromQueue(
         _MakeReader(config, ctx.name),
         source_name=ctx.name,
