@@ -268,7 +268,7 @@ def _run_once(args: argparse.Namespace, watch: _Watch | None = None) -> int:
     # Dataflow workers read Secret Manager themselves; local runs read it here, once.
     result = _load(args.file, _params(args.param), read_secrets=args.runner != "dataflow")
     for w in result.warnings:
-        print(str(w), file=sys.stderr)
+        _say(str(w), level="warning")
     status = 0
     report: list[dict[str, Any]] = []  # --format json
     # Before the runner is made: Beam's job-server wrapper keeps the SIGINT handler it finds
@@ -602,8 +602,6 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 
 def cmd_connectors(args: argparse.Namespace) -> int:
-    import json
-
     from meshline import registry
 
     if args.id:
@@ -645,11 +643,9 @@ def cmd_template(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    import json
+    from meshline.spec.fileschema import file_schema
 
-    from meshline.spec import integration_schema
-
-    print(json.dumps(integration_schema(), indent=2))
+    print(json.dumps(file_schema(), indent=2))
     return 0
 
 
@@ -817,7 +813,11 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--name", default="imported", help="metadata.name of the integration")
     imp.set_defaults(fn=cmd_import)
 
-    sch = sub.add_parser("schema", help="print the JSON Schema of the integration file")
+    sch = sub.add_parser(
+        "schema",
+        help="print the JSON Schema of the integration file",
+        epilog="For editors: ${params.NAME} and ${env.NAME} placeholders are allowed wherever a value goes.",
+    )
     sch.set_defaults(fn=cmd_schema)
 
     comp = sub.add_parser(
@@ -859,7 +859,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         from meshline.secrets import mask
 
-        print(mask(str(e)), file=sys.stderr)  # no secret value or URL password, whatever raised it
+        for line in mask(str(e)).splitlines():  # no secret value or URL password, whatever raised it
+            _say(line, level="error")
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
