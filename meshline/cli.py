@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from meshline.errors import DeliveryError, MeshlineError
@@ -137,7 +138,10 @@ def _test_once(args: argparse.Namespace) -> int:
     for path in args.files:
         result, report = _load_report(path, params)
         reports.append(report)
-        _print_problems(report)  # warnings too: stderr, whatever the format
+        if text:
+            _print_problems(report)
+        else:  # errors are in the JSON report; warnings go to stderr
+            _print_problems(replace(report, problems=[p for p in report.problems if p.severity != "error"]))
         if result is None:
             continue
         updates: list[Any] = []
@@ -763,7 +767,10 @@ def _parser() -> argparse.ArgumentParser:
     _path(val.add_argument("files", nargs="+"))
     val.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
     val.add_argument(
-        "--format", choices=["text", "json"], default="text", help="json: one report on stdout (see below)"
+        "--format",
+        choices=["text", "json"],
+        default="text",
+        help="json: one report on stdout (its shape: docs/cli.md)",
     )
     val.set_defaults(fn=cmd_validate)
 
@@ -780,7 +787,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     _path(test.add_argument("--report", metavar="FILE", help="also write a JUnit XML report here"))
     test.add_argument(
-        "--format", choices=["text", "json"], default="text", help="json: one report on stdout (see below)"
+        "--format",
+        choices=["text", "json"],
+        default="text",
+        help="json: one report on stdout (its shape: docs/cli.md)",
     )
     test.add_argument(
         "--watch", action="store_true", help="run the tests again whenever the files or what they read change"

@@ -109,3 +109,69 @@ def test_run_text_prints_where_outputs_went(tmp_path, capsys, monkeypatch):
     assert f"  out (file): {tmp_path / 'out'}" in err
     assert "  hook (http): http://app:***@127.0.0.1:9/x" in err
     assert "hunter2-secret" not in err
+
+
+# --------------------------------------------------------------------------- documented shapes
+
+# values whose keys are data (counter names, event fields), not part of the shape
+_OPAQUE = {"counters", "expected", "actual", "inputs"}
+# keys that only some entries have
+_OPTIONAL = {"error", "job", "cesql_errors", "matched", "id", "fields", "expected", "actual"}
+
+
+def _documented(kind: str) -> object:
+    lines = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8").splitlines()
+    start = lines.index(f"<!-- example: output {kind} -->") + 2
+    end = lines.index("```", start)
+    return json.loads("\n".join(lines[start:end]))
+
+
+def _keys(value: object, path: tuple[str, ...] = (), out: dict | None = None) -> dict:
+    out = {} if out is None else out
+    if isinstance(value, dict):
+        out.setdefault(path, set()).update(value)
+        for k, v in value.items():
+            if k not in _OPAQUE:
+                _keys(v, (*path, k), out)
+    elif isinstance(value, list):
+        for v in value:
+            _keys(v, (*path, "[]"), out)
+    return out
+
+
+def _same_shape(documented: object, actual: object) -> None:
+    doc, got = _keys(documented), _keys(actual)
+    for path, keys in got.items():
+        assert path in doc, f"{'/'.join(path)}: not documented"
+        assert keys <= doc[path], f"{'/'.join(path)}: undocumented keys {sorted(keys - doc[path])}"
+        missing = doc[path] - keys - _OPTIONAL
+        assert not missing, f"{'/'.join(path)}: documented but not printed: {sorted(missing)}"
+
+
+def test_the_json_outputs_have_the_documented_shapes(tmp_path, capsys, monkeypatch):
+    from tests.unit.test_cli_test import FILE
+
+    orders = tmp_path / "orders.yaml"
+    stale = FILE.replace("out: []   # was", 'out: [{id: "3"}, {id: "7"}]   # was')
+    stale = stale.replace('data: {amount: "5"}}]', 'data: {amount: "500"}}]')  # 3 matches, 7 is missing
+    two = '- {type: order, source: shop, id: "2", data: {amount: "n/a"}}'
+    orders.write_text(stale.replace(two, two + "\n          " + two.replace('"2"', '"8"')))  # 8: unexpected
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(
+        "apiVersion: meshline.dev/v1alpha1\nkind: Integration\nmetadata: {name: b}\nspec: {sources: 3}\n"
+    )
+
+    main(["validate", "--format", "json", str(ROOT / "pipelines" / "quickstart.yaml"), str(broken)])
+    _same_shape(_documented("validate"), json.loads(capsys.readouterr().out))
+
+    main(["test", "--format", "json", str(orders), str(broken)])
+    report = json.loads(capsys.readouterr().out)
+    kinds = {e["kind"] for t in report["tests"] for target in t["targets"] for e in target["events"]}
+    assert kinds == {"differs", "missing", "unexpected"}  # every kind of difference is covered
+    _same_shape(_documented("test"), report)
+
+    monkeypatch.setenv("OUT", str(tmp_path / "out"))
+    f = tmp_path / "gen.yaml"
+    f.write_text(RUN)
+    main(["run", str(f), "--param", "token=t0ken-value", "--format", "json"])
+    _same_shape(_documented("run"), json.loads(capsys.readouterr().out.strip().splitlines()[-1]))
