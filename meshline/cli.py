@@ -456,6 +456,8 @@ class _Watch:
             if changed and not self._stop.is_set():
                 self.changed = changed
                 self.restarting = True
+                # Prism logs the cancelled bundle as an error; here it is what was asked for
+                logging.getLogger("PrismRunner").setLevel(logging.CRITICAL)
                 try:
                     run.cancel()
                 except Exception:  # already finished
@@ -490,6 +492,7 @@ def _watching(args: argparse.Namespace, files: list[str], once: Callable[[_Watch
             print(mask(str(e)), file=sys.stderr)
         finally:
             watch.stop()
+            logging.getLogger("PrismRunner").setLevel(logging.WARNING)
         signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C ends the watch at once
         changed = watch.changed
         if not watch.restarting:
