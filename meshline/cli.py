@@ -14,6 +14,7 @@ documented in ``docs/cli.md``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -223,8 +224,10 @@ def _write_updates(path: str, updates: list[Any], records: list[Any], text: bool
 
     from meshline.spec.rewrite import RewriteError, rewrite_expectations
 
+    real = os.path.realpath(path)  # a symlink stays a symlink
+    tmp = f"{real}.meshline-update"
     try:
-        with open(path, "rb") as fh:
+        with open(real, "rb") as fh:
             raw = fh.read()
         bom = raw.startswith(codecs.BOM_UTF8)
         try:
@@ -232,17 +235,15 @@ def _write_updates(path: str, updates: list[Any], records: list[Any], text: bool
         except UnicodeDecodeError:
             raise RewriteError(f"{path}: only UTF-8 files can be updated") from None
         new = rewrite_expectations(original, updates, path)
-        tmp = f"{path}.meshline-update"
         with open(tmp, "wb") as fh:
             fh.write((codecs.BOM_UTF8 if bom else b"") + new.encode("utf-8"))
-        try:
-            os.chmod(tmp, os.stat(path).st_mode & 0o7777)
-        except OSError:
-            pass
-        os.replace(tmp, path)
+        os.chmod(tmp, os.stat(real).st_mode & 0o7777)
+        os.replace(tmp, real)  # all or nothing
     except (OSError, RewriteError) as e:
         message = str(e) if isinstance(e, RewriteError) else f"{path}: cannot update: {e.strerror or e}"
         print(message, file=sys.stderr)
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
         return
     for r in records:
         r.status = "updated"

@@ -165,3 +165,29 @@ def test_a_file_that_does_not_load_fails_and_is_reported(tmp_path, capsys):
     assert doc["errors"][0]["file"] == str(bad) and doc["errors"][0]["messages"][0].startswith(f"{bad}:4:")
     root = ET.parse(report).getroot()
     assert root.get("errors") == "1" and root.find("testsuite/testcase/error") is not None
+
+
+def test_a_refused_update_leaves_the_file_as_it_was(orders, capsys):
+    # the failing list is a YAML alias of another case's: rewriting it would change that one too
+    text = FILE.replace(
+        '        out: []\n        rejects:\n          - {id: "2"',
+        '        out: &none []\n        rejects:\n          - {id: "2"',
+    )
+    text = text.replace('data: {amount: "5"}}]', 'data: {amount: "500"}}]').replace(
+        "out: []   # was", "out: *none   # was"
+    )
+    orders.write_text(text)
+    assert main(["test", str(orders), "--update", "-k", "small order"]) == 1
+    captured = capsys.readouterr()
+    assert "comes from a YAML alias" in captured.err
+    assert captured.out.splitlines()[-1] == "0 passed, 1 failed"
+    assert orders.read_text() == text
+    assert not list(orders.parent.glob("*.meshline-update"))
+
+
+def test_update_through_a_symlink_rewrites_the_file_behind_it(orders, capsys):
+    link = orders.parent / "link.yaml"
+    link.symlink_to(orders)
+    assert main(["test", str(link), "--update", "-k", "big order"]) == 0
+    assert link.is_symlink() and "total: 150.5}}   # stale" in orders.read_text()
+    capsys.readouterr()
