@@ -92,7 +92,7 @@ _REGISTRY: dict[Kind, dict[str, str]] = {
         "azure.eventhubs": "meshline.connectors.azure.eventhubs:SOURCE",
         "azure.activitylogs": "meshline.connectors.azure.activitylogs:SOURCE",
         "google.storage": "meshline.connectors.gcs.source:SOURCE",
-        "http": "meshline.connectors.http.source:SOURCE",
+        "http": "meshline.connectors.http.source_config:SOURCE",
         "amqp": "meshline.connectors.amqp.source:SOURCE",
         "aws.sqs": "meshline.connectors.aws.sqs:SOURCE",
         "aws.s3": "meshline.connectors.aws.s3_source:SOURCE",
