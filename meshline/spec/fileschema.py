@@ -83,6 +83,8 @@ def file_schema(schema: dict[str, Any] | None = None) -> dict[str, Any]:
         from meshline.spec.schema import integration_schema
 
         schema = integration_schema()
+    if "placeholder" in schema.get("$defs", {}):
+        return schema  # it accepts placeholders already: it describes the file as written
     out = _allow(copy.deepcopy(schema))
     out.setdefault("$defs", {})["placeholder"] = dict(PLACEHOLDER)
     return out

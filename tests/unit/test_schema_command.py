@@ -1,7 +1,8 @@
 """The editor hookup works: every ready integration validates against what ``meshline schema`` prints.
 
 docs/cli.md tells editors (VS Code's YAML extension, JetBrains IDEs) to use that
-schema; a file an editor would flag but Meshline accepts would be a lie.
+schema; a file an editor would flag but Meshline accepts would be a lie. These tests
+go through the command, as an editor gets the schema.
 """
 
 from __future__ import annotations
@@ -58,3 +59,18 @@ def test_the_documented_modeline_names_the_schema_command():
     text = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
     assert "# yaml-language-server: $schema=" in text
     assert "meshline schema > " in text
+
+
+def test_a_schema_that_takes_placeholders_already_is_printed_as_it_is():
+    from meshline.spec.fileschema import file_schema
+
+    ready = {
+        "type": "object",
+        "properties": {"n": {"anyOf": [{"type": "integer"}, {"$ref": "#/$defs/placeholder"}]}},
+    }
+    ready["$defs"] = {"placeholder": {"type": "string"}}
+    assert file_schema(ready) is ready
+    plain = {"type": "object", "properties": {"n": {"type": "integer"}, "s": {"type": "string"}}}
+    out = file_schema(plain)
+    assert out["properties"]["n"] == {"anyOf": [{"type": "integer"}, {"$ref": "#/$defs/placeholder"}]}
+    assert out["properties"]["s"] == {"type": "string"}  # any string takes a placeholder as it is
