@@ -3,18 +3,27 @@
 Exit statuses: 0 success; 1 an invalid file, a failed test or a failed run;
 2 a usage error. A user mistake prints one line per problem on stderr and never
 a traceback (``MESHLINE_DEBUG=1`` shows tracebacks for bug reports).
+
+Commands that run no pipeline (``--help``, ``--version``, ``validate``,
+``connectors``, ``schema``, ``graph``, ``import``, ``completion``) never import
+Apache Beam: every import of a heavy module is inside the command that needs it
+(``tests/unit/test_cli_light.py`` checks it). ``--format json`` output shapes are
+documented in ``docs/cli.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import logging
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from meshline.errors import DeliveryError, MeshlineError
@@ -67,67 +76,206 @@ def _load(
 # --------------------------------------------------------------------------- commands
 
 
+def _load_report(path: str, params: dict[str, str]) -> tuple[Any, Any]:
+    """``(LoadResult or None, FileReport)`` of one file, for ``validate`` and ``test``."""
+    from meshline.errors import SpecError
+    from meshline.reports import FileReport
+
+    report = FileReport(path)
+    try:
+        result = _load(path, params, strict=False)
+    except SpecError as e:
+        report.problems = list(e.problems) + list(getattr(e, "warnings", []))
+        return None, report
+    except MeshlineError as e:
+        from meshline.secrets import mask
+
+        report.error = mask(" ".join(str(e).split()))
+        return None, report
+    report.problems = list(result.warnings)
+    report.integrations = [i.name for i in result.integrations]
+    return result, report
+
+
+def _print_problems(report: Any) -> None:
+    for p in sorted(report.problems, key=lambda p: (p.severity != "error", p.location.line, p.location.col)):
+        print(str(p), file=sys.stderr)
+    if report.error:
+        print(report.error, file=sys.stderr)
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
-    status = 0
+    from meshline.reports import dumps, validate_json
+
+    params = _params(args.param)
+    reports = []
     for path in args.files:
-        try:
-            result = _load(path, _params(args.param), strict=False)
-        except MeshlineError as e:
-            print(str(e), file=sys.stderr)
-            status = 1
+        _, report = _load_report(path, params)
+        reports.append(report)
+        if args.format == "json":
             continue
-        for w in result.warnings:
-            print(str(w), file=sys.stderr)
-        names = ", ".join(i.name for i in result.integrations)
-        print(f"{path}: valid ({names})")
-    return status
+        _print_problems(report)
+        if report.valid:
+            print(f"{path}: valid ({', '.join(report.integrations)})")
+    if args.format == "json":
+        print(dumps(validate_json(reports)))
+    return 0 if all(r.valid for r in reports) else 1
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    from meshline.compiler.testing import run_tests
+    if args.watch:
+        return _watching(args, args.files, lambda _watch: _test_once(args))
+    return _test_once(args)
 
-    passed = failed = 0
+
+def _test_once(args: argparse.Namespace) -> int:
+    from meshline.compiler.testing import run_case, selected
+    from meshline.reports import TestRecord, dumps, junit_xml, target_json, test_json
+
+    text = args.format == "text"
+    params = _params(args.param)
+    records: list[TestRecord] = []
+    reports = []
     for path in args.files:
-        try:
-            # Connectors are replaced by in-memory ones: missing connection parameters only warn.
-            result = _load(path, _params(args.param), strict=False)
-        except MeshlineError as e:
-            print(str(e), file=sys.stderr)
-            failed += 1
+        result, report = _load_report(path, params)
+        reports.append(report)
+        if text:
+            _print_problems(report)
+        else:  # errors are in the JSON report; warnings go to stderr
+            _print_problems(replace(report, problems=[p for p in report.problems if p.severity != "error"]))
+        if result is None:
             continue
-        for w in result.warnings:
-            print(str(w), file=sys.stderr)
+        updates: list[Any] = []
+        updated: list[TestRecord] = []
         for integration in result.integrations:
-            if not integration.tests:
+            if not integration.tests and text:
                 print(f"{path}: {integration.name}: no tests")
-            for case in run_tests(integration):
-                if case.passed:
-                    passed += 1
-                    print(f"PASS {integration.name}: {case.name}")
-                else:
-                    failed += 1
-                    print(f"FAIL {integration.name}: {case.name}")
-                    for p in case.problems:
-                        print(f"  {integration.redactor.redact(p)}")
-    print(f"{passed} passed, {failed} failed")
-    return 0 if failed == 0 else 1
+            redact = integration.redactor.redact
+            for index, case in enumerate(integration.tests):
+                if not selected(integration, case, args.k):
+                    continue
+                r = run_case(integration, case)
+                status = "passed" if r.passed else ("error" if r.error else "failed")
+                record = TestRecord(
+                    file=path,
+                    integration=integration.name,
+                    name=case.name,
+                    line=r.line,
+                    status=status,
+                    seconds=r.duration,
+                    messages=list(r.problems),
+                    targets=[target_json(tr, redact) for tr in r.targets],
+                )
+                if status == "failed" and args.update:
+                    change = _expectation_updates(integration, index, case, r)
+                    if change:
+                        updates.extend(change)
+                        updated.append(record)
+                records.append(record)
+                if text:
+                    _print_case(record)
+        if updates:
+            _write_updates(path, updates, updated, text)
+    if args.k and not records and text:
+        print(f"no test matches -k {args.k!r}", file=sys.stderr)
+    summary = test_json(records, reports)
+    if args.report:
+        try:
+            with open(args.report, "wb") as fh:
+                fh.write(junit_xml(records, reports))
+        except OSError as e:
+            raise _Usage(f"--report: cannot write {args.report}: {e.strerror or e}") from None
+    if text:
+        print(f"{summary['passed']} passed, {summary['failed']} failed")
+    else:
+        print(dumps(summary))
+    if args.k and not records:
+        return 1
+    return 0 if summary["failed"] == 0 else 1
+
+
+def _print_case(record: Any) -> None:
+    if record.status == "passed":
+        print(f"PASS {record.integration}: {record.name}")
+        return
+    where = f"{record.file}:{record.line}: " if record.line else ""
+    print(f"{'ERROR' if record.status == 'error' else 'FAIL'} {where}{record.integration}: {record.name}")
+    for line in record.messages:
+        print(f"  {line}")
+
+
+def _expectation_updates(integration: Any, index: int, case: Any, result: Any) -> list[Any]:
+    """``--update``: the new expect lists of a failed case, unless they would hold a secret value."""
+    from meshline.compiler.testing import updated_expectations
+    from meshline.spec.rewrite import ExpectUpdate, flow
+
+    new = updated_expectations(case, result)
+    text = flow(new)
+    if integration.redactor.redact(text) != text:
+        where = f"{integration.file}: {integration.name}: {case.name}"
+        print(f"{where}: not updated: its outputs hold a secret value", file=sys.stderr)
+        return []
+    return [ExpectUpdate(integration.name, index, target, events) for target, events in new.items()]
+
+
+def _write_updates(path: str, updates: list[Any], records: list[Any], text: bool) -> None:
+    """Rewrite the expectations in ``path`` (only their text); then the cases count as updated."""
+    import codecs
+
+    from meshline.spec.rewrite import RewriteError, rewrite_expectations
+
+    real = os.path.realpath(path)  # a symlink stays a symlink
+    tmp = f"{real}.meshline-update"
+    try:
+        with open(real, "rb") as fh:
+            raw = fh.read()
+        bom = raw.startswith(codecs.BOM_UTF8)
+        try:
+            original = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise RewriteError(f"{path}: only UTF-8 files can be updated") from None
+        new = rewrite_expectations(original, updates, path)
+        with open(tmp, "wb") as fh:
+            fh.write((codecs.BOM_UTF8 if bom else b"") + new.encode("utf-8"))
+        os.chmod(tmp, os.stat(real).st_mode & 0o7777)
+        os.replace(tmp, real)  # all or nothing
+    except (OSError, RewriteError) as e:
+        message = str(e) if isinstance(e, RewriteError) else f"{path}: cannot update: {e.strerror or e}"
+        print(message, file=sys.stderr)
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        return
+    for r in records:
+        r.status = "updated"
+    if text:
+        names = ", ".join(repr(r.name) for r in records)
+        print(f"UPDATED {path}: the expectations of {len(records)} test(s): {names}")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.watch:
+        if args.runner == "dataflow":
+            raise _Usage("--watch runs locally; it does not apply to --runner dataflow")
+        return _watching(args, [args.file], lambda watch: _run_once(args, watch))
+    return _run_once(args)
+
+
+def _run_once(args: argparse.Namespace, watch: _Watch | None = None) -> int:
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from meshline.compiler import build_pipeline
     from meshline.compiler.progress import Progress
-    from meshline.compiler.summary import collect_counters, render_summary
+    from meshline.compiler.summary import collect_counters, outputs, render_summary, stage_rows
     from meshline.runners import RunnerSettings, make_runner
     from meshline.secrets import mask
 
     # Dataflow workers read Secret Manager themselves; local runs read it here, once.
     result = _load(args.file, _params(args.param), read_secrets=args.runner != "dataflow")
     for w in result.warnings:
-        print(str(w), file=sys.stderr)
+        _say(str(w), level="warning")
     status = 0
+    report: list[dict[str, Any]] = []  # --format json
     # Before the runner is made: Beam's job-server wrapper keeps the SIGINT handler it finds
     # and calls it after stopping its server.
     stopper = _Stopper()
@@ -141,7 +289,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             check_secrets(integration)
         if args.runner is None:
             kind = "unbounded" if unbounded else "bounded"
-            print(f"{integration.name}: {kind} sources, using the {runner_name} runner", file=sys.stderr)
+            _say(f"{integration.name}: {kind} sources, using the {runner_name} runner", runner=runner_name)
         settings = RunnerSettings(
             name=runner_name,
             streaming=unbounded,
@@ -155,16 +303,26 @@ def cmd_run(args: argparse.Namespace) -> int:
         pipeline = beam.Pipeline(runner=runner, options=options)
         build_pipeline(integration, pipeline, options={"runner": runner_name})
         started = time.monotonic()
-        print(f"running {integration.name} on {runner_name} ...", file=sys.stderr)
+        _say(
+            f"running {integration.name} on {runner_name} ...",
+            integration=integration.name,
+            runner=runner_name,
+        )
+        entry: dict[str, Any] = {"name": integration.name, "file": args.file, "runner": runner_name}
+        report.append(entry)
         run = None
         try:
             try:
-                with Progress():
+                with Progress(integration=integration, enabled=not _LOG_JSON):
                     run = pipeline.run()
                     if runner_name == "dataflow":
                         # A remote job: report where it is, do not block on it (streaming never ends).
-                        print(f"{integration.name}: submitted to Dataflow: {_job_id(run)}", file=sys.stderr)
+                        _say(f"{integration.name}: submitted to Dataflow: {_job_id(run)}", job=_job_id(run))
+                        entry.update(status="submitted", job=_job_id(run), outputs=outputs(integration))
+                        _say_outputs(integration, entry["outputs"])
                         continue
+                    if watch is not None:
+                        watch.started(run)
                     run.wait_until_finish()
             except Exception:
                 if stopper.signum:  # Beam hands the KeyboardInterrupt on as another error
@@ -181,23 +339,168 @@ def cmd_run(args: argparse.Namespace) -> int:
             # A target could not write at all and had no dead-letter target: nothing of the
             # failed bundle was acknowledged, so an acknowledging source will redeliver it.
             message = mask(integration.redactor.redact(str(e).splitlines()[0]))
-            print(f"{integration.name}: run failed: {message}", file=sys.stderr)
+            _say(f"{integration.name}: run failed: {message}", level="error")
+            entry.update(status="failed", error=message, seconds=round(time.monotonic() - started, 3))
             status = 1
             continue
         except MeshlineError:
             raise
         except Exception as e:
+            if watch is not None and watch.restarting:  # --watch cancelled the job: a file changed
+                entry.update(status="cancelled", seconds=round(time.monotonic() - started, 3))
+                break
             if os.environ.get("MESHLINE_DEBUG"):
                 raise
             message = mask(integration.redactor.redact(f"{type(e).__name__}: {e}".splitlines()[0]))
-            print(f"{integration.name}: run failed: {message}", file=sys.stderr)
+            _say(f"{integration.name}: run failed: {message}", level="error")
+            entry.update(status="failed", error=message, seconds=round(time.monotonic() - started, 3))
             status = 1
             continue
         elapsed = time.monotonic() - started
         counters = collect_counters(run)
-        print(render_summary(integration, counters), file=sys.stderr)
-        print(f"{integration.name}: done in {elapsed:.1f}s", file=sys.stderr)
+        entry.update(
+            status="succeeded",
+            seconds=round(elapsed, 3),
+            stages=stage_rows(integration, counters),
+            counters=counters,
+            outputs=outputs(integration),
+        )
+        if _LOG_JSON:
+            _say(f"{integration.name}: summary", stages=entry["stages"])
+        else:
+            print(render_summary(integration, counters), file=sys.stderr)
+        _say_outputs(integration, entry["outputs"])
+        _say(f"{integration.name}: done in {elapsed:.1f}s", seconds=round(elapsed, 3))
+    if args.format == "json":
+        # one line, the last of stdout (a ``log`` target prints events before it)
+        print(json.dumps({"integrations": report}, ensure_ascii=False, default=str), flush=True)
     return status
+
+
+def _say_outputs(integration: Any, where: list[dict[str, str]]) -> None:
+    """Where the run's outputs went: one line per target (secrets masked)."""
+    if _LOG_JSON:
+        _say(f"{integration.name}: outputs", outputs=where)
+        return
+    print(f"{integration.name}: outputs:", file=sys.stderr)
+    for o in where:
+        print(f"  {o['target']} ({o['type']}): {o['where'] or '-'}", file=sys.stderr)
+
+
+# --------------------------------------------------------------------------- status lines and logs
+
+#: ``meshline run --log-format json``: status lines and log records are JSON objects, one per line.
+_LOG_JSON = False
+
+
+def _say(message: str, level: str = "info", **fields: Any) -> None:
+    """A status line of the CLI on stderr: text, or a JSON record with ``fields`` (``--log-format json``)."""
+    if not _LOG_JSON:
+        print(message, file=sys.stderr)
+        return
+    record = {"time": _now(), "level": level, "logger": "meshline", "message": message, **fields}
+    sys.stderr.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+    sys.stderr.flush()
+
+
+def _now(created: float | None = None) -> str:
+    import datetime as dt
+
+    t = dt.datetime.fromtimestamp(time.time() if created is None else created, dt.UTC)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+class _JsonLogFormatter(logging.Formatter):
+    """Log records as JSON objects (``time``, ``level``, ``logger``, ``message``), secrets masked."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from meshline.secrets import mask
+
+        doc: dict[str, Any] = {
+            "time": _now(record.created),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": mask(record.getMessage()),
+        }
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            doc["error"] = mask(f"{type(error).__name__}: {error}".splitlines()[0])
+        return json.dumps(doc, ensure_ascii=False, default=str)
+
+
+def _use_json_logs() -> None:
+    global _LOG_JSON
+    _LOG_JSON = True
+    formatter = _JsonLogFormatter()
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(formatter)
+
+
+# --------------------------------------------------------------------------- --watch
+
+
+class _Watch:
+    """``--watch`` during one run: a thread cancels the job when a watched file changes."""
+
+    def __init__(self, paths: Callable[[], list[str]], before: dict[str, tuple[int, int]]):
+        self._paths = paths
+        self._before = before
+        self._stop = threading.Event()
+        self.restarting = False
+        self.changed: list[str] = []
+
+    def started(self, run: Any) -> None:
+        def watch() -> None:
+            from meshline.watch import wait_for_change
+
+            changed = wait_for_change(self._paths, self._before, self._stop)
+            if changed and not self._stop.is_set():
+                self.changed = changed
+                self.restarting = True
+                # Prism logs the cancelled bundle as an error; here it is what was asked for
+                logging.getLogger("PrismRunner").setLevel(logging.CRITICAL)
+                try:
+                    run.cancel()
+                except Exception:  # already finished
+                    pass
+
+        threading.Thread(target=watch, name="meshline-watch", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def _watching(args: argparse.Namespace, files: list[str], once: Callable[[_Watch], int]) -> int:
+    """Run ``once`` again whenever the files, or what they read, change; until Ctrl-C."""
+    from meshline.watch import snapshot, wait_for_change, watched_files
+
+    while True:
+        try:
+            loaded = [i for f in files for i in _load(f, _params(args.param), strict=False).integrations]
+        except MeshlineError:
+            loaded = []  # ``once`` reports the problem; watch the files themselves
+
+        def paths(loaded: list[Any] = loaded) -> list[str]:
+            return watched_files(files, loaded)
+
+        before = snapshot(paths())
+        watch = _Watch(paths, before)
+        try:
+            once(watch)
+        except MeshlineError as e:
+            from meshline.secrets import mask
+
+            print(mask(str(e)), file=sys.stderr)
+        finally:
+            watch.stop()
+            logging.getLogger("PrismRunner").setLevel(logging.WARNING)
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C ends the watch at once
+        changed = watch.changed
+        if not watch.restarting:
+            _say(f"watching {len(before)} file(s) for changes; Ctrl-C to stop")
+            changed = wait_for_change(paths, before)
+        shown = ", ".join(os.path.relpath(p) for p in changed[:5]) + (" …" if len(changed) > 5 else "")
+        _say(f"changed: {shown}; running again")
 
 
 #: Seconds a run may take to stop after the first Ctrl-C or SIGTERM before the process ends at once.
@@ -307,8 +610,6 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 
 def cmd_connectors(args: argparse.Namespace) -> int:
-    import json
-
     from meshline import registry
 
     if args.id:
@@ -350,11 +651,9 @@ def cmd_template(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    import json
+    from meshline.spec.fileschema import file_schema
 
-    from meshline.spec import integration_schema
-
-    print(json.dumps(integration_schema(), indent=2))
+    print(json.dumps(file_schema(), indent=2))
     return 0
 
 
@@ -386,23 +685,61 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_completion(args: argparse.Namespace) -> int:
+    from meshline.completion import render
+
+    sys.stdout.write(render(_parser(), args.shell))
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
+
+
+class _Version(argparse.Action):
+    """``--version``: Meshline's version, and the Beam and Python it runs with (Beam not imported)."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: Any):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        from meshline import __version__
+
+        try:
+            beam = version("apache-beam")
+        except PackageNotFoundError:
+            beam = "not installed"
+        python = ".".join(str(n) for n in sys.version_info[:3])
+        print(f"meshline {__version__} (Apache Beam {beam}, Python {python})")
+        parser.exit()
+
+
+def _path(action: argparse.Action, kind: str = "file") -> argparse.Action:
+    """Mark an argument for shell completion (see :mod:`meshline.completion`)."""
+    action.completer = kind  # type: ignore[attr-defined]
+    return action
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="meshline", description="Integration as code, compiled to Apache Beam.")
+    p.add_argument("--version", action=_Version, help="print the version and exit")
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser(
         "run", help="compile and run an integration", epilog="Beam pipeline options go after --."
     )
-    run.add_argument("file")
+    _path(run.add_argument("file"))
     run.add_argument(
         "--runner",
         choices=["direct", "prism", "flink", "dataflow"],
         help="default: direct for bounded integrations, prism for unbounded ones",
     )
-    run.add_argument("--prism-location", help="path of a prism binary (default: $MESHLINE_PRISM, the cache)")
+    _path(
+        run.add_argument(
+            "--prism-location", help="path of a prism binary (default: $MESHLINE_PRISM, the cache)"
+        )
+    )
     run.add_argument("--flink-master", default="[local]", help="HOST:PORT of a Flink cluster, or [local]")
     run.add_argument(
         "--allow-exposed-runner",
@@ -410,47 +747,101 @@ def _parser() -> argparse.ArgumentParser:
         help="run even if a runner server listens beyond 127.0.0.1 (a Prism or job-server jar you bring)",
     )
     run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    run.add_argument(
+        "--watch",
+        action="store_true",
+        help="run again whenever the file, or a file it reads (python module, stylesheet, input), changes",
+    )
+    run.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default="text",
+        help="status lines and logs on stderr as text, or as one JSON object per line",
+    )
+    run.add_argument(
+        "--format",
+        choices=["text", "json"],
+        default="text",
+        help="json: also print a summary of the run (counts per stage, outputs) as the last line of stdout",
+    )
     run.set_defaults(beam_args=[])
     run.set_defaults(fn=cmd_run)
 
     val = sub.add_parser("validate", help="check integration files without running them")
-    val.add_argument("files", nargs="+")
+    _path(val.add_argument("files", nargs="+"))
     val.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    val.add_argument(
+        "--format",
+        choices=["text", "json"],
+        default="text",
+        help="json: one report on stdout (its shape: docs/cli.md)",
+    )
     val.set_defaults(fn=cmd_validate)
 
     test = sub.add_parser("test", help="run the tests inside integration files")
-    test.add_argument("files", nargs="+")
+    _path(test.add_argument("files", nargs="+"))
     test.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    test.add_argument(
+        "-k", metavar="NAME", help="only the tests whose 'INTEGRATION: NAME' contains NAME (any case)"
+    )
+    test.add_argument(
+        "--update",
+        action="store_true",
+        help="write the actual outputs of failing tests into the file as their expectations",
+    )
+    _path(test.add_argument("--report", metavar="FILE", help="also write a JUnit XML report here"))
+    test.add_argument(
+        "--format",
+        choices=["text", "json"],
+        default="text",
+        help="json: one report on stdout (its shape: docs/cli.md)",
+    )
+    test.add_argument(
+        "--watch", action="store_true", help="run the tests again whenever the files or what they read change"
+    )
     test.set_defaults(fn=cmd_test)
 
     graph = sub.add_parser("graph", help="draw an integration")
-    graph.add_argument("file")
+    _path(graph.add_argument("file"))
     graph.add_argument("--format", default="mermaid", choices=["mermaid", "dot", "svg", "png"])
-    graph.add_argument("-o", "--output")
+    _path(graph.add_argument("-o", "--output"))
     graph.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
     graph.set_defaults(fn=cmd_graph)
 
     con = sub.add_parser("connectors", help="list connectors, or print one's config schema")
-    con.add_argument("id", nargs="?")
+    _path(con.add_argument("id", nargs="?"), "connector")
     con.add_argument("--json", action="store_true", help="also print the JSON Schema")
     con.set_defaults(fn=cmd_connectors)
 
     tpl = sub.add_parser("template", help="write a Dataflow Flex Template for an integration file")
-    tpl.add_argument("file")
-    tpl.add_argument("-o", "--output", required=True, help="directory to write the template into")
+    _path(tpl.add_argument("file"))
+    _path(tpl.add_argument("-o", "--output", required=True, help="directory to write the template into"))
     tpl.add_argument("--image", help="container image name (default: a placeholder to replace)")
     tpl.add_argument("--name", help="which integration, when the file holds several")
     tpl.set_defaults(fn=cmd_template)
 
     imp = sub.add_parser("import", help="convert other systems' manifests into an integration file")
     imp.add_argument("system", choices=["triggermesh"], help="whose manifests: TriggerMesh/Knative")
-    imp.add_argument("files", nargs="+", help="manifest files or directories of them")
-    imp.add_argument("-o", "--output", help="write the integration here (default: stdout)")
+    _path(imp.add_argument("files", nargs="+", help="manifest files or directories of them"))
+    _path(imp.add_argument("-o", "--output", help="write the integration here (default: stdout)"))
     imp.add_argument("--name", default="imported", help="metadata.name of the integration")
     imp.set_defaults(fn=cmd_import)
 
-    sch = sub.add_parser("schema", help="print the JSON Schema of the integration file")
+    sch = sub.add_parser(
+        "schema",
+        help="print the JSON Schema of the integration file",
+        epilog="For editors: ${params.NAME} and ${env.NAME} placeholders are allowed wherever a value goes.",
+    )
     sch.set_defaults(fn=cmd_schema)
+
+    comp = sub.add_parser(
+        "completion",
+        help="print a shell completion script",
+        epilog="bash: source <(meshline completion bash) in ~/.bashrc; "
+        "zsh: source <(meshline completion zsh) in ~/.zshrc after compinit.",
+    )
+    comp.add_argument("shell", choices=["bash", "zsh"])
+    comp.set_defaults(fn=cmd_completion)
     return p
 
 
@@ -470,6 +861,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("meshline: Beam options after -- are only for 'run'", file=sys.stderr)
             return 2
         args.beam_args = beam_args
+    if getattr(args, "log_format", "text") == "json":
+        _use_json_logs()
     try:
         return int(args.fn(args))
     except _Usage as e:
@@ -480,7 +873,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         from meshline.secrets import mask
 
-        print(mask(str(e)), file=sys.stderr)  # no secret value or URL password, whatever raised it
+        for line in mask(str(e)).splitlines():  # no secret value or URL password, whatever raised it
+            _say(line, level="error")
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

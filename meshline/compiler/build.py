@@ -16,12 +16,15 @@ running: ``run``, ``test``, ``graph`` and ``template`` share it.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import apache_beam as beam
 
+import meshline.coder  # noqa: F401  (registers the CloudEvent coder)
+from meshline.compiler import progress
 from meshline.compiler.router import StepPlan, TriggerPlan, route_fn
 from meshline.config import parse_config
 from meshline.connectors.delivery import RetryPolicy
@@ -83,14 +86,26 @@ class _CountFn(beam.DoFn):
 
     def start_bundle(self):
         self._n = 0
+        self._reported = 0
+        self._next_report = time.monotonic() + 0.5
 
     def process(self, element: CloudEvent):
         self._n += 1
+        if not self._n & 255 and time.monotonic() >= self._next_report:
+            self._report()
         if self._triggers and not element.attributes.get("meshlinetrigger"):
             element = element.replace(meshlinetrigger=self._triggers)
         yield element
 
+    def _report(self) -> None:
+        """Dead letters so far, to the live progress line (Beam's counters get the total at bundle end)."""
+        n, self._reported = self._n - self._reported, self._n
+        self._next_report = time.monotonic() + 0.5
+        if n:
+            progress.add(dict.fromkeys(self._names, n))
+
     def finish_bundle(self):
+        self._report()
         if self._n:
             for name in self._names:
                 beam.metrics.Metrics.counter("meshline", name).inc(self._n)
@@ -113,6 +128,7 @@ class _DropFn(beam.DoFn):
 
     def finish_bundle(self):
         if self._n:
+            progress.add({"deadletter.dropped": self._n})
             beam.metrics.Metrics.counter("meshline", "deadletter.dropped").inc(self._n)
             _LOGGER.warning(
                 "%d %s failure(s) in this bundle have no dead-letter target; last error: %s",

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,6 +53,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.utils.windowed_value import WindowedValue
 
+import meshline.coder  # noqa: F401  (registers the CloudEvent coder)
 from meshline.compiler import progress
 from meshline.compiler.router_batch import (
     STEP_FAILURES,
@@ -73,7 +75,10 @@ from meshline.transforms.steps import JqConfig, data_only_output
 __all__ = ["DROPPED", "BatchResult", "RouteFn", "Router", "StepPlan", "StepResult", "TriggerPlan", "route_fn"]
 
 _LOGGER = logging.getLogger(__name__)
-_PROGRESS_EVERY = 4096
+# Counts reach the live progress line (meshline.compiler.progress) at most this often; the
+# clock is read once per _PROGRESS_CHECK events, so the hot path stays one integer compare.
+_PROGRESS_INTERVAL = 0.5
+_PROGRESS_CHECK = 256
 
 DROPPED = "__meshline_dropped__"  # tag for failures with no dead-letter target (counted, not emitted)
 
@@ -477,14 +482,16 @@ class RouteFn(beam.DoFn):
     def start_bundle(self):
         self._emitted: dict[str, int] = {}
         self._reported: dict[str, int] = {}
+        self._values: dict[str, int] = {}  # this bundle's counter values, added to Beam's at its end
         self._pending = 0
+        self._next_report = time.monotonic() + _PROGRESS_INTERVAL
 
     def process(self, event: CloudEvent | EventBatch):
         """An event or a batch, routed: one batch per tag that takes batches, else one by one."""
         events = each_event(event)
         self._pending += len(events)
-        if self._pending >= _PROGRESS_EVERY:
-            self._report_progress()
+        if self._pending >= _PROGRESS_CHECK:
+            self._maybe_report()
         routed = self._router.route_many(events)
         if not routed:
             return None
@@ -505,33 +512,42 @@ class RouteFn(beam.DoFn):
                 outputs.extend(beam.pvalue.TaggedOutput(tag, e) for e in group)
         return outputs
 
+    def _maybe_report(self) -> None:
+        self._pending = 0
+        now = time.monotonic()
+        if now >= self._next_report:
+            self._next_report = now + _PROGRESS_INTERVAL
+            self._report_progress()
+
     def _report_progress(self) -> None:
-        deltas = {f"in.{self._source}": self._pending}
+        """The counts since the last report: to the progress line now, to Beam's counters at bundle end."""
+        r = self._router
+        deltas = {f"source.{self._source}.in": r.seen}
+        deltas.update(r.metrics())  # deltas since its last call (it resets)
         for tag, n in self._emitted.items():
-            deltas[f"out.{tag}"] = n - self._reported.get(tag, 0)
+            name = "deadletter.dropped" if tag == DROPPED else f"target.{tag}.in"
+            deltas[name] = deltas.get(name, 0) + n - self._reported.get(tag, 0)
         self._reported = dict(self._emitted)
+        values = self._values
+        for name, n in deltas.items():
+            if n:
+                values[name] = values.get(name, 0) + n
         progress.add(deltas)
         self._pending = 0
 
     def finish_bundle(self):
         self._report_progress()
-        r = self._router
-        values = {f"source.{self._source}.in": r.seen}
-        values.update(r.metrics())
-        for tag, n in self._emitted.items():
-            if tag == DROPPED:
-                values["deadletter.dropped"] = values.get("deadletter.dropped", 0) + n
-            else:
-                values[f"target.{tag}.in"] = n
         dropped = self._emitted.get(DROPPED, 0)
         if dropped:
             _LOGGER.warning(
                 "%d event(s) failed in this bundle and no dead-letter target is configured; last error: %s",
                 dropped,
-                r.last_dropped_error,
+                self._router.last_dropped_error,
             )
-        self._inc(values)
+        self._inc(self._values)
+        self._values = {}
         self._emitted = {}
+        self._reported = {}
 
     def _inc(self, values: dict[str, int]) -> None:
         for name, n in values.items():
@@ -555,8 +571,8 @@ class _BatchedRouteFn(RouteFn):
     ):
         events = each_event(event)
         self._pending += len(events)
-        if self._pending >= _PROGRESS_EVERY:
-            self._report_progress()
+        if self._pending >= _PROGRESS_CHECK:
+            self._maybe_report()
         meta = (timestamp, window)
         route = self._router.route_batched
         routed = [out for e in events for out in route(e, meta)]

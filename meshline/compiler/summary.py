@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["collect_counters", "render_summary"]
+__all__ = ["collect_counters", "outputs", "render_summary", "stage_rows"]
 
 
 def collect_counters(result: Any) -> dict[str, int]:
@@ -22,6 +22,66 @@ def collect_counters(result: Any) -> dict[str, int]:
     return out
 
 
+def stage_rows(integration: Any, counters: dict[str, int]) -> list[dict[str, Any]]:
+    """One row per source, trigger, step and target: ``in``, ``matched``, ``out``, ``dead_lettered``.
+
+    ``out`` is what a source decoded, a trigger or step passed on, a target delivered;
+    ``dead_lettered`` what failed there (decode errors for a source).
+    """
+
+    def g(name: str) -> int:
+        return counters.get(name, 0)
+
+    rows: list[dict[str, Any]] = []
+    for s in integration.sources:
+        p = f"source.{s.name}."
+        rows.append(
+            {
+                "stage": "source",
+                "name": s.name,
+                "in": g(p + "in") + g(p + "decode_errors"),
+                "out": g(p + "in"),
+                "dead_lettered": g(p + "decode_errors"),
+            }
+        )
+    for t in integration.triggers:
+        p = f"trigger.{t.name}."
+        row = {
+            "stage": "trigger",
+            "name": t.name,
+            "in": g(p + "in"),
+            "matched": g(p + "matched"),
+            "out": g(p + "out"),
+            "dead_lettered": g(p + "dead_lettered"),
+        }
+        if g(p + "cesql_errors"):
+            row["cesql_errors"] = g(p + "cesql_errors")
+        rows.append(row)
+    for st in integration.transformations:
+        p = f"step.{st.name}."
+        rows.append(
+            {
+                "stage": "step",
+                "name": st.name,
+                "in": g(p + "in"),
+                "out": g(p + "out"),
+                "dead_lettered": g(p + "failed"),
+            }
+        )
+    for t in integration.targets:
+        p = f"target.{t.name}."
+        rows.append(
+            {
+                "stage": "target",
+                "name": t.name,
+                "in": g(p + "in"),
+                "out": g(p + "delivered"),
+                "dead_lettered": g(p + "dead_lettered"),
+            }
+        )
+    return rows
+
+
 def render_summary(integration: Any, counters: dict[str, int]) -> str:
     """A fixed-width table, one row per source, trigger, step and target."""
 
@@ -29,33 +89,12 @@ def render_summary(integration: Any, counters: dict[str, int]) -> str:
         return counters.get(name, 0)
 
     rows: list[tuple[str, str, str, str, str, str]] = []
-    for s in integration.sources:
-        p = f"source.{s.name}."
-        rows.append(
-            (
-                "source",
-                s.name,
-                str(g(p + "in") + g(p + "decode_errors")),
-                "",
-                str(g(p + "in")),
-                str(g(p + "decode_errors")),
-            )
-        )
-    for t in integration.triggers:
-        p = f"trigger.{t.name}."
-        note = g(p + "cesql_errors")
-        matched = str(g(p + "matched")) + (f" ({note} cesql errors)" if note else "")
-        rows.append(
-            ("trigger", t.name, str(g(p + "in")), matched, str(g(p + "out")), str(g(p + "dead_lettered")))
-        )
-    for st in integration.transformations:
-        p = f"step.{st.name}."
-        rows.append(("step", st.name, str(g(p + "in")), "", str(g(p + "out")), str(g(p + "failed"))))
-    for t in integration.targets:
-        p = f"target.{t.name}."
-        rows.append(
-            ("target", t.name, str(g(p + "in")), "", str(g(p + "delivered")), str(g(p + "dead_lettered")))
-        )
+    for r in stage_rows(integration, counters):
+        matched = ""
+        if r["stage"] == "trigger":
+            note = r.get("cesql_errors")
+            matched = str(r["matched"]) + (f" ({note} cesql errors)" if note else "")
+        rows.append((r["stage"], r["name"], str(r["in"]), matched, str(r["out"]), str(r["dead_lettered"])))
     header = ("stage", "name", "in", "matched", "out/delivered", "dead-lettered")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows]]
@@ -69,3 +108,55 @@ def render_summary(integration: Any, counters: dict[str, int]) -> str:
     if dropped:
         lines.append(f"{dropped} failed event(s) had no dead-letter target (counted and logged)")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- where outputs go
+
+
+def _first(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return str(value[0]) if value else ""
+    return "" if value is None else str(value)
+
+
+def _prefixed(scheme: str, bucket: Any, prefix: Any) -> str:
+    return f"{scheme}://{bucket}/{str(prefix or '').lstrip('/')}"
+
+
+_WHERE: dict[str, Any] = {
+    "file": lambda c: _first(c.get("path")),
+    "log": lambda c: "standard output",
+    "http": lambda c: _first(c.get("url")),
+    "aws.s3": lambda c: _prefixed("s3", c.get("bucket"), c.get("prefix")),
+    "aws.sqs": lambda c: _first(c.get("queue_url")),
+    "google.storage": lambda c: _prefixed("gs", c.get("bucket"), c.get("prefix")),
+    "azure.datalake": lambda c: (
+        f"{_first(c.get('account_url')) or 'account of the connection string'}"
+        f" container {c.get('container')}, prefix {c.get('prefix') or '/'}"
+    ),
+    "kafka": lambda c: f"kafka://{_first(c.get('bootstrap_servers')).split(',')[0]}/{c.get('topic')}",
+    "elasticsearch": lambda c: f"{_first(c.get('hosts')).rstrip('/')}/{c.get('index')}",
+    "snowflake": lambda c: (
+        f"snowflake {c.get('account')}: {c.get('database')}.{c.get('schema')}.{c.get('table')}"
+    ),
+    "amqp": lambda c: (
+        f"{_first(c.get('url'))} exchange {c.get('exchange')!r}, routing key {c.get('routing_key')!r}"
+    ),
+}
+
+
+def outputs(integration: Any) -> list[dict[str, str]]:
+    """Where each target writes (``target``, ``type``, ``where``), secrets masked: for ``meshline run``."""
+    from meshline.secrets import mask, mask_url
+
+    out = []
+    for t in integration.targets:
+        describe = _WHERE.get(t.type)
+        try:
+            where = describe(dict(t.config or {})) if describe else ""
+        except Exception:
+            where = ""
+        out.append(
+            {"target": t.name, "type": t.type, "where": mask(mask_url(integration.redactor.redact(where)))}
+        )
+    return out

@@ -25,45 +25,28 @@ import io
 import logging
 import os
 import uuid
-from dataclasses import dataclass
 from itertools import islice
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import quote
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from meshline.config import doc
+import meshline.coder  # noqa: F401  (registers the CloudEvent coder)
 from meshline.connectors.delivery import RetryPolicy, TransientError
-from meshline.connectors.objects import ObjectTargetFields, WriteObjects, target_args
+from meshline.connectors.file_config import LINE_TYPE, SOURCE, TARGET, FileSourceConfig, FileTargetConfig
+from meshline.connectors.objects import WriteObjects
 from meshline.errors import EventError
 from meshline.events import CloudEvent, EventBatch, dead_letter, from_json
-from meshline.registry import Component
 
 __all__ = ["SOURCE", "TARGET", "FileSourceConfig", "FileTargetConfig", "ReadFromFile", "WriteToFile"]
 
 _LOGGER = logging.getLogger(__name__)
 DEAD = "dead"
-LINE_TYPE = "dev.meshline.file.line"
 BATCH = 32  # events per EventBatch element (see meshline.events.EventBatch)
 
 
 # --------------------------------------------------------------------------- source
-
-
-@dataclass(frozen=True, kw_only=True)
-class FileSourceConfig:
-    """Read events from files: local paths, globs, or any Beam filesystem URL."""
-
-    path: str = doc("a file, a glob (data/*.jsonl) or a filesystem URL (gs://bucket/dir/*.jsonl)")
-    format: Literal["cloudevents", "lines"] = doc(
-        "'cloudevents': one JSON CloudEvent per line; 'lines': each line becomes an event", "cloudevents"
-    )
-    type: str = doc("event type for 'lines'", LINE_TYPE)
-
-    def __post_init__(self) -> None:
-        if not self.path.strip():
-            raise ValueError("path: must not be empty")
 
 
 def _file_url(path: str) -> str:
@@ -189,31 +172,7 @@ class ReadFromFile(beam.PTransform):
         return outputs.events, outputs[DEAD]
 
 
-SOURCE = Component(
-    id="file",
-    kind="source",
-    config=FileSourceConfig,
-    build=lambda config, ctx: ReadFromFile(config, ctx.name),
-    description="Events from files: JSON CloudEvents one per line, or raw lines.",
-)
-
-
 # --------------------------------------------------------------------------- target
-
-
-@dataclass(frozen=True, kw_only=True)
-class _FileTargetPath:
-    path: str = doc("directory or URL prefix; may use {yyyy}/{mm}/{dd}/{HH} and {type}")
-
-
-@dataclass(frozen=True, kw_only=True)
-class FileTargetConfig(ObjectTargetFields, _FileTargetPath):
-    """Write events to files under a directory (local or any Beam filesystem URL)."""
-
-    def __post_init__(self) -> None:
-        if not self.path.strip():
-            raise ValueError("path: must not be empty")
-        self._check_object_fields()
 
 
 def _split_template(path: str) -> tuple[str, str]:
@@ -358,17 +317,3 @@ class WriteToFile(beam.PTransform):
         base, template = _split_template(self._config.path)
         write = WriteObjects.of(_MakeFileStore(base), self._config, prefix=template, **self._target)
         return events | "Objects" >> write
-
-
-def _build_target(config: FileTargetConfig, ctx: Any) -> WriteToFile:
-    return WriteToFile(config, **target_args(ctx))
-
-
-TARGET = Component(
-    id="file",
-    kind="target",
-    config=FileTargetConfig,
-    build=_build_target,
-    description="Files under a directory: jsonl, avro or parquet, with path templates and windows.",
-    batches=True,
-)

@@ -11,35 +11,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
 
-from meshline.config import doc
+import meshline.coder  # noqa: F401  (registers the CloudEvent coder)
+from meshline.connectors.generate_config import SOURCE, GenerateConfig
 from meshline.errors import EventError
 from meshline.events import CloudEvent, dead_letter, from_json_dict
-from meshline.registry import Component
 
 __all__ = ["SOURCE", "GenerateConfig", "Generate", "render_template"]
-
-
-@dataclass(frozen=True, kw_only=True)
-class GenerateConfig:
-    """Generate events from a template, for demos and load tests."""
-
-    count: int | None = doc("number of events to generate (bounded)", None)
-    rate: float | None = doc("events per second (paced in real time)", None)
-    event: dict[str, Any] = doc("CloudEvent template; '{n}' in any string is the sequence number", {})
-    max_events: int | None = doc("stop after this many events (same as count for this source)", None)
-
-    def __post_init__(self) -> None:
-        if self.count is None and self.rate is None and self.max_events is None:
-            raise ValueError("one of 'count', 'rate' or 'max_events' is required")
-        if self.count is not None and self.count < 0:
-            raise ValueError(f"count: must be >= 0, got {self.count}")
-        if self.rate is not None and self.rate <= 0:
-            raise ValueError(f"rate: must be > 0, got {self.rate}")
 
 
 def _compile(value: Any) -> Callable[[int], Any]:
@@ -123,13 +104,3 @@ class Generate(beam.PTransform):
             .with_output_types(CloudEvent)
         )
         return out.events, out.dead
-
-
-SOURCE = Component(
-    id="generate",
-    kind="source",
-    config=GenerateConfig,
-    build=lambda config, ctx: Generate(config, ctx.name),
-    description="Generated events: a count, or a rate per second, from a CloudEvent template.",
-    unbounded=False,
-)

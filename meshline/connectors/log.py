@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
-from typing import Literal
 
 import apache_beam as beam
 import orjson
 
-from meshline.config import doc
+import meshline.coder  # noqa: F401  (registers the CloudEvent coder)
+from meshline.connectors.log_config import TARGET, LogConfig
 from meshline.events import CloudEvent
-from meshline.registry import Component
 
 __all__ = ["TARGET", "LogConfig", "WriteToLog"]
-
-
-@dataclass(frozen=True, kw_only=True)
-class LogConfig:
-    """Print events, one JSON line each, for demos and debugging."""
-
-    format: Literal["json", "pretty"] = doc("'json': one line per event; 'pretty': indented", "json")
-    prefix: str = doc("text printed before each event", "")
 
 
 class _LogFn(beam.DoFn):
@@ -54,12 +44,3 @@ class WriteToLog(beam.PTransform):
         return events | "Print" >> beam.ParDo(
             _LogFn(self._config.format, self._config.prefix, self._name)
         ).with_output_types(CloudEvent)
-
-
-TARGET = Component(
-    id="log",
-    kind="target",
-    config=LogConfig,
-    build=lambda config, ctx: WriteToLog(config, ctx.name),
-    description="Print events as JSON lines on standard output.",
-)

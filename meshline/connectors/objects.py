@@ -45,17 +45,23 @@ import io
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import apache_beam as beam
 import orjson
 from apache_beam.options.pipeline_options import StandardOptions
 from apache_beam.transforms.window import GlobalWindow
 
-from meshline.config import Duration, doc
+import meshline.coder  # noqa: F401  (registers the CloudEvent coder)
 from meshline.connectors.delivery import RetryPolicy, TransientError, reason
 from meshline.connectors.formats import RecordWriter, events_from_object, extension, open_writer
 from meshline.connectors.ledger import Ledger, event_digest, ledger_root, supports_ledger
+from meshline.connectors.objects_config import (
+    DEFAULT_DEDUPE_WINDOW,
+    DEFAULT_MAX_BYTES,
+    DEFAULT_STREAMING_WINDOW,
+    ObjectTargetFields,
+)
 from meshline.connectors.paths import PathTemplate
 from meshline.errors import DeliveryError
 from meshline.events import CloudEvent, EventBatch, dead_letter, each_event
@@ -77,9 +83,6 @@ __all__ = [
 
 _LOGGER = logging.getLogger(__name__)
 DEAD = "dead"
-DEFAULT_STREAMING_WINDOW = 60.0
-DEFAULT_MAX_BYTES = 64 * 1024 * 1024  # an object's events are held in memory until it is written
-DEFAULT_DEDUPE_WINDOW = 120.0
 CONTENT_TYPES = {
     "jsonl": "application/x-ndjson",
     "avro": "application/avro",
@@ -145,39 +148,6 @@ def open_sink(store: ObjectStore, directory: str) -> ObjectSink:
         except Exception as e:  # put() will meet the same problem: retried, then dead-lettered
             _LOGGER.debug("cannot open a sink under %r (%s); buffering in memory", directory, e)
     return _MemorySink(store)
-
-
-@dataclass(frozen=True, kw_only=True)
-class ObjectTargetFields:
-    """The keys of every object-store target: ``file``, ``aws.s3``, ``azure.datalake``, ``google.storage``."""
-
-    format: Literal["jsonl", "avro", "parquet"] = doc("object format", "jsonl")
-    window: Duration | None = doc(
-        "roll-over: objects per time window, e.g. 60s (streaming default: 60s)", None
-    )
-    max_events: int | None = doc("roll over to a new object after this many events", None)
-    max_bytes: int = doc("roll over to a new object at about this size", DEFAULT_MAX_BYTES)
-    commit: Literal["auto", "bundle", "window"] = doc(
-        "'bundle': objects written before the bundle commits (at least once on every runner); "
-        "'window': one object per window and shard, written when the window closes (needs a runner "
-        "with durable checkpoints); 'auto': window on flink/dataflow, else bundle",
-        "auto",
-    )
-    shards: int = doc("objects per window and directory with commit: window", 1)
-    dedupe_window: Duration = doc(
-        "commit: bundle with a source that redelivers after a crash (queues, Kafka): events stored by "
-        "objects written this long before the last write of an earlier run are not written again "
-        "(a ledger under .meshline/ in the prefix); 0 turns it off",
-        Duration(DEFAULT_DEDUPE_WINDOW),
-    )
-
-    def _check_object_fields(self) -> None:
-        if self.max_events is not None and self.max_events < 1:
-            raise ValueError(f"max_events: must be >= 1, got {self.max_events}")
-        if self.max_bytes < 1:
-            raise ValueError(f"max_bytes: must be >= 1, got {self.max_bytes}")
-        if self.shards < 1:
-            raise ValueError(f"shards: must be >= 1, got {self.shards}")
 
 
 def target_args(ctx: Any) -> dict[str, Any]:

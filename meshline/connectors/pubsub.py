@@ -21,14 +21,17 @@ import datetime as dt
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from meshline.attributes import bad_character
 from meshline.config import Duration, doc
-from meshline.connectors.unbounded import Message, ReadFromQueue
+from meshline.connectors.queues import Message
 from meshline.errors import EventError
 from meshline.events import CloudEvent, decode_data, from_http, is_valid_extension_name
 from meshline.registry import BuildContext, Component
+
+if TYPE_CHECKING:
+    from meshline.connectors.unbounded import ReadFromQueue
 
 __all__ = ["SOURCE", "PubSubSourceConfig", "Subscription", "message_to_event"]
 
@@ -182,6 +185,8 @@ class _MakeReader:
 
 
 def build(config: PubSubSourceConfig, ctx: BuildContext) -> ReadFromQueue:
+    from meshline.connectors.unbounded import ReadFromQueue
+
     return ReadFromQueue(
         _MakeReader(config, ctx.name),
         source_name=ctx.name,

@@ -1,6 +1,7 @@
 """The unbounded source pattern every acknowledging connector uses.
 
-A connector supplies a :class:`QueueReader` (pull a batch, acknowledge ids);
+A connector supplies a :class:`~meshline.connectors.queues.QueueReader` (pull a batch,
+acknowledge ids);
 :class:`ReadFromQueue` turns it into a splittable DoFn that
 
 - pulls batches and emits one event per message, timestamped with the
@@ -24,9 +25,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import apache_beam as beam
 from apache_beam.io.iobase import RestrictionProgress, RestrictionTracker
@@ -36,6 +37,8 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import Duration, Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
+import meshline.coder  # noqa: F401  (registers the CloudEvent coder)
+from meshline.connectors.queues import Message, QueueReader
 from meshline.events import CloudEvent, dead_letter
 
 __all__ = ["Message", "QueueReader", "ReadFromQueue"]
@@ -50,26 +53,6 @@ GLOBAL_WINDOWS = (GlobalWindow(),)
 DEAD = "dead"
 FILL_WAIT = 0.1  # seconds a pull waits for more once a bundle has emitted
 FILL_BUDGET = 0.5  # seconds a bundle may spend filling up after its first message
-
-
-@dataclass(frozen=True)
-class Message:
-    """One pulled message: an event (or the error that prevented one), an ack id, a time."""
-
-    ack_id: str
-    event: CloudEvent
-    timestamp: float  # seconds since the epoch (publish time)
-    error: str | None = None  # set when ``event`` is the raw message wrapped for the dead-letter target
-
-
-class QueueReader(Protocol):
-    """What a connector implements; created on the worker, never pickled."""
-
-    def pull(self, max_messages: int, timeout: float) -> Sequence[Message]: ...
-
-    def ack(self, ack_ids: Sequence[str]) -> None: ...
-
-    def close(self) -> None: ...
 
 
 # --------------------------------------------------------------------------- restriction

@@ -117,6 +117,10 @@ class TestCase:
     name: str
     inputs: dict[str, list[dict[str, Any]]]
     expect: dict[str, list[dict[str, Any]]]
+    # where it is written: the case's line, and per expected target the line of its list
+    # and of each expected event (0 when unknown)
+    line: int = field(default=0, compare=False)
+    expect_lines: dict[str, tuple[int, tuple[int, ...]]] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -177,6 +181,26 @@ def _components(spec: dict[str, Any], section: str, table: LocationTable | None)
     )
 
 
+def _test_case(raw: dict[str, Any], index: int, table: LocationTable | None) -> TestCase:
+    expect = dict(raw["expect"])
+    lines: dict[str, tuple[int, tuple[int, ...]]] = {}
+    if table is not None:
+        at = ("spec", "tests", index, "expect")
+        for target, events in expect.items():
+            count = len(events) if isinstance(events, list) else 0
+            lines[target] = (
+                table.location((*at, target), key=True).line,
+                tuple(table.line((*at, target, j)) for j in range(count)),
+            )
+    return TestCase(
+        name=raw["name"],
+        inputs=dict(raw["inputs"]),
+        expect=expect,
+        line=table.line(("spec", "tests", index)) if table is not None else 0,
+        expect_lines=lines,
+    )
+
+
 def _delivery(raw: dict[str, Any]) -> Delivery:
     backoff = raw["backoff"]
     return Delivery(
@@ -230,10 +254,7 @@ def build_integration(
             for t in spec["triggers"]
         ),
         dead_letter=spec.get("deadLetter"),
-        tests=tuple(
-            TestCase(name=c["name"], inputs=dict(c["inputs"]), expect=dict(c["expect"]))
-            for c in spec["tests"]
-        ),
+        tests=tuple(_test_case(c, i, table) for i, c in enumerate(spec["tests"])),
         redactor=redactor or Redactor(),
         secret_refs=dict(secret_refs or {}),
     )

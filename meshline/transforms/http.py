@@ -44,8 +44,7 @@ from typing import Any, Literal
 from meshline.compiler.router_batch import BatchResult, StepResult
 from meshline.config import Duration, doc
 from meshline.connectors.delivery import RetryPolicy, reason
-from meshline.connectors.http.client import Reply, auth_headers, excerpt, pool, send
-from meshline.connectors.http.target import encode_request
+from meshline.connectors.http.client import Reply, auth_headers, encode_request, excerpt, pool, send
 from meshline.errors import EventError, TransformError
 from meshline.events import CloudEvent, decode_data, from_http, to_http_binary, to_http_structured
 from meshline.registry import BuildContext, Component

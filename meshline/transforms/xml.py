@@ -45,7 +45,6 @@ input, and a call that took longer than its timeout is dead-lettered when it ret
 from __future__ import annotations
 
 import re
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -264,6 +263,8 @@ def load_stylesheet(spec: str, max_bytes: int) -> bytes:
         return _as_bytes(s)
     if s.startswith(("http://", "https://")):
         try:
+            import urllib.request  # only for a stylesheet given as a URL
+
             with urllib.request.urlopen(s, timeout=30) as resp:
                 return _read_limited(resp, max_bytes, s)
         except OSError as e:

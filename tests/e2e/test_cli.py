@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -54,14 +58,123 @@ def test_test_command_reports_counts(meshline):
     assert r.stdout.strip().splitlines()[-1] == "4 passed, 0 failed"
 
 
-def test_failing_test_exits_1(meshline, tmp_path):
-    text = QUICKSTART.read_text().replace("total: 150.5", "total: 999")
+def test_failing_test_exits_1_and_shows_where_and_what(meshline, tmp_path):
+    text = QUICKSTART.read_text()
     f = tmp_path / "q.yaml"
-    f.write_text(text)
+    f.write_text(text.replace("total: 150.5", "total: 999"))
+    lines = text.splitlines()
+    case = 1 + next(i for i, line in enumerate(lines) if "- name: a big order gets its total" in line)
+    event = (
+        1 + next(i for i, line in enumerate(lines) if "total: 150.5" in line) - 1
+    )  # the event's first line
     r = meshline("test", str(f))
     assert r.returncode == 1
     assert r.stdout.strip().splitlines()[-1] == "3 passed, 1 failed"
-    assert "missing:" in r.stdout and "unexpected:" in r.stdout
+    assert f"FAIL {f}:{case}: quickstart: a big order gets its total" in r.stdout
+    assert f'{f}:{event}: the event with id "1" differs:' in r.stdout
+    assert "expected: {data.total: 999}" in r.stdout and "actual:   {data.total: 150.5}" in r.stdout
+
+
+def test_update_then_pass(meshline, tmp_path):
+    f = tmp_path / "q.yaml"
+    stale = QUICKSTART.read_text().replace("total: 150.5", "total: 999")
+    f.write_text(stale)
+    r = meshline("test", str(f), "--update")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f.read_text() == QUICKSTART.read_text()  # the only change was that number
+    r = meshline("test", str(f), "-k", "big order")
+    assert r.returncode == 0 and r.stdout.splitlines() == [
+        "PASS quickstart: a big order gets its total",
+        "1 passed, 0 failed",
+    ]
+
+
+def test_version(meshline):
+    r = meshline("--version")
+    assert r.returncode == 0 and r.stdout.startswith("meshline ") and "Apache Beam" in r.stdout
+
+
+def _wait_for(path: Path, text: str, count: int = 1, timeout: float = 120) -> str:
+    deadline = time.monotonic() + timeout
+    seen = ""
+    while time.monotonic() < deadline:
+        seen = path.read_text() if path.exists() else ""
+        if seen.count(text) >= count:
+            return seen
+        time.sleep(0.2)
+    raise AssertionError(f"{text!r} x{count} not seen in time:\n{seen}")
+
+
+def _watch(meshline_args: list[str], cwd: Path) -> tuple[subprocess.Popen, Path, Path]:
+    exe = Path(sys.executable).parent / "meshline"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "meshline.cli"]
+    out, err = cwd / "watch.out", cwd / "watch.err"
+    proc = subprocess.Popen([*cmd, *meshline_args], cwd=cwd, stdout=out.open("w"), stderr=err.open("w"))
+    return proc, out, err
+
+
+def _stop(proc: subprocess.Popen) -> int:
+    proc.send_signal(signal.SIGINT)
+    try:
+        return proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+WATCHED = """\
+apiVersion: meshline.dev/v1alpha1
+kind: Integration
+metadata: {name: w}
+spec:
+  sources: [{name: in, type: file, config: {path: input.jsonl}}]
+  targets:
+    - {name: out, type: file, config: {path: out}}
+    - {name: rejects, type: file, config: {path: rejects}}
+  triggers: [{name: all, target: out}]
+  deadLetter: rejects
+  tests:
+    - name: passes through
+      inputs: {in: [{type: t, source: s, id: "1"}]}
+      expect: {out: [{id: "1"}]}
+"""
+
+
+def test_test_watch_runs_again_when_the_file_changes(tmp_path):
+    f = tmp_path / "w.yaml"
+    f.write_text(WATCHED)
+    proc, out, err = _watch(["test", "w.yaml", "--watch"], tmp_path)
+    try:
+        _wait_for(out, "1 passed, 0 failed")
+        _wait_for(err, "watching")
+        f.write_text(WATCHED.replace('expect: {out: [{id: "1"}]}', 'expect: {out: [{id: "2"}]}'))
+        text = _wait_for(out, "0 passed, 1 failed")
+        line = 1 + WATCHED.splitlines().index("    - name: passes through")
+        assert f"FAIL w.yaml:{line}: w: passes through" in text
+    finally:
+        status = _stop(proc)
+    assert status == 130
+
+
+def test_run_watch_runs_again_when_an_input_changes(tmp_path):
+    (tmp_path / "w.yaml").write_text(WATCHED)
+    event = '{"specversion": "1.0", "type": "t", "source": "s", "id": "%d"}\n'
+    (tmp_path / "input.jsonl").write_text(event % 1)
+    proc, _, err = _watch(["run", "w.yaml", "--watch"], tmp_path)
+    try:
+        _wait_for(err, "watching")
+        with (tmp_path / "input.jsonl").open("a") as fh:
+            fh.write(event % 2)
+        text = _wait_for(err, "w: done in", count=2)
+        assert "changed: input.jsonl; running again" in text
+    finally:
+        status = _stop(proc)
+    assert status == 130
+    written = [
+        json.loads(line) for p in (tmp_path / "out").rglob("*.jsonl") for line in p.read_text().splitlines()
+    ]
+    assert sorted(e["id"] for e in written) == ["1", "1", "2"]  # the second run read both lines
 
 
 def test_run_quickstart_writes_outputs_and_summary(meshline, tmp_path):
@@ -86,6 +199,7 @@ def test_run_quickstart_writes_outputs_and_summary(meshline, tmp_path):
     assert stages == ["decode", "decode", "filter"], rejects
     assert "cancelled: " in r.stdout
     assert "trigger" in r.stderr and "big-orders" in r.stderr  # the summary table
+    assert "quickstart: outputs:" in r.stderr and f"  rejects (file): {tmp_path}/dead-letters" in r.stderr
     assert not list(tmp_path.rglob(".meshline-tmp*"))
 
 

@@ -423,6 +423,9 @@ def _commands(text: str) -> list[list[str]]:
                 continue
             while words and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", words[0]):
                 words = words[1:]
+            redirected = [i for i, w in enumerate(words) if re.match(r"^\d?[<>]", w)]
+            if redirected:  # `meshline schema > FILE`: the shell's, not the command's
+                words = words[: redirected[0]]
             if words:
                 out.append(words)
     return out

@@ -42,9 +42,13 @@ The ``url`` (``amqp://user:password@host:port/vhost``) holds a credential: it is
 never logged, and errors show it with the password masked.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 from meshline.connectors.amqp.codec import event_to_message, message_to_event, safe_url
 from meshline.connectors.amqp.source import SOURCE, AmqpSourceConfig, ReadFromAmqp
-from meshline.connectors.amqp.target import TARGET, AmqpTargetConfig, WriteToAmqp
+from meshline.connectors.amqp.target_config import TARGET, AmqpTargetConfig
 
 __all__ = [
     "SOURCE",
@@ -57,3 +61,11 @@ __all__ = [
     "message_to_event",
     "safe_url",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "WriteToAmqp":  # Apache Beam: imported on first use (the configs are light)
+        from meshline.connectors.amqp.target import WriteToAmqp
+
+        return WriteToAmqp
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

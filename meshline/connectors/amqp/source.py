@@ -8,7 +8,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from meshline.config import Duration, doc
 from meshline.connectors.amqp.codec import (
@@ -20,10 +20,13 @@ from meshline.connectors.amqp.codec import (
     safe_url,
     source_uri,
 )
-from meshline.connectors.unbounded import Message, ReadFromQueue
+from meshline.connectors.queues import Message
 from meshline.errors import EventError
 from meshline.events import CloudEvent
 from meshline.registry import Component
+
+if TYPE_CHECKING:
+    from meshline.connectors.unbounded import ReadFromQueue
 
 __all__ = ["SOURCE", "AmqpSourceConfig", "ReadFromAmqp"]
 
@@ -256,6 +259,8 @@ class _MakeReader:
 
 def ReadFromAmqp(config: AmqpSourceConfig, source_name: str = "amqp") -> ReadFromQueue:
     """``PBegin`` → ``(events, dead_letters)`` from an AMQP queue."""
+    from meshline.connectors.unbounded import ReadFromQueue
+
     return ReadFromQueue(
         _MakeReader(config, source_name),
         source_name=source_name,

@@ -17,60 +17,28 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import apache_beam as beam
 from apache_beam.utils.windowed_value import WindowedValue
 
-from meshline.config import Duration, doc
+import meshline.coder  # noqa: F401  (registers the CloudEvent coder)
 from meshline.connectors.amqp.codec import (
-    check_url,
     describe,
     event_to_message,
     parameters,
     render_key,
     safe_url,
-    template_fields,
 )
+from meshline.connectors.amqp.target_config import TARGET, AmqpTargetConfig
 from meshline.connectors.delivery import Failure, PermanentError, RetryPolicy, deliver_batch, reason
 from meshline.errors import EventError
 from meshline.events import CloudEvent, dead_letter
-from meshline.registry import Component
 
 __all__ = ["TARGET", "AmqpTargetConfig", "WriteToAmqp"]
 
 _LOGGER = logging.getLogger(__name__)
 _FATAL_CLOSE = (403, 404, 406)  # access refused, not found, precondition failed: retrying cannot help
-
-
-@dataclass(frozen=True, kw_only=True)
-class AmqpTargetConfig:
-    """Publish events to a RabbitMQ / AMQP 0-9-1 exchange with publisher confirms."""
-
-    url: str = doc(
-        "amqp://user:password@host:port/vhost (the password is a secret: never shown)", secret="url"
-    )
-    exchange: str = doc("the exchange ('' is the default exchange: routing_key names the queue)", "")
-    routing_key: str = doc("routing key template: {type}, {source}, {subject}, {id} or any attribute", "")
-    mode: Literal["binary", "structured"] = doc(
-        "CloudEvents AMQP binding: 'binary' (cloudEvents:* headers, data as body) or 'structured'", "binary"
-    )
-    header_prefix: Literal["cloudEvents:", "cloudEvents_"] = doc(
-        "binary mode header prefix ('cloudEvents_' where ':' is not allowed, e.g. JMS)", "cloudEvents:"
-    )
-    persistent: bool = doc("delivery mode 2: messages survive a broker restart on durable queues", True)
-    mandatory: bool = doc("dead-letter messages no queue is bound for (basic.return)", True)
-    batch: int = doc("messages published before waiting for their confirms", 500)
-    confirm_timeout: Duration = doc("how long to wait for the broker's confirms of a batch", Duration(30))
-
-    def __post_init__(self) -> None:
-        check_url(self.url)
-        try:
-            template_fields(self.routing_key)
-        except ValueError as e:
-            raise ValueError(f"routing_key: {e}") from None
-        if not 1 <= self.batch <= 100_000:
-            raise ValueError(f"batch: must be between 1 and 100000, got {self.batch}")
 
 
 @dataclass
@@ -271,12 +239,3 @@ class WriteToAmqp(beam.PTransform):
 
     def expand(self, events):
         return events | "Publish" >> beam.ParDo(self._fn).with_output_types(CloudEvent)
-
-
-TARGET = Component(
-    id="amqp",
-    kind="target",
-    config=AmqpTargetConfig,
-    build=lambda config, ctx: WriteToAmqp(config, target_name=ctx.name, policy=ctx.delivery),
-    description="Publish to a RabbitMQ / AMQP 0-9-1 exchange (publisher confirms, CloudEvents AMQP binding).",
-)

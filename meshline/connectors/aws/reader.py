@@ -36,7 +36,7 @@ from meshline.connectors.aws.common import (
     region_of,
 )
 from meshline.connectors.delivery import Failure, PermanentError, RetryPolicy, deliver_batch
-from meshline.connectors.unbounded import Message
+from meshline.connectors.queues import Message
 
 __all__ = ["Convert", "SqsReader", "shared_reader"]
 

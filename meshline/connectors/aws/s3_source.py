@@ -34,20 +34,22 @@ from __future__ import annotations
 import base64
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
-import apache_beam as beam
 import orjson
 
 from meshline.config import doc
 from meshline.connectors.aws.common import client, error_code, is_transient
 from meshline.connectors.aws.sqs import SqsQueueSettings, read_queue, sqs_time
 from meshline.connectors.delivery import RetryPolicy
-from meshline.connectors.unbounded import Message, ReadFromQueue
+from meshline.connectors.queues import Message
 from meshline.errors import EventError
 from meshline.events import CloudEvent
 from meshline.registry import BuildContext, Component
+
+if TYPE_CHECKING:
+    from meshline.connectors.unbounded import ReadFromQueue
 
 __all__ = ["SOURCE", "S3SourceConfig", "event_type", "record_to_event"]
 
@@ -136,7 +138,9 @@ class _Convert:
         except EventError as e:
             return [Message(receipt, self._raw(queue_arn, message), sent, error=str(e))]
         if records is None:
-            beam.metrics.Metrics.counter("meshline", f"source.{self._name}.test_events").inc()
+            from apache_beam.metrics import Metrics  # on the worker only: the config must not import Beam
+
+            Metrics.counter("meshline", f"source.{self._name}.test_events").inc()
             return []
         out: list[Message] = []
         for i, record in enumerate(records):

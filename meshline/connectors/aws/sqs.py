@@ -27,17 +27,20 @@ from __future__ import annotations
 import base64
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from meshline.attributes import bad_character
 from meshline.config import Duration, doc
 from meshline.connectors.aws.common import AwsConnection
-from meshline.connectors.unbounded import Message, ReadFromQueue
+from meshline.connectors.queues import Message
 from meshline.errors import EventError
 from meshline.events import STRUCTURED_CT, CloudEvent, from_json_dict, is_valid_extension_name
 from meshline.registry import BuildContext, Component
+
+if TYPE_CHECKING:
+    from meshline.connectors.unbounded import ReadFromQueue
 
 __all__ = ["SOURCE", "SqsSourceConfig", "message_to_event", "sqs_time"]
 
@@ -247,6 +250,8 @@ class MakeReader:
 
 
 def read_queue(config: SqsQueueSettings, ctx: BuildContext, convert: Any) -> ReadFromQueue:
+    from meshline.connectors.unbounded import ReadFromQueue
+
     return ReadFromQueue(
         MakeReader(config, convert, ctx.name),
         source_name=ctx.name,

@@ -34,61 +34,25 @@ import hashlib
 import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import apache_beam as beam
 from apache_beam.utils.windowed_value import WindowedValue
 
-from meshline.config import doc
-from meshline.connectors.aws.common import AwsConnection, client, is_transient, region_of
+import meshline.coder  # noqa: F401  (registers the CloudEvent coder)
+from meshline.connectors.aws.common import client, is_transient, region_of
+from meshline.connectors.aws.sqs_target_config import TARGET, SqsTargetConfig
 from meshline.connectors.delivery import Failure, RetryPolicy, deliver_batch
 from meshline.errors import DeliveryError
 from meshline.events import STRUCTURED_CT, CloudEvent, dead_letter, encode_data, to_json
-from meshline.registry import BuildContext, Component
+from meshline.registry import BuildContext
 
 __all__ = ["TARGET", "SqsTargetConfig", "WriteToSqs", "encode_message"]
 
 MAX_ENTRIES = 10
 MAX_ATTRIBUTES = 10
-SQS_MAX_BYTES = 262_144
 # Characters an SQS body or attribute value may hold (XML 1.0 characters).
 _INVALID_TEXT = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-
-
-@dataclass(frozen=True, kw_only=True)
-class _SqsTargetConfigFields:
-    """The SQS target keys (listed first in the schema)."""
-
-    queue_url: str = doc("the queue URL, e.g. https://sqs.us-east-1.amazonaws.com/123456789012/orders")
-    mode: Literal["binary", "structured"] = doc(
-        "binary: data as body, attributes as ce-* message attributes; structured: the JSON event as body",
-        "binary",
-    )
-    message_group_id: str | None = doc(
-        "FIFO queues: the event attribute holding the MessageGroupId (default: messagegroupid, else source)",
-        None,
-    )
-    max_message_bytes: int = doc(
-        "largest message (body + attributes) the queue takes; larger events are dead-lettered", SQS_MAX_BYTES
-    )
-    concurrency: int = doc("SendMessageBatch calls in flight at once (standard queues)", 4)
-
-
-@dataclass(frozen=True, kw_only=True)
-class SqsTargetConfig(AwsConnection, _SqsTargetConfigFields):
-    """Send events to an Amazon SQS queue (standard or FIFO)."""
-
-    def __post_init__(self) -> None:
-        self._check_connection()
-        if not self.queue_url.strip():
-            raise ValueError("queue_url: must not be empty")
-        if not 1 <= self.max_message_bytes <= 1_048_576:
-            raise ValueError(
-                f"max_message_bytes: must be between 1 and 1048576, got {self.max_message_bytes}"
-            )
-        if not 1 <= self.concurrency <= 64:
-            raise ValueError(f"concurrency: must be between 1 and 64, got {self.concurrency}")
 
 
 class MessageTooLarge(ValueError):
@@ -281,12 +245,3 @@ class WriteToSqs(beam.PTransform):
 def build(config: SqsTargetConfig, ctx: BuildContext) -> WriteToSqs:
     dead_letter = ctx.dead_letter is not None
     return WriteToSqs(config, target_name=ctx.name, policy=ctx.delivery, dead_letter=dead_letter)
-
-
-TARGET = Component(
-    id="aws.sqs",
-    kind="target",
-    config=SqsTargetConfig,
-    build=build,
-    description="Amazon SQS queue (standard or FIFO): SendMessageBatch, binary or structured CloudEvents.",
-)

@@ -24,15 +24,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from meshline.config import doc
 from meshline.connectors.azure.eventhubs import EventHubsConnection
-from meshline.connectors.kafka.read import Decoded, ReadFromKafkaPartitions
 from meshline.events import CloudEvent
 from meshline.registry import BuildContext, Component
+
+if TYPE_CHECKING:
+    from meshline.connectors.kafka.read import Decoded, ReadFromKafkaPartitions
 
 __all__ = ["ACTIVITY_LOG_TYPE", "CATEGORIES", "SOURCE", "ActivityLogDecoder", "ActivityLogsSourceConfig"]
 
@@ -176,6 +178,8 @@ class _ActivityLogRecords:
 
 
 def build(config: ActivityLogsSourceConfig, ctx: BuildContext) -> ReadFromKafkaPartitions:
+    from meshline.connectors.kafka.read import ReadFromKafkaPartitions
+
     decoder = ActivityLogDecoder(f"sb://{config.host}/{config.event_hub}", config.categories)
     return ReadFromKafkaPartitions(
         config.kafka_properties(),

@@ -25,13 +25,16 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from meshline.config import Duration, doc
 from meshline.connectors.delivery import PermanentError, TransientError
-from meshline.connectors.objects import ObjectTargetFields, WriteObjects, target_args
+from meshline.connectors.objects_config import ObjectTargetFields
 from meshline.errors import ConfigError
 from meshline.registry import BuildContext, Component
+
+if TYPE_CHECKING:
+    from meshline.connectors.objects import WriteObjects
 
 __all__ = ["TARGET", "DataLakeTargetConfig", "classify", "redact"]
 
@@ -249,6 +252,8 @@ def _check_credentials(config: DataLakeTargetConfig, target: str) -> None:
 
 
 def build(config: DataLakeTargetConfig, ctx: BuildContext) -> WriteObjects:
+    from meshline.connectors.objects import WriteObjects, target_args
+
     _check_credentials(config, ctx.name)
     return WriteObjects.of(_MakeStore(config), config, prefix=config.prefix, **target_args(ctx))
 

@@ -18,13 +18,15 @@ message becomes a ``com.microsoft.azure.eventhub.message`` event with source
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from meshline.config import Duration, doc
-from meshline.connectors.kafka.read import ReadFromKafkaPartitions
 from meshline.connectors.kafka.source import KafkaDecoder, RecordDecoder
 from meshline.registry import BuildContext, Component
 from meshline.secrets import is_deferred, join
+
+if TYPE_CHECKING:
+    from meshline.connectors.kafka.read import ReadFromKafkaPartitions
 
 __all__ = ["SOURCE", "EventHubsConnection", "EventHubsSourceConfig", "parse_connection_string"]
 
@@ -172,6 +174,8 @@ class EventHubsSourceConfig(EventHubsConnection):
 
 
 def build(config: EventHubsSourceConfig, ctx: BuildContext) -> ReadFromKafkaPartitions:
+    from meshline.connectors.kafka.read import ReadFromKafkaPartitions
+
     source = f"sb://{config.host}/{config.hub}"
     decoder = KafkaDecoder(config.host, event_type=MESSAGE_TYPE, source=source)
     return ReadFromKafkaPartitions(

@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from meshline.connectors.unbounded import Message
+from meshline.connectors.queues import Message
 
 __all__ = ["FileState", "BucketState", "PollReader"]
 

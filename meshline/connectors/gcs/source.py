@@ -36,17 +36,20 @@ import datetime as dt
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
 from meshline.config import Duration, doc
 from meshline.connectors.gcs.poll import PollReader
 from meshline.connectors.pubsub import Subscription
-from meshline.connectors.unbounded import Message, ReadFromQueue
+from meshline.connectors.queues import Message
 from meshline.errors import EventError
 from meshline.events import CloudEvent
 from meshline.registry import BuildContext, Component
+
+if TYPE_CHECKING:
+    from meshline.connectors.unbounded import ReadFromQueue
 
 __all__ = [
     "SOURCE",
@@ -329,6 +332,8 @@ def default_state(integration: str, source: str) -> str:
 
 def build(config: GcsSourceConfig, ctx: BuildContext) -> ReadFromQueue:
     state = config.state or default_state(ctx.integration, ctx.name)
+    from meshline.connectors.unbounded import ReadFromQueue
+
     return ReadFromQueue(
         _MakeReader(config, state),
         source_name=ctx.name,

@@ -17,11 +17,15 @@ fake-gcs-server) is used anonymously.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from meshline.config import Duration, doc
 from meshline.connectors.gcs.client import classify, storage_client
-from meshline.connectors.objects import ObjectTargetFields, WriteObjects, target_args
+from meshline.connectors.objects_config import ObjectTargetFields
 from meshline.registry import BuildContext, Component
+
+if TYPE_CHECKING:
+    from meshline.connectors.objects import WriteObjects
 
 __all__ = ["TARGET", "GcsTargetConfig"]
 
@@ -114,6 +118,8 @@ class _MakeStore:
 
 
 def build(config: GcsTargetConfig, ctx: BuildContext) -> WriteObjects:
+    from meshline.connectors.objects import WriteObjects, target_args
+
     return WriteObjects.of(_MakeStore(config), config, prefix=config.prefix, **target_args(ctx))
 
 

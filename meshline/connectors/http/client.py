@@ -6,7 +6,9 @@
   connection errors and timeouts raise :class:`TransientError` (with the
   server's ``Retry-After``); any other status raises :class:`PermanentError`
   naming the status and a bounded excerpt of the body;
-- :func:`auth_headers` builds ``Authorization`` for basic or bearer auth.
+- :func:`auth_headers` builds ``Authorization`` for basic or bearer auth;
+- :func:`encode_request` is the CloudEvents HTTP binding of one request (binary,
+  structured or batch mode).
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from meshline.connectors.delivery import PermanentError, TransientError
+from meshline.events import BATCH_CT, CloudEvent, to_http_binary, to_http_structured, to_json
 
-__all__ = ["Reply", "auth_headers", "excerpt", "pool", "retry_after", "send"]
+__all__ = ["Reply", "auth_headers", "encode_request", "excerpt", "pool", "retry_after", "send"]
 
 EXCERPT_BYTES = 256
 _POOLS: dict[tuple[Any, ...], Any] = {}
@@ -144,3 +147,14 @@ def _safe_url(url: str) -> str:
     if p.port:
         netloc += f":{p.port}"
     return urlunsplit((p.scheme, netloc, p.path, "", ""))
+
+
+def encode_request(events: list[CloudEvent], mode: str) -> tuple[dict[str, str], bytes]:
+    """Headers and body for one request carrying ``events`` (one, unless mode is batch)."""
+    if mode == "batch":
+        body = b"[" + b",".join([to_json(e) for e in events]) + b"]"
+        return {"content-type": BATCH_CT}, body
+    (event,) = events
+    if mode == "structured":
+        return to_http_structured(event)
+    return to_http_binary(event)

@@ -16,68 +16,22 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import apache_beam as beam
 from apache_beam.utils.windowed_value import WindowedValue
 
-from meshline.config import Duration, doc
+import meshline.coder  # noqa: F401  (registers the CloudEvent coder)
 from meshline.connectors.delivery import RetryPolicy, reason
-from meshline.connectors.http.client import auth_headers, pool, send
+from meshline.connectors.http.client import auth_headers, encode_request, pool, send
+from meshline.connectors.http.target_config import TARGET, HttpTargetConfig
 from meshline.errors import EventError
-from meshline.events import BATCH_CT, CloudEvent, dead_letter, to_http_binary, to_http_structured, to_json
-from meshline.registry import BuildContext, Component
+from meshline.events import CloudEvent, dead_letter
+from meshline.registry import BuildContext
 
 __all__ = ["TARGET", "HttpTargetConfig", "WriteToHttp"]
 
 _LOGGER = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, kw_only=True)
-class HttpTargetConfig:
-    """POST events to an HTTP endpoint (a CloudEvents sink, a broker, any webhook)."""
-
-    url: str = doc("the endpoint, e.g. http://127.0.0.1:8080/events", secret="url")
-    mode: Literal["binary", "structured", "batch"] = doc(
-        "CloudEvents HTTP binding mode: 'binary' (ce-* headers), 'structured' (JSON body) "
-        "or 'batch' (a JSON array of events per request)",
-        "binary",
-    )
-    method: Literal["POST", "PUT"] = doc("HTTP method", "POST")
-    headers: dict[str, str] = doc(
-        "extra request headers (those named like a credential, e.g. Authorization, are secret)",
-        {},
-        secret="keys",
-    )
-    username: str | None = doc("basic auth user name", None)
-    password: str | None = doc("basic auth password (secret)", None, secret=True)
-    token: str | None = doc("bearer token (secret); wins over basic auth", None, secret=True)
-    timeout: Duration = doc("timeout of one request", Duration(30))
-    concurrency: int = doc("requests in flight per worker bundle", 8)
-    batch_size: int = doc("events per request in batch mode", 100)
-    verify_tls: bool = doc("verify the server's TLS certificate", True)
-
-    def __post_init__(self) -> None:
-        if not self.url.startswith(("http://", "https://")):
-            raise ValueError(f"url: must start with http:// or https://, got {self.url!r}")
-        if not 1 <= self.concurrency <= 256:
-            raise ValueError(f"concurrency: must be between 1 and 256, got {self.concurrency}")
-        if not 1 <= self.batch_size <= 10000:
-            raise ValueError(f"batch_size: must be between 1 and 10000, got {self.batch_size}")
-        if self.password is not None and self.username is None:
-            raise ValueError("password: needs username (basic auth)")
-
-
-def encode_request(events: list[CloudEvent], mode: str) -> tuple[dict[str, str], bytes]:
-    """Headers and body for one request carrying ``events`` (one, unless mode is batch)."""
-    if mode == "batch":
-        body = b"[" + b",".join([to_json(e) for e in events]) + b"]"
-        return {"content-type": BATCH_CT}, body
-    (event,) = events
-    if mode == "structured":
-        return to_http_structured(event)
-    return to_http_binary(event)
 
 
 class _HttpWriteFn(beam.DoFn):
@@ -176,12 +130,3 @@ class WriteToHttp(beam.PTransform):
 
 def build(config: HttpTargetConfig, ctx: BuildContext) -> WriteToHttp:
     return WriteToHttp(config, target_name=ctx.name, policy=ctx.delivery)
-
-
-TARGET = Component(
-    id="http",
-    kind="target",
-    config=HttpTargetConfig,
-    build=build,
-    description="POST events to an HTTP endpoint (CloudEvents binary, structured or batch mode).",
-)

@@ -35,6 +35,7 @@ from apache_beam.transforms.core import RestrictionProvider
 from apache_beam.utils.timestamp import Duration, Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
+import meshline.coder  # noqa: F401  (registers the CloudEvent coder)
 from meshline.connectors.kafka.config import ClientErrors
 from meshline.connectors.unbounded import GLOBAL_WINDOWS, nothing
 from meshline.events import CloudEvent, EventBatch, dead_letter

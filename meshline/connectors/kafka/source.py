@@ -17,14 +17,16 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from meshline.attributes import bad_character
 from meshline.connectors.kafka.config import KafkaSourceConfig
-from meshline.connectors.kafka.read import Decoded, ReadFromKafkaPartitions
 from meshline.errors import EventError
 from meshline.events import STRUCTURED_CT, CloudEvent, from_kafka, is_valid_extension_name, parse_json
 from meshline.registry import BuildContext, Component
+
+if TYPE_CHECKING:
+    from meshline.connectors.kafka.read import Decoded, ReadFromKafkaPartitions
 
 __all__ = ["MESSAGE_TYPE", "SOURCE", "KafkaDecoder", "ReadFromKafka", "RecordDecoder", "record_time"]
 
@@ -169,27 +171,29 @@ def group_id(config: KafkaSourceConfig, ctx: BuildContext) -> str:
     return config.group_id or f"meshline.{ctx.integration}.{ctx.name}"
 
 
-class ReadFromKafka(ReadFromKafkaPartitions):
+def ReadFromKafka(
+    config: KafkaSourceConfig, *, group: str, source_name: str = "kafka"
+) -> ReadFromKafkaPartitions:
     """``PBegin`` → ``(events, dead_letters)`` from Kafka topics (SPEC §2 events)."""
+    from meshline.connectors.kafka.read import ReadFromKafkaPartitions
 
-    def __init__(self, config: KafkaSourceConfig, *, group: str, source_name: str = "kafka"):
-        props = config.client_properties()
-        props["group.id"] = group
-        super().__init__(
-            props,
-            config.topic_list,
-            RecordDecoder(KafkaDecoder(config.first_server)),
-            source_name=source_name,
-            start=config.start,
-            start_millis=config.start_millis,
-            max_events=config.max_events,
-            idle_timeout=float(config.idle_timeout) if config.idle_timeout else None,  # 0s: never
-            batch=config.batch,
-            poll=float(config.poll),
-        )
+    props = config.client_properties()
+    props["group.id"] = group
+    return ReadFromKafkaPartitions(
+        props,
+        config.topic_list,
+        RecordDecoder(KafkaDecoder(config.first_server)),
+        source_name=source_name,
+        start=config.start,
+        start_millis=config.start_millis,
+        max_events=config.max_events,
+        idle_timeout=float(config.idle_timeout) if config.idle_timeout else None,  # 0s: never
+        batch=config.batch,
+        poll=float(config.poll),
+    )
 
 
-def build(config: KafkaSourceConfig, ctx: BuildContext) -> ReadFromKafka:
+def build(config: KafkaSourceConfig, ctx: BuildContext) -> ReadFromKafkaPartitions:
     return ReadFromKafka(config, group=group_id(config, ctx), source_name=ctx.name)
 
 

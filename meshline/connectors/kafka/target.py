@@ -26,8 +26,10 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
+import meshline.coder  # noqa: F401  (registers the CloudEvent coder)
 from meshline.connectors.delivery import Failure, RetryPolicy, deliver_batch
 from meshline.connectors.kafka.config import ClientErrors, KafkaTargetConfig
+from meshline.connectors.kafka.target_config import TARGET
 from meshline.errors import EventError
 from meshline.events import (
     CloudEvent,
@@ -38,7 +40,7 @@ from meshline.events import (
     to_kafka_binary,
     to_kafka_structured,
 )
-from meshline.registry import BuildContext, Component
+from meshline.registry import BuildContext
 
 __all__ = ["TARGET", "WriteToKafka"]
 
@@ -290,16 +292,3 @@ class WriteToKafka(beam.PTransform):
 
 def build(config: KafkaTargetConfig, ctx: BuildContext) -> WriteToKafka:
     return WriteToKafka(config, target_name=ctx.name, policy=ctx.delivery)
-
-
-TARGET = Component(
-    id="kafka",
-    kind="target",
-    config=KafkaTargetConfig,
-    build=build,
-    description=(
-        "A Kafka topic, CloudEvents Kafka binding (binary or structured), idempotent producer; "
-        "flushed and checked before each bundle commits."
-    ),
-    batches=True,
-)
