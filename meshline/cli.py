@@ -294,10 +294,21 @@ def _is_unbounded(integration: Any) -> bool:
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
-    from meshline.graph import render_graph
+    from meshline.graph import EXTENSIONS, format_for_path, render_graph
 
+    fmt = args.format
+    if fmt is None and args.output:
+        fmt = format_for_path(args.output)
+        if fmt is None:
+            known = ", ".join(EXTENSIONS)
+            raise _Usage(
+                f"graph: cannot tell the format of {args.output!r} from its extension "
+                f"(known: {known}); pass --format mermaid|dot|svg|png"
+            )
     result = _load(args.file, _params(args.param), strict=False)
-    out = render_graph(result.integrations, args.format)
+    out = render_graph(result.integrations, fmt or "mermaid")
+    if args.output and (fmt or "mermaid") == "mermaid" and args.output.lower().endswith(".md"):
+        out = b"```mermaid\n" + out + b"```\n"  # a Markdown page that renders the diagram
     if args.output:
         with open(args.output, "wb") as fh:
             fh.write(out)
@@ -425,8 +436,12 @@ def _parser() -> argparse.ArgumentParser:
 
     graph = sub.add_parser("graph", help="draw an integration")
     graph.add_argument("file")
-    graph.add_argument("--format", default="mermaid", choices=["mermaid", "dot", "svg", "png"])
-    graph.add_argument("-o", "--output")
+    graph.add_argument(
+        "--format",
+        choices=["mermaid", "dot", "svg", "png"],
+        help="default: from the extension of -o (.mmd/.md mermaid, .dot/.gv dot, .svg, .png), else mermaid",
+    )
+    graph.add_argument("-o", "--output", help="write here instead of stdout")
     graph.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
     graph.set_defaults(fn=cmd_graph)
 
