@@ -10,7 +10,8 @@ at once:
   naming the valid names and the closest one;
 - each ``type`` is a registered component (or "not available in this version")
   and its ``config`` passes :func:`meshline.config.config_problems`;
-- ``cesql`` and ``jq`` filters compile; backoff durations parse and ``delay`` ≤ ``max``;
+- ``cesql`` and ``jq`` filters compile, and a ``cesql`` filter calls only built-in
+  functions with a number of arguments they take; backoff durations parse and ``delay`` ≤ ``max``;
 - warnings: a trigger with no dead-letter target, a source no trigger reads, a
   target nothing delivers to.
 """
@@ -204,6 +205,26 @@ def _check_filter(value: Any, path: Path, findings: list[Finding]) -> None:
         message = compile_filter_expression(dialect, argument)
         if message:
             findings.append(Finding((*path, dialect), message))
+        elif dialect == "cesql":
+            findings.extend(Finding((*path, dialect), m) for m in cesql_function_problems(argument))
+
+
+def cesql_function_problems(expression: str) -> list[str]:
+    """Calls of a (valid) CESQL expression to functions that do not exist or take other arguments.
+
+    They compile — the specification makes such a call false with an error at every
+    evaluation — so the filter would never match; validation says so, from the
+    compiler's function table.
+    """
+    try:
+        from meshline.transforms.cesql import function_problems
+
+        return [
+            f"CESQL expression never matches: column {e.column}: {e.message}"
+            for e in function_problems(expression)
+        ]
+    except Exception:  # not valid CESQL: compile_filter_expression said so
+        return []
 
 
 def _duration(value: Any, path: Path, findings: list[Finding]) -> float | None:
