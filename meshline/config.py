@@ -342,8 +342,21 @@ def _build(cls: type[T], config: dict[str, Any], prefix: str, problems: list[str
     try:
         return cls(**kwargs)
     except (ValueError, ConfigError) as e:
-        problems.append(f"{prefix.rstrip('.') or 'config'}: {e}")
+        problems.append(_rule_problem(prefix, str(e), fields))
         return None
+
+
+def _rule_problem(prefix: str, message: str, fields: dict[str, Any]) -> str:
+    """A cross-field rule's message (``__post_init__``), addressed to the key it names first.
+
+    ``"url: must start with amqp://"`` is about ``url``: reported at that key, a value
+    still holding a placeholder is not judged by it (``meshline validate`` drops
+    problems under placeholders). Any other message stays at the config.
+    """
+    head, sep, rest = message.partition(": ")
+    if sep and head in fields:
+        return f"{prefix}{head}: {rest}"
+    return f"{prefix.rstrip('.') or 'config'}: {message}"
 
 
 def parse_config(cls: type[T], config: dict[str, Any] | None, *, where: str = "config") -> T:
@@ -364,13 +377,19 @@ def parse_config(cls: type[T], config: dict[str, Any] | None, *, where: str = "c
 
 
 def config_problems(cls: type, config: Any) -> list[tuple[str, str]]:
-    """Every problem as ``(dotted key, message)`` for located reporting; empty when valid."""
-    try:
-        parse_config(cls, config)
-    except ConfigError as e:
-        out = []
-        for line in str(e).splitlines():
-            key, _, msg = line.partition(": ")
-            out.append((key, msg) if msg else ("", line))
-        return out
-    return []
+    """Every problem as ``(dotted key, message)`` for located reporting; empty when valid.
+
+    A message of several lines (a compiler's excerpt with a caret) becomes one line.
+    """
+    if config is None:
+        config = {}
+    if not isinstance(config, dict):
+        return [("", f"expected a mapping, got {config!r}")]
+    problems: list[str] = []
+    _build(cls, config, "", problems)
+    out = []
+    for problem in problems:
+        line = " ".join(part.strip() for part in problem.splitlines() if part.strip())
+        key, _, msg = line.partition(": ")
+        out.append((key, msg) if msg else ("", line))
+    return out

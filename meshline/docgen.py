@@ -170,7 +170,11 @@ def render_component(component: Any) -> str:
     secrets = False
     for key, prop, required in _rows(schema):
         description = _cell(prop.get("description", ""))
-        mark = _SECRET_MARKS.get(prop.get("x-secret")) if prop.get("writeOnly") is not True else "**Secret.**"
+        mark = (
+            _SECRET_MARKS.get(str(prop.get("x-secret")))
+            if prop.get("writeOnly") is not True
+            else "**Secret.**"
+        )
         if mark:
             secrets = True
             description = " ".join([description.replace(" (secret)", ""), mark]).strip()

@@ -9,6 +9,7 @@ either return the integrations (with warnings) or raise one
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
@@ -77,9 +78,17 @@ def _check(
     data = interpolated.data
     findings: list[Finding] = list(interpolated.findings)
     later = check_schema(data) + check_references(data)
-    # a placeholder is not the user's mistake: drop errors about its value (not about its key)
+    # A placeholder is not the user's mistake: drop errors about its value (not about its key),
+    # and errors of rules that judged a placeholder's text (a message quoting it).
+    tokens = _placeholder_tokens(data, interpolated.placeholders)
     findings.extend(
-        f for f in later if not (f.is_error and not f.at_key and interpolated.under_placeholder(f.path))
+        f
+        for f in later
+        if not (
+            f.is_error
+            and not f.at_key
+            and (interpolated.under_placeholder(f.path) or any(t in f.message for t in tokens))
+        )
     )
     seen: set[tuple[Any, ...]] = set()
     problems: list[Problem] = []
@@ -99,6 +108,25 @@ def _check(
         interpolated.placeholders,
         interpolated.references,
     )
+
+
+_TOKEN = re.compile(r"\$\{[^{}]*\}?")
+
+
+def _placeholder_tokens(data: Any, placeholders: set[Path]) -> set[str]:
+    """The unresolved ``${…}`` references left in place (``strict=False``)."""
+    tokens: set[str] = set()
+    for path in placeholders:
+        value: Any = data
+        for part in path:
+            try:
+                value = value[part]
+            except (KeyError, IndexError, TypeError):
+                value = None
+                break
+        if isinstance(value, str):
+            tokens.update(_TOKEN.findall(value))
+    return tokens
 
 
 def _name(checked: _Checked) -> str | None:
