@@ -117,6 +117,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
+    from meshline import registry
     from meshline.compiler import build_pipeline
     from meshline.compiler.progress import Progress
     from meshline.compiler.summary import collect_counters, render_summary
@@ -133,7 +134,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     stopper = _Stopper()
     stopper.install()
     for integration in result.integrations:
-        unbounded = _is_unbounded(integration)
+        unbounded = registry.is_unbounded(integration)
         runner_name = args.runner or ("prism" if unbounded else "direct")
         if runner_name == "dataflow":
             from meshline.runners.dataflow import check_secrets
@@ -281,16 +282,6 @@ def _stop_quietly(run: Any) -> None:
     # Beam's exit handlers stop the job server): keep that off the user's terminal.
     sys.stderr.flush()
     os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
-
-
-def _is_unbounded(integration: Any) -> bool:
-    from meshline import registry
-
-    for s in integration.sources:
-        component = registry.lookup("source", s.type)
-        if component is not None and component.unbounded:
-            return True
-    return False
 
 
 def cmd_graph(args: argparse.Namespace) -> int:

@@ -27,7 +27,7 @@ from meshline.config import parse_config
 from meshline.connectors.delivery import RetryPolicy
 from meshline.errors import ConfigError
 from meshline.events import CloudEvent
-from meshline.registry import BuildContext, lookup
+from meshline.registry import BuildContext, is_redelivering, lookup
 
 __all__ = ["Built", "build_pipeline", "plan_triggers"]
 
@@ -139,7 +139,7 @@ def _build_component(
         runner=ctx_options.get("runner", "direct"),
         delivery=policy,
         dead_letter=dead_letter,
-        redelivering=kind == "target" and _redelivering(integration),
+        redelivering=kind == "target" and is_redelivering(integration),
     )
     return component.build(config, ctx)
 
@@ -148,15 +148,6 @@ def _takes_batches(target_type: str) -> bool:
     """Whether a target's transform takes :class:`~meshline.events.EventBatch` elements."""
     component = lookup("target", target_type)
     return component is not None and component.batches
-
-
-def _redelivering(integration: Any) -> bool:
-    """Whether a source of the integration may redeliver messages after a crash (an endless one)."""
-    for decl in integration.sources:
-        component = lookup("source", decl.type)
-        if component is not None and component.unbounded:
-            return True
-    return False
 
 
 def _delivery_of(target: str, integration: Any) -> RetryPolicy:
