@@ -108,7 +108,9 @@ class _RateReader:
     """A :class:`~meshline.connectors.unbounded.QueueReader` whose "queue" makes events at a rate.
 
     Event ``n`` is due ``n / rate`` seconds after the first pull; ``pull`` returns the
-    events due by then, waiting up to ``timeout`` for the first one.
+    events due by then, waiting up to ``timeout`` for the first one. The sequence number
+    lives in the source's restriction (``seek``), so a read resumed by another DoFn
+    instance goes on where the last one stopped.
     """
 
     def __init__(self, template: dict[str, Any], name: str, rate: float):
@@ -117,6 +119,11 @@ class _RateReader:
         self._rate = rate
         self._n = 0
         self._start: float | None = None
+
+    def seek(self, claimed: int) -> None:
+        if claimed != self._n or self._start is None:
+            self._n = claimed
+            self._start = time.monotonic() - claimed / self._rate  # the next one is due now
 
     def pull(self, max_messages: int, timeout: float) -> list[Message]:
         now = time.monotonic()

@@ -63,7 +63,12 @@ class Message:
 
 
 class QueueReader(Protocol):
-    """What a connector implements; created on the worker, never pickled."""
+    """What a connector implements; created on the worker, never pickled.
+
+    A reader whose position is not kept by the system it reads (a generator) may also
+    define ``seek(claimed)``: called when a read starts or resumes, with the number of
+    messages the restriction has claimed so far (the reader instance may be new).
+    """
 
     def pull(self, max_messages: int, timeout: float) -> Sequence[Message]: ...
 
@@ -197,6 +202,9 @@ class _QueueReadFn(beam.DoFn):
     ):
         if not tracker.current_restriction().active_at:
             tracker.try_claim((_SEEN, time.time()))
+        seek = getattr(self._reader, "seek", None)
+        if seek is not None:
+            seek(tracker.current_restriction().claimed)
         ack_ids: list[str] = []
         fill_until = 0.0  # once this bundle has emitted: how long it may wait to fill up
         try:

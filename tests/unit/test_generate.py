@@ -75,3 +75,12 @@ def test_an_unbounded_generate_ends_at_max_events_on_the_direct_runner():
     result.wait_until_finish()
     counters = collect_counters(result)
     assert counters["source.in.in"] == 40 and counters["trigger.t.matched"] == 40
+
+
+def test_a_resumed_read_goes_on_from_the_restrictions_count():
+    """A read resumed by another DoFn instance (a new reader) does not start again from 0."""
+    from meshline.connectors.generate import _RateReader
+
+    reader = _RateReader({}, "in", rate=1000.0)
+    reader.seek(25)
+    assert [m.event.attributes["id"] for m in reader.pull(3, 1.0)][:1] == ["25"]
