@@ -172,8 +172,15 @@ def cmd_run(args: argparse.Namespace) -> int:
                     raise KeyboardInterrupt from None
                 raise
         except KeyboardInterrupt:
-            print(f"{integration.name}: {stopper.describe()}; stopping{_so_far()}", file=sys.stderr)
-            _stop_quietly(run)
+            print(f"{integration.name}: {stopper.describe()}; stopping", file=sys.stderr)
+            counters = _stop(run, runner_name)
+            print(render_summary(integration, counters), file=sys.stderr)
+            print(
+                f"{integration.name}: stopped after {time.monotonic() - started:.1f}s; the table counts "
+                "what was committed (events of unfinished bundles were not acknowledged)",
+                file=sys.stderr,
+            )
+            _silence_stderr()
             # Not through the interpreter's shutdown, which joins the runner's threads: one
             # may be waiting for a step. The job is cancelled; what it had not committed
             # is not acknowledged; the runner's child processes die with this one.
@@ -209,10 +216,10 @@ class _Stopper:
     """SIGINT and SIGTERM during ``meshline run``.
 
     The first signal unwinds the run (``KeyboardInterrupt`` in the main thread): nothing
-    that was not committed is acknowledged, the job is cancelled, what the workers had
-    reported is printed, and the process ends with status 128 + the signal's number (130
-    for Ctrl-C, 143 for SIGTERM) without waiting for the runner's threads (one may be
-    waiting for a stuck step). Steps never hold the main thread in C code (see
+    that was not committed is acknowledged, the job is cancelled, half-written objects are
+    removed, the table of what was committed is printed, and the process ends with status
+    128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM) without waiting for the
+    runner's threads (one may be waiting for a stuck step). Steps never hold the main thread in C code (see
     :mod:`meshline.transforms.sandbox`), so the unwinding starts at once. If the process
     has still not ended :data:`STOP_GRACE` seconds later (the unwinding was swallowed, a
     job server is slow to answer the cancel), or a second signal comes, it ends at once
@@ -252,17 +259,6 @@ class _Stopper:
         os._exit(self.status())
 
 
-def _so_far() -> str:
-    """What the run's workers had reported when it was stopped (in-process runners)."""
-    from meshline.compiler import progress
-
-    totals = progress.snapshot()
-    if not totals:
-        return ""
-    parts = ", ".join(f"{k.replace('.', ' ', 1)}: {v:,}" for k, v in sorted(totals.items()))
-    return f" (so far: {parts})"
-
-
 def _job_id(run: Any) -> str:
     try:
         return str(run.job_id())
@@ -270,16 +266,45 @@ def _job_id(run: Any) -> str:
         return "no job started (template written)"
 
 
-def _stop_quietly(run: Any) -> None:
-    """Ctrl-C: cancel the job; silence the runner's threads as their connections close."""
+def _stop(run: Any, runner_name: str) -> dict[str, int]:
+    """Ctrl-C: cancel the job, undo what was half done, and return the committed counters.
+
+    The counters are those of the bundles that finished (Beam's committed metrics): what
+    targets count as delivered there is stored. Half-written objects of unfinished
+    bundles (the file target's hidden temporary files) are removed
+    (:mod:`meshline.cleanup`): their events were not acknowledged.
+    """
+    from meshline import cleanup
+    from meshline.compiler.summary import collect_counters
+
     silence_runner_threads()
     if run is not None:
         try:
             run.cancel()
         except Exception:  # already stopping; the job server exits with us
             pass
-    # Worker threads print their closed-stream errors while the process exits (and
-    # Beam's exit handlers stop the job server): keep that off the user's terminal.
+    cleanup.interrupted()
+    if runner_name == "direct":
+        from meshline.runners.direct import committed_counters
+
+        return committed_counters()
+    if run is None:
+        return {}
+    return _with_deadline(lambda: collect_counters(run), 3.0) or {}
+
+
+def _with_deadline(fn: Any, seconds: float) -> Any:
+    """``fn()`` in a daemon thread; ``None`` when it has not returned within ``seconds``."""
+    out: list[Any] = []
+    thread = threading.Thread(target=lambda: out.append(fn()), name="meshline-stop", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return out[0] if out else None
+
+
+def _silence_stderr() -> None:
+    """Worker threads print their closed-stream errors while the process exits (and Beam's
+    exit handlers stop the job server): keep that off the user's terminal."""
     sys.stderr.flush()
     os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
 

@@ -15,8 +15,9 @@ filesystems: each file is written under a hidden temporary name in its folder
 (``.part-UUID.tmp``, filled as events arrive) and renamed into place, so readers
 never see half-written files, and it is in place before the bundle that produced
 it commits (so an acknowledging source acknowledges only what is on disk). A
-bundle that fails removes its temporary files; a process that is killed leaves
-them (hidden, never renamed: they hold nothing that was acknowledged).
+bundle that fails removes its temporary files, and so does an interrupted run
+(Ctrl-C, SIGTERM: :mod:`meshline.cleanup`); a process that is killed (SIGKILL)
+leaves them (hidden, never renamed: they hold nothing that was acknowledged).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any, Literal
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
+from meshline import cleanup
 from meshline.config import doc
 from meshline.connectors.delivery import RetryPolicy, TransientError
 from meshline.connectors.objects import ObjectTargetFields, WriteObjects, target_args
@@ -269,7 +271,11 @@ class _FileStore:
 
 
 class _FileSink:
-    """One object being written to ``.part-UUID.tmp`` in its folder, renamed into place by ``commit``."""
+    """One object being written to ``.part-UUID.tmp`` in its folder, renamed into place by ``commit``.
+
+    While it is open its temporary file is registered with :mod:`meshline.cleanup`, so an
+    interrupted run removes it instead of leaving it behind.
+    """
 
     def __init__(self, base: str, directory: str):
         self._base = base
@@ -280,11 +286,22 @@ class _FileSink:
                 FileSystems.mkdirs(folder)
         except OSError:
             pass  # another worker made it first; create() below says if it is really missing
+        self._token = cleanup.register(self._remove)  # Interrupted: the run is stopping
         try:
             self.fh = _big_buffer(FileSystems.create(self._temp))
         except Exception as e:
+            cleanup.unregister(self._token)
             raise TransientError(f"cannot write {self._temp}: {e}") from e
         self._closed = False
+        if cleanup.is_interrupted():  # the run stopped while the file was being created
+            self._remove()
+            raise cleanup.Interrupted("the run is being interrupted")
+
+    def _remove(self) -> None:
+        try:
+            FileSystems.delete([self._temp])
+        except Exception:  # already renamed into place, or removed
+            pass
 
     def _close(self) -> None:
         if not self._closed:
@@ -300,6 +317,7 @@ class _FileSink:
             FileSystems.rename([self._temp], [final])
         except Exception as e:
             raise TransientError(f"cannot write {final}: {e}") from e
+        cleanup.unregister(self._token)
 
     def read(self) -> bytes:
         self._close()
@@ -310,6 +328,7 @@ class _FileSink:
         try:
             self._close()
         finally:
+            cleanup.unregister(self._token)
             if FileSystems.exists(self._temp):
                 FileSystems.delete([self._temp])
 

@@ -36,9 +36,10 @@ class RunnerSettings:
 
 
 def in_process_runner() -> Any:
-    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+    """Beam's ``FnApiRunner`` (see :mod:`meshline.runners.direct`)."""
+    from meshline.runners.direct import InProcessRunner
 
-    return FnApiRunner()
+    return InProcessRunner()
 
 
 def make_runner(settings: RunnerSettings) -> tuple[Any, list[str]]:

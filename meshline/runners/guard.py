@@ -14,8 +14,9 @@ servers from the thread that runs the pipeline, which lives as long as the run.
 
 :func:`quiet_stop_on_exit`: Beam's ``StopOnExitJobServer`` stops the server on Ctrl-C
 *before* it calls Meshline's own handler, so Beam's threads saw their gRPC streams close
-and each printed a traceback ("Socket closed") above Meshline's one-line "interrupted".
-The quiet version silences those threads first.
+and each printed a traceback ("Socket closed") above Meshline's one-line "interrupted",
+and the job could no longer be asked what it had committed. The quiet version silences
+those threads and leaves the server to Meshline's handler.
 """
 
 from __future__ import annotations
@@ -131,12 +132,20 @@ class _MainThreadOnly:
 
 
 def quiet_stop_on_exit(job_server: Any) -> Any:
-    """Beam's ``StopOnExitJobServer`` around ``job_server``, silencing the runner's threads on Ctrl-C."""
+    """Beam's ``StopOnExitJobServer`` around ``job_server``, leaving Ctrl-C to Meshline.
+
+    Beam's handler stops the server, then calls the handler it found (Meshline's). The
+    server must still answer then: Meshline cancels the job through it and asks it what
+    was committed, for the table it prints. So on Ctrl-C this one silences the runner's
+    threads and calls Meshline's handler only; the server dies with the process
+    (:func:`guarded`), or at exit.
+    """
     from apache_beam.runners.portability.job_server import StopOnExitJobServer
 
     class _QuietStopOnExit(StopOnExitJobServer):  # type: ignore[misc]
         def _sigint_handler(self, sig: int, frame: Any) -> None:
             silence_runner_threads()
-            super()._sigint_handler(sig, frame)
+            if callable(self._original_sigint_handler):
+                self._original_sigint_handler(sig, frame)
 
     return _QuietStopOnExit(job_server)

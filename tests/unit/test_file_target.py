@@ -199,3 +199,26 @@ def test_a_bounded_run_with_a_window_names_files_by_the_time_they_are_written(tm
         start = datetime.datetime.strptime(tag.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=datetime.UTC)
         assert before <= start.timestamp() <= after, f.name
         assert f.parent.name == f"{start.year:04d}"  # {yyyy} from the window (the events have no time)
+
+
+def test_an_interrupted_run_removes_the_objects_it_was_filling(tmp_path: Path):
+    """The CLI's signal path ends the process at once: what is half written is removed first."""
+    from meshline import cleanup
+    from meshline.connectors.file import _FileStore
+
+    store = _FileStore(str(tmp_path))
+    done = store.sink("a")
+    done.fh.write(b"{}\n")
+    done.commit("a/part-1.jsonl", "application/x-ndjson")
+    filling = store.sink("b")
+    filling.fh.write(b"{}\n")
+    assert len(list(tmp_path.rglob(".part-*.tmp"))) == 1
+    try:
+        assert cleanup.interrupted() == 1  # the one still filling; the committed one withdrew
+        assert not list(tmp_path.rglob(".part-*.tmp"))
+        assert (tmp_path / "a" / "part-1.jsonl").read_bytes() == b"{}\n"
+        with pytest.raises(cleanup.Interrupted):
+            store.sink("c")  # a bundle still running cannot start another object
+        assert not list(tmp_path.rglob(".part-*.tmp"))
+    finally:
+        cleanup.reset()
