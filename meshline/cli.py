@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from meshline.errors import DeliveryError, MeshlineError
+from meshline.errors import DeliveryError, MeshlineError, SpecError
 from meshline.runners.guard import silence_runner_threads
 
 __all__ = ["main"]
@@ -119,6 +119,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from meshline import registry
     from meshline.compiler import build_pipeline
+    from meshline.compiler.preflight import preflight
     from meshline.compiler.progress import Progress
     from meshline.compiler.summary import collect_counters, render_summary
     from meshline.runners import RunnerSettings, make_runner
@@ -128,6 +129,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     result = _load(args.file, _params(args.param), read_secrets=args.runner != "dataflow")
     for w in result.warnings:
         print(str(w), file=sys.stderr)
+    problems = [p for integration in result.integrations for p in preflight(integration)]
+    if problems:
+        raise SpecError(problems)
     status = 0
     # Before the runner is made: Beam's job-server wrapper keeps the SIGINT handler it finds
     # and calls it after stopping its server.

@@ -49,6 +49,9 @@ class BuildContext:
     # targets: some source of the integration is unbounded and may redeliver messages after a
     # crash (SQS, Kafka, Pub/Sub …), grouped differently from the first delivery
     redelivering: bool = False
+    # the integration file's directory (None: text not read from a file): a python step's
+    # function is imported from there first
+    directory: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,6 +76,14 @@ class Component:
     # targets: the transform also takes meshline.events.EventBatch elements (events sharing one
     # timestamp and window) and treats each of their events as if it had come alone
     batches: bool = False
+    # what `meshline run` checks before the pipeline starts, on the parsed config: one
+    # (config key, message) per problem, reported at that key (a file source whose path
+    # matches no file); not run by validate or test, whose files need not exist yet
+    preflight: Callable[[Any], list[tuple[str, str]]] | None = None
+    # what the loader checks beyond the config's own rules, given the integration file's
+    # directory (None for text): one (config key, message) per problem (a python step's
+    # function must be importable from there); run by validate, test and run alike
+    check: Callable[[Any, str | None], list[tuple[str, str]]] | None = None
 
     @property
     def secret_marks(self) -> dict[str, SecretMark]:

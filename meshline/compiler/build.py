@@ -48,12 +48,15 @@ class Built:
 def plan_triggers(integration: Any) -> dict[str, list[TriggerPlan]]:
     """Source name → the plans of the triggers that read it (in file order)."""
     steps = {t.name: t for t in integration.transformations}
+    directory = getattr(integration, "directory", None)
     plans: dict[str, list[TriggerPlan]] = {s.name: [] for s in integration.sources}
     for trig in integration.triggers:
         plan = TriggerPlan(
             name=trig.name,
             filters=tuple(trig.filters),
-            steps=tuple(StepPlan(n, steps[n].type, dict(steps[n].config or {})) for n in trig.steps),
+            steps=tuple(
+                StepPlan(n, steps[n].type, dict(steps[n].config or {}), directory) for n in trig.steps
+            ),
             target=trig.target,
             dead_letter=trig.delivery.dead_letter,
             filter_timeout=trig.filter_timeout,
@@ -140,6 +143,7 @@ def _build_component(
         delivery=policy,
         dead_letter=dead_letter,
         redelivering=kind == "target" and is_redelivering(integration),
+        directory=getattr(integration, "directory", None),
     )
     return component.build(config, ctx)
 

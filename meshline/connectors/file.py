@@ -37,7 +37,7 @@ from meshline import cleanup
 from meshline.config import doc
 from meshline.connectors.delivery import RetryPolicy, TransientError
 from meshline.connectors.objects import ObjectTargetFields, WriteObjects, target_args
-from meshline.errors import EventError
+from meshline.errors import ConfigError, EventError
 from meshline.events import CloudEvent, EventBatch, dead_letter, from_json
 from meshline.registry import Component
 
@@ -56,11 +56,18 @@ BATCH = 32  # events per EventBatch element (see meshline.events.EventBatch)
 class FileSourceConfig:
     """Read events from files: local paths, globs, or any Beam filesystem URL."""
 
-    path: str = doc("a file, a glob (data/*.jsonl) or a filesystem URL (gs://bucket/dir/*.jsonl)")
+    path: str = doc(
+        "a file, a glob (data/*.jsonl) or a filesystem URL (gs://bucket/dir/*.jsonl); relative to the "
+        "integration file's directory",
+        path=True,
+    )
     format: Literal["cloudevents", "lines"] = doc(
         "'cloudevents': one JSON CloudEvent per line; 'lines': each line becomes an event", "cloudevents"
     )
     type: str = doc("event type for 'lines'", LINE_TYPE)
+    allow_empty: bool = doc(
+        "a path that matches no file reads nothing instead of stopping the run with an error", False
+    )
 
     def __post_init__(self) -> None:
         if not self.path.strip():
@@ -158,12 +165,38 @@ def _text(line: bytes) -> str | bytes:
         return line
 
 
+def _no_match(path: str) -> str:
+    return f"no file matches {path!r} (set allow_empty: true if there may be none)"
+
+
+def _matches(pattern: str) -> list[str]:
+    return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+
+
+def _preflight(config: FileSourceConfig) -> list[tuple[str, str]]:
+    """``meshline run``: a path that matches nothing is an error before the run starts."""
+    if config.allow_empty:
+        return []
+    try:
+        if _matches(config.path):
+            return []
+    except Exception as e:  # cannot look from here (a filesystem without credentials): the workers will
+        _LOGGER.debug("file source: cannot match %s before the run: %s", config.path, e)
+        return []
+    return [("path", _no_match(config.path))]
+
+
 class _MatchFn(beam.DoFn):
+    def __init__(self, allow_empty: bool = False, source_name: str = "file"):
+        self._allow_empty = allow_empty
+        self._name = source_name
+
     def process(self, pattern: str):
-        results = FileSystems.match([pattern])
-        paths = sorted(m.path for m in results[0].metadata_list)
+        paths = _matches(pattern)
         if not paths:
-            _LOGGER.warning("file source: no file matches %s", pattern)
+            if not self._allow_empty:
+                raise ConfigError(f"source {self._name}: path: {_no_match(pattern)}")
+            _LOGGER.info("file source %s: no file matches %s", self._name, pattern)
         yield from paths
 
 
@@ -179,7 +212,7 @@ class ReadFromFile(beam.PTransform):
         outputs = (
             pbegin
             | "Pattern" >> beam.Create([self._config.path])
-            | "Match" >> beam.ParDo(_MatchFn())
+            | "Match" >> beam.ParDo(_MatchFn(self._config.allow_empty, self._name))
             | "SpreadFiles" >> beam.Reshuffle()
             | "Read"
             >> beam.ParDo(_ReadFileFn(self._config.format, self._config.type, self._name))
@@ -195,6 +228,7 @@ SOURCE = Component(
     config=FileSourceConfig,
     build=lambda config, ctx: ReadFromFile(config, ctx.name),
     description="Events from files: JSON CloudEvents one per line, or raw lines.",
+    preflight=_preflight,
 )
 
 
@@ -203,7 +237,11 @@ SOURCE = Component(
 
 @dataclass(frozen=True, kw_only=True)
 class _FileTargetPath:
-    path: str = doc("directory or URL prefix; may use {yyyy}/{mm}/{dd}/{HH} and {type}")
+    path: str = doc(
+        "directory or URL prefix; may use {yyyy}/{mm}/{dd}/{HH} and {type}; relative to the integration "
+        "file's directory",
+        path=True,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
