@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from meshline.errors import DeliveryError, MeshlineError, SpecError
-from meshline.runners.guard import silence_runner_threads
+from meshline.runners.guard import quiet_worker_tracebacks, silence_runner_threads
 
 __all__ = ["main"]
 
@@ -30,9 +31,17 @@ class _Usage(Exception):
 
 
 def _quiet_beam_logging() -> None:
+    debug = bool(os.environ.get("MESHLINE_DEBUG"))
+
     class _DropNoise(logging.Filter):
         def filter(self, record: logging.LogRecord) -> bool:
-            return "apitools not found" not in record.getMessage()
+            message = record.getMessage()
+            if "apitools not found" in message:
+                return False
+            # A failed bundle on Prism or Flink comes back as job messages holding the worker's
+            # traceback (logged by Beam on the root logger, and by Prism itself): the CLI says
+            # what failed in one line (MESHLINE_DEBUG=1 keeps them).
+            return debug or "Traceback (most recent call last)" not in message
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for h in logging.getLogger().handlers:
@@ -137,6 +146,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     # and calls it after stopping its server.
     stopper = _Stopper()
     stopper.install()
+    quiet_worker_tracebacks()
     for integration in result.integrations:
         unbounded = registry.is_unbounded(integration)
         runner_name = args.runner or ("prism" if unbounded else "direct")
@@ -201,7 +211,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         except Exception as e:
             if os.environ.get("MESHLINE_DEBUG"):
                 raise
-            message = mask(integration.redactor.redact(f"{type(e).__name__}: {e}".splitlines()[0]))
+            message = mask(integration.redactor.redact(failure_line(e)))
             print(f"{integration.name}: run failed: {message}", file=sys.stderr)
             status = 1
             continue
@@ -261,6 +271,19 @@ class _Stopper:
         except Exception:
             pass
         os._exit(self.status())
+
+
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning)\b.*")
+
+
+def failure_line(e: BaseException) -> str:
+    """One line saying why a run failed: for a bundle that failed on a portable runner (whose
+    message holds the worker's traceback), the exception the traceback ends with."""
+    text = f"{type(e).__name__}: {e}"
+    if "Traceback (most recent call last)" not in text:
+        return text.splitlines()[0]
+    found = [line.strip() for line in text.splitlines() if _EXCEPTION_LINE.match(line.strip())]
+    return found[-1] if found else text.splitlines()[0]
 
 
 def _job_id(run: Any) -> str:

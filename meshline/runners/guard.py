@@ -25,7 +25,13 @@ import os
 import sys
 from typing import Any
 
-__all__ = ["GuardedCommand", "guarded", "quiet_stop_on_exit", "silence_runner_threads"]
+__all__ = [
+    "GuardedCommand",
+    "guarded",
+    "quiet_stop_on_exit",
+    "quiet_worker_tracebacks",
+    "silence_runner_threads",
+]
 
 _SHIM = (
     "import ctypes,os,signal,sys\n"
@@ -109,6 +115,45 @@ def silence_runner_threads() -> None:
     logging.disable(logging.CRITICAL)
     if not isinstance(sys.stderr, _MainThreadOnly):
         sys.stderr = _MainThreadOnly(sys.stderr)
+
+
+def quiet_worker_tracebacks() -> None:
+    """Keep the SDK worker's tracebacks of failed bundles off stderr (the run's failure is one line).
+
+    Beam's SDK worker prints the traceback of an instruction that failed straight to
+    stderr from its own thread, before the runner reports the failure (which the CLI says
+    in one line). ``MESHLINE_DEBUG=1`` keeps them.
+    """
+    if os.environ.get("MESHLINE_DEBUG") or isinstance(sys.stderr, (_NoWorkerTracebacks, _MainThreadOnly)):
+        return
+    sys.stderr = _NoWorkerTracebacks(sys.stderr)
+
+
+class _NoWorkerTracebacks:
+    """A text stream that drops a traceback another thread writes in one piece."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._dropped: Any = None  # the thread whose traceback was dropped last (print's "\n" follows)
+
+    def write(self, text: str) -> int:
+        import threading
+
+        thread = threading.current_thread()
+        if thread is not threading.main_thread():
+            if text.startswith("Traceback (most recent call last)"):
+                self._dropped = thread
+                return len(text)
+            if text == "\n" and self._dropped is thread:
+                self._dropped = None
+                return len(text)
+        return int(self._stream.write(text))
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 class _MainThreadOnly:

@@ -99,3 +99,29 @@ def test_ctrl_c_prints_what_was_committed_and_leaves_no_temporary_file(tmp_path:
     # cut short is on disk but not counted (its events were not acknowledged).
     assert 0 < delivered <= sum(counts) <= delivered + max(counts), (delivered, counts)
     assert int(table[("source", "gen")][1]) >= delivered
+
+
+FAILING = """\
+apiVersion: meshline.dev/v1alpha1
+kind: Integration
+metadata: {name: fails}
+spec:
+  sources: [{name: in, type: generate, config: {count: 2}}]
+  targets: [{name: out, type: file, config: {path: /dev/null/x}}]
+  triggers: [{name: all, target: out, delivery: {retries: 0}}]
+"""
+
+
+def test_a_failed_bundle_on_prism_is_one_line_without_a_traceback(meshline, tmp_path: Path):
+    if not PRISM.exists():
+        pytest.skip("no Prism binary in the cache")
+    spec = tmp_path / "fails.yaml"
+    spec.write_text(FAILING)
+    r = meshline("run", str(spec), "--runner", "prism", timeout=180)
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr, r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("fails: run failed: meshline.errors.DeliveryError: target out: writing object"), (
+        last
+    )
+    assert "Not a directory" in last

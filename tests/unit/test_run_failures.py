@@ -1,0 +1,46 @@
+"""A run that fails says why in one line: no worker traceback on the terminal."""
+
+from __future__ import annotations
+
+import io
+import threading
+
+from meshline.cli import failure_line
+from meshline.runners.guard import _NoWorkerTracebacks
+
+PRISM_FAILURE = """\
+Pipeline job-001 failed in state FAILED: bundle inst001 stage-001 failed:Traceback (most recent call last):
+  File "apache_beam/runners/common.py", line 1512, in apache_beam.runners.common.DoFnRunner.process
+  File "/x/meshline/connectors/objects.py", line 446, in process
+    when = window.start.to_utc_datetime()
+OverflowError: date value out of range
+
+During handling of the above exception, another exception occurred:
+
+Traceback (most recent call last):
+  File "/x/apache_beam/runners/worker/sdk_worker.py", line 310, in _execute
+    response = task()
+OverflowError: date value out of range [while running 'Target[out]/Objects/Write']
+"""
+
+
+def test_a_portable_runners_failure_is_the_exception_its_traceback_ends_with():
+    assert failure_line(RuntimeError(PRISM_FAILURE)) == (
+        "OverflowError: date value out of range [while running 'Target[out]/Objects/Write']"
+    )
+    assert failure_line(ValueError("first line\nsecond")) == "ValueError: first line"
+
+
+def test_a_worker_threads_traceback_does_not_reach_stderr():
+    out = io.StringIO()
+    stream = _NoWorkerTracebacks(out)
+
+    def worker():
+        print("Traceback (most recent call last):\n  File x\nKeyError: 1", file=stream)  # type: ignore[arg-type]
+        print("a worker's own line", file=stream)  # type: ignore[arg-type]
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    print("Traceback (most recent call last): the main thread's own", file=stream)  # type: ignore[arg-type]
+    assert out.getvalue() == "a worker's own line\nTraceback (most recent call last): the main thread's own\n"
