@@ -143,7 +143,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise SpecError(problems)
     status = 0
     # Before the runner is made: Beam's job-server wrapper keeps the SIGINT handler it finds
-    # and calls it after stopping its server.
+    # and calls it (see meshline.runners.guard.quiet_stop_on_exit).
     stopper = _Stopper()
     stopper.install()
     quiet_worker_tracebacks()
@@ -283,7 +283,7 @@ def failure_line(e: BaseException) -> str:
     if "Traceback (most recent call last)" not in text:
         return text.splitlines()[0]
     found = [line.strip() for line in text.splitlines() if _EXCEPTION_LINE.match(line.strip())]
-    return found[-1] if found else text.splitlines()[0]
+    return found[-1].removeprefix("meshline.errors.") if found else text.splitlines()[0]
 
 
 def _job_id(run: Any) -> str:

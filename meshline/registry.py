@@ -201,9 +201,10 @@ def _unbounded_sources(sources: Iterable[Any]) -> list[Component]:
 def is_unbounded(integration: Any) -> bool:
     """Whether some source of ``integration`` is unbounded: the run is a streaming one.
 
-    The one place this is decided (``meshline run`` picks Prism, ``meshline template``
-    writes a streaming template, the compiler streams). ``integration.sources`` are
-    declarations with ``type`` and ``config`` (:class:`meshline.spec.ComponentDecl`).
+    The one place this is decided: ``meshline run`` picks Prism and runs in streaming mode,
+    ``meshline template`` writes a streaming template, and the compiler's targets ask
+    :func:`is_redelivering`. ``integration.sources`` are declarations with ``type`` and
+    ``config`` (:class:`meshline.spec.ComponentDecl`).
     """
     return bool(_unbounded_sources(integration.sources))
 
