@@ -131,7 +131,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from meshline.compiler.preflight import preflight
     from meshline.compiler.progress import Progress
     from meshline.compiler.summary import collect_counters, render_summary
-    from meshline.runners import RunnerSettings, make_runner
+    from meshline.runners import RunnerSettings, committed, make_runner
     from meshline.secrets import mask
 
     # Dataflow workers read Secret Manager themselves; local runs read it here, once.
@@ -170,6 +170,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         pipeline = beam.Pipeline(runner=runner, options=options)
         build_pipeline(integration, pipeline, options={"runner": runner_name})
         started = time.monotonic()
+        committed.install()
+        committed.reset()
         print(f"running {integration.name} on {runner_name} ...", file=sys.stderr)
         run = None
         try:
@@ -296,13 +298,14 @@ def _job_id(run: Any) -> str:
 def _stop(run: Any, runner_name: str) -> dict[str, int]:
     """Ctrl-C: cancel the job, undo what was half done, and return the committed counters.
 
-    The counters are those of the bundles that finished (Beam's committed metrics): what
-    targets count as delivered there is stored. Half-written objects of unfinished
+    The counters are those of the bundles that finished (:mod:`meshline.runners.committed`):
+    what targets count as delivered there is stored. Half-written objects of unfinished
     bundles (the file target's hidden temporary files) are removed
     (:mod:`meshline.cleanup`): their events were not acknowledged.
     """
     from meshline import cleanup
     from meshline.compiler.summary import collect_counters
+    from meshline.runners import committed
 
     silence_runner_threads()
     if run is not None:
@@ -311,12 +314,11 @@ def _stop(run: Any, runner_name: str) -> dict[str, int]:
         except Exception:  # already stopping; the job server exits with us
             pass
     cleanup.interrupted()
-    if runner_name == "direct":
-        from meshline.runners.direct import committed_counters
-
-        return committed_counters()
-    if run is None:
-        return {}
+    # The SDK workers in this process (direct, Prism, Flink: loopback) recorded what they
+    # finished; a worker elsewhere (an EXTERNAL or DOCKER environment): ask the job.
+    recorded = committed.counters()
+    if recorded or run is None:
+        return recorded
     return _with_deadline(lambda: collect_counters(run), 3.0) or {}
 
 

@@ -36,10 +36,9 @@ class RunnerSettings:
 
 
 def in_process_runner() -> Any:
-    """Beam's ``FnApiRunner`` (see :mod:`meshline.runners.direct`)."""
-    from meshline.runners.direct import InProcessRunner
+    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
-    return InProcessRunner()
+    return FnApiRunner()
 
 
 def make_runner(settings: RunnerSettings) -> tuple[Any, list[str]]:

@@ -1,4 +1,4 @@
-"""A run that fails says why in one line: no worker traceback on the terminal."""
+"""What a run reports: why it failed, in one line; what its workers finished, when it is stopped."""
 
 from __future__ import annotations
 
@@ -44,3 +44,23 @@ def test_a_worker_threads_traceback_does_not_reach_stderr():
     thread.join()
     print("Traceback (most recent call last): the main thread's own", file=stream)  # type: ignore[arg-type]
     assert out.getvalue() == "a worker's own line\nTraceback (most recent call last): the main thread's own\n"
+
+
+def test_the_workers_of_this_process_record_what_they_finished():
+    import apache_beam as beam
+
+    from meshline.runners import committed, in_process_runner
+
+    committed.install()
+    committed.reset()
+
+    def count(n: int) -> int:
+        beam.metrics.Metrics.counter("meshline", "target.out.delivered").inc(n)
+        beam.metrics.Metrics.counter("other", "ignored").inc()
+        return n
+
+    with beam.Pipeline(runner=in_process_runner()) as p:
+        _ = p | beam.Create([1, 2, 3]) | beam.Map(count)
+    assert committed.counters() == {"target.out.delivered": 6}
+    committed.reset()
+    assert committed.counters() == {}
