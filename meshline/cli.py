@@ -123,16 +123,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import apache_beam as beam
-    from apache_beam.options.pipeline_options import PipelineOptions
-
-    from meshline import registry
-    from meshline.compiler import build_pipeline
     from meshline.compiler.preflight import preflight
-    from meshline.compiler.progress import Progress
-    from meshline.compiler.summary import collect_counters, render_summary
-    from meshline.runners import RunnerSettings, committed, make_runner
-    from meshline.secrets import mask
 
     # Dataflow workers read Secret Manager themselves; local runs read it here, once.
     result = _load(args.file, _params(args.param), read_secrets=args.runner != "dataflow")
@@ -142,90 +133,128 @@ def cmd_run(args: argparse.Namespace) -> int:
     if problems:
         raise SpecError(problems)
     status = 0
+    served = False  # some run had a job server (Prism, Flink) and SDK worker threads here
     # Before the runner is made: Beam's job-server wrapper keeps the SIGINT handler it finds
     # and calls it (see meshline.runners.guard.quiet_stop_on_exit).
     stopper = _Stopper()
     stopper.install()
     quiet_worker_tracebacks()
-    for integration in result.integrations:
-        unbounded = registry.is_unbounded(integration)
-        runner_name = args.runner or ("prism" if unbounded else "direct")
-        if runner_name == "dataflow":
-            from meshline.runners.dataflow import check_secrets
-
-            check_secrets(integration)
-        if args.runner is None:
-            kind = "unbounded" if unbounded else "bounded"
-            print(f"{integration.name}: {kind} sources, using the {runner_name} runner", file=sys.stderr)
-        settings = RunnerSettings(
-            name=runner_name,
-            streaming=unbounded,
-            prism_location=args.prism_location,
-            flink_master=args.flink_master,
-            beam_args=list(args.beam_args),
-            allow_exposed=args.allow_exposed_runner,
-        )
-        runner, runner_args = make_runner(settings)
-        options = PipelineOptions([*runner_args, *args.beam_args], job_name=integration.name)
-        pipeline = beam.Pipeline(runner=runner, options=options)
-        build_pipeline(integration, pipeline, options={"runner": runner_name})
-        started = time.monotonic()
-        committed.install()
-        committed.reset()
-        print(f"running {integration.name} on {runner_name} ...", file=sys.stderr)
-        run = None
-        try:
-            try:
-                with Progress():
-                    run = pipeline.run()
-                    if runner_name == "dataflow":
-                        # A remote job: report where it is, do not block on it (streaming never ends).
-                        print(f"{integration.name}: submitted to Dataflow: {_job_id(run)}", file=sys.stderr)
-                        continue
-                    run.wait_until_finish()
-            except Exception:
-                if stopper.signum:  # Beam hands the KeyboardInterrupt on as another error
-                    raise KeyboardInterrupt from None
-                raise
-        except KeyboardInterrupt:
-            print(f"{integration.name}: {stopper.describe()}; stopping", file=sys.stderr)
-            counters = _stop(run, runner_name)
-            print(render_summary(integration, counters), file=sys.stderr)
-            print(
-                f"{integration.name}: stopped after {time.monotonic() - started:.1f}s; the table counts "
-                "what was committed (events of unfinished bundles were not acknowledged)",
-                file=sys.stderr,
-            )
-            _silence_stderr()
-            # Not through the interpreter's shutdown, which joins the runner's threads: one
-            # may be waiting for a step. The job is cancelled; what it had not committed
-            # is not acknowledged; the runner's child processes die with this one.
-            stopper.exit_now()
-        except DeliveryError as e:
-            # A target could not write at all and had no dead-letter target: nothing of the
-            # failed bundle was acknowledged, so an acknowledging source will redeliver it.
-            message = mask(integration.redactor.redact(str(e).splitlines()[0]))
-            print(f"{integration.name}: run failed: {message}", file=sys.stderr)
-            status = 1
-            continue
-        except MeshlineError:
-            raise
-        except Exception as e:
-            if os.environ.get("MESHLINE_DEBUG"):
-                raise
-            message = mask(integration.redactor.redact(failure_line(e)))
-            print(f"{integration.name}: run failed: {message}", file=sys.stderr)
-            status = 1
-            continue
-        elapsed = time.monotonic() - started
-        counters = collect_counters(run)
-        print(render_summary(integration, counters), file=sys.stderr)
-        print(f"{integration.name}: done in {elapsed:.1f}s", file=sys.stderr)
+    try:
+        for integration in result.integrations:
+            runner_name, failed = _run_one(integration, args, stopper)
+            served = served or runner_name != "direct"
+            status = max(status, int(failed))
+    except KeyboardInterrupt:  # before a run started (while building it): no table, status 130
+        stopper.taken()
+        raise
+    if served:
+        # At exit Beam stops the job server; the SDK worker threads of a run that failed are
+        # still connected to it and would print their closed streams' tracebacks.
+        silence_runner_threads()
     return status
+
+
+def _run_one(integration: Any, args: argparse.Namespace, stopper: _Stopper) -> tuple[str, bool]:
+    """Build and run one integration; its runner's name and whether it failed."""
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from meshline import registry
+    from meshline.compiler import build_pipeline
+    from meshline.compiler.progress import Progress
+    from meshline.compiler.summary import collect_counters, render_summary
+    from meshline.runners import RunnerSettings, committed, make_runner
+    from meshline.secrets import mask
+
+    unbounded = registry.is_unbounded(integration)
+    runner_name = args.runner or ("prism" if unbounded else "direct")
+    if runner_name == "dataflow":
+        from meshline.runners.dataflow import check_secrets
+
+        check_secrets(integration)
+    if args.runner is None:
+        kind = "unbounded" if unbounded else "bounded"
+        print(f"{integration.name}: {kind} sources, using the {runner_name} runner", file=sys.stderr)
+    settings = RunnerSettings(
+        name=runner_name,
+        streaming=unbounded,
+        prism_location=args.prism_location,
+        flink_master=args.flink_master,
+        beam_args=list(args.beam_args),
+        allow_exposed=args.allow_exposed_runner,
+    )
+    runner, runner_args = make_runner(settings)
+    options = PipelineOptions([*runner_args, *args.beam_args], job_name=integration.name)
+    pipeline = beam.Pipeline(runner=runner, options=options)
+    build_pipeline(integration, pipeline, options={"runner": runner_name})
+    started = time.monotonic()
+    committed.install()
+    committed.reset()
+    print(f"running {integration.name} on {runner_name} ...", file=sys.stderr)
+    run = None
+    try:
+        try:
+            with Progress():
+                run = pipeline.run()
+                if runner_name == "dataflow":
+                    # A remote job: report where it is, do not block on it (streaming never ends).
+                    print(f"{integration.name}: submitted to Dataflow: {_job_id(run)}", file=sys.stderr)
+                    return runner_name, False
+                run.wait_until_finish()
+        except Exception:
+            if stopper.signum:  # Beam hands the KeyboardInterrupt on as another error
+                raise KeyboardInterrupt from None
+            raise
+    except KeyboardInterrupt:
+        stopper.taken()
+        print(f"{integration.name}: {stopper.describe()}; stopping", file=sys.stderr)
+        counters = _stop(run)
+        print(render_summary(integration, counters), file=sys.stderr)
+        print(
+            f"{integration.name}: stopped after {time.monotonic() - started:.1f}s; the table counts "
+            "what was committed (events of unfinished bundles were not acknowledged)",
+            file=sys.stderr,
+        )
+        _silence_stderr()
+        # Not through the interpreter's shutdown, which joins the runner's threads: one
+        # may be waiting for a step. The job is cancelled; what it had not committed
+        # is not acknowledged; the runner's child processes die with this one.
+        stopper.exit_now()
+    except DeliveryError as e:
+        # A target could not write at all and had no dead-letter target: nothing of the
+        # failed bundle was acknowledged, so an acknowledging source will redeliver it.
+        message = mask(integration.redactor.redact(str(e).splitlines()[0]))
+        print(f"{integration.name}: run failed: {message}", file=sys.stderr)
+        return runner_name, True
+    except MeshlineError:
+        raise
+    except Exception as e:
+        if os.environ.get("MESHLINE_DEBUG"):
+            raise
+        message = mask(integration.redactor.redact(failure_line(e)))
+        print(f"{integration.name}: run failed: {message}", file=sys.stderr)
+        return runner_name, True
+    elapsed = time.monotonic() - started
+    counters = collect_counters(run)
+    print(render_summary(integration, counters), file=sys.stderr)
+    print(f"{integration.name}: done in {elapsed:.1f}s", file=sys.stderr)
+    return runner_name, False
 
 
 #: Seconds a run may take to stop after the first Ctrl-C or SIGTERM before the process ends at once.
 STOP_GRACE = 10.0
+#: Seconds between raising an interrupt again that the main thread has not taken yet.
+RESEND = 0.5
+
+
+def _ignore_interrupts(hook: Any) -> Any:
+    """``sys.unraisablehook`` that says nothing of a ``KeyboardInterrupt`` Python had to ignore."""
+
+    def unraisable(info: Any) -> None:
+        if not isinstance(info.exc_value, KeyboardInterrupt):
+            hook(info)
+
+    return unraisable
 
 
 class _Stopper:
@@ -235,31 +264,51 @@ class _Stopper:
     that was not committed is acknowledged, the job is cancelled, half-written objects are
     removed, the table of what was committed is printed, and the process ends with status
     128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM) without waiting for the
-    runner's threads (one may be waiting for a stuck step). Steps never hold the main thread in C code (see
-    :mod:`meshline.transforms.sandbox`), so the unwinding starts at once. If the process
-    has still not ended :data:`STOP_GRACE` seconds later (the unwinding was swallowed, a
-    job server is slow to answer the cancel), or a second signal comes, it ends at once
-    with the same status. Either way the runner's child processes die with it
-    (:mod:`meshline.runners.guard`), as do the step processes.
+    runner's threads (one may be waiting for a stuck step). Steps never hold the main
+    thread in C code (see :mod:`meshline.transforms.sandbox`), so the unwinding starts at
+    once. A ``KeyboardInterrupt`` that lands where Python ignores exceptions (a weakref
+    callback, a ``__del__``) is raised again, every :data:`RESEND` seconds, until the run's
+    stop path takes it (:meth:`taken`). If the process has still not ended
+    :data:`STOP_GRACE` seconds later (a job server slow to answer the cancel), or a second
+    signal comes, it ends at once with the same status. Either way the runner's child
+    processes die with it (:mod:`meshline.runners.guard`), as do the step processes.
     """
 
     def __init__(self) -> None:
         self.signum = 0
+        self._taken = threading.Event()
+        self._resending = False
 
     def install(self) -> None:
         signal.signal(signal.SIGINT, self._handle)
         signal.signal(signal.SIGTERM, self._handle)
 
     def _handle(self, signum: int, frame: Any) -> None:
+        if self._resending:  # our own signal, raised again
+            self._resending = False
+            if self._taken.is_set():
+                return
+            raise KeyboardInterrupt
         if self.signum:
             self.exit_now()
         self.signum = signum
         self.install()  # the next signal comes here directly, not through Beam's job-server handler
         silence_runner_threads()
+        sys.unraisablehook = _ignore_interrupts(sys.unraisablehook)
         timer = threading.Timer(STOP_GRACE, self.exit_now)
         timer.daemon = True
         timer.start()
+        threading.Thread(target=self._resend, name="meshline-stop", daemon=True).start()
         raise KeyboardInterrupt
+
+    def taken(self) -> None:
+        """The run's stop path has the interrupt: no more raising it again."""
+        self._taken.set()
+
+    def _resend(self) -> None:
+        while not self._taken.wait(RESEND):
+            self._resending = True
+            signal.pthread_kill(threading.main_thread().ident or 0, self.signum)
 
     def describe(self) -> str:
         return "terminated (SIGTERM)" if self.signum == signal.SIGTERM else "interrupted"
@@ -295,7 +344,7 @@ def _job_id(run: Any) -> str:
         return "no job started (template written)"
 
 
-def _stop(run: Any, runner_name: str) -> dict[str, int]:
+def _stop(run: Any) -> dict[str, int]:
     """Ctrl-C: cancel the job, undo what was half done, and return the committed counters.
 
     The counters are those of the bundles that finished (:mod:`meshline.runners.committed`):

@@ -64,3 +64,42 @@ def test_the_workers_of_this_process_record_what_they_finished():
     assert committed.counters() == {"target.out.delivered": 6}
     committed.reset()
     assert committed.counters() == {}
+
+
+SWALLOWED = """
+import os, signal, sys, time
+from meshline.cli import _Stopper
+
+stopper = _Stopper()
+stopper.install()
+
+class Dropped:
+    def __del__(self):  # Python ignores what a __del__ raises: the first interrupt lands here
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)
+
+try:
+    Dropped()
+    print("interrupt swallowed", flush=True)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        time.sleep(0.01)
+    print("never taken", flush=True)
+except KeyboardInterrupt:
+    stopper.taken()
+    print("taken", flush=True)
+    time.sleep(1)  # no second interrupt arrives once taken
+    print("stopping", flush=True)
+    stopper.exit_now()
+"""
+
+
+def test_an_interrupt_python_swallowed_is_raised_again():
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-c", SWALLOWED]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    assert r.stdout.split() == ["interrupt", "swallowed", "taken", "stopping"], r.stdout + r.stderr
+    assert r.returncode == 130
+    assert "Exception ignored" not in r.stderr and "Traceback" not in r.stderr, r.stderr
