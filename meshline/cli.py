@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -26,8 +27,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from meshline.errors import DeliveryError, MeshlineError
-from meshline.runners.guard import silence_runner_threads
+from meshline.errors import DeliveryError, MeshlineError, SpecError
+from meshline.runners.guard import quiet_worker_tracebacks, silence_runner_threads
 
 __all__ = ["main"]
 
@@ -39,9 +40,17 @@ class _Usage(Exception):
 
 
 def _quiet_beam_logging() -> None:
+    debug = bool(os.environ.get("MESHLINE_DEBUG"))
+
     class _DropNoise(logging.Filter):
         def filter(self, record: logging.LogRecord) -> bool:
-            return "apitools not found" not in record.getMessage()
+            message = record.getMessage()
+            if "apitools not found" in message:
+                return False
+            # A failed bundle on Prism or Flink comes back as job messages holding the worker's
+            # traceback (logged by Beam on the root logger, and by Prism itself): the CLI says
+            # what failed in one line (MESHLINE_DEBUG=1 keeps them).
+            return debug or "Traceback (most recent call last)" not in message
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for h in logging.getLogger().handlers:
@@ -261,120 +270,158 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run_once(args: argparse.Namespace, watch: _Watch | None = None) -> int:
-    import apache_beam as beam
-    from apache_beam.options.pipeline_options import PipelineOptions
-
-    from meshline.compiler import build_pipeline
-    from meshline.compiler.progress import Progress
-    from meshline.compiler.summary import collect_counters, outputs, render_summary, stage_rows
-    from meshline.runners import RunnerSettings, make_runner
-    from meshline.secrets import mask
+    from meshline.compiler.preflight import preflight
 
     # Dataflow workers read Secret Manager themselves; local runs read it here, once.
     result = _load(args.file, _params(args.param), read_secrets=args.runner != "dataflow")
     for w in result.warnings:
         _say(str(w), level="warning")
+    problems = [p for integration in result.integrations for p in preflight(integration)]
+    if problems:
+        raise SpecError(problems)
     status = 0
+    served = False  # some run had a job server (Prism, Flink) and SDK worker threads here
     report: list[dict[str, Any]] = []  # --format json
     # Before the runner is made: Beam's job-server wrapper keeps the SIGINT handler it finds
-    # and calls it after stopping its server.
+    # and calls it (see meshline.runners.guard.quiet_stop_on_exit).
     stopper = _Stopper()
     stopper.install()
-    for integration in result.integrations:
-        unbounded = _is_unbounded(integration)
-        runner_name = args.runner or ("prism" if unbounded else "direct")
-        if runner_name == "dataflow":
-            from meshline.runners.dataflow import check_secrets
-
-            check_secrets(integration)
-        if args.runner is None:
-            kind = "unbounded" if unbounded else "bounded"
-            _say(f"{integration.name}: {kind} sources, using the {runner_name} runner", runner=runner_name)
-        settings = RunnerSettings(
-            name=runner_name,
-            streaming=unbounded,
-            prism_location=args.prism_location,
-            flink_master=args.flink_master,
-            beam_args=list(args.beam_args),
-            allow_exposed=args.allow_exposed_runner,
-        )
-        runner, runner_args = make_runner(settings)
-        options = PipelineOptions([*runner_args, *args.beam_args], job_name=integration.name)
-        pipeline = beam.Pipeline(runner=runner, options=options)
-        build_pipeline(integration, pipeline, options={"runner": runner_name})
-        started = time.monotonic()
-        _say(
-            f"running {integration.name} on {runner_name} ...",
-            integration=integration.name,
-            runner=runner_name,
-        )
-        entry: dict[str, Any] = {"name": integration.name, "file": args.file, "runner": runner_name}
-        report.append(entry)
-        run = None
-        try:
-            try:
-                with Progress(integration=integration, enabled=not _LOG_JSON):
-                    run = pipeline.run()
-                    if runner_name == "dataflow":
-                        # A remote job: report where it is, do not block on it (streaming never ends).
-                        _say(f"{integration.name}: submitted to Dataflow: {_job_id(run)}", job=_job_id(run))
-                        entry.update(status="submitted", job=_job_id(run), outputs=outputs(integration))
-                        _say_outputs(integration, entry["outputs"])
-                        continue
-                    if watch is not None:
-                        watch.started(run)
-                    run.wait_until_finish()
-            except Exception:
-                if stopper.signum:  # Beam hands the KeyboardInterrupt on as another error
-                    raise KeyboardInterrupt from None
-                raise
-        except KeyboardInterrupt:
-            print(f"{integration.name}: {stopper.describe()}; stopping{_so_far()}", file=sys.stderr)
-            _stop_quietly(run)
-            # Not through the interpreter's shutdown, which joins the runner's threads: one
-            # may be waiting for a step. The job is cancelled; what it had not committed
-            # is not acknowledged; the runner's child processes die with this one.
-            stopper.exit_now()
-        except DeliveryError as e:
-            # A target could not write at all and had no dead-letter target: nothing of the
-            # failed bundle was acknowledged, so an acknowledging source will redeliver it.
-            message = mask(integration.redactor.redact(str(e).splitlines()[0]))
-            _say(f"{integration.name}: run failed: {message}", level="error")
-            entry.update(status="failed", error=message, seconds=round(time.monotonic() - started, 3))
-            status = 1
-            continue
-        except MeshlineError:
-            raise
-        except Exception as e:
-            if watch is not None and watch.restarting:  # --watch cancelled the job: a file changed
-                entry.update(status="cancelled", seconds=round(time.monotonic() - started, 3))
+    quiet_worker_tracebacks()
+    try:
+        for integration in result.integrations:
+            entry: dict[str, Any] = {"name": integration.name, "file": args.file}
+            report.append(entry)
+            runner_name, failed = _run_one(integration, args, stopper, entry, watch)
+            served = served or runner_name != "direct"
+            status = max(status, int(failed))
+            if entry.get("status") == "cancelled":  # --watch cancelled the job: a file changed
                 break
-            if os.environ.get("MESHLINE_DEBUG"):
-                raise
-            message = mask(integration.redactor.redact(f"{type(e).__name__}: {e}".splitlines()[0]))
-            _say(f"{integration.name}: run failed: {message}", level="error")
-            entry.update(status="failed", error=message, seconds=round(time.monotonic() - started, 3))
-            status = 1
-            continue
-        elapsed = time.monotonic() - started
-        counters = collect_counters(run)
-        entry.update(
-            status="succeeded",
-            seconds=round(elapsed, 3),
-            stages=stage_rows(integration, counters),
-            counters=counters,
-            outputs=outputs(integration),
-        )
-        if _LOG_JSON:
-            _say(f"{integration.name}: summary", stages=entry["stages"])
-        else:
-            print(render_summary(integration, counters), file=sys.stderr)
-        _say_outputs(integration, entry["outputs"])
-        _say(f"{integration.name}: done in {elapsed:.1f}s", seconds=round(elapsed, 3))
+    except KeyboardInterrupt:  # before a run started (while building it): no table, status 130
+        stopper.taken()
+        raise
+    if served:
+        # At exit Beam stops the job server; the SDK worker threads of a run that failed are
+        # still connected to it and would print their closed streams' tracebacks.
+        silence_runner_threads()
     if args.format == "json":
         # one line, the last of stdout (a ``log`` target prints events before it)
         print(json.dumps({"integrations": report}, ensure_ascii=False, default=str), flush=True)
     return status
+
+
+def _run_one(
+    integration: Any,
+    args: argparse.Namespace,
+    stopper: _Stopper,
+    entry: dict[str, Any],
+    watch: _Watch | None = None,
+) -> tuple[str, bool]:
+    """Build and run one integration; its runner's name and whether it failed. ``entry`` is
+    its record in the ``--format json`` report."""
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from meshline import registry
+    from meshline.compiler import build_pipeline
+    from meshline.compiler.progress import Progress
+    from meshline.compiler.summary import collect_counters, outputs, render_summary, stage_rows
+    from meshline.runners import RunnerSettings, committed, make_runner
+    from meshline.secrets import mask
+
+    unbounded = registry.is_unbounded(integration)
+    runner_name = args.runner or ("prism" if unbounded else "direct")
+    entry["runner"] = runner_name
+    if runner_name == "dataflow":
+        from meshline.runners.dataflow import check_secrets
+
+        check_secrets(integration)
+    if args.runner is None:
+        kind = "unbounded" if unbounded else "bounded"
+        _say(f"{integration.name}: {kind} sources, using the {runner_name} runner", runner=runner_name)
+    settings = RunnerSettings(
+        name=runner_name,
+        streaming=unbounded,
+        prism_location=args.prism_location,
+        flink_master=args.flink_master,
+        beam_args=list(args.beam_args),
+        allow_exposed=args.allow_exposed_runner,
+    )
+    runner, runner_args = make_runner(settings)
+    options = PipelineOptions([*runner_args, *args.beam_args], job_name=integration.name)
+    pipeline = beam.Pipeline(runner=runner, options=options)
+    build_pipeline(integration, pipeline, options={"runner": runner_name})
+    started = time.monotonic()
+    committed.install()
+    committed.reset()
+    _say(f"running {integration.name} on {runner_name} ...", integration=integration.name, runner=runner_name)
+
+    def failed(message: str) -> tuple[str, bool]:
+        _say(f"{integration.name}: run failed: {message}", level="error")
+        entry.update(status="failed", error=message, seconds=round(time.monotonic() - started, 3))
+        return runner_name, True
+
+    run = None
+    try:
+        try:
+            with Progress(integration=integration, enabled=not _LOG_JSON):
+                run = pipeline.run()
+                if runner_name == "dataflow":
+                    # A remote job: report where it is, do not block on it (streaming never ends).
+                    _say(f"{integration.name}: submitted to Dataflow: {_job_id(run)}", job=_job_id(run))
+                    entry.update(status="submitted", job=_job_id(run), outputs=outputs(integration))
+                    _say_outputs(integration, entry["outputs"])
+                    return runner_name, False
+                if watch is not None:
+                    watch.started(run)
+                run.wait_until_finish()
+        except Exception:
+            if stopper.signum:  # Beam hands the KeyboardInterrupt on as another error
+                raise KeyboardInterrupt from None
+            raise
+    except KeyboardInterrupt:
+        stopper.taken()
+        print(f"{integration.name}: {stopper.describe()}; stopping", file=sys.stderr)
+        counters = _stop(run)
+        print(render_summary(integration, counters), file=sys.stderr)
+        print(
+            f"{integration.name}: stopped after {time.monotonic() - started:.1f}s; the table counts "
+            "what was committed (events of unfinished bundles were not acknowledged)",
+            file=sys.stderr,
+        )
+        _silence_stderr()
+        # Not through the interpreter's shutdown, which joins the runner's threads: one
+        # may be waiting for a step. The job is cancelled; what it had not committed
+        # is not acknowledged; the runner's child processes die with this one.
+        stopper.exit_now()
+    except DeliveryError as e:
+        # A target could not write at all and had no dead-letter target: nothing of the
+        # failed bundle was acknowledged, so an acknowledging source will redeliver it.
+        return failed(mask(integration.redactor.redact(str(e).splitlines()[0])))
+    except MeshlineError:
+        raise
+    except Exception as e:
+        if watch is not None and watch.restarting:  # --watch cancelled the job: a file changed
+            entry.update(status="cancelled", seconds=round(time.monotonic() - started, 3))
+            return runner_name, False
+        if os.environ.get("MESHLINE_DEBUG"):
+            raise
+        return failed(mask(integration.redactor.redact(failure_line(e))))
+    elapsed = time.monotonic() - started
+    counters = collect_counters(run)
+    entry.update(
+        status="succeeded",
+        seconds=round(elapsed, 3),
+        stages=stage_rows(integration, counters),
+        counters=counters,
+        outputs=outputs(integration),
+    )
+    if _LOG_JSON:
+        _say(f"{integration.name}: summary", stages=entry["stages"])
+    else:
+        print(render_summary(integration, counters), file=sys.stderr)
+    _say_outputs(integration, entry["outputs"])
+    _say(f"{integration.name}: done in {elapsed:.1f}s", seconds=round(elapsed, 3))
+    return runner_name, False
 
 
 def _say_outputs(integration: Any, where: list[dict[str, str]]) -> None:
@@ -505,40 +552,72 @@ def _watching(args: argparse.Namespace, files: list[str], once: Callable[[_Watch
 
 #: Seconds a run may take to stop after the first Ctrl-C or SIGTERM before the process ends at once.
 STOP_GRACE = 10.0
+#: Seconds between raising an interrupt again that the main thread has not taken yet.
+RESEND = 0.5
+
+
+def _ignore_interrupts(hook: Any) -> Any:
+    """``sys.unraisablehook`` that says nothing of a ``KeyboardInterrupt`` Python had to ignore."""
+
+    def unraisable(info: Any) -> None:
+        if not isinstance(info.exc_value, KeyboardInterrupt):
+            hook(info)
+
+    return unraisable
 
 
 class _Stopper:
     """SIGINT and SIGTERM during ``meshline run``.
 
     The first signal unwinds the run (``KeyboardInterrupt`` in the main thread): nothing
-    that was not committed is acknowledged, the job is cancelled, what the workers had
-    reported is printed, and the process ends with status 128 + the signal's number (130
-    for Ctrl-C, 143 for SIGTERM) without waiting for the runner's threads (one may be
-    waiting for a stuck step). Steps never hold the main thread in C code (see
-    :mod:`meshline.transforms.sandbox`), so the unwinding starts at once. If the process
-    has still not ended :data:`STOP_GRACE` seconds later (the unwinding was swallowed, a
-    job server is slow to answer the cancel), or a second signal comes, it ends at once
-    with the same status. Either way the runner's child processes die with it
-    (:mod:`meshline.runners.guard`), as do the step processes.
+    that was not committed is acknowledged, the job is cancelled, half-written objects are
+    removed, the table of what was committed is printed, and the process ends with status
+    128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM) without waiting for the
+    runner's threads (one may be waiting for a stuck step). Steps never hold the main
+    thread in C code (see :mod:`meshline.transforms.sandbox`), so the unwinding starts at
+    once. A ``KeyboardInterrupt`` that lands where Python ignores exceptions (a weakref
+    callback, a ``__del__``) is raised again, every :data:`RESEND` seconds, until the run's
+    stop path takes it (:meth:`taken`). If the process has still not ended
+    :data:`STOP_GRACE` seconds later (a job server slow to answer the cancel), or a second
+    signal comes, it ends at once with the same status. Either way the runner's child
+    processes die with it (:mod:`meshline.runners.guard`), as do the step processes.
     """
 
     def __init__(self) -> None:
         self.signum = 0
+        self._taken = threading.Event()
+        self._resending = False
 
     def install(self) -> None:
         signal.signal(signal.SIGINT, self._handle)
         signal.signal(signal.SIGTERM, self._handle)
 
     def _handle(self, signum: int, frame: Any) -> None:
+        if self._resending:  # our own signal, raised again
+            self._resending = False
+            if self._taken.is_set():
+                return
+            raise KeyboardInterrupt
         if self.signum:
             self.exit_now()
         self.signum = signum
         self.install()  # the next signal comes here directly, not through Beam's job-server handler
         silence_runner_threads()
+        sys.unraisablehook = _ignore_interrupts(sys.unraisablehook)
         timer = threading.Timer(STOP_GRACE, self.exit_now)
         timer.daemon = True
         timer.start()
+        threading.Thread(target=self._resend, name="meshline-stop", daemon=True).start()
         raise KeyboardInterrupt
+
+    def taken(self) -> None:
+        """The run's stop path has the interrupt: no more raising it again."""
+        self._taken.set()
+
+    def _resend(self) -> None:
+        while not self._taken.wait(RESEND):
+            self._resending = True
+            signal.pthread_kill(threading.main_thread().ident or 0, self.signum)
 
     def describe(self) -> str:
         return "terminated (SIGTERM)" if self.signum == signal.SIGTERM else "interrupted"
@@ -554,15 +633,17 @@ class _Stopper:
         os._exit(self.status())
 
 
-def _so_far() -> str:
-    """What the run's workers had reported when it was stopped (in-process runners)."""
-    from meshline.compiler import progress
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning)\b.*")
 
-    totals = progress.snapshot()
-    if not totals:
-        return ""
-    parts = ", ".join(f"{k.replace('.', ' ', 1)}: {v:,}" for k, v in sorted(totals.items()))
-    return f" (so far: {parts})"
+
+def failure_line(e: BaseException) -> str:
+    """One line saying why a run failed: for a bundle that failed on a portable runner (whose
+    message holds the worker's traceback), the exception the traceback ends with."""
+    text = f"{type(e).__name__}: {e}"
+    if "Traceback (most recent call last)" not in text:
+        return text.splitlines()[0]
+    found = [line.strip() for line in text.splitlines() if _EXCEPTION_LINE.match(line.strip())]
+    return found[-1].removeprefix("meshline.errors.") if found else text.splitlines()[0]
 
 
 def _job_id(run: Any) -> str:
@@ -572,35 +653,65 @@ def _job_id(run: Any) -> str:
         return "no job started (template written)"
 
 
-def _stop_quietly(run: Any) -> None:
-    """Ctrl-C: cancel the job; silence the runner's threads as their connections close."""
+def _stop(run: Any) -> dict[str, int]:
+    """Ctrl-C: cancel the job, undo what was half done, and return the committed counters.
+
+    The counters are those of the bundles that finished (:mod:`meshline.runners.committed`):
+    what targets count as delivered there is stored. Half-written objects of unfinished
+    bundles (the file target's hidden temporary files) are removed
+    (:mod:`meshline.cleanup`): their events were not acknowledged.
+    """
+    from meshline import cleanup
+    from meshline.compiler.summary import collect_counters
+    from meshline.runners import committed
+
     silence_runner_threads()
     if run is not None:
         try:
             run.cancel()
         except Exception:  # already stopping; the job server exits with us
             pass
-    # Worker threads print their closed-stream errors while the process exits (and
-    # Beam's exit handlers stop the job server): keep that off the user's terminal.
+    cleanup.interrupted()
+    # The SDK workers in this process (direct, Prism, Flink: loopback) recorded what they
+    # finished; a worker elsewhere (an EXTERNAL or DOCKER environment): ask the job.
+    recorded = committed.counters()
+    if recorded or run is None:
+        return recorded
+    return _with_deadline(lambda: collect_counters(run), 3.0) or {}
+
+
+def _with_deadline(fn: Any, seconds: float) -> Any:
+    """``fn()`` in a daemon thread; ``None`` when it has not returned within ``seconds``."""
+    out: list[Any] = []
+    thread = threading.Thread(target=lambda: out.append(fn()), name="meshline-stop", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return out[0] if out else None
+
+
+def _silence_stderr() -> None:
+    """Worker threads print their closed-stream errors while the process exits (and Beam's
+    exit handlers stop the job server): keep that off the user's terminal."""
     sys.stderr.flush()
     os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
 
 
-def _is_unbounded(integration: Any) -> bool:
-    from meshline import registry
-
-    for s in integration.sources:
-        component = registry.lookup("source", s.type)
-        if component is not None and component.unbounded:
-            return True
-    return False
-
-
 def cmd_graph(args: argparse.Namespace) -> int:
-    from meshline.graph import render_graph
+    from meshline.graph import EXTENSIONS, format_for_path, render_graph
 
+    fmt = args.format
+    if fmt is None and args.output:
+        fmt = format_for_path(args.output)
+        if fmt is None:
+            known = ", ".join(EXTENSIONS)
+            raise _Usage(
+                f"graph: cannot tell the format of {args.output!r} from its extension "
+                f"(known: {known}); pass --format mermaid|dot|svg|png"
+            )
     result = _load(args.file, _params(args.param), strict=False)
-    out = render_graph(result.integrations, args.format)
+    out = render_graph(result.integrations, fmt or "mermaid")
+    if args.output and (fmt or "mermaid") == "mermaid" and args.output.lower().endswith(".md"):
+        out = b"```mermaid\n" + out + b"```\n"  # a Markdown page that renders the diagram
     if args.output:
         with open(args.output, "wb") as fh:
             fh.write(out)
@@ -651,9 +762,9 @@ def cmd_template(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from meshline.spec.fileschema import file_schema
+    from meshline.spec import integration_schema
 
-    print(json.dumps(file_schema(), indent=2))
+    print(json.dumps(integration_schema(), indent=2))
     return 0
 
 
@@ -803,8 +914,12 @@ def _parser() -> argparse.ArgumentParser:
 
     graph = sub.add_parser("graph", help="draw an integration")
     _path(graph.add_argument("file"))
-    graph.add_argument("--format", default="mermaid", choices=["mermaid", "dot", "svg", "png"])
-    _path(graph.add_argument("-o", "--output"))
+    graph.add_argument(
+        "--format",
+        choices=["mermaid", "dot", "svg", "png"],
+        help="default: from the extension of -o (.mmd/.md mermaid, .dot/.gv dot, .svg, .png), else mermaid",
+    )
+    _path(graph.add_argument("-o", "--output", help="write here instead of stdout"))
     graph.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
     graph.set_defaults(fn=cmd_graph)
 

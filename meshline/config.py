@@ -15,6 +15,10 @@ one). Everything else derives from that mark: the JSON Schema (``writeOnly``),
 interpolation (a :class:`meshline.secrets.Secret` for the field's value), the
 ``repr`` of declarations and configs, errors, graphs (:func:`secret_marks`).
 
+A field that may hold a local path is marked ``doc(..., path=True)``: the loader
+resolves it against the integration file's directory when it is relative
+(:func:`path_fields`, :mod:`meshline.spec.paths`).
+
 Supported field types: ``str``, ``int``, ``float``, ``bool``, ``Duration``,
 ``list[T]``, ``dict[str, T]``, ``Any``, ``Literal[...]``, ``X | None`` and
 nested config dataclasses.
@@ -42,6 +46,7 @@ __all__ = [
     "is_secret_key",
     "parse_config",
     "parse_duration",
+    "path_fields",
     "secret_marks",
 ]
 
@@ -74,13 +79,24 @@ _MARKS = (True, "url", "keys")
 
 
 def doc(
-    description: str, default: Any = dataclasses.MISSING, *, secret: SecretMark | None = None, **kw: Any
+    description: str,
+    default: Any = dataclasses.MISSING,
+    *,
+    secret: SecretMark | None = None,
+    path: bool = False,
+    **kw: Any,
 ) -> Any:
-    """A dataclass field with a description, optionally a default and a secret mark (module docstring)."""
+    """A dataclass field with a description, optionally a default and marks (module docstring).
+
+    ``path=True``: the value may be a local path, which the loader resolves against the
+    integration file's directory when it is relative (:mod:`meshline.spec.paths`).
+    """
     metadata: dict[str, Any] = {"doc": description}
     metadata.update(kw.pop("metadata", {}))
     if secret is not None:
         metadata["secret"] = secret
+    if path:
+        metadata["path"] = True
     if metadata.get("secret") not in (None, False, *_MARKS):
         raise TypeError(f"secret: expected True, 'url' or 'keys', got {metadata['secret']!r}")
     if default is dataclasses.MISSING:
@@ -147,6 +163,19 @@ def secret_marks(cls: type) -> dict[str, SecretMark]:
             for name, m in secret_marks(inner).items():
                 out[f"{f.name}.{name}"] = m
     return out
+
+
+@functools.cache
+def path_fields(cls: type) -> tuple[str, ...]:
+    """The fields of a config dataclass marked ``path=True`` (nested dataclasses as ``a.b``)."""
+    out: list[str] = []
+    hints = _hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("path"):
+            out.append(f.name)
+        for inner in _dataclasses_in(hints[f.name]):
+            out.extend(f"{f.name}.{name}" for name in path_fields(inner))
+    return tuple(out)
 
 
 def _dataclasses_in(tp: Any) -> list[type]:
@@ -342,8 +371,21 @@ def _build(cls: type[T], config: dict[str, Any], prefix: str, problems: list[str
     try:
         return cls(**kwargs)
     except (ValueError, ConfigError) as e:
-        problems.append(f"{prefix.rstrip('.') or 'config'}: {e}")
+        problems.append(_rule_problem(prefix, str(e), fields))
         return None
+
+
+def _rule_problem(prefix: str, message: str, fields: dict[str, Any]) -> str:
+    """A cross-field rule's message (``__post_init__``), addressed to the key it names first.
+
+    ``"url: must start with amqp://"`` is about ``url``: reported at that key, a value
+    still holding a placeholder is not judged by it (``meshline validate`` drops
+    problems under placeholders). Any other message stays at the config.
+    """
+    head, sep, rest = message.partition(": ")
+    if sep and head in fields:
+        return f"{prefix}{head}: {rest}"
+    return f"{prefix.rstrip('.') or 'config'}: {message}"
 
 
 def parse_config(cls: type[T], config: dict[str, Any] | None, *, where: str = "config") -> T:
@@ -364,13 +406,19 @@ def parse_config(cls: type[T], config: dict[str, Any] | None, *, where: str = "c
 
 
 def config_problems(cls: type, config: Any) -> list[tuple[str, str]]:
-    """Every problem as ``(dotted key, message)`` for located reporting; empty when valid."""
-    try:
-        parse_config(cls, config)
-    except ConfigError as e:
-        out = []
-        for line in str(e).splitlines():
-            key, _, msg = line.partition(": ")
-            out.append((key, msg) if msg else ("", line))
-        return out
-    return []
+    """Every problem as ``(dotted key, message)`` for located reporting; empty when valid.
+
+    A message of several lines (a compiler's excerpt with a caret) becomes one line.
+    """
+    if config is None:
+        config = {}
+    if not isinstance(config, dict):
+        return [("", f"expected a mapping, got {config!r}")]
+    problems: list[str] = []
+    _build(cls, config, "", problems)
+    out = []
+    for problem in problems:
+        line = " ".join(part.strip() for part in problem.splitlines() if part.strip())
+        key, _, msg = line.partition(": ")
+        out.append((key, msg) if msg else ("", line))
+    return out

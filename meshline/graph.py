@@ -7,6 +7,7 @@ no secret can reach a picture (labels also pass through the file's redactor).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -14,7 +15,16 @@ from typing import Any
 
 from meshline.errors import MeshlineError
 
-__all__ = ["render_graph", "to_dot", "to_mermaid"]
+__all__ = ["EXTENSIONS", "FORMATS", "format_for_path", "render_graph", "to_dot", "to_mermaid"]
+
+FORMATS = ("mermaid", "dot", "svg", "png")
+#: ``meshline graph -o FILE`` without ``--format``: the format from the file's extension.
+EXTENSIONS = {".mmd": "mermaid", ".md": "mermaid", ".dot": "dot", ".gv": "dot", ".svg": "svg", ".png": "png"}
+
+
+def format_for_path(path: str) -> str | None:
+    """The format an output file's extension names (``g.png`` → ``png``), or ``None``."""
+    return EXTENSIONS.get(os.path.splitext(path)[1].lower())
 
 
 def _filter_text(f: dict[str, Any], redact: Callable[[str], str]) -> str:

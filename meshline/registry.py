@@ -24,13 +24,13 @@ A component declares its config dataclass (see :mod:`meshline.config`) and a
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from meshline.config import SecretMark, config_schema, secret_marks
 
-__all__ = ["Component", "BuildContext", "ids", "lookup", "planned_ids"]
+__all__ = ["Component", "BuildContext", "ids", "is_redelivering", "is_unbounded", "lookup", "planned_ids"]
 
 Kind = Literal["source", "target", "transformation"]
 
@@ -53,6 +53,9 @@ class BuildContext:
     # targets: some source of the integration is unbounded and may redeliver messages after a
     # crash (SQS, Kafka, Pub/Sub …), grouped differently from the first delivery
     redelivering: bool = False
+    # the integration file's directory (None: text not read from a file): a python step's
+    # function is imported from there first
+    directory: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,7 +65,14 @@ class Component:
     config: type
     build: Callable[..., Any]
     description: str
-    unbounded: bool = False
+    # sources: whether the source never ends by itself (the run is a streaming one): True or
+    # False for the type, or a function of the source's config mapping when the config decides
+    # (generate: a rate without a count). Ask is_unbounded(), which also reads configs.
+    unbounded: bool | Callable[[Mapping[str, Any]], bool] = False
+    # unbounded sources: what the runner had not committed comes again after a crash, grouped
+    # differently (queues, Kafka, Pub/Sub, the webhook's client retrying): object targets keep a
+    # ledger for it (see meshline.connectors.ledger). False for a generator.
+    redelivers: bool = True
     # transformations: build returns an object with __call__(event) AND batch(events) (one result
     # per event, in order; see meshline.compiler.router.BatchResult) and an int attribute
     # batch_size (events the router buffers before calling batch(); <= 1: called one by one)
@@ -70,11 +80,25 @@ class Component:
     # targets: the transform also takes meshline.events.EventBatch elements (events sharing one
     # timestamp and window) and treats each of their events as if it had come alone
     batches: bool = False
+    # what `meshline run` checks before the pipeline starts, on the parsed config: one
+    # (config key, message) per problem, reported at that key (a file source whose path
+    # matches no file); not run by validate or test, whose files need not exist yet
+    preflight: Callable[[Any], list[tuple[str, str]]] | None = None
+    # what the loader checks beyond the config's own rules, given the integration file's
+    # directory (None for text): one (config key, message) per problem (a python step's
+    # function must be importable from there); run by validate, test and run alike
+    check: Callable[[Any, str | None], list[tuple[str, str]]] | None = None
 
     @property
     def secret_marks(self) -> dict[str, SecretMark]:
         """The config fields holding credentials and how (derived from the config's field marks)."""
         return secret_marks(self.config)
+
+    def is_unbounded(self, config: Mapping[str, Any] | None) -> bool:
+        """Whether a source of this type with ``config`` (the mapping as written) is unbounded."""
+        if callable(self.unbounded):
+            return bool(self.unbounded(config if isinstance(config, Mapping) else {}))
+        return self.unbounded
 
     def schema(self) -> dict[str, Any]:
         s = config_schema(self.config)
@@ -167,3 +191,28 @@ def lookup(kind: Kind, type_id: str) -> Component | None:
     component = getattr(importlib.import_module(module), attr)
     assert isinstance(component, Component), ref
     return component
+
+
+def _unbounded_sources(sources: Iterable[Any]) -> list[Component]:
+    out = []
+    for decl in sources:
+        component = lookup("source", decl.type)
+        if component is not None and component.is_unbounded(decl.config):
+            out.append(component)
+    return out
+
+
+def is_unbounded(integration: Any) -> bool:
+    """Whether some source of ``integration`` is unbounded: the run is a streaming one.
+
+    The one place this is decided: ``meshline run`` picks Prism and runs in streaming mode,
+    ``meshline template`` writes a streaming template, and the compiler's targets ask
+    :func:`is_redelivering`. ``integration.sources`` are declarations with ``type`` and
+    ``config`` (:class:`meshline.spec.ComponentDecl`).
+    """
+    return bool(_unbounded_sources(integration.sources))
+
+
+def is_redelivering(integration: Any) -> bool:
+    """Whether some unbounded source of ``integration`` may redeliver messages after a crash."""
+    return any(c.redelivers for c in _unbounded_sources(integration.sources))

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from meshline.errors import Location, MeshlineError, Problem, RunnerError, SpecError
+from meshline.registry import is_unbounded
 
 __all__ = [
     "FlexTemplate",
@@ -148,17 +149,6 @@ def _parameter(p: Any, integration: str) -> dict[str, Any]:
         entry["defaultValue"] = _text(p.default)
         entry["helpText"] += f" Default: {_text(p.default)}."
     return entry
-
-
-def is_unbounded(integration: Any) -> bool:
-    """Whether any source of the integration is unbounded (then the job is a streaming one)."""
-    from meshline import registry
-
-    for source in integration.sources:
-        component = registry.lookup("source", source.type)
-        if component is not None and component.unbounded:
-            return True
-    return False
 
 
 def template_metadata(integration: Any) -> dict[str, Any]:

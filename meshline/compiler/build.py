@@ -30,7 +30,7 @@ from meshline.config import parse_config
 from meshline.connectors.delivery import RetryPolicy
 from meshline.errors import ConfigError
 from meshline.events import CloudEvent
-from meshline.registry import BuildContext, lookup
+from meshline.registry import BuildContext, is_redelivering, lookup
 
 __all__ = ["Built", "build_pipeline", "plan_triggers"]
 
@@ -51,12 +51,15 @@ class Built:
 def plan_triggers(integration: Any) -> dict[str, list[TriggerPlan]]:
     """Source name → the plans of the triggers that read it (in file order)."""
     steps = {t.name: t for t in integration.transformations}
+    directory = getattr(integration, "directory", None)
     plans: dict[str, list[TriggerPlan]] = {s.name: [] for s in integration.sources}
     for trig in integration.triggers:
         plan = TriggerPlan(
             name=trig.name,
             filters=tuple(trig.filters),
-            steps=tuple(StepPlan(n, steps[n].type, dict(steps[n].config or {})) for n in trig.steps),
+            steps=tuple(
+                StepPlan(n, steps[n].type, dict(steps[n].config or {}), directory) for n in trig.steps
+            ),
             target=trig.target,
             dead_letter=trig.delivery.dead_letter,
             filter_timeout=trig.filter_timeout,
@@ -155,7 +158,8 @@ def _build_component(
         runner=ctx_options.get("runner", "direct"),
         delivery=policy,
         dead_letter=dead_letter,
-        redelivering=kind == "target" and _redelivering(integration),
+        redelivering=kind == "target" and is_redelivering(integration),
+        directory=getattr(integration, "directory", None),
     )
     return component.build(config, ctx)
 
@@ -164,15 +168,6 @@ def _takes_batches(target_type: str) -> bool:
     """Whether a target's transform takes :class:`~meshline.events.EventBatch` elements."""
     component = lookup("target", target_type)
     return component is not None and component.batches
-
-
-def _redelivering(integration: Any) -> bool:
-    """Whether a source of the integration may redeliver messages after a crash (an endless one)."""
-    for decl in integration.sources:
-        component = lookup("source", decl.type)
-        if component is not None and component.unbounded:
-            return True
-    return False
 
 
 def _delivery_of(target: str, integration: Any) -> RetryPolicy:

@@ -88,6 +88,7 @@ class StepPlan:
     name: str
     type: str
     config: dict[str, Any]
+    directory: str | None = None  # the integration file's directory (BuildContext.directory)
 
 
 @dataclass(frozen=True)
@@ -156,7 +157,9 @@ def _build_steps(
         if component is None:
             raise ValueError(f"unknown transformation type {s.type!r}")
         config: Any = parse_config(component.config, s.config, where=f"transformation {s.name}")
-        fn = component.build(config, BuildContext(integration=integration, name=s.name))
+        fn = component.build(
+            config, BuildContext(integration=integration, name=s.name, directory=s.directory)
+        )
         size = int(getattr(fn, "batch_size", 1)) if component.batched else 0
         stages.append(_Stage(s.name, fn, step_counts.setdefault(s.name, [0, 0, 0]), size if size > 1 else 0))
     return stages

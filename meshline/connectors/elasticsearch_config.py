@@ -50,7 +50,7 @@ class ElasticsearchConfig:
     api_key: str | None = doc(
         "Elasticsearch API key (secret): the encoded key, or 'id:api_key'", None, secret=True
     )
-    ca_certs: str | None = doc("PEM file of the CA that signed the server's certificate", None)
+    ca_certs: str | None = doc("PEM file of the CA that signed the server's certificate", None, path=True)
     verify: bool = doc("verify the server's TLS certificate", True)
     batch_size: int = doc("documents per _bulk request", 1000)
     batch_bytes: int = doc("flush before a _bulk body grows past this many bytes", 5 * 1024 * 1024)

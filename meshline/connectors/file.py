@@ -15,8 +15,9 @@ filesystems: each file is written under a hidden temporary name in its folder
 (``.part-UUID.tmp``, filled as events arrive) and renamed into place, so readers
 never see half-written files, and it is in place before the bundle that produced
 it commits (so an acknowledging source acknowledges only what is on disk). A
-bundle that fails removes its temporary files; a process that is killed leaves
-them (hidden, never renamed: they hold nothing that was acknowledged).
+bundle that fails removes its temporary files, and so does an interrupted run
+(Ctrl-C, SIGTERM: :mod:`meshline.cleanup`); a process that is killed (SIGKILL)
+leaves them (hidden, never renamed: they hold nothing that was acknowledged).
 """
 
 from __future__ import annotations
@@ -33,10 +34,11 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 import meshline.coder  # noqa: F401  (registers the CloudEvent coder)
+from meshline import cleanup
 from meshline.connectors.delivery import RetryPolicy, TransientError
 from meshline.connectors.file_config import LINE_TYPE, SOURCE, TARGET, FileSourceConfig, FileTargetConfig
 from meshline.connectors.objects import WriteObjects
-from meshline.errors import EventError
+from meshline.errors import ConfigError, EventError
 from meshline.events import CloudEvent, EventBatch, dead_letter, from_json
 
 __all__ = ["SOURCE", "TARGET", "FileSourceConfig", "FileTargetConfig", "ReadFromFile", "WriteToFile"]
@@ -141,12 +143,38 @@ def _text(line: bytes) -> str | bytes:
         return line
 
 
+def _no_match(path: str) -> str:
+    return f"no file matches {path!r} (set allow_empty: true if there may be none)"
+
+
+def _matches(pattern: str) -> list[str]:
+    return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+
+
+def _preflight(config: FileSourceConfig) -> list[tuple[str, str]]:
+    """``meshline run``: a path that matches nothing is an error before the run starts."""
+    if config.allow_empty:
+        return []
+    try:
+        if _matches(config.path):
+            return []
+    except Exception as e:  # cannot look from here (a filesystem without credentials): the workers will
+        _LOGGER.debug("file source: cannot match %s before the run: %s", config.path, e)
+        return []
+    return [("path", _no_match(config.path))]
+
+
 class _MatchFn(beam.DoFn):
+    def __init__(self, allow_empty: bool = False, source_name: str = "file"):
+        self._allow_empty = allow_empty
+        self._name = source_name
+
     def process(self, pattern: str):
-        results = FileSystems.match([pattern])
-        paths = sorted(m.path for m in results[0].metadata_list)
+        paths = _matches(pattern)
         if not paths:
-            _LOGGER.warning("file source: no file matches %s", pattern)
+            if not self._allow_empty:
+                raise ConfigError(f"source {self._name}: path: {_no_match(pattern)}")
+            _LOGGER.info("file source %s: no file matches %s", self._name, pattern)
         yield from paths
 
 
@@ -162,7 +190,7 @@ class ReadFromFile(beam.PTransform):
         outputs = (
             pbegin
             | "Pattern" >> beam.Create([self._config.path])
-            | "Match" >> beam.ParDo(_MatchFn())
+            | "Match" >> beam.ParDo(_MatchFn(self._config.allow_empty, self._name))
             | "SpreadFiles" >> beam.Reshuffle()
             | "Read"
             >> beam.ParDo(_ReadFileFn(self._config.format, self._config.type, self._name))
@@ -230,7 +258,11 @@ class _FileStore:
 
 
 class _FileSink:
-    """One object being written to ``.part-UUID.tmp`` in its folder, renamed into place by ``commit``."""
+    """One object being written to ``.part-UUID.tmp`` in its folder, renamed into place by ``commit``.
+
+    While it is open its temporary file is registered with :mod:`meshline.cleanup`, so an
+    interrupted run removes it instead of leaving it behind.
+    """
 
     def __init__(self, base: str, directory: str):
         self._base = base
@@ -241,11 +273,22 @@ class _FileSink:
                 FileSystems.mkdirs(folder)
         except OSError:
             pass  # another worker made it first; create() below says if it is really missing
+        self._token = cleanup.register(self._remove)  # Interrupted: the run is stopping
         try:
             self.fh = _big_buffer(FileSystems.create(self._temp))
         except Exception as e:
+            cleanup.unregister(self._token)
             raise TransientError(f"cannot write {self._temp}: {e}") from e
         self._closed = False
+        if cleanup.is_interrupted():  # the run stopped while the file was being created
+            self._remove()
+            raise cleanup.Interrupted("the run is being interrupted")
+
+    def _remove(self) -> None:
+        try:
+            FileSystems.delete([self._temp])
+        except Exception:  # already renamed into place, or removed
+            pass
 
     def _close(self) -> None:
         if not self._closed:
@@ -261,6 +304,7 @@ class _FileSink:
             FileSystems.rename([self._temp], [final])
         except Exception as e:
             raise TransientError(f"cannot write {final}: {e}") from e
+        cleanup.unregister(self._token)
 
     def read(self) -> bytes:
         self._close()
@@ -271,6 +315,7 @@ class _FileSink:
         try:
             self._close()
         finally:
+            cleanup.unregister(self._token)
             if FileSystems.exists(self._temp):
                 FileSystems.delete([self._temp])
 

@@ -18,11 +18,18 @@ LINE_TYPE = "dev.meshline.file.line"
 class FileSourceConfig:
     """Read events from files: local paths, globs, or any Beam filesystem URL."""
 
-    path: str = doc("a file, a glob (data/*.jsonl) or a filesystem URL (gs://bucket/dir/*.jsonl)")
+    path: str = doc(
+        "a file, a glob (data/*.jsonl) or a filesystem URL (gs://bucket/dir/*.jsonl); relative to the "
+        "integration file's directory",
+        path=True,
+    )
     format: Literal["cloudevents", "lines"] = doc(
         "'cloudevents': one JSON CloudEvent per line; 'lines': each line becomes an event", "cloudevents"
     )
     type: str = doc("event type for 'lines'", LINE_TYPE)
+    allow_empty: bool = doc(
+        "a path that matches no file reads nothing instead of stopping the run with an error", False
+    )
 
     def __post_init__(self) -> None:
         if not self.path.strip():
@@ -31,7 +38,11 @@ class FileSourceConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class _FileTargetPath:
-    path: str = doc("directory or URL prefix; may use {yyyy}/{mm}/{dd}/{HH} and {type}")
+    path: str = doc(
+        "directory or URL prefix; may use {yyyy}/{mm}/{dd}/{HH} and {type}; relative to the integration "
+        "file's directory",
+        path=True,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,6 +61,12 @@ def _build_source(config: FileSourceConfig, ctx: BuildContext) -> Any:
     return ReadFromFile(config, ctx.name)
 
 
+def _preflight(config: FileSourceConfig) -> list[tuple[str, str]]:
+    from meshline.connectors.file import _preflight as preflight
+
+    return preflight(config)
+
+
 def _build_target(config: FileTargetConfig, ctx: BuildContext) -> Any:
     from meshline.connectors.file import WriteToFile
     from meshline.connectors.objects import target_args
@@ -63,6 +80,7 @@ SOURCE = Component(
     config=FileSourceConfig,
     build=_build_source,
     description="Events from files: JSON CloudEvents one per line, or raw lines.",
+    preflight=_preflight,
 )
 
 TARGET = Component(

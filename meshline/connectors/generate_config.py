@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from meshline.config import doc
 from meshline.registry import BuildContext, Component
 
-__all__ = ["SOURCE", "GenerateConfig"]
+__all__ = ["SOURCE", "GenerateConfig", "is_unbounded"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -16,7 +17,7 @@ class GenerateConfig:
     """Generate events from a template, for demos and load tests."""
 
     count: int | None = doc("number of events to generate (bounded)", None)
-    rate: float | None = doc("events per second (paced in real time)", None)
+    rate: float | None = doc("events per second (paced in real time); without count: unbounded", None)
     event: dict[str, Any] = doc("CloudEvent template; '{n}' in any string is the sequence number", {})
     max_events: int | None = doc("stop after this many events (same as count for this source)", None)
 
@@ -27,6 +28,11 @@ class GenerateConfig:
             raise ValueError(f"count: must be >= 0, got {self.count}")
         if self.rate is not None and self.rate <= 0:
             raise ValueError(f"rate: must be > 0, got {self.rate}")
+
+
+def is_unbounded(config: Mapping[str, Any]) -> bool:
+    """``rate`` without ``count``: events keep coming (``max_events`` only ends the run early)."""
+    return config.get("count") is None and config.get("rate") is not None
 
 
 def _build(config: GenerateConfig, ctx: BuildContext) -> Any:
@@ -41,5 +47,6 @@ SOURCE = Component(
     config=GenerateConfig,
     build=_build,
     description="Generated events: a count, or a rate per second, from a CloudEvent template.",
-    unbounded=False,
+    unbounded=is_unbounded,
+    redelivers=False,
 )

@@ -40,6 +40,7 @@ A target supplies an :class:`ObjectStore` (``put`` one whole object, ``close``);
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import io
 import logging
@@ -50,7 +51,8 @@ from typing import Any, Protocol
 import apache_beam as beam
 import orjson
 from apache_beam.options.pipeline_options import StandardOptions
-from apache_beam.transforms.window import GlobalWindow
+from apache_beam.transforms.window import GlobalWindow, TimestampedValue
+from apache_beam.utils.timestamp import Timestamp
 
 import meshline.coder  # noqa: F401  (registers the CloudEvent coder)
 from meshline.connectors.delivery import RetryPolicy, TransientError, reason
@@ -422,6 +424,26 @@ class _WindowedWriteObjectsFn(_WriteObjectsFn):
 
 
 _GLOBAL = GlobalWindow()
+# Element timestamps a window can be named by (its start in UTC, as a date): years 1 to 9999.
+_EARLIEST = Timestamp.from_utc_datetime(datetime.datetime(1, 1, 2, tzinfo=datetime.UTC))
+_LATEST = Timestamp.from_utc_datetime(datetime.datetime(9999, 12, 30, tzinfo=datetime.UTC))
+
+
+class _StampFn(beam.DoFn):
+    """Before windowing: an element without a time of its own takes the time it is written.
+
+    Bounded sources (files, ``generate`` with ``count``, Beam's ``Create``) emit their
+    elements at Beam's minimum timestamp, thousands of centuries before any date: a window
+    there has no calendar start to name an object or fill ``{yyyy}`` by. Such elements
+    (and any outside years 1–9999) fall into the window of the moment they reach the
+    target; elements of unbounded sources keep their timestamps (publish time, arrival).
+    """
+
+    def process(self, element: Any, timestamp=beam.DoFn.TimestampParam):
+        if _EARLIEST <= timestamp <= _LATEST:
+            yield element
+        else:
+            yield TimestampedValue(element, Timestamp.now())
 
 
 # --------------------------------------------------------------------------- commit: window
@@ -579,7 +601,11 @@ class WriteObjects(beam.PTransform):
         if window is None and events.pipeline.options.view_as(StandardOptions).streaming:
             window = DEFAULT_STREAMING_WINDOW  # a global window would put a whole stream in one name space
         if window:
-            events = events | "Window" >> beam.WindowInto(beam.window.FixedWindows(float(window)))
+            events = (
+                events
+                | "Stamp" >> beam.ParDo(_StampFn())
+                | "Window" >> beam.WindowInto(beam.window.FixedWindows(float(window)))
+            )
         if self._commit == "window":
             grouped = (
                 events

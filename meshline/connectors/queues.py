@@ -28,7 +28,12 @@ class Message:
 
 
 class QueueReader(Protocol):
-    """What a connector implements; created on the worker, never pickled."""
+    """What a connector implements; created on the worker, never pickled.
+
+    A reader whose position is not kept by the system it reads (a generator) may also
+    define ``seek(claimed)``: called when a read starts or resumes, with the number of
+    messages the restriction has claimed so far (the reader instance may be new).
+    """
 
     def pull(self, max_messages: int, timeout: float) -> Sequence[Message]: ...
 

@@ -38,7 +38,7 @@ class SnowflakeConfig:
     role: str | None = doc("role to use", None)
     password: str | None = doc("password (secret)", None, secret=True)
     private_key: str | None = doc("key-pair auth: PEM private key text (secret)", None, secret=True)
-    private_key_file: str | None = doc("key-pair auth: path of a PEM private key file", None)
+    private_key_file: str | None = doc("key-pair auth: path of a PEM private key file", None, path=True)
     private_key_passphrase: str | None = doc(
         "passphrase of an encrypted private key (secret)", None, secret=True
     )

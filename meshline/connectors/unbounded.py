@@ -180,6 +180,9 @@ class _QueueReadFn(beam.DoFn):
     ):
         if not tracker.current_restriction().active_at:
             tracker.try_claim((_SEEN, time.time()))
+        seek = getattr(self._reader, "seek", None)
+        if seek is not None:
+            seek(tracker.current_restriction().claimed)
         ack_ids: list[str] = []
         fill_until = 0.0  # once this bundle has emitted: how long it may wait to fill up
         try:

@@ -14,8 +14,9 @@ servers from the thread that runs the pipeline, which lives as long as the run.
 
 :func:`quiet_stop_on_exit`: Beam's ``StopOnExitJobServer`` stops the server on Ctrl-C
 *before* it calls Meshline's own handler, so Beam's threads saw their gRPC streams close
-and each printed a traceback ("Socket closed") above Meshline's one-line "interrupted".
-The quiet version silences those threads first.
+and each printed a traceback ("Socket closed") above Meshline's one-line "interrupted",
+and the job could no longer be asked what it had committed. The quiet version silences
+those threads and leaves the server to Meshline's handler.
 """
 
 from __future__ import annotations
@@ -24,7 +25,13 @@ import os
 import sys
 from typing import Any
 
-__all__ = ["GuardedCommand", "guarded", "quiet_stop_on_exit", "silence_runner_threads"]
+__all__ = [
+    "GuardedCommand",
+    "guarded",
+    "quiet_stop_on_exit",
+    "quiet_worker_tracebacks",
+    "silence_runner_threads",
+]
 
 _SHIM = (
     "import ctypes,os,signal,sys\n"
@@ -110,6 +117,45 @@ def silence_runner_threads() -> None:
         sys.stderr = _MainThreadOnly(sys.stderr)
 
 
+def quiet_worker_tracebacks() -> None:
+    """Keep the SDK worker's tracebacks of failed bundles off stderr (the run's failure is one line).
+
+    Beam's SDK worker prints the traceback of an instruction that failed straight to
+    stderr from its own thread, before the runner reports the failure (which the CLI says
+    in one line). ``MESHLINE_DEBUG=1`` keeps them.
+    """
+    if os.environ.get("MESHLINE_DEBUG") or isinstance(sys.stderr, (_NoWorkerTracebacks, _MainThreadOnly)):
+        return
+    sys.stderr = _NoWorkerTracebacks(sys.stderr)
+
+
+class _NoWorkerTracebacks:
+    """A text stream that drops a traceback another thread writes in one piece."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._dropped: Any = None  # the thread whose traceback was dropped last (print's "\n" follows)
+
+    def write(self, text: str) -> int:
+        import threading
+
+        thread = threading.current_thread()
+        if thread is not threading.main_thread():
+            if text.startswith("Traceback (most recent call last)"):
+                self._dropped = thread
+                return len(text)
+            if text == "\n" and self._dropped is thread:
+                self._dropped = None
+                return len(text)
+        return int(self._stream.write(text))
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 class _MainThreadOnly:
     """A text stream that passes on only what the main thread writes."""
 
@@ -131,12 +177,20 @@ class _MainThreadOnly:
 
 
 def quiet_stop_on_exit(job_server: Any) -> Any:
-    """Beam's ``StopOnExitJobServer`` around ``job_server``, silencing the runner's threads on Ctrl-C."""
+    """Beam's ``StopOnExitJobServer`` around ``job_server``, leaving Ctrl-C to Meshline.
+
+    Beam's handler stops the server, then calls the handler it found (Meshline's). The
+    server must still answer then: Meshline cancels the job through it and asks it what
+    was committed, for the table it prints. So on Ctrl-C this one silences the runner's
+    threads and calls Meshline's handler only; the server dies with the process
+    (:func:`guarded`), or at exit.
+    """
     from apache_beam.runners.portability.job_server import StopOnExitJobServer
 
     class _QuietStopOnExit(StopOnExitJobServer):  # type: ignore[misc]
         def _sigint_handler(self, sig: int, frame: Any) -> None:
             silence_runner_threads()
-            super()._sigint_handler(sig, frame)
+            if callable(self._original_sigint_handler):
+                self._original_sigint_handler(sig, frame)
 
     return _QuietStopOnExit(job_server)

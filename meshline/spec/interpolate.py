@@ -63,6 +63,9 @@ class Interpolated:
     # "value", "secretmanager", "env" (an environment variable) or "literal" (written in the file)
     references: dict[str, str] = field(default_factory=dict)
     scope: str = ""
+    # values that start with what the caller gave (a --param value, an environment variable)
+    # rather than with text written in the file: relative paths there are the caller's
+    from_caller: set[Path] = field(default_factory=set)
 
     def under_placeholder(self, path: Path) -> bool:
         """Whether ``path`` is (inside) a value that holds a placeholder."""
@@ -156,6 +159,8 @@ class _Interpolator:
         self.secrets: set[str] = set()
         self.placeholders: set[Path] = set()
         self.reported: set[tuple[str, str]] = set()
+        self.caller_params: set[str] = set()  # parameters whose value the caller gave
+        self.from_caller: set[Path] = set()
 
     def missing(self, scope: str, name: str, path: Path, message: str, placeholder: bool = True) -> None:
         if placeholder:
@@ -252,6 +257,7 @@ class _Interpolator:
             value = self.resolve(scope, name, token, path, params_allowed)
             pieces.append(("ref", scope, name, value, value is not token))
         pieces.append(("text", text[last:]))
+        self._note_origin(pieces, path)
         # the value, and where each piece lands in it
         spans: list[tuple[int, int]] = []
         chunks: list[str] = []
@@ -299,6 +305,19 @@ class _Interpolator:
             else:
                 template.append(_escape(_text(p[3])))
         return self.secret(plain, "".join(template), values, redact, whole=mark is True)
+
+    def _note_origin(self, pieces: list[tuple[Any, ...]], path: Path) -> None:
+        """Remember ``path`` when its value starts with a value the caller gave (``from_caller``)."""
+        for p in pieces:
+            if p[0] == "text":
+                if p[1]:
+                    return  # starts with text written in the file
+                continue
+            if not p[4] or _text(p[3]) == "":
+                continue  # unresolved, or empty: look further
+            if p[1] == "env" or p[2] in self.caller_params:
+                self.from_caller.add(path)
+            return
 
     def secret(
         self, value: str, template: str, values: Mapping[str, str], redact: set[str], whole: bool = False
@@ -359,8 +378,11 @@ def interpolate(
         work.declared.append(name)
         if name in params:
             value = params[name]
+            work.caller_params.add(name)
         elif decl.get("default") is not None:
             value = decl["default"]
+            if (*_PARAMETERS, _index, "default") in work.from_caller:  # default: ${env.X}…
+                work.caller_params.add(name)
         elif decl.get("required") is True:
             value = _MISSING
             work.required.add(name)
@@ -398,7 +420,14 @@ def interpolate(
     work.secrets.discard("")
     work.secrets.discard(DEFERRED)
     return Interpolated(
-        out, work.findings, work.secrets, work.placeholders, work.declared, work.references, scope
+        out,
+        work.findings,
+        work.secrets,
+        work.placeholders,
+        work.declared,
+        work.references,
+        scope,
+        {p for p in work.from_caller if p[:2] != _PARAMETERS},
     )
 
 

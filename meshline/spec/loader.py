@@ -1,4 +1,4 @@
-"""The phases in order: load → interpolate → schema → references → defaults → build.
+"""The phases in order: load → interpolate → paths → schema → references → defaults → build.
 
 :func:`load_text` / :func:`load_file` run them on every document of a file and
 either return the integrations (with warnings) or raise one
@@ -9,6 +9,8 @@ either return the integrations (with warnings) or raise one
 from __future__ import annotations
 
 import copy
+import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
@@ -19,6 +21,7 @@ from meshline.spec.defaults import apply_defaults
 from meshline.spec.findings import Finding, Path, suggest
 from meshline.spec.interpolate import interpolate
 from meshline.spec.model import Integration, build_integration
+from meshline.spec.paths import resolve_paths
 from meshline.spec.redact import Redactor
 from meshline.spec.schemacheck import check_schema
 from meshline.spec.validate import check_references
@@ -70,16 +73,25 @@ def _check(
     env: Mapping[str, str] | None,
     strict: bool,
     secret_manager: Callable[[str], str] | None = None,
+    directory: str | None = None,
 ) -> _Checked:
     interpolated = interpolate(
         document.data, params=params, env=env, strict=strict, secret_manager=secret_manager
     )
-    data = interpolated.data
+    data = resolve_paths(interpolated.data, directory, interpolated.from_caller)
     findings: list[Finding] = list(interpolated.findings)
-    later = check_schema(data) + check_references(data)
-    # a placeholder is not the user's mistake: drop errors about its value (not about its key)
+    later = check_schema(data) + check_references(data, directory=directory)
+    # A placeholder is not the user's mistake: drop errors about its value (not about its key),
+    # and errors of rules that judged a placeholder's text (a message quoting it).
+    tokens = _placeholder_tokens(data, interpolated.placeholders)
     findings.extend(
-        f for f in later if not (f.is_error and not f.at_key and interpolated.under_placeholder(f.path))
+        f
+        for f in later
+        if not (
+            f.is_error
+            and not f.at_key
+            and (interpolated.under_placeholder(f.path) or any(t in f.message for t in tokens))
+        )
     )
     seen: set[tuple[Any, ...]] = set()
     problems: list[Problem] = []
@@ -99,6 +111,25 @@ def _check(
         interpolated.placeholders,
         interpolated.references,
     )
+
+
+_TOKEN = re.compile(r"\$\{[^{}]*\}?")
+
+
+def _placeholder_tokens(data: Any, placeholders: set[Path]) -> set[str]:
+    """The unresolved ``${…}`` references left in place (``strict=False``)."""
+    tokens: set[str] = set()
+    for path in placeholders:
+        value: Any = data
+        for part in path:
+            try:
+                value = value[part]
+            except (KeyError, IndexError, TypeError):
+                value = None
+                break
+        if isinstance(value, str):
+            tokens.update(_TOKEN.findall(value))
+    return tokens
 
 
 def _name(checked: _Checked) -> str | None:
@@ -152,6 +183,7 @@ def load_text(
     env: Mapping[str, str] | None = None,
     strict: bool = True,
     secret_manager: Callable[[str], str] | None = None,
+    directory: str | None = None,
 ) -> LoadResult:
     """Load, check and build every integration in ``text``; raise :class:`SpecError` listing every error.
 
@@ -160,10 +192,13 @@ def load_text(
     accepts missing required parameters and environment variables with a warning.
     ``secret_manager(NAME)`` reads a secret parameter given as a Secret Manager
     secret version; without it the value is left for the workers to read.
+    ``directory``: where the text was read from; relative paths written in it are read
+    against it (:mod:`meshline.spec.paths`) and a ``python`` step imports from it
+    (``None``: paths stay as written, relative to the current directory).
     """
     params = dict(params or {})
     documents, problems = parse_yaml(text, filename)
-    checked = [_check(document, params, env, strict, secret_manager) for document in documents]
+    checked = [_check(document, params, env, strict, secret_manager, directory) for document in documents]
     redactor = Redactor()
     for item in checked:
         redactor = redactor.merged(item.redactor)
@@ -185,6 +220,7 @@ def load_text(
             table=item.document.table,
             redactor=item.redactor,
             secret_refs=item.references,
+            directory=directory,
         )
         for item in checked
     ]
@@ -198,10 +234,22 @@ def load_file(
     strict: bool = True,
     secret_manager: Callable[[str], str] | None = None,
 ) -> LoadResult:
-    """:func:`load_text` on the contents of ``path``; an unreadable file is a :class:`SpecError` too."""
+    """:func:`load_text` on the contents of ``path``; an unreadable file is a :class:`SpecError` too.
+
+    Relative paths in the file are read against the file's directory (:mod:`meshline.spec.paths`).
+    """
     filename = str(path)
     try:
         data = FsPath(path).read_bytes()
     except OSError as e:
         raise SpecError([Problem(Location(filename), f"cannot read: {e.strerror or e}")]) from None
-    return load_text(data, filename, params=params, env=env, strict=strict, secret_manager=secret_manager)
+    directory = os.path.dirname(os.path.abspath(filename))
+    return load_text(
+        data,
+        filename,
+        params=params,
+        env=env,
+        strict=strict,
+        secret_manager=secret_manager,
+        directory=directory,
+    )

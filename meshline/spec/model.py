@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meshline.config import parse_duration
+from meshline.errors import Location
 from meshline.spec.redact import MASK, Redactor, redact_config
 from meshline.spec.yamlload import LocationTable
 
@@ -141,6 +142,16 @@ class Integration:
     # the secret references its configs use (params.X, env.X, literal.WHERE) -> how each was given:
     # "value", "secretmanager", "env" or "literal" (see meshline.spec.interpolate)
     secret_refs: dict[str, str] = field(default_factory=dict, compare=False)
+    # the directory of the file it was read from (None: text); python steps import from it
+    directory: str | None = field(default=None, compare=False)
+    # where each key is in the file (None: built without one), for problems found later
+    table: LocationTable | None = field(default=None, compare=False, repr=False)
+
+    def locate(self, path: tuple[str | int, ...], key: bool = False) -> Location:
+        """``FILE:LINE:COL`` of the value (or the key) at ``path`` in the document."""
+        if self.table is None:
+            return Location(self.file)
+        return self.table.location(path, key=key)
 
     def source(self, name: str) -> ComponentDecl:
         return _find(self.sources, name, "source")
@@ -221,6 +232,7 @@ def build_integration(
     table: LocationTable | None = None,
     redactor: Redactor | None = None,
     secret_refs: dict[str, str] | None = None,
+    directory: str | None = None,
 ) -> Integration:
     """The model of one document that passed every check and had its defaults applied."""
     spec = data["spec"]
@@ -257,4 +269,6 @@ def build_integration(
         tests=tuple(_test_case(c, i, table) for i, c in enumerate(spec["tests"])),
         redactor=redactor or Redactor(),
         secret_refs=dict(secret_refs or {}),
+        directory=directory,
+        table=table,
     )

@@ -1,10 +1,14 @@
 """The JSON Schema (draft 2020-12) of an integration file.
 
 :func:`integration_schema` is what ``meshline schema`` prints and editors use for
-completion: with ``connectors=True`` (the default) it embeds the config schema of
-every registered source, target and transformation (``if type == X then config:
-…``). Validation uses the schema without them (``connectors=False``); configs are
-checked in the reference phase, where the messages can be better located.
+completion and checking: with ``connectors=True`` (the default) each list's ``type``
+is one of its registered ids and the config schema of every registered source,
+target and transformation is embedded (``if type == X then config: …``, closed:
+an unknown key is flagged); since an editor sees the file before interpolation, a
+``${params.X}``/``${env.X}`` string is accepted wherever a number, boolean or
+constrained string goes. Validation uses the schema without them
+(``connectors=False``); configs are checked in the reference phase, where the
+messages can be better located.
 
 Keys starting with ``x-`` are Meshline's own annotations (ignored by validators):
 ``x-expected`` says in words what a value must be, ``x-keys`` names the keys of a
@@ -357,8 +361,74 @@ def _base_schema() -> dict[str, Any]:
     }
 
 
+#: A string holding a ``${params.NAME}`` or ``${env.NAME}`` reference (before interpolation).
+PLACEHOLDER_PATTERN = r"\$\{\s*(params|env)\.[A-Za-z0-9_][A-Za-z0-9_.-]*\s*\}"
+_PLACEHOLDER = {
+    "type": "string",
+    "pattern": PLACEHOLDER_PATTERN,
+    "description": "A value given by ${params.NAME} or ${env.NAME}, checked once it is substituted.",
+}
+_SCALARS = frozenset({"integer", "number", "boolean", "string"})
+_WRITTEN_OUT = frozenset({"apiVersion", "kind", "type"})  # never a placeholder, for an editor
+_KEPT_OUTSIDE = ("description", "default", "examples", "writeOnly", "x-secret", "x-expected")
+
+
+def _scalar(node: Any) -> bool:
+    """Whether a schema node describes one string, number or boolean with a rule on it."""
+    if not isinstance(node, dict) or "$ref" in node:
+        return False
+    branches = node.get("anyOf") or node.get("oneOf")
+    if isinstance(branches, list):
+        return all(_scalar(b) or (isinstance(b, dict) and b.get("type") in _SCALARS) for b in branches)
+    types = node.get("type")
+    names = set(types) if isinstance(types, list) else {types} if types is not None else set()
+    if names and not names <= _SCALARS:
+        return False
+    if "enum" in node or "const" in node or "pattern" in node or "format" in node:
+        return True
+    return bool(names) and "string" not in names  # any string takes a placeholder as it is
+
+
+def _takes_placeholders(node: Any, name: str = "") -> Any:
+    """A copy of a schema where each scalar value may also be a placeholder string.
+
+    The editor sees the file as written: ``port: ${params.port}`` is a string there, and
+    becomes a number only when it is substituted. Mappings and lists are kept as they are
+    (a parameter's value is a string, number or boolean); ``apiVersion``, ``kind`` and a
+    component's ``type`` must be written out.
+    """
+    if not isinstance(node, dict):
+        return node
+    out = dict(node)
+    for key in ("properties", "patternProperties", "$defs"):
+        if isinstance(node.get(key), dict):
+            named = key == "properties"
+            out[key] = {k: _takes_placeholders(v, k if named else "") for k, v in node[key].items()}
+    for key in ("items", "additionalProperties", "not", "then", "else"):
+        if isinstance(node.get(key), dict):
+            out[key] = _takes_placeholders(node[key])
+    if name in _WRITTEN_OUT or not _scalar(out):
+        for key in ("anyOf", "oneOf", "allOf"):
+            if isinstance(node.get(key), list):
+                out[key] = [_takes_placeholders(b) for b in node[key]]
+        return out
+    placeholder = {"$ref": "#/$defs/placeholder"}
+    outside = {k: out.pop(k) for k in _KEPT_OUTSIDE if k in out}
+    for key in ("anyOf", "oneOf"):
+        if isinstance(out.get(key), list) and len(out) == 1:
+            return {key: [*out[key], placeholder], **outside}
+    return {"anyOf": [out, placeholder], **outside}
+
+
 def _with_connectors(schema: dict[str, Any]) -> dict[str, Any]:
-    """Embed each registered component's config schema into its kind's definition."""
+    """Embed each registered component's config schema into its kind's definition.
+
+    This is the editor's schema: the component types are enumerated per list, each type's
+    config is closed (unknown keys are flagged), and placeholders are accepted where a
+    value goes (:func:`_takes_placeholders`).
+    """
+    schema = _takes_placeholders(schema)
+    schema["$defs"]["placeholder"] = dict(_PLACEHOLDER)
     for kind in _KINDS.values():
         branches: list[dict[str, Any]] = []
         try:
@@ -373,15 +443,16 @@ def _with_connectors(schema: dict[str, Any]) -> dict[str, Any]:
                 continue
             if config is None:
                 continue
+            editable = _takes_placeholders(config)
             branches.append(
                 {
                     "if": {"properties": {"type": {"const": type_id}}, "required": ["type"]},
-                    "then": {"properties": {"config": config}},
+                    "then": {"properties": {"config": {**editable, "type": ["object", "null"]}}},
                 }
             )
         definition = schema["$defs"][kind]
         if type_ids:
-            definition["properties"]["type"]["examples"] = list(type_ids)
+            definition["properties"]["type"]["enum"] = list(type_ids)
         if branches:
             definition["allOf"] = branches
     return schema

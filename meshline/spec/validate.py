@@ -9,8 +9,10 @@ at once:
   ``delivery.deadLetter``, ``spec.deadLetter``, test ``inputs``/``expect`` keys),
   naming the valid names and the closest one;
 - each ``type`` is a registered component (or "not available in this version")
-  and its ``config`` passes :func:`meshline.config.config_problems`;
-- ``cesql`` and ``jq`` filters compile; backoff durations parse and ``delay`` ≤ ``max``;
+  and its ``config`` passes :func:`meshline.config.config_problems` and the
+  component's own ``check`` (a ``python`` step's ``function`` can be imported);
+- ``cesql`` and ``jq`` filters compile, and a ``cesql`` filter calls only built-in
+  functions with a number of arguments they take; backoff durations parse and ``delay`` ≤ ``max``;
 - warnings: a trigger with no dead-letter target, a source no trigger reads, a
   target nothing delivers to.
 """
@@ -23,7 +25,7 @@ import re
 from typing import Any
 
 from meshline import registry
-from meshline.config import config_problems, parse_duration
+from meshline.config import config_problems, parse_config, parse_duration
 from meshline.spec.findings import Finding, Path, closest, describe, suggest
 
 __all__ = ["check_references", "compile_filter_expression"]
@@ -136,7 +138,7 @@ def _config_findings(component: Any, config: dict[str, Any], base: Path) -> list
     ]
 
 
-def _check_components(spec: dict[str, Any], findings: list[Finding]) -> None:
+def _check_components(spec: dict[str, Any], findings: list[Finding], directory: str | None = None) -> None:
     for section, kind in _COMPONENTS:
         for i, item in _items(spec, section):
             type_id = item.get("type")
@@ -163,7 +165,25 @@ def _check_components(spec: dict[str, Any], findings: list[Finding]) -> None:
                 continue
             config = item.get("config")
             if config is None or isinstance(config, dict):
-                findings.extend(_config_findings(component, config or {}, (*path, "config")))
+                found = _config_findings(component, config or {}, (*path, "config"))
+                findings.extend(found)
+                if component.check is not None and not found:
+                    findings.extend(_component_check(component, config or {}, (*path, "config"), directory))
+
+
+def _component_check(
+    component: Any, config: dict[str, Any], base: Path, directory: str | None
+) -> list[Finding]:
+    """The component's own check beyond its config's rules (``Component.check``), at the keys it names."""
+    try:
+        parsed = parse_config(component.config, config)
+    except Exception:  # placeholders the config's types refuse: checked at run time
+        return []
+    try:
+        problems = component.check(parsed, directory)
+    except Exception as e:
+        return [Finding(base, f"could not check the config: {type(e).__name__}: {e}")]
+    return [Finding((*base, *_split_key(key, config)), message) for key, message in problems]
 
 
 def compile_filter_expression(dialect: str, expression: str) -> str | None:
@@ -204,6 +224,26 @@ def _check_filter(value: Any, path: Path, findings: list[Finding]) -> None:
         message = compile_filter_expression(dialect, argument)
         if message:
             findings.append(Finding((*path, dialect), message))
+        elif dialect == "cesql":
+            findings.extend(Finding((*path, dialect), m) for m in cesql_function_problems(argument))
+
+
+def cesql_function_problems(expression: str) -> list[str]:
+    """Calls of a (valid) CESQL expression to functions that do not exist or take other arguments.
+
+    They compile — the specification makes such a call false with an error at every
+    evaluation — so the filter would never match; validation says so, from the
+    compiler's function table.
+    """
+    try:
+        from meshline.transforms.cesql import function_problems
+
+        return [
+            f"CESQL expression never matches: column {e.column}: {e.message}"
+            for e in function_problems(expression)
+        ]
+    except Exception:  # not valid CESQL: compile_filter_expression said so
+        return []
 
 
 def _duration(value: Any, path: Path, findings: list[Finding]) -> float | None:
@@ -312,14 +352,18 @@ def _warn_unused(spec: dict[str, Any], names: dict[str, list[str]], findings: li
                 findings.append(Finding(("spec", section, i), f"{what} {name!r} is not {verb}", "warning"))
 
 
-def check_references(data: Any) -> list[Finding]:
-    """Every reference and semantic problem of one document (errors and warnings)."""
+def check_references(data: Any, *, directory: str | None = None) -> list[Finding]:
+    """Every reference and semantic problem of one document (errors and warnings).
+
+    ``directory``: the integration file's directory, for the checks of components that
+    look at what is next to the file (a ``python`` step's module).
+    """
     spec = data.get("spec") if isinstance(data, dict) else None
     if not isinstance(spec, dict):
         return []
     findings: list[Finding] = []
     names = {section: _names(spec, section, findings) for section in _SECTIONS}
-    _check_components(spec, findings)
+    _check_components(spec, findings, directory)
     _check_triggers(spec, names, findings)
     found = _resolve(spec.get("deadLetter"), names["targets"], "target", "targets", ("spec", "deadLetter"))
     findings.extend([found] if found else [])

@@ -6,7 +6,8 @@ the GIL even Ctrl-C waits. :class:`IsolatedStep` runs the step in a
 :class:`~meshline.transforms.sandbox.Child`: one per step and router (so per DoFn
 instance), started when the step is built, so a ``function`` that cannot be imported
 fails the run at start as before. The child keeps its module state across events, like
-the step did in-process.
+the step did in-process; it imports with the parent's ``sys.path`` and working directory,
+after the directories the step names (a python step: its integration file's directory).
 
 The step is ``batched`` (see :mod:`meshline.compiler.router_batch`): the router hands it
 up to :data:`BATCH` events at once (fewer at the end of a bundle), sent to the child in
@@ -25,6 +26,8 @@ from __future__ import annotations
 
 import importlib
 import pickle
+import sys
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -43,11 +46,17 @@ BATCH = 64
 
 
 class IsolatedStep:
-    """A step built by ``builder(config)`` (``"module:function"``) inside a child process."""
+    """A step built by ``builder(config)`` (``"module:function"``) inside a child process.
 
-    def __init__(self, builder: str, config: Any, what: str, timeout: float) -> None:
+    ``path``: directories the child puts first on its ``sys.path`` before it builds the
+    step (a python step's integration file directory), after the parent's own path.
+    """
+
+    def __init__(
+        self, builder: str, config: Any, what: str, timeout: float, path: Sequence[str] = ()
+    ) -> None:
         # The child is a process of this one with no secret store: it gets the values, over a pipe.
-        self._spec = (builder, reveal(config))
+        self._spec = (builder, reveal(config), tuple(path))
         self._what = what  # "python step": how reasons name the step
         self._timeout = float(timeout)
         self.batch_size = BATCH
@@ -98,10 +107,13 @@ class IsolatedStep:
             child.close()
 
 
-def _step_main(conn: Any, spec: tuple[str, Any]) -> None:
+def _step_main(conn: Any, spec: tuple[str, Any, tuple[str, ...]]) -> None:
     """The child: build the step, then answer each event with ``(ok, result or reason)``."""
     become_child()
-    builder, config = spec
+    builder, config, path = spec
+    for directory in reversed(path):
+        if directory not in sys.path:
+            sys.path.insert(0, directory)
     try:
         module, _, name = builder.partition(":")
         fn = getattr(importlib.import_module(module), name)(config)

@@ -11,7 +11,9 @@ runs in a child process (:mod:`meshline.transforms.isolated`) that is killed.
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -173,7 +175,11 @@ MAPPING = Component(
 class PythonConfig:
     """Call Python: a function by reference, or inline code defining ``handle(event)``."""
 
-    function: str | None = doc("'package.module:callable' taking an event", None)
+    function: str | None = doc(
+        "'package.module:callable' taking an event; the module is looked for next to the integration "
+        "file first, then on the Python path",
+        None,
+    )
     code: str | None = doc("Python source that defines handle(event)", None)
     timeout: Duration = timeout_field()
 
@@ -189,16 +195,78 @@ class PythonConfig:
                 raise ValueError(f"code: line {e.lineno}: {e.msg}") from None
 
 
+def find_function(reference: str) -> Any:
+    """The callable ``module:attr`` names (imported with the current ``sys.path``).
+
+    Raises :class:`TransformError` saying what is missing: the module (with where it was
+    looked for), an attribute of it (with the closest names), or that it is not callable.
+    """
+    module_name, _, attr = reference.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        missing = e.name or module_name
+        raise TransformError(
+            f"cannot load function {reference!r}: no module named {missing!r} (looked in the integration "
+            f"file's directory, then on the Python path; put {missing.split('.')[0]}.py next to the file "
+            "or install it)"
+        ) from None
+    except Exception as e:  # the module raised while it was imported
+        raise TransformError(
+            f"cannot load function {reference!r}: importing {module_name!r} raised {_why(e)}"
+        ) from None
+    where = module_name
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            names = [n for n in dir(obj) if not n.startswith("_")]
+            close = difflib.get_close_matches(part, names, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise TransformError(
+                f"cannot load function {reference!r}: {where!r} has no attribute {part!r}{hint}"
+            )
+        obj = getattr(obj, part)
+        where = f"{where}.{part}"
+    if not callable(obj):
+        raise TransformError(f"cannot load function {reference!r}: {where!r} is not callable")
+    return obj
+
+
+def _why(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+
+
+def check_python(config: PythonConfig, directory: str | None) -> list[tuple[str, str]]:
+    """Load-time check of ``function``: its module imports (from ``directory`` first) and has the callable.
+
+    Imports the module in this process — its top-level code runs, as it will in the step
+    — and calls nothing. A module this check imported is forgotten again, so the next
+    file checked finds its own.
+    """
+    if config.function is None or "${" in config.function:
+        return []
+    module_name = config.function.partition(":")[0]
+    before = set(sys.modules)
+    added = directory is not None and directory not in sys.path
+    if added:
+        sys.path.insert(0, str(directory))
+    try:
+        find_function(config.function)
+    except TransformError as e:
+        return [("function", str(e).replace(f"cannot load function {config.function!r}: ", "", 1))]
+    finally:
+        if added:
+            sys.path.remove(str(directory))
+        parts = module_name.split(".")
+        for i in range(len(parts), 0, -1):
+            name = ".".join(parts[:i])
+            if name not in before:
+                sys.modules.pop(name, None)
+    return []
+
+
 def _load_callable(config: PythonConfig) -> Callable[[CloudEvent], Any]:
     if config.function is not None:
-        module_name, _, attr = config.function.partition(":")
-        try:
-            obj: Any = importlib.import_module(module_name)
-            for part in attr.split("."):
-                obj = getattr(obj, part)
-        except (ImportError, AttributeError) as e:
-            raise TransformError(f"cannot load function {config.function!r}: {e}") from None
-        return obj
+        return find_function(config.function)  # type: ignore[no-any-return]
     namespace: dict[str, Any] = {"__name__": "meshline_python_step"}
     exec(compile(config.code or "", "<python step>", "exec"), namespace)
     handle = namespace.get("handle")
@@ -232,10 +300,14 @@ def _to_event(value: Any) -> CloudEvent:
 
 
 def build_python(config: PythonConfig, ctx: BuildContext) -> Any:
-    """The step runs in a child process (:class:`~meshline.transforms.isolated.IsolatedStep`)."""
+    """The step runs in a child process (:class:`~meshline.transforms.isolated.IsolatedStep`)
+    that imports ``function`` from the integration file's directory first."""
     from meshline.transforms.isolated import IsolatedStep
 
-    return IsolatedStep("meshline.transforms.steps:python_in_child", config, "python step", config.timeout)
+    path = (ctx.directory,) if ctx.directory else ()
+    return IsolatedStep(
+        "meshline.transforms.steps:python_in_child", config, "python step", config.timeout, path=path
+    )
 
 
 def python_in_child(config: PythonConfig) -> StepFn:
@@ -271,4 +343,5 @@ PYTHON = Component(
     build=build_python,
     description="Call a Python function: by reference (function) or inline (code defining handle).",
     batched=True,
+    check=check_python,
 )

@@ -227,7 +227,11 @@ XML2JSON = Component(
 class XsltConfig:
     """Apply an XSLT 1.0 stylesheet to XML data, with every file and network access denied."""
 
-    stylesheet: str = doc("inline XSLT, a file path, or a file:// or http(s):// URL (read once at start)")
+    stylesheet: str = doc(
+        "inline XSLT, a file path (relative to the integration file's directory), or a file:// or "
+        "http(s):// URL (read once at start)",
+        path=True,
+    )
     parameters: dict[str, str] = doc("stylesheet parameters (xsl:param), passed as strings", {})
     max_bytes: int = doc("refuse input XML (and a stylesheet) larger than this many bytes", DEFAULT_MAX_BYTES)
     timeout: Duration = timeout_field()

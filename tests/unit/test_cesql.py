@@ -310,3 +310,57 @@ def test_literals_and_attributes_evaluate_alike(tree: _Tree) -> None:
 
     assert (type(value_too), value_too) == (type(value), value)
     assert [e.kind for e in errors_too] == [e.kind for e in errors]
+
+
+# -- what validate reports ------------------------------------------------------------------------
+
+_FILE = """\
+apiVersion: meshline.dev/v1alpha1
+kind: Integration
+metadata: {{name: c}}
+spec:
+  sources: [{{name: in, type: generate, config: {{count: 1}}}}]
+  targets: [{{name: out, type: log}}]
+  triggers:
+    - name: t
+      target: out
+      filters:
+        - cesql: "{expression}"
+"""
+
+
+@pytest.mark.parametrize(
+    ("expression", "said"),
+    [
+        ("LOWR(type) = 'x'", "column 1: unknown function LOWR; did you mean LOWER?"),
+        ("type != 'x' AND SUBSTRING(type) = 'y'", "column 17: SUBSTRING takes 2 or 3 argument(s), not 1"),
+        ("NOT IS_INT()", "column 5: IS_INT takes 1 argument(s), not 0"),
+        ("CONCAT_WS() = ''", "column 1: CONCAT_WS takes 1 or more argument(s), not 0"),
+    ],
+)
+def test_validate_names_a_call_no_function_takes(expression: str, said: str) -> None:
+    from meshline.errors import SpecError
+    from meshline.spec import load_text
+
+    with pytest.raises(SpecError) as e:
+        load_text(_FILE.format(expression=expression), "c.yaml", strict=False)
+    (problem,) = e.value.problems
+    assert str(problem.location) == "c.yaml:11:18", problem
+    prefix = "spec.triggers[0].filters[0].cesql: CESQL expression never matches: "
+    assert problem.message.startswith(prefix + said), problem.message
+    # the expression still compiles: at run time the call is false with a missingFunction error (spec 3.5)
+    _, errors = compile_cesql(expression).evaluate(EVENT)
+    assert any(err.kind == "missingFunction" for err in errors)
+
+
+def test_validate_accepts_every_built_in_function_with_its_arity() -> None:
+    from meshline.spec import load_text
+
+    expression = (
+        "ABS(1) = 1 AND LENGTH('a') = 1 AND CONCAT() = '' AND CONCAT_WS(',', 'a') = 'a' AND "
+        "lower(type) = upper(type) AND TRIM(' a') = LEFT('a', 1) AND RIGHT('a', 1) = SUBSTRING('a', 1) "
+        "AND SUBSTRING('ab', 1, 1) = STRING(1) AND INT('1') = 1 AND BOOL('true') AND IS_INT('1') "
+        "AND IS_BOOL('true') AND IS_STRING(id)"
+    )
+    result = load_text(_FILE.format(expression=expression), "c.yaml", strict=False)
+    assert [i.name for i in result.integrations] == ["c"]

@@ -60,8 +60,8 @@ def test_lines_format_wraps_each_line(tmp_path: Path):
     assert bad == []
 
 
-def test_no_match_reads_nothing(tmp_path: Path):
-    good, bad = _read(FileSourceConfig(path=str(tmp_path / "none-*.jsonl")))
+def test_no_match_reads_nothing_when_allowed(tmp_path: Path):
+    good, bad = _read(FileSourceConfig(path=str(tmp_path / "none-*.jsonl"), allow_empty=True))
     assert good == [] and bad == []
 
 

@@ -153,3 +153,72 @@ def test_objects_of_a_failed_bundle_are_discarded(tmp_path: Path):
     fn.teardown()
     assert not list(tmp_path.rglob(".part-*.tmp"))
     assert not list(tmp_path.glob("*.jsonl"))
+
+
+WINDOWED = """\
+apiVersion: meshline.dev/v1alpha1
+kind: Integration
+metadata: {{name: windowed}}
+spec:
+  sources: [{{name: in, type: file, config: {{path: "{src}"}}}}]
+  targets: [{{name: out, type: file, config: {{path: "{out}/{{yyyy}}", format: jsonl, window: 60s}}}}]
+  triggers: [{{name: all, target: out}}]
+"""
+
+
+def test_a_bounded_run_with_a_window_names_files_by_the_time_they_are_written(tmp_path: Path):
+    """A file source's events carry Beam's minimum timestamp: the window is the time of writing."""
+    import datetime
+    import json
+    import time
+
+    from meshline.compiler import build_pipeline
+    from meshline.compiler.summary import collect_counters
+    from meshline.spec import load_text
+
+    src = tmp_path / "in.jsonl"
+    src.write_text(
+        "".join(
+            json.dumps({"specversion": "1.0", "id": str(i), "source": "s", "type": "t"}) + "\n"
+            for i in range(20)
+        )
+    )
+    (integration,) = load_text(WINDOWED.format(src=src, out=tmp_path / "out"), "windowed.yaml").integrations
+    p = beam.Pipeline(runner=in_process_runner())
+    build_pipeline(integration, p)
+    before = int(time.time()) // 60 * 60
+    result = p.run()
+    result.wait_until_finish()
+    after = int(time.time()) // 60 * 60
+    assert collect_counters(result)["target.out.delivered"] == 20
+    files = sorted((tmp_path / "out").rglob("*.jsonl"))
+    assert sum(len(read_rows("jsonl", f.read_bytes())) for f in files) == 20
+    for f in files:
+        tag = re.fullmatch(r"part-(\d{8}T\d{6})-[0-9a-f]{20}\.jsonl", f.name)
+        assert tag, f.name
+        start = datetime.datetime.strptime(tag.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=datetime.UTC)
+        assert before <= start.timestamp() <= after, f.name
+        assert f.parent.name == f"{start.year:04d}"  # {yyyy} from the window (the events have no time)
+
+
+def test_an_interrupted_run_removes_the_objects_it_was_filling(tmp_path: Path):
+    """The CLI's signal path ends the process at once: what is half written is removed first."""
+    from meshline import cleanup
+    from meshline.connectors.file import _FileStore
+
+    store = _FileStore(str(tmp_path))
+    done = store.sink("a")
+    done.fh.write(b"{}\n")
+    done.commit("a/part-1.jsonl", "application/x-ndjson")
+    filling = store.sink("b")
+    filling.fh.write(b"{}\n")
+    assert len(list(tmp_path.rglob(".part-*.tmp"))) == 1
+    try:
+        assert cleanup.interrupted() == 1  # the one still filling; the committed one withdrew
+        assert not list(tmp_path.rglob(".part-*.tmp"))
+        assert (tmp_path / "a" / "part-1.jsonl").read_bytes() == b"{}\n"
+        with pytest.raises(cleanup.Interrupted):
+            store.sink("c")  # a bundle still running cannot start another object
+        assert not list(tmp_path.rglob(".part-*.tmp"))
+    finally:
+        cleanup.reset()

@@ -193,7 +193,9 @@ def test_direct_runner_modes_that_serve_grpc_need_the_flag(mode) -> None:
     runner, _ = make_runner(
         RunnerSettings(name="direct", beam_args=[f"--direct_running_mode={mode}"], allow_exposed=True)
     )
-    assert type(runner).__name__ == "FnApiRunner"
+    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+    assert isinstance(runner, FnApiRunner)
     make_runner(RunnerSettings(name="direct", beam_args=["--direct_running_mode=in_memory"]))
 
 

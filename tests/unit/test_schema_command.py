@@ -59,18 +59,3 @@ def test_the_documented_modeline_names_the_schema_command():
     text = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
     assert "# yaml-language-server: $schema=" in text
     assert "meshline schema > " in text
-
-
-def test_a_schema_that_takes_placeholders_already_is_printed_as_it_is():
-    from meshline.spec.fileschema import file_schema
-
-    ready = {
-        "type": "object",
-        "properties": {"n": {"anyOf": [{"type": "integer"}, {"$ref": "#/$defs/placeholder"}]}},
-    }
-    ready["$defs"] = {"placeholder": {"type": "string"}}
-    assert file_schema(ready) is ready
-    plain = {"type": "object", "properties": {"n": {"type": "integer"}, "s": {"type": "string"}}}
-    out = file_schema(plain)
-    assert out["properties"]["n"] == {"anyOf": [{"type": "integer"}, {"$ref": "#/$defs/placeholder"}]}
-    assert out["properties"]["s"] == {"type": "string"}  # any string takes a placeholder as it is

@@ -283,6 +283,7 @@ try:
     print("ready", flush=True)
     time.sleep(60)
 except KeyboardInterrupt:
+    stopper.taken()  # as meshline run's stop path does
     print("unwinding", flush=True)
     time.sleep(60)  # a run that does not end
 """

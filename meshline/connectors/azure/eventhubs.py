@@ -70,7 +70,7 @@ class EventHubsConnection:
     security_protocol: Literal["SASL_SSL", "SASL_PLAINTEXT"] = doc(
         "SASL_SSL (Event Hubs); SASL_PLAINTEXT only for a local test broker", "SASL_SSL"
     )
-    tls_ca: str | None = doc("PEM CA file (default: the system's trust store)", None)
+    tls_ca: str | None = doc("PEM CA file (default: the system's trust store)", None, path=True)
     start: Literal["earliest", "latest", "timestamp"] = doc(
         "where a partition without a committed offset starts", "earliest"
     )

@@ -113,7 +113,9 @@ class GcsSourceConfig:
         "(default .meshline/INTEGRATION/SOURCE.state.json)",
         None,
     )
-    state_path: str | None = doc("poll: a local file that remembers the emitted objects instead", None)
+    state_path: str | None = doc(
+        "poll: a local file that remembers the emitted objects instead", None, path=True
+    )
     max_events: int | None = doc("end the source after this many events", None)
     idle_timeout: Duration | None = doc(
         "end the source after this long without an event, e.g. 30s (0: never)", None

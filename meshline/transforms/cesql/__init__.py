@@ -30,7 +30,8 @@ Semantics (spec + TCK, see ``SPEC-cesql-v1.md`` and the ``*.yaml`` TCK files)
   target type and the operator goes on (see ``_operands`` for the details).
 - A call to an unknown function, or with an unsupported number of arguments,
   compiles; evaluating it gives ``false`` and a ``missingFunction`` error
-  (spec 3.5, TCK ``CONCAT_WS()``). Syntax errors raise :class:`CesqlParseError`
+  (spec 3.5, TCK ``CONCAT_WS()``); :func:`function_problems` lists such calls
+  (``meshline validate`` reports them). Syntax errors raise :class:`CesqlParseError`
   from :func:`compile_cesql`, with the 1-based column.
 - Integer arithmetic that leaves the 32-bit range gives a ``math`` error and the
   nearest bound, like ``ABS(-2147483648)`` in the spec; ``x / 0`` and ``x % 0``
@@ -41,7 +42,14 @@ Semantics (spec + TCK, see ``SPEC-cesql-v1.md`` and the ``*.yaml`` TCK files)
 
 from __future__ import annotations
 
-from meshline.transforms.cesql._compiler import CesqlExpression, compile_cesql
+from meshline.transforms.cesql._compiler import CesqlExpression, compile_cesql, function_problems
 from meshline.transforms.cesql._errors import ERROR_KINDS, CesqlError, CesqlParseError
 
-__all__ = ["ERROR_KINDS", "CesqlError", "CesqlExpression", "CesqlParseError", "compile_cesql"]
+__all__ = [
+    "ERROR_KINDS",
+    "CesqlError",
+    "CesqlExpression",
+    "CesqlParseError",
+    "compile_cesql",
+    "function_problems",
+]

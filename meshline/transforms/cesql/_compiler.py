@@ -11,6 +11,7 @@ when they report no error.
 
 from __future__ import annotations
 
+import difflib
 import operator
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -54,7 +55,7 @@ from meshline.transforms.cesql._values import (
     describe,
 )
 
-__all__ = ["CesqlExpression", "compile_cesql"]
+__all__ = ["CesqlExpression", "compile_cesql", "function_problems"]
 
 _REQUIRED_ATTRIBUTES = frozenset({"specversion", "id", "source", "type"})
 
@@ -476,3 +477,47 @@ def compile_cesql(expression: str) -> CesqlExpression:
     """Parse and compile a CESQL v1 expression; raise :class:`CesqlParseError` if it is not valid."""
     compiled = _compile(parse(expression))
     return CesqlExpression(expression, compiled.fn, compiled.type)
+
+
+def function_problems(expression: str) -> list[CesqlError]:
+    """The calls of ``expression`` that no built-in function takes, in the order they appear.
+
+    Such a call compiles (spec 3.5: its evaluation is false with a ``missingFunction``
+    error), so an expression that holds one never matches as a filter; ``meshline
+    validate`` reports them from this function table instead. Raises
+    :class:`CesqlParseError` like :func:`compile_cesql` when the text is not valid CESQL.
+    """
+    problems: list[CesqlError] = []
+    stack: list[Node] = [parse(expression)]
+    calls: list[Call] = []
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Call):
+            calls.append(node)
+        stack.extend(_children(node))
+    known = sorted(BUILTINS)
+    for call in sorted(calls, key=lambda c: c.column):
+        if resolve(call.name, len(call.args)) is not None:
+            continue
+        if call.name in BUILTINS:
+            message = f"{call.name} takes {arities(call.name)} argument(s), not {len(call.args)}"
+        else:
+            close = difflib.get_close_matches(call.name, known, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            message = f"unknown function {call.name}{hint} (functions: {', '.join(known)})"
+        problems.append(CesqlError(MISSING_FUNCTION, message, call.column))
+    return problems
+
+
+def _children(node: Node) -> tuple[Node, ...]:
+    if isinstance(node, Unary | Like):
+        return (node.operand,)
+    if isinstance(node, Binary):
+        return (node.left, node.right)
+    if isinstance(node, Logical):
+        return node.operands
+    if isinstance(node, In):
+        return (node.operand, *node.items)
+    if isinstance(node, Call):
+        return node.args
+    return ()
