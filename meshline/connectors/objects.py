@@ -1,7 +1,7 @@
 """The core of the object-store targets (``aws.s3``, ``azure.datalake``, ``google.storage``).
 
-A target supplies an :class:`ObjectStore` (``put`` one whole object, ``close``);
-:class:`WriteObjects` does the rest, the same way for every store:
+A target supplies an :class:`~meshline.connectors.objects_store.ObjectStore` (``put`` one
+whole object, ``close``); :class:`WriteObjects` does the rest, the same way for every store:
 
 - events are encoded (``jsonl`` / ``avro`` / ``parquet``, see
   :mod:`meshline.connectors.formats`) into one object per (directory, window)
@@ -36,120 +36,39 @@ A target supplies an :class:`ObjectStore` (``put`` one whole object, ``close``);
   or, when the target has no dead-letter target (``dead_letter=False``), the
   bundle fails, so nothing in it is acknowledged and the source redelivers it.
   An event the format cannot encode is dead-lettered alone.
+
+The pieces, each importing only those before it: :mod:`.objects_config` (the config
+keys), :mod:`.objects_store` (the seam a target fills), :mod:`.objects_naming` (object
+names, content types), :mod:`.objects_bundle` and :mod:`.objects_window` (the writers of
+``commit: bundle`` and ``commit: window``); this module wires them into :class:`WriteObjects`.
 """
 
 from __future__ import annotations
 
 import datetime
-import hashlib
-import io
-import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
 import apache_beam as beam
-import orjson
 from apache_beam.options.pipeline_options import StandardOptions
-from apache_beam.transforms.window import GlobalWindow, TimestampedValue
+from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Timestamp
 
-import meshline.coder  # noqa: F401  (registers the CloudEvent coder)
-from meshline.connectors.delivery import RetryPolicy, TransientError, reason
-from meshline.connectors.formats import RecordWriter, events_from_object, extension, open_writer
-from meshline.connectors.ledger import Ledger, event_digest, ledger_root, supports_ledger
+from meshline.connectors.delivery import RetryPolicy
+from meshline.connectors.ledger import ledger_root
+from meshline.connectors.objects_bundle import DEAD, WindowedWriteObjectsFn, WriteObjectsFn
 from meshline.connectors.objects_config import (
     DEFAULT_DEDUPE_WINDOW,
     DEFAULT_MAX_BYTES,
     DEFAULT_STREAMING_WINDOW,
     ObjectTargetFields,
 )
-from meshline.connectors.paths import PathTemplate
-from meshline.errors import DeliveryError
-from meshline.events import CloudEvent, EventBatch, dead_letter, each_event
+from meshline.connectors.objects_naming import CONTENT_TYPES, static_prefix
+from meshline.connectors.objects_store import ObjectStore
+from meshline.connectors.objects_window import KeyFn, WriteGroupFn
+from meshline.events import CloudEvent
 
-__all__ = [
-    "CONTENT_TYPES",
-    "DEFAULT_MAX_BYTES",
-    "DEFAULT_STREAMING_WINDOW",
-    "ObjectStore",
-    "ObjectTargetFields",
-    "WriteObjects",
-    "ObjectSink",
-    "object_name",
-    "open_sink",
-    "sharded_name",
-    "static_prefix",
-    "target_args",
-]
-
-_LOGGER = logging.getLogger(__name__)
-DEAD = "dead"
-CONTENT_TYPES = {
-    "jsonl": "application/x-ndjson",
-    "avro": "application/avro",
-    "parquet": "application/vnd.apache.parquet",
-}
-
-
-class ObjectStore(Protocol):
-    """One bucket/container; created on the worker (``make_store()`` in ``setup``), never pickled."""
-
-    def put(self, key: str, data: bytes, content_type: str) -> None:
-        """Store one whole object at ``key`` (replacing it); raise TransientError when worth retrying."""
-        ...
-
-    def close(self) -> None: ...
-
-
-class ObjectSink(Protocol):
-    """Where one object's bytes go while it is filled (a store may offer ``sink(directory)``).
-
-    Stores without ``sink`` get :class:`_MemorySink` (the object in memory, ``put`` whole).
-    A store that can stream (local files) writes as events arrive, so a large object
-    never sits in memory: touching tens of MiB of fresh memory per object cost about
-    1.5 µs of page faults per event.
-    """
-
-    fh: Any  # binary, writable; the format writer writes here
-
-    def commit(self, key: str, content_type: str) -> None:
-        """Store the object at ``key`` (``fh`` is complete); raise TransientError when worth retrying."""
-        ...
-
-    def read(self) -> bytes:
-        """The object's bytes (to dead-letter its events when it cannot be stored)."""
-        ...
-
-    def discard(self) -> None:
-        """Drop what is left of an object that was not stored."""
-        ...
-
-
-class _MemorySink:
-    def __init__(self, store: ObjectStore):
-        self.fh = io.BytesIO()
-        self._store = store
-
-    def commit(self, key: str, content_type: str) -> None:
-        self._store.put(key, self.fh.getvalue(), content_type)
-
-    def read(self) -> bytes:
-        return self.fh.getvalue()
-
-    def discard(self) -> None:
-        return None
-
-
-def open_sink(store: ObjectStore, directory: str) -> ObjectSink:
-    """The store's own sink for an object under ``directory``, else one in memory."""
-    sink = getattr(store, "sink", None)
-    if callable(sink):
-        try:
-            return sink(directory)
-        except Exception as e:  # put() will meet the same problem: retried, then dead-lettered
-            _LOGGER.debug("cannot open a sink under %r (%s); buffering in memory", directory, e)
-    return _MemorySink(store)
+__all__ = ["WriteObjects", "target_args"]
 
 
 def target_args(ctx: Any) -> dict[str, Any]:
@@ -164,266 +83,6 @@ def target_args(ctx: Any) -> dict[str, Any]:
     }
 
 
-def static_prefix(prefix: str) -> str:
-    """The directories of a path template before its first placeholder."""
-    prefix = prefix.strip("/")
-    if "{" not in prefix:
-        return prefix
-    head = prefix[: prefix.index("{")]
-    return head.rsplit("/", 1)[0] if "/" in head else ""
-
-
-def object_name(directory: str, window_tag: str, digest: int, fmt: str) -> str:
-    stem = f"part-{window_tag}-" if window_tag else "part-"
-    name = f"{stem}{digest:032x}"[: len(stem) + 20] + extension(fmt)
-    return f"{directory}/{name}" if directory else name
-
-
-def sharded_name(directory: str, window_tag: str, shard: int, shards: int, chunk: int, fmt: str) -> str:
-    stem = f"part-{window_tag}-" if window_tag else "part-"
-    name = f"{stem}{shard:05d}-of-{shards:05d}" + (f"-{chunk:03d}" if chunk else "") + extension(fmt)
-    return f"{directory}/{name}" if directory else name
-
-
-def _digest(keys: list[tuple[Any, Any]], salt: str = "") -> int:
-    """An order-independent 128-bit digest of the events' (source, id) pairs.
-
-    ``salt`` is the writer's place in the pipeline: two writers of one target (one per
-    input, see the compiler) may hold the same ids with different contents — e.g. the
-    same event dead-lettered by two targets — and must not overwrite each other.
-    """
-    try:
-        text = orjson.dumps([salt, sorted(keys)])  # the common case: strings, sorted as they are
-    except TypeError:  # ids or sources of other types
-        text = orjson.dumps([salt, sorted((str(s), str(i)) for s, i in keys)])
-    return int.from_bytes(hashlib.blake2b(text, digest_size=16).digest(), "big")
-
-
-def _window_tag(window: Any) -> str:
-    if isinstance(window, GlobalWindow):
-        return ""
-    return str(window.start.to_utc_datetime().strftime("%Y%m%dT%H%M%S"))
-
-
-@dataclass
-class _Part:
-    """One object being filled: its encoder and the (source, id) of its events.
-
-    Events are not kept (thousands of live event dicts make Python's garbage collector
-    slow everything down); if the object cannot be written they are decoded back from
-    its bytes for the dead-letter target.
-    """
-
-    directory: str
-    window: Any
-    fmt: str
-    sink: ObjectSink
-    keys: list[tuple[Any, Any]] = field(default_factory=list)
-    writer: RecordWriter | None = None
-
-    def __post_init__(self) -> None:
-        self.writer = open_writer(self.fmt, self.sink.fh)
-
-
-class _WriteObjectsFn(beam.DoFn):
-    salt = ""  # the full label of the WriteObjects it belongs to (see _digest)
-    ledger_spec: tuple[str, float] | None = None  # (root, window) of its ledger (see WriteObjects)
-
-    def __init__(
-        self,
-        make_store: Callable[[], ObjectStore],
-        prefix: str,
-        fmt: str,
-        max_events: int | None,
-        max_bytes: int | None,
-        target: str,
-        policy: RetryPolicy,
-        dead_letter: bool = True,
-        reject: Callable[[CloudEvent], str | None] | None = None,
-    ):
-        self._dead_letter = dead_letter
-        self._reject = reject
-        self._make_store = make_store
-        self._prefix = prefix
-        self._fmt = fmt
-        self._max_events = max_events
-        self._max_bytes = max_bytes
-        self._target = target
-        self._policy = policy
-
-    def setup(self):
-        self._store = self._make_store()
-        self._render = PathTemplate(self._prefix).renderer()
-        counter = beam.metrics.Metrics.counter
-        self._delivered = counter("meshline", f"target.{self._target}.delivered")
-        self._objects = counter("meshline", f"target.{self._target}.objects")
-        self._retried = counter("meshline", f"target.{self._target}.retried")
-        self._already = counter("meshline", f"target.{self._target}.already_stored")
-        self._content_type = CONTENT_TYPES[self._fmt]
-        self._ledger: Ledger | None = None
-        self._stored: set[int] = set()
-        if self.ledger_spec is not None:
-            self._open_ledger(*self.ledger_spec)
-
-    def _open_ledger(self, root: str, window: float) -> None:
-        if not supports_ledger(self._store):
-            return
-        ledger = Ledger(self._store, root, window)  # type: ignore[arg-type]
-        try:
-            self._stored = ledger.load()
-        except Exception as e:
-            _LOGGER.warning(
-                "target %s: cannot read its ledger (%s); events redelivered after a crash may be "
-                "written twice",
-                self._target,
-                reason(e),
-            )
-            return
-        self._ledger = ledger
-
-    def teardown(self):
-        self._discard_parts()
-        store = getattr(self, "_store", None)
-        if store is not None:
-            store.close()
-
-    def _discard_parts(self) -> None:
-        """Objects left open by a bundle that failed (its events will be retried): drop them."""
-        for part in getattr(self, "_parts", {}).values():
-            try:
-                part.sink.discard()
-            except Exception as e:
-                _LOGGER.debug("target %s: cannot discard an unfinished object: %s", self._target, e)
-        self._parts: dict[tuple[str, Any], _Part] = {}
-
-    def start_bundle(self):
-        self._discard_parts()
-        self._dead: list[Any] = []
-
-    def process(self, event: CloudEvent | EventBatch):
-        # Global window (bounded runs): no WindowParam, so Beam takes its fast invocation path.
-        self._add(each_event(event), _GLOBAL, None)
-        if self._dead:
-            dead, self._dead = self._dead, []
-            return dead
-        return  # no output: Beam's fast path (a generator costs more per element)
-
-    def _add(self, events: Sequence[CloudEvent], window: Any, when: Any) -> None:
-        """Encode each event into the object of its (directory, window); roll over when full."""
-        reject, stored, render, parts = self._reject, self._stored, self._render, self._parts
-        max_events, max_bytes = self._max_events, self._max_bytes
-        for event in events:
-            if reject is not None:
-                why = reject(event)
-                if why:  # the target refuses this one event (e.g. aws.s3 max_event_bytes)
-                    self._dead.append(beam.pvalue.TaggedOutput(DEAD, dead_letter(event, why, "deliver")))
-                    continue
-            attrs = event.attributes
-            if stored and event_digest(attrs.get("source"), attrs.get("id")) in stored:
-                self._already.inc()  # stored by an earlier run that crashed before acknowledging it
-                continue
-            key = (render(event, when), window)
-            part = parts.get(key)
-            if part is None:
-                part = parts[key] = _Part(key[0], window, self._fmt, open_sink(self._store, key[0]))
-            writer = part.writer
-            assert writer is not None
-            bad = self._encode(writer, event)
-            if bad is not None:
-                self._dead.append(bad)
-                continue
-            keys = part.keys
-            keys.append((attrs.get("source"), attrs.get("id")))
-            n = len(keys)
-            # The size is looked at every 64 events: roll-over is approximate, the hot path cheap.
-            if (max_events is not None and n >= max_events) or (
-                not n & 63 and max_bytes is not None and writer.size() >= max_bytes
-            ):
-                del parts[key]
-                self._dead.extend(self._flush(part))
-
-    def _encode(self, writer: RecordWriter, event: CloudEvent) -> Any:
-        """Append ``event`` to an object; its dead letter when the format cannot encode it."""
-        try:
-            writer.write(event)
-        except (TypeError, ValueError, OverflowError) as e:
-            bad = dead_letter(event, f"cannot encode event as {self._fmt}: {e}", "deliver")
-            return beam.pvalue.TaggedOutput(DEAD, bad)
-        return None
-
-    def _flush(self, part: _Part) -> list[Any]:
-        name = object_name(part.directory, _window_tag(part.window), _digest(part.keys, self.salt), self._fmt)
-        return self._flush_named(part, name)
-
-    def _flush_named(self, part: _Part, name: str) -> list[Any]:
-        """Write one object; the dead letters of its events when that finally fails."""
-        assert part.writer is not None
-        part.writer.close()
-        sink = part.sink
-        attempts = [1]
-
-        def retried(e: BaseException) -> None:
-            attempts[0] += 1
-            self._retried.inc()
-
-        ledger = self._ledger
-        digests = [event_digest(s, i) for s, i in part.keys] if ledger is not None else []
-
-        def write() -> None:  # retried whole: the ledger entry first, without its object it is ignored
-            if ledger is not None:
-                ledger.record(name, digests)
-            sink.commit(name, self._content_type)
-
-        try:
-            self._policy.call(
-                write,
-                is_transient=lambda e: isinstance(e, TransientError),
-                on_retry=retried,
-            )
-        except Exception as e:
-            tries = f" (after {attempts[0]} attempts)" if attempts[0] > 1 else ""
-            why = f"writing object {name} failed{tries}: {reason(e)}"
-            if not self._dead_letter:
-                raise DeliveryError(f"target {self._target}: {why}") from None
-            _LOGGER.warning("target %s: %s (%d events dead-lettered)", self._target, why, len(part.keys))
-            try:
-                events = events_from_object(self._fmt, sink.read())
-            finally:
-                sink.discard()
-            return [
-                beam.pvalue.TaggedOutput(DEAD, _in_window(dead_letter(ev, why, "deliver"), part.window))
-                for ev in events
-            ]
-        self._delivered.inc(len(part.keys))
-        self._objects.inc()
-        return []
-
-    def finish_bundle(self):
-        parts, self._parts = self._parts, {}
-        for part in parts.values():
-            yield from self._flush(part)
-        if self._ledger is not None:
-            self._ledger.expire()
-
-
-def _in_window(event: CloudEvent, window: Any) -> Any:
-    # Outputs of finish_bundle need an explicit window.
-    return beam.transforms.window.WindowedValue(event, window.max_timestamp(), (window,))
-
-
-class _WindowedWriteObjectsFn(_WriteObjectsFn):
-    """The same, with fixed windows: time placeholders and object names take the window's start."""
-
-    def process(self, event: CloudEvent | EventBatch, window=beam.DoFn.WindowParam):
-        when = None if isinstance(window, GlobalWindow) else window.start.to_utc_datetime()
-        self._add(each_event(event), window, when)
-        if self._dead:
-            dead, self._dead = self._dead, []
-            return dead
-        return  # no output: Beam's fast path (a generator costs more per element)
-
-
-_GLOBAL = GlobalWindow()
 # Element timestamps a window can be named by (its start in UTC, as a date): years 1 to 9999.
 _EARLIEST = Timestamp.from_utc_datetime(datetime.datetime(1, 1, 2, tzinfo=datetime.UTC))
 _LATEST = Timestamp.from_utc_datetime(datetime.datetime(9999, 12, 30, tzinfo=datetime.UTC))
@@ -446,81 +105,8 @@ class _StampFn(beam.DoFn):
             yield TimestampedValue(element, Timestamp.now())
 
 
-# --------------------------------------------------------------------------- commit: window
-
-
-class _KeyFn(beam.DoFn):
-    """(directory, shard) → event; the directory takes the window's start for time placeholders."""
-
-    def __init__(self, prefix: str, shards: int):
-        self._prefix = prefix
-        self._shards = shards
-
-    def setup(self):
-        self._render = PathTemplate(self._prefix).renderer()
-
-    def process(self, element: CloudEvent | EventBatch, window=beam.DoFn.WindowParam):
-        when = None if isinstance(window, GlobalWindow) else window.start.to_utc_datetime()
-        for event in each_event(element):
-            attrs = event.attributes
-            h = hashlib.blake2b(f"{attrs.get('source')}\0{attrs.get('id')}".encode(), digest_size=8).digest()
-            yield (self._render(event, when), int.from_bytes(h, "big") % self._shards), event
-
-
-class _WriteGroupFn(_WriteObjectsFn):
-    """Writes one window's events of one (directory, shard), in a deterministic order."""
-
-    def __init__(
-        self, make_store, prefix, fmt, max_events, max_bytes, target, policy, shards, dead_letter, reject=None
-    ):
-        super().__init__(make_store, prefix, fmt, max_events, max_bytes, target, policy, dead_letter, reject)
-        self._shards = shards
-
-    def start_bundle(self):
-        self._discard_parts()
-        self._dead = []
-
-    def process(self, element, window=beam.DoFn.WindowParam):  # type: ignore[override]
-        (directory, shard), events = element
-        events = sorted(events, key=lambda e: (str(e.attributes.get("source")), str(e.attributes.get("id"))))
-        tag = _window_tag(window)
-        chunk = 0
-        part: _Part | None = None
-        for event in events:
-            why = self._reject(event) if self._reject is not None else None
-            if why:
-                yield beam.pvalue.TaggedOutput(DEAD, dead_letter(event, why, "deliver"))
-                continue
-            if part is None:
-                part = _Part(directory, window, self._fmt, open_sink(self._store, directory))
-            writer = part.writer
-            assert writer is not None
-            bad = self._encode(writer, event)
-            if bad is not None:
-                yield bad
-                continue
-            part.keys.append((event.attributes.get("source"), event.attributes.get("id")))
-            if (self._max_events is not None and len(part.keys) >= self._max_events) or (
-                self._max_bytes is not None and writer.size() >= self._max_bytes
-            ):
-                yield from self._flush_named(
-                    part, sharded_name(directory, tag, shard, self._shards, chunk, self._fmt)
-                )
-                chunk += 1
-                part = None
-        if part is not None and part.keys:
-            yield from self._flush_named(
-                part, sharded_name(directory, tag, shard, self._shards, chunk, self._fmt)
-            )
-        elif part is not None:
-            part.sink.discard()  # every event of it failed to encode
-
-    def finish_bundle(self):
-        return None
-
-
 class WriteObjects(beam.PTransform):
-    """``PCollection[CloudEvent]`` → dead letters, through an :class:`ObjectStore`."""
+    """``PCollection[CloudEvent]`` → dead letters, through an :class:`.objects_store.ObjectStore`."""
 
     def __init__(
         self,
@@ -609,10 +195,10 @@ class WriteObjects(beam.PTransform):
         if self._commit == "window":
             grouped = (
                 events
-                | "Shard" >> beam.ParDo(_KeyFn(self._prefix, self._shards))
+                | "Shard" >> beam.ParDo(KeyFn(self._prefix, self._shards))
                 | "Group" >> beam.GroupByKey()
             )
-            group_fn = _WriteGroupFn(
+            group_fn = WriteGroupFn(
                 self._make_store,
                 self._prefix,
                 self._format,
@@ -625,7 +211,7 @@ class WriteObjects(beam.PTransform):
                 self._reject,
             )
             return (grouped | "Write" >> beam.ParDo(group_fn).with_outputs(DEAD, main="written"))[DEAD]
-        fn_type = _WindowedWriteObjectsFn if window else _WriteObjectsFn
+        fn_type = WindowedWriteObjectsFn if window else WriteObjectsFn
         fn = fn_type(
             self._make_store,
             self._prefix,

@@ -2,8 +2,8 @@
 
 :class:`Importer` follows every path from each source through brokers, triggers,
 routing filters and flow components to a target, converting components on the way
-(:mod:`~meshline.importer.tm_components`), and assembles one Meshline trigger per
-path. It also decides what the output leaves out: components that end up on no
+(:class:`~meshline.importer.convert.Components`, once each), and assembles one
+Meshline trigger per path. It also decides what the output leaves out: components that end up on no
 path, manifests no source reaches, fields no converter read.
 """
 
@@ -11,19 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from meshline.importer.attributes import (
     Known,
-    effect,
     keeps,
     known_attributes,
     rename_type,
-    response_type,
     static_match,
 )
 from meshline.importer.cel import (
@@ -33,8 +28,8 @@ from meshline.importer.cel import (
     python_filter,
     trigger_filters,
 )
-from meshline.importer.manifest import Context, Fields, Unsupported, config_problems, dns_label, unique
-from meshline.importer.tm_common import Converter
+from meshline.importer.convert import Components, doc_name, doc_spec, where_of
+from meshline.importer.manifest import Context, Fields, Unsupported, dns_label, unique
 from meshline.importer.tm_components import STEPS, TARGETS
 from meshline.importer.tm_sources import SOURCES
 
@@ -72,16 +67,6 @@ class Outcome:
     problems: list[str]
     notes: list[str]
     error: str | None = None
-
-
-def _name(doc: dict[str, Any]) -> str:
-    meta = doc.get("metadata")
-    return str((meta if isinstance(meta, dict) else {}).get("name") or "")
-
-
-def _spec(doc: dict[str, Any]) -> dict[str, Any]:
-    s = doc.get("spec")
-    return s if isinstance(s, dict) else {}
 
 
 @dataclass(frozen=True)
@@ -137,21 +122,14 @@ class Importer:
         self.matched: set[str] = set()  # triggers a path went through
         self.brokers_seen: set[str] = set()
         self.broker_delivery: dict[str, tuple[str, Any]] = {}
-        self.failed: set[tuple[str, str]] = set()
         self.sources: dict[str, dict[str, Any]] = {}
-        self.steps: dict[tuple[str, str], list[str]] = {}  # (kind, name) → meshline step names
-        self.step_decls: dict[str, dict[str, Any]] = {}
-        self.step_by_content: dict[str, str] = {}
-        self.effects: dict[str, Callable[[Known], Known]] = {}
-        self.owner: dict[tuple[str, str], str] = {}  # ("step"|"target"|"source", name) → where
-        self.targets: dict[str, str] = {}  # "Kind/name" or uri → meshline target name
-        self.target_decls: dict[str, dict[str, Any]] = {}
         self.deliveries: dict[int, dict[str, Any] | None] = {}
         self.http_port = 8080  # each webhook gets its own port
         self.dead_ends: dict[str, str] = {}  # where → why a path through it ended
+        self.components = Components(self.ctx, self.by_key, self.order, self.problem)
         for f, d in docs:
-            key = (str(d.get("kind") or ""), _name(d))
-            where = self.where_of(f, d)
+            key = (str(d.get("kind") or ""), doc_name(d))
+            where = where_of(f, d)
             self.order.setdefault(where, len(self.order))
             if key in self.by_key:
                 first = self.by_key[key][0]
@@ -165,142 +143,10 @@ class Importer:
 
     # ------------------------------------------------------------------ reporting
 
-    @staticmethod
-    def where_of(f: str, d: dict[str, Any]) -> str:
-        return f"{f}: {d.get('kind')}/{_name(d)}"
-
-    def where_key(self, key: tuple[str, str]) -> str:
-        f, d = self.by_key[key]
-        return self.where_of(f, d)
-
     def problem(self, where: str, text: str) -> None:
         if (where, text) not in self.lines:
             self.lines.append((where, text))
             self.named.add(where)
-
-    # ------------------------------------------------------------------ components
-
-    def convert_component(
-        self, key: tuple[str, str], table: dict[str, Converter], role: str, doc: dict[str, Any] | None = None
-    ) -> tuple[str, dict[str, Any]] | None:
-        """Run the converter of one manifest; report its unread fields and an invalid config."""
-        if doc is None:
-            f, doc = self.by_key[key]
-            where = self.where_of(f, doc)
-        else:
-            where = f"{key[1]}"
-        fields = Fields(doc, self.ctx)
-        self.ctx.where = where
-        try:
-            if "spec" in doc and not isinstance(doc["spec"], dict):
-                raise Unsupported("spec: expected a mapping")
-            type_id, config = table[key[0]](fields)
-        except (Unsupported, TypeError, ValueError, AttributeError) as e:
-            if not isinstance(e, Unsupported) and os.environ.get("MESHLINE_DEBUG"):
-                raise
-            self.ctx.forget({where})
-            # A shape no converter expected is refused like any other manifest it cannot convert.
-            why = (
-                str(e)
-                if isinstance(e, Unsupported)
-                else f"a field has an unexpected shape ({type(e).__name__})"
-            )
-            self.problem(where, why)
-            return None
-        fields.get("sink")  # followed by the walk
-        invalid = config_problems(role, type_id, config)
-        if invalid:
-            self.ctx.forget({where})
-            self.problem(where, f"the {type_id} {role} refuses its config: {invalid}")
-            return None
-        for path in fields.unused():
-            self.ctx.problem(f"{path}: the {type_id} {role} has no such option")
-        return type_id, config
-
-    def step(self, kind: str, name: str) -> list[str] | None:
-        key = (kind, name)
-        if key in self.steps:
-            return self.steps[key]
-        if key in self.failed:
-            return None
-        converted = self.convert_component(key, STEPS, "transformation")
-        if converted is None:
-            self.failed.add(key)
-            return None
-        type_id, config = converted
-        where = self.where_key(key)
-        names = [self.add_step(name, type_id, config, where, effect(type_id, config))]
-        if kind == "XSLTTransformation":
-            # TriggerMesh's XSLT transformation appends ".response" to the type; Meshline's keeps it.
-            program = '.type += ".response"'
-            names.append(
-                self.add_step(f"{name}-response-type", "jq", {"program": program}, where, response_type)
-            )
-        self.steps[key] = names
-        return names
-
-    def add_step(
-        self,
-        name: str,
-        type_id: str,
-        config: dict[str, Any],
-        where: str | None,
-        effect: Callable[[Known], Known],
-    ) -> str:
-        content = json.dumps([type_id, config], sort_keys=True)
-        if content in self.step_by_content:
-            return self.step_by_content[content]
-        step = unique(name, self.step_decls)
-        decl: dict[str, Any] = {"name": step, "type": type_id}
-        if config:
-            decl["config"] = config
-        self.step_decls[step] = decl
-        self.step_by_content[content] = step
-        self.effects[step] = effect
-        if where is not None:  # a manifest's step (filters after a step belong to no manifest)
-            self.owner[("step", step)] = where
-        return step
-
-    def target(self, kind: str, name: str) -> str | None:
-        key = (kind, name)
-        label = f"{kind}/{name}"
-        if label in self.targets:
-            return self.targets[label]
-        if key in self.failed:
-            return None
-        converted = self.convert_component(key, TARGETS, "target")
-        if converted is None:
-            self.failed.add(key)
-            return None
-        return self.add_target(label, name, converted, self.where_key(key))
-
-    def add_target(self, label: str, name: str, converted: tuple[str, dict[str, Any]], where: str) -> str:
-        type_id, config = converted
-        target = unique(name, self.target_decls)
-        self.target_decls[target] = {"name": target, "type": type_id, "config": config}
-        self.targets[label] = target
-        self.owner[("target", target)] = where
-        return target
-
-    def uri_target(self, uri: str, where: str) -> str | None:
-        if uri in self.targets:
-            return self.targets[uri]
-        host = re.sub(r"^\w+://", "", uri).split("/", 1)[0].split(":", 1)[0]
-        label = host.split(".", 1)[0] or "http"
-        if not re.match(r"^https?://", uri):
-            self.problem(where, f"sink uri {uri!r}: only http(s) URLs are converted")
-            return None
-        doc: dict[str, Any] = {
-            "kind": "CloudEventsTarget",
-            "metadata": {"name": label},
-            "spec": {"endpoint": uri},
-        }
-        owner = f"{where}: uri {uri}"
-        self.order[owner] = self.order.get(where, -1)
-        converted = self.convert_component(("CloudEventsTarget", owner), TARGETS, "target", doc)
-        if converted is None:
-            return None
-        return self.add_target(uri, label, converted, owner)
 
     # ------------------------------------------------------------------ the graph walk
 
@@ -314,7 +160,7 @@ class Importer:
             self.ctx.problem(f"{at}.{extra}: Meshline has no such destination option")
         ref, uri = dest.get("ref"), dest.get("uri")
         if not ref:
-            t = self.uri_target(str(uri), where)
+            t = self.components.uri_target(str(uri), where)
             return [(st, t)] if t else []
         if uri:
             self.ctx.where = where
@@ -336,22 +182,22 @@ class Importer:
             self.problem(where, f"{at} {kind}/{name} leads back to itself (a loop): not followed")
             return []
         st = dataclasses.replace(st, seen=st.seen | {key})
-        here = self.where_key(key)
+        here = self.components.where_key(key)
         doc = self.by_key[key][1]
         if kind in _BROKERS:
             return self.through_broker(name, st, here, reply=bool(st.steps))
         if kind in TARGETS:
-            t = self.target(kind, name)
+            t = self.components.target(kind, name)
             return [(st, t)] if t else []
         if kind in STEPS:
-            names = self.step(kind, name)
+            names = self.components.step(kind, name)
             if names is None:
                 return []
             known = st.knows()
             for s in names:
-                known = self.effects[s](known)
+                known = self.components.effects[s](known)
             st = dataclasses.replace(st, steps=st.steps + tuple(names)).with_known(known)
-            sink = _spec(doc).get("sink")
+            sink = doc_spec(doc).get("sink")
             if sink is None and st.triggers:
                 # Knative: a subscriber's reply goes back to the broker of the trigger that called it.
                 broker = self.trigger_named(st.triggers[-1]).broker
@@ -385,10 +231,10 @@ class Importer:
         if decided is False:
             self.ctx.note("a path ends here: no event on it can match the expression")
             return []
-        nst = self.add_filters(st, [] if decided else [flt], dns_label(_name(doc) or "filter"), here)
+        nst = self.add_filters(st, [] if decided else [flt], dns_label(doc_name(doc) or "filter"), here)
         if nst is None:
             return []
-        return self.walk(_spec(doc).get("sink"), nst, here, "spec.sink")
+        return self.walk(doc_spec(doc).get("sink"), nst, here, "spec.sink")
 
     def add_filters(self, st: _State, new: list[dict[str, Any]], label: str, where: str) -> _State | None:
         if not new:
@@ -399,9 +245,11 @@ class Importer:
         # After a step the event has changed: a step drops the events that do not match.
         try:
             program = "select(" + " and ".join(f"({dialect_to_jq(x)})" for x in new) + ")"
-            name = self.add_step(f"{label}-filter", "jq", {"program": program}, None, keeps)
+            name = self.components.add_step(f"{label}-filter", "jq", {"program": program}, None, keeps)
         except Unsupported:
-            name = self.add_step(f"{label}-filter", "python", {"code": python_filter(new)}, None, keeps)
+            name = self.components.add_step(
+                f"{label}-filter", "python", {"code": python_filter(new)}, None, keeps
+            )
         return dataclasses.replace(st, steps=(*st.steps, name)).with_known(known)
 
     def renamed(self, filters: list[dict[str, Any]], st: _State, where: str) -> list[dict[str, Any]]:
@@ -422,7 +270,7 @@ class Importer:
         return next(t for t in self.triggers if t.name == name)
 
     def read_trigger(self, f: str, d: dict[str, Any]) -> _Trigger:
-        where = self.where_of(f, d)
+        where = where_of(f, d)
         fields = Fields(d, self.ctx)
         self.ctx.where = where
         broker = fields.get("broker")
@@ -439,7 +287,7 @@ class Importer:
         _mark_delivery(fields)
         for path in fields.unused():
             self.ctx.problem(f"{path}: Meshline has no such trigger option")
-        return _Trigger(_name(d), where, broker_name, filters, subscriber, at, delivery)
+        return _Trigger(doc_name(d), where, broker_name, filters, subscriber, at, delivery)
 
     def through_broker(self, broker: str, st: _State, where: str, reply: bool) -> list[tuple[_State, str]]:
         self.visit_broker(broker)
@@ -495,7 +343,7 @@ class Importer:
             self.reached.add(key)
             f, d = self.by_key[key]
             fields = Fields(d, self.ctx)
-            where = self.where_of(f, d)
+            where = where_of(f, d)
             self.ctx.where = where
             if fields.has("delivery"):
                 self.broker_delivery[name] = (where, fields.peek("delivery"))
@@ -562,7 +410,7 @@ class Importer:
         unused_sources: list[tuple[str, str]] = []  # (meshline name, where)
         for f, d in self.docs:
             kind, api = str(d.get("kind") or ""), str(d.get("apiVersion") or "")
-            where = self.where_of(f, d)
+            where = where_of(f, d)
             if kind in SOURCES and ("sources." in api or api == ""):
                 routes += self.source(d, where, unused_sources)
             elif kind.endswith("Source") or "sources." in api:
@@ -579,14 +427,14 @@ class Importer:
             spec["parameters"] = self.ctx.parameters
         spec["sources"] = list(self.sources.values())
         used_steps = {s for t in triggers for s in t.get("steps", [])}
-        steps = [d for n, d in self.step_decls.items() if n in used_steps]
+        steps = [d for n, d in self.components.step_decls.items() if n in used_steps]
         if steps:
             spec["transformations"] = steps
         used_targets = {t["target"] for t in triggers} | dl_targets
         for t in triggers:
             if t.get("delivery", {}).get("deadLetter"):
                 used_targets.add(t["delivery"]["deadLetter"])
-        spec["targets"] = [d for n, d in self.target_decls.items() if n in used_targets]
+        spec["targets"] = [d for n, d in self.components.target_decls.items() if n in used_targets]
         spec["triggers"] = triggers
         if len(dl_targets) == 1:
             spec["deadLetter"] = dl_targets.pop()
@@ -606,7 +454,7 @@ class Importer:
     def source(self, d: dict[str, Any], where: str, unused: list[tuple[str, str]]) -> list[_Route]:
         """Convert one source and follow its sink; a source no path leads on from goes to ``unused``."""
         kind, api = str(d.get("kind") or ""), str(d.get("apiVersion") or "")
-        converted = self.convert_component((kind, _name(d)), SOURCES, "source")
+        converted = self.components.convert((kind, doc_name(d)), SOURCES, "source")
         if converted is None:
             return []
         type_id, config = converted
@@ -621,25 +469,25 @@ class Importer:
         start = _State()
         old = _TYPES_BEFORE.get((kind, "knative" in api))
         if old and type_id == "kafka":
-            start = _State(renamed=(old, _KAFKA_TYPE, f"{kind}/{_name(d)}"))
+            start = _State(renamed=(old, _KAFKA_TYPE, f"{kind}/{doc_name(d)}"))
             self.ctx.note(
                 f"Meshline's kafka source types events {_KAFKA_TYPE} with source kafka://SERVERS/TOPIC "
                 f"(TriggerMesh: {old}); filters on the type are rewritten, filters on the source are not"
             )
-        src = unique(_name(d), [*self.sources, *(s for s, _ in unused)])
-        found = self.walk(_spec(d).get("sink"), start, where, "spec.sink")
+        src = unique(doc_name(d), [*self.sources, *(s for s, _ in unused)])
+        found = self.walk(doc_spec(d).get("sink"), start, where, "spec.sink")
         if not found:
             unused.append((src, where))
             return []
         self.sources[src] = {"name": src, "type": type_id, "config": config}
-        self.owner[("source", src)] = where
+        self.components.owner[("source", src)] = where
         return [_Route(src, st, target) for st, target in found]
 
     def forget_unused(
         self, triggers: list[dict[str, Any]], dl_targets: set[str], unused_sources: list[tuple[str, str]]
     ) -> None:
         """Components converted on paths that end nowhere: take back their notes and parameters."""
-        used: set[str] = {w for s, w in self.owner.items() if s[0] == "source"}
+        used: set[str] = {w for s, w in self.components.owner.items() if s[0] == "source"}
         names = {("step", s) for t in triggers for s in t.get("steps", [])}
         names |= {("target", t["target"]) for t in triggers} | {("target", t) for t in dl_targets}
         names |= {
@@ -647,8 +495,8 @@ class Importer:
             for t in triggers
             if t.get("delivery", {}).get("deadLetter")
         }
-        used |= {self.owner[n] for n in names if n in self.owner}
-        gone = {w for w in self.owner.values() if w not in used} | {w for _, w in unused_sources}
+        used |= {self.components.owner[n] for n in names if n in self.components.owner}
+        gone = {w for w in self.components.owner.values() if w not in used} | {w for _, w in unused_sources}
         self.ctx.forget(gone)
         for where in sorted(gone, key=lambda w: self.order.get(w, 0)):
             if where not in self.named:
@@ -664,8 +512,8 @@ class Importer:
             if origins[p["name"]].startswith("secret:")
         }
         for f, d in self.docs:
-            kind, name = str(d.get("kind") or ""), _name(d)
-            where = self.where_of(f, d)
+            kind, name = str(d.get("kind") or ""), doc_name(d)
+            where = where_of(f, d)
             if (
                 (kind, name) in self.reached
                 or where in self.named

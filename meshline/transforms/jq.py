@@ -56,7 +56,7 @@ form for every float).
 Stopping a program. Every run takes a ``timeout`` (seconds; ``None``: no limit). Native
 code that loops (anything that iterates outputs: pipes of generators, ``reduce``,
 ``foreach``, ``recurse``, path updates ...) counts its iterations and reads the clock every
-1,024 of them (:func:`runtime.tick`); straight-line programs have no loop and pay nothing.
+1,024 of them (:func:`jqc.clock.tick`); straight-line programs have no loop and pay nothing.
 libjq is C and cannot be interrupted from Python, so the fallback runs in a helper process
 (:mod:`meshline.transforms.sandbox`), killed when the deadline passes and started again for
 the next call. A run past its deadline raises :class:`JqTimeout` (never caught by jq's
@@ -77,7 +77,8 @@ from typing import Any
 import jq as _jqpy
 import orjson
 
-from meshline.transforms.jqc import runtime as _rt
+from meshline.transforms.jqc.clock import deadlines as _deadlines
+from meshline.transforms.jqc.compare import reset_slices as _reset_slices
 from meshline.transforms.jqc.compiler import Code, compile_ast
 from meshline.transforms.jqc.errors import Fallback, JqCompileError, JqError, JqTimeout
 from meshline.transforms.jqc.parser import parse
@@ -194,7 +195,6 @@ def prewarm_libjq() -> None:
     threading.Thread(target=warm, name="meshline-libjq-prewarm", daemon=True).start()
 
 
-_deadlines = _rt.deadlines
 _clock = time.monotonic
 
 
@@ -240,7 +240,7 @@ class JqProgram:
         self.straight = straight
         # on an event's JSON form it reads nothing but .data (see _reads_data_only)
         self.reads_data = reads_data
-        # its native code loops: it runs under a deadline (runtime.deadline)
+        # its native code loops: it runs under a deadline (jqc.clock.deadline)
         self.loops = loops
 
     def __repr__(self) -> str:
@@ -284,7 +284,7 @@ class JqProgram:
             if saved is not _MISSING:
                 _deadlines.at = saved
             if self._slices:
-                _rt.reset_slices()
+                _reset_slices()
         return self._jq_all(value, _left(timeout, start))
 
     def _first(self, value: Any, timeout: float | None) -> Any:
@@ -312,7 +312,7 @@ class JqProgram:
             if saved is not _MISSING:
                 _deadlines.at = saved
             if self._slices:
-                _rt.reset_slices()
+                _reset_slices()
         return self._jq_first(value, _left(timeout, start))
 
     def single(self, timeout: float | None = None) -> Callable[[Any], list[Any]] | None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import apache_beam as beam
 import pytest
 from apache_beam.testing.util import assert_that
-from apache_beam.transforms.window import TimestampedValue
+from apache_beam.transforms.window import GlobalWindow, TimestampedValue
 
 from meshline.connectors.delivery import RetryPolicy
 from meshline.connectors.file import FileTargetConfig, WriteToFile
@@ -140,16 +140,16 @@ def test_an_object_that_cannot_be_renamed_dead_letters_its_events_and_leaves_no_
 
 def test_objects_of_a_failed_bundle_are_discarded(tmp_path: Path):
     from meshline.connectors.file import _MakeFileStore
-    from meshline.connectors.objects import _GLOBAL, _WriteObjectsFn
+    from meshline.connectors.objects_bundle import WriteObjectsFn
 
-    fn = _WriteObjectsFn(_MakeFileStore(str(tmp_path)), "", "jsonl", None, None, "t", _NO_RETRY)
+    fn = WriteObjectsFn(_MakeFileStore(str(tmp_path)), "", "jsonl", None, None, "t", _NO_RETRY)
     fn.setup()
     fn.start_bundle()
-    fn._add([ev(1)], _GLOBAL, None)
+    fn._add([ev(1)], GlobalWindow(), None)
     assert len(list(tmp_path.rglob(".part-*.tmp"))) == 1
     fn.start_bundle()  # the runner retries after the bundle failed before finish_bundle
     assert not list(tmp_path.rglob(".part-*.tmp"))
-    fn._add([ev(2)], _GLOBAL, None)
+    fn._add([ev(2)], GlobalWindow(), None)
     fn.teardown()
     assert not list(tmp_path.rglob(".part-*.tmp"))
     assert not list(tmp_path.glob("*.jsonl"))

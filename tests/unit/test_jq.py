@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 import meshline.transforms.jq as jq_module
 from meshline.transforms.jq import JqCompileError, JqError, JqProgram, compile_jq
-from meshline.transforms.jqc.runtime import norm
+from meshline.transforms.jqc.numbers import norm
 
 
 @pytest.fixture(autouse=True)
@@ -649,12 +649,12 @@ def test_deep_input() -> None:
 
 
 def test_recursion_error_falls_back_to_jq(monkeypatch: pytest.MonkeyPatch) -> None:
-    from meshline.transforms.jqc import runtime
+    from meshline.transforms.jqc import paths
 
     def too_deep(v: Any) -> Any:
         raise RecursionError
 
-    monkeypatch.setattr(runtime, "recurse_values", too_deep)
+    monkeypatch.setattr(paths, "recurse_values", too_deep)
     prog = compile_jq("[..] | length")
     assert prog.native
     assert prog.run([[1], 2]) == [4]
@@ -977,12 +977,12 @@ def test_single_is_only_for_one_output_programs() -> None:
 
 
 def test_single_falls_back_to_jq_like_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    from meshline.transforms.jqc import runtime
+    from meshline.transforms.jqc import paths
 
     def too_deep(v: Any) -> Any:
         raise RecursionError
 
-    monkeypatch.setattr(runtime, "recurse_values", too_deep)
+    monkeypatch.setattr(paths, "recurse_values", too_deep)
     single = compile_jq("[..] | length").single()
     assert single is not None and single([[1], 2]) == [4]
 

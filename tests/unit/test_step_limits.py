@@ -17,7 +17,7 @@ from meshline.config import ConfigError, parse_config
 from meshline.events import CloudEvent
 from meshline.transforms import jq as jqmod
 from meshline.transforms.jq import JqError, JqTimeout, compile_jq
-from meshline.transforms.jqc import runtime as rt
+from meshline.transforms.jqc import clock
 from meshline.transforms.limits import nonfinite_path
 from meshline.transforms.steps import JqConfig, PythonConfig
 
@@ -50,11 +50,11 @@ def test_native_loop_stops_at_its_deadline():
 
 
 def test_a_deadline_is_per_thread_and_restored():
-    with rt.deadline(0.0):
+    with clock.deadline(0.0):
         time.sleep(0.01)
         with pytest.raises(JqTimeout):
-            rt.check_deadline()
-    rt.check_deadline()  # no deadline outside the block
+            clock.check_deadline()
+    clock.check_deadline()  # no deadline outside the block
 
 
 def test_try_does_not_catch_a_timeout():

@@ -21,7 +21,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from meshline.transforms.jqc import runtime as rt
+from meshline.transforms.jqc import arith, builtin, clock, compare, numbers
+from meshline.transforms.jqc import paths as jpaths  # ``paths`` is a local name here
 from meshline.transforms.jqc.errors import JqError, Unsupported
 from meshline.transforms.jqc.parser import Node
 
@@ -30,11 +31,11 @@ __all__ = ["Code", "compile_ast"]
 Scope = tuple[str, ...]
 PathFn = Callable[[Any, tuple[Any, ...], tuple[Any, ...]], Iterable[tuple[tuple[Any, ...], Any]]]
 
-_truthy = rt.truthy
-_index = rt.index
-_next_tick = rt.next_tick
-_MASK = rt.MASK
-_check = rt.check_deadline
+_truthy = numbers.truthy
+_index = jpaths.index
+_next_tick = clock.next_tick
+_MASK = clock.MASK
+_check = clock.check_deadline
 
 
 class Code:
@@ -67,17 +68,17 @@ def _multi(fn: Callable[..., Any]) -> Code:
 
 
 _BINOPS: dict[str, Callable[[Any, Any], Any]] = {
-    "+": rt.add,
-    "-": rt.sub,
-    "*": rt.mul,
-    "/": rt.div,
-    "%": rt.mod,
-    "==": rt.op_eq,
-    "!=": rt.op_ne,
-    "<": rt.op_lt,
-    "<=": rt.op_le,
-    ">": rt.op_gt,
-    ">=": rt.op_ge,
+    "+": arith.add,
+    "-": arith.sub,
+    "*": arith.mul,
+    "/": arith.div,
+    "%": arith.mod,
+    "==": compare.op_eq,
+    "!=": compare.op_ne,
+    "<": compare.op_lt,
+    "<=": compare.op_le,
+    ">": compare.op_gt,
+    ">=": compare.op_ge,
 }
 
 _TYPE_SELECTS: dict[str, Callable[[Any], bool]] = {
@@ -93,53 +94,53 @@ _TYPE_SELECTS: dict[str, Callable[[Any], bool]] = {
 }
 
 _SIMPLE0: dict[str, Callable[[Any], Any]] = {
-    "length": rt.length,
-    "utf8bytelength": rt.utf8bytelength,
-    "keys": rt.keys,
-    "keys_unsorted": rt.keys_unsorted,
-    "type": rt.kind,
+    "length": builtin.length,
+    "utf8bytelength": builtin.utf8bytelength,
+    "keys": builtin.keys,
+    "keys_unsorted": builtin.keys_unsorted,
+    "type": numbers.kind,
     "not": lambda v: not _truthy(v),
-    "tostring": rt.tostring,
-    "tojson": rt.dump,
-    "fromjson": rt.fromjson,
-    "tonumber": rt.tonumber,
-    "toboolean": rt.toboolean,
-    "ascii_downcase": rt.ascii_downcase,
-    "ascii_upcase": rt.ascii_upcase,
-    "explode": rt.explode,
-    "implode": rt.implode,
-    "floor": lambda v: rt.libm("floor", v),
-    "ceil": lambda v: rt.libm("ceil", v),
-    "sqrt": lambda v: rt.libm("sqrt", v),
-    "fabs": lambda v: rt.libm("fabs", v),
-    "abs": lambda v: rt.neg(v) if rt.op_lt(v, 0) else v,
-    "min": lambda v: rt.minmax(v, v, True),
-    "max": lambda v: rt.minmax(v, v, False),
-    "unique": rt.unique,
-    "sort": rt.sort,
+    "tostring": builtin.tostring,
+    "tojson": compare.dump,
+    "fromjson": builtin.fromjson,
+    "tonumber": builtin.tonumber,
+    "toboolean": builtin.toboolean,
+    "ascii_downcase": builtin.ascii_downcase,
+    "ascii_upcase": builtin.ascii_upcase,
+    "explode": builtin.explode,
+    "implode": builtin.implode,
+    "floor": lambda v: builtin.libm("floor", v),
+    "ceil": lambda v: builtin.libm("ceil", v),
+    "sqrt": lambda v: builtin.libm("sqrt", v),
+    "fabs": lambda v: builtin.libm("fabs", v),
+    "abs": lambda v: arith.neg(v) if compare.op_lt(v, 0) else v,
+    "min": lambda v: builtin.minmax(v, v, True),
+    "max": lambda v: builtin.minmax(v, v, False),
+    "unique": builtin.unique,
+    "sort": builtin.sort,
     "first": lambda v: _index(v, 0),
     "last": lambda v: _index(v, -1),
-    "to_entries": rt.to_entries,
-    "from_entries": rt.from_entries,
-    "flatten": lambda v: rt.flatten(v, -1),
-    "trim": lambda v: rt.trim(v, True, True),
-    "ltrim": lambda v: rt.trim(v, True, False),
-    "rtrim": lambda v: rt.trim(v, False, True),
+    "to_entries": builtin.to_entries,
+    "from_entries": builtin.from_entries,
+    "flatten": lambda v: builtin.flatten(v, -1),
+    "trim": lambda v: builtin.trim(v, True, True),
+    "ltrim": lambda v: builtin.trim(v, True, False),
+    "rtrim": lambda v: builtin.trim(v, False, True),
 }
 
 # $param builtins and cfunctions of one argument: fn(input, arg), once per output of the arg
 _SIMPLE1: dict[str, Callable[[Any, Any], Any]] = {
-    "has": rt.has,
-    "contains": rt.contains,
-    "startswith": rt.startswith,
-    "endswith": rt.endswith,
-    "split": rt.split1,
-    "ltrimstr": rt.ltrimstr,
-    "rtrimstr": rt.rtrimstr,
-    "trimstr": lambda v, x: rt.rtrimstr(rt.ltrimstr(v, x), x),
-    "join": rt.join,
-    "in": lambda v, x: rt.has(x, v),
-    "inside": lambda v, x: rt.contains(x, v),
+    "has": builtin.has,
+    "contains": builtin.contains,
+    "startswith": builtin.startswith,
+    "endswith": builtin.endswith,
+    "split": builtin.split1,
+    "ltrimstr": builtin.ltrimstr,
+    "rtrimstr": builtin.rtrimstr,
+    "trimstr": lambda v, x: builtin.rtrimstr(builtin.ltrimstr(v, x), x),
+    "join": builtin.join,
+    "in": lambda v, x: builtin.has(x, v),
+    "inside": lambda v, x: builtin.contains(x, v),
     "nth": _index,
 }
 
@@ -147,7 +148,7 @@ _SIMPLE1: dict[str, Callable[[Any, Any], Any]] = {
 def _add_all(values: Iterable[Any]) -> Any:
     acc = None
     for x in values:
-        acc = rt.add(acc, x)
+        acc = arith.add(acc, x)
     return acc
 
 
@@ -155,37 +156,37 @@ def _reverse(v: Any) -> list[Any]:
     """``def reverse: [.[length - 1 - range(0;length)]];``"""
     if type(v) is list:
         return v[::-1]
-    n = rt.length(v)
+    n = builtin.length(v)
     out = []
     i = 0
-    dn = rt.to_double(n)
+    dn = numbers.to_double(n)
     while i < dn:
-        out.append(_index(v, rt.sub(rt.sub(n, 1), i)))
+        out.append(_index(v, arith.sub(arith.sub(n, 1), i)))
         i += 1
     return out
 
 
 def _flatten1(v: Any, depth: Any) -> list[Any]:
-    if rt.op_lt(depth, 0):
+    if compare.op_lt(depth, 0):
         raise JqError("flatten depth must not be negative")
-    return rt.flatten(v, depth)
+    return builtin.flatten(v, depth)
 
 
 _SIMPLE0["reverse"] = _reverse
-_SIMPLE0["add"] = lambda v: _add_all(rt.each(v))
+_SIMPLE0["add"] = lambda v: _add_all(jpaths.each(v))
 _SIMPLE1["flatten"] = _flatten1
 
 
 def _error0(v: Any) -> Any:
-    raise rt.error_value(v)
+    raise builtin.error_value(v)
 
 
 def _any0(v: Any) -> bool:
-    return any(_truthy(x) for x in rt.each(v))
+    return any(_truthy(x) for x in jpaths.each(v))
 
 
 def _all0(v: Any) -> bool:
-    return all(_truthy(x) for x in rt.each(v))
+    return all(_truthy(x) for x in jpaths.each(v))
 
 
 _SIMPLE0["error"] = _error0
@@ -195,8 +196,8 @@ _SIMPLE0["all"] = _all0
 
 class Compiler:
     def __init__(self) -> None:
-        self.may_slice = False  # the program may slice arrays (see runtime._array_slice)
-        # the program has a loop (calls runtime.tick): run it under a deadline
+        self.may_slice = False  # the program may slice arrays (see compare.array_slice)
+        # the program has a loop (calls clock.tick): run it under a deadline
         self.loops = False
 
     def compile(self, node: Node, scope: Scope) -> Code:
@@ -211,7 +212,7 @@ class Compiler:
         return _single(lambda v, e: v)
 
     def c_recurse(self, node: Node, scope: Scope) -> Code:
-        return _multi(lambda v, e: rt.recurse_values(v))
+        return _multi(lambda v, e: jpaths.recurse_values(v))
 
     def c_literal(self, node: Node, scope: Scope) -> Code:
         c = node[1]
@@ -322,7 +323,7 @@ class Compiler:
     def c_each(self, node: Node, scope: Scope) -> Code:
         _, term, opt = node
         t = self.compile(term, scope)
-        it = rt.each_opt if opt else rt.each
+        it = jpaths.each_opt if opt else jpaths.each
         if t.single:
             ft = t.fn
             return _multi(lambda v, e: it(ft(v, e)))
@@ -342,7 +343,7 @@ class Compiler:
 
     def c_neg(self, node: Node, scope: Scope) -> Code:
         t = self.compile(node[1], scope)
-        return self._map1(t, rt.neg)
+        return self._map1(t, arith.neg)
 
     def _map1(self, c: Code, fn: Callable[[Any], Any]) -> Code:
         if c.single:
@@ -357,7 +358,7 @@ class Compiler:
         return _multi(gen)
 
     def c_tostring(self, node: Node, scope: Scope) -> Code:
-        return self._map1(self.compile(node[1], scope), rt.tostring)
+        return self._map1(self.compile(node[1], scope), builtin.tostring)
 
     def c_array(self, node: Node, scope: Scope) -> Code:
         if node[1] is None:
@@ -397,7 +398,7 @@ class Compiler:
             for k in mkeys[i](v, e):
                 for x in mvals[i](v, e):
                     if type(k) is not str:
-                        raise JqError(f"Cannot use {rt.kind(k)} ({rt.trunc(k)}) as object key")
+                        raise JqError(f"Cannot use {numbers.kind(k)} ({compare.trunc(k)}) as object key")
                     d = dict(acc)
                     d[k] = x
                     yield from build(v, e, i + 1, d)
@@ -697,12 +698,12 @@ class Compiler:
         if op == "=":
 
             def assign1(v: Any, e: Any, val: Any) -> Any:
-                owned: rt.Owned = {}
+                owned: jpaths.Owned = {}
                 state = v
                 for p, _ in paths(v, e, ()):
                     if not _next_tick() & _MASK:
                         _check()
-                    state = rt.setpath(state, p, 0, val, owned)
+                    state = jpaths.setpath(state, p, 0, val, owned)
                 return state
 
             if r.single:
@@ -730,8 +731,8 @@ class Compiler:
 
     def _assign_chain(self, op: str, chain: tuple[str, ...], fr: Callable[..., Any]) -> Code:
         """``.a.b op= rhs`` with a single-output rhs: one path, no path generator."""
-        set_chain = rt.set_chain
-        getpath = rt.getpath
+        set_chain = jpaths.set_chain
+        getpath = jpaths.getpath
         if op == "=":
             return _single(lambda v, e: set_chain(v, chain, 0, fr(v, e)))
         if op == "//=":
@@ -759,7 +760,7 @@ class Compiler:
         if tag == "paren":
             return self.path(node[1], scope)
         if tag == "recurse":
-            return lambda v, e, p: rt.recurse_paths(v, p)
+            return lambda v, e, p: jpaths.recurse_paths(v, p)
         if tag == "index":
             _, term, key, opt = node
             pt = self.path(term, scope)
@@ -784,7 +785,7 @@ class Compiler:
         if tag == "each":
             _, term, opt = node
             pt = self.path(term, scope)
-            it = rt.each_paths_opt if opt else rt.each_paths
+            it = jpaths.each_paths_opt if opt else jpaths.each_paths
 
             def each_paths(v: Any, e: Any, p: Any) -> Iterator[tuple[Any, Any]]:
                 for tp, tv in pt(v, e, p):
@@ -845,7 +846,7 @@ class Compiler:
             if name == "last":
                 return self.path(("index", ("identity",), ("literal", -1), False), scope)
             if name == "recurse":
-                return lambda v, e, p: rt.recurse_paths(v, p)
+                return lambda v, e, p: jpaths.recurse_paths(v, p)
             if name == "error":
                 return lambda v, e, p: _error0(v)
             if name in _TYPE_SELECTS:
@@ -866,7 +867,7 @@ class Compiler:
 
                 def error_paths(v: Any, e: Any, p: Any) -> Iterator[tuple[Any, Any]]:
                     for m in mm(v, e):
-                        raise rt.error_value(m)
+                        raise builtin.error_value(m)
                     yield from ()
 
                 return error_paths
@@ -884,7 +885,7 @@ class Compiler:
             if name == "empty":
                 return _multi(lambda v, e: ())
             if name == "recurse":
-                return _multi(lambda v, e: rt.recurse_values(v))
+                return _multi(lambda v, e: jpaths.recurse_values(v))
             if name in _TYPE_SELECTS:
                 pred = _TYPE_SELECTS[name]
                 return _multi(lambda v, e: (v,) if pred(v) else ())
@@ -917,7 +918,7 @@ class Compiler:
 
         def error1(v: Any, e: Any) -> Iterator[Any]:
             for m in mm(v, e):
-                raise rt.error_value(m)
+                raise builtin.error_value(m)
             yield from ()
 
         return _multi(error1)
@@ -945,13 +946,13 @@ class Compiler:
         f = self.compile(args[0], scope)
         ff = f.fn
         if f.single:
-            return _single(lambda v, e: [ff(x, e) for x in rt.each(v)])
+            return _single(lambda v, e: [ff(x, e) for x in jpaths.each(v)])
 
         self.loops = True
 
         def map_(v: Any, e: Any) -> list[Any]:
             out: list[Any] = []
-            for x in rt.each(v):
+            for x in jpaths.each(v):
                 if not _next_tick() & _MASK:
                     _check()
                 out.extend(ff(x, e))
@@ -962,31 +963,31 @@ class Compiler:
     def _keys_of(self, args: tuple[Node, ...], scope: Scope) -> Callable[[Any, Any], list[Any]]:
         """``map([f])`` evaluated on the input."""
         mf = self.compile(args[0], scope).multi()
-        return lambda v, e: [list(mf(x, e)) for x in rt.each(v)]
+        return lambda v, e: [list(mf(x, e)) for x in jpaths.each(v)]
 
     def b_sort_by_1(self, args: tuple[Node, ...], scope: Scope) -> Code:
         keys = self._keys_of(args, scope)
-        return _single(lambda v, e: rt.sort_by_keys(v, keys(v, e)))
+        return _single(lambda v, e: builtin.sort_by_keys(v, keys(v, e)))
 
     def b_group_by_1(self, args: tuple[Node, ...], scope: Scope) -> Code:
         keys = self._keys_of(args, scope)
-        return _single(lambda v, e: rt.group_by_keys(v, keys(v, e)))
+        return _single(lambda v, e: builtin.group_by_keys(v, keys(v, e)))
 
     def b_unique_by_1(self, args: tuple[Node, ...], scope: Scope) -> Code:
         keys = self._keys_of(args, scope)
-        return _single(lambda v, e: rt.unique_by_keys(v, keys(v, e)))
+        return _single(lambda v, e: builtin.unique_by_keys(v, keys(v, e)))
 
     def b_min_by_1(self, args: tuple[Node, ...], scope: Scope) -> Code:
         keys = self._keys_of(args, scope)
-        return _single(lambda v, e: rt.minmax(v, keys(v, e), True))
+        return _single(lambda v, e: builtin.minmax(v, keys(v, e), True))
 
     def b_max_by_1(self, args: tuple[Node, ...], scope: Scope) -> Code:
         keys = self._keys_of(args, scope)
-        return _single(lambda v, e: rt.minmax(v, keys(v, e), False))
+        return _single(lambda v, e: builtin.minmax(v, keys(v, e), False))
 
     def b_first_1(self, args: tuple[Node, ...], scope: Scope) -> Code:
         mf = self.compile(args[0], scope).multi()
-        return _multi(lambda v, e: rt.first_of(mf(v, e)))
+        return _multi(lambda v, e: builtin.first_of(mf(v, e)))
 
     def b_last_1(self, args: tuple[Node, ...], scope: Scope) -> Code:
         mf = self.compile(args[0], scope).multi()
@@ -1039,10 +1040,10 @@ class Compiler:
         return _single(any_all)
 
     def b_any_1(self, args: tuple[Node, ...], scope: Scope) -> Code:
-        return self._any_all(lambda v, e: rt.each(v), args[0], scope, True)
+        return self._any_all(lambda v, e: jpaths.each(v), args[0], scope, True)
 
     def b_all_1(self, args: tuple[Node, ...], scope: Scope) -> Code:
-        return self._any_all(lambda v, e: rt.each(v), args[0], scope, False)
+        return self._any_all(lambda v, e: jpaths.each(v), args[0], scope, False)
 
     def b_any_2(self, args: tuple[Node, ...], scope: Scope) -> Code:
         return self._any_all(self.compile(args[0], scope).multi(), args[1], scope, True)
@@ -1087,7 +1088,7 @@ class Compiler:
 
     def b_with_entries_1(self, args: tuple[Node, ...], scope: Scope) -> Code:
         m = self.b_map_1(args, scope).fn
-        return _single(lambda v, e: rt.from_entries(m(rt.to_entries(v), e)))
+        return _single(lambda v, e: builtin.from_entries(m(builtin.to_entries(v), e)))
 
     def b_map_values_1(self, args: tuple[Node, ...], scope: Scope) -> Code:
         mu = self.compile(args[0], scope).multi()
@@ -1096,27 +1097,27 @@ class Compiler:
 
     def b_del_1(self, args: tuple[Node, ...], scope: Scope) -> Code:
         paths = self.path(args[0], scope)
-        return _single(lambda v, e: rt.delpaths(v, [p for p, _ in paths(v, e, ())]))
+        return _single(lambda v, e: jpaths.delpaths(v, [p for p, _ in paths(v, e, ())]))
 
 
 def _modify(v: Any, e: Any, paths: PathFn, update: Callable[[Any, Any], Iterable[Any]]) -> Any:
     """``_modify(paths; update)`` of jq 1.8: first output of ``update`` or delete the path."""
-    owned: rt.Owned = {}
+    owned: jpaths.Owned = {}
     state = v
     dels: list[tuple[Any, ...]] = []
     for p, _ in paths(v, e, ()):
         if not _next_tick() & _MASK:
             _check()
-        x = rt.getpath(state, p)
+        x = jpaths.getpath(state, p)
         if owned and (type(x) is dict or type(x) is list):
-            rt.disown(x, owned)
+            jpaths.disown(x, owned)
         for u in update(x, e):
-            state = rt.setpath(state, p, 0, u, owned)
+            state = jpaths.setpath(state, p, 0, u, owned)
             break
         else:
             dels.append(p)
     if dels:
-        state = rt.delpaths(state, dels)
+        state = jpaths.delpaths(state, dels)
     return state
 
 
@@ -1139,8 +1140,8 @@ def field_chain(node: Node) -> tuple[str, ...] | None:
 def compile_ast(node: Node) -> tuple[Code, bool, bool]:
     """Compile a parsed program: its code, whether it may slice arrays, whether it loops.
 
-    A program that loops calls :func:`runtime.tick` and must run under a
-    :class:`runtime.deadline`. Raises :class:`Unsupported` outside the native subset.
+    A program that loops calls :func:`clock.tick` and must run under a
+    :class:`clock.deadline`. Raises :class:`Unsupported` outside the native subset.
     """
     compiler = Compiler()
     code = compiler.compile(node, ())

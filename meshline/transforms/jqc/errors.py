@@ -35,7 +35,7 @@ class JqCompileError(JqError):
 
 
 class JqTimeout(Exception):
-    """The program ran past its deadline (see :func:`meshline.transforms.jqc.runtime.deadline`).
+    """The program ran past its deadline (see :func:`meshline.transforms.jqc.clock.deadline`).
 
     Not a :class:`JqError`: jq's ``try`` and ``?`` do not catch it, and no fallback re-runs it.
     """

@@ -28,7 +28,7 @@ import json
 from typing import Any
 
 from meshline.transforms.jqc.errors import Fallback, Unsupported
-from meshline.transforms.jqc.runtime import literal_number
+from meshline.transforms.jqc.numbers import literal_number
 
 __all__ = ["parse"]
 

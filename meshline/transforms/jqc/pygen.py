@@ -20,9 +20,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from meshline.transforms.jqc import runtime as rt
 from meshline.transforms.jqc.compiler import _BINOPS
 from meshline.transforms.jqc.compiler import field_chain as _chain
+from meshline.transforms.jqc.numbers import MF, M, cnum
+from meshline.transforms.jqc.paths import index, set_chain
 
 __all__ = ["REJECTED", "Unfit", "chain", "generate"]
 
@@ -199,7 +200,7 @@ def _unshared(node: Node) -> bool:
 
 
 def _fast_number(c: Any) -> bool:
-    return type(c) is float or (type(c) is int and -rt.M <= c <= rt.M)
+    return type(c) is float or (type(c) is int and -M <= c <= M)
 
 
 def generate(ast: Node) -> Callable[[Any, Any], Any] | None:
@@ -258,11 +259,11 @@ def chain(filters: list[Node], steps: list[Node]) -> Callable[[Any], Any] | None
 def _define(w: _Writer, signature: str) -> Any:
     source = f"def {signature}:\n" + "\n".join(w.lines) + "\n"
     namespace: dict[str, Any] = {
-        "_index": rt.index,
-        "set_chain": rt.set_chain,
-        "M": rt.M,
-        "MF": rt.MF,
-        "cnum": rt.cnum,
+        "_index": index,
+        "set_chain": set_chain,
+        "M": M,
+        "MF": MF,
+        "cnum": cnum,
         "REJECTED": REJECTED,
         "Unfit": Unfit,
         **{name: _BINOPS[op] for op, name in _OP_NAMES.items()},
