@@ -171,9 +171,9 @@ def render_component(component: Any) -> str:
     for key, prop, required in _rows(schema):
         description = _cell(prop.get("description", ""))
         mark = (
-            _SECRET_MARKS.get(str(prop.get("x-secret", "")))
-            if prop.get("writeOnly") is not True
-            else "**Secret.**"
+            _SECRET_MARKS.get(str(prop.get("x-secret")), "**Secret.**")
+            if prop.get("writeOnly") is True
+            else None
         )
         if mark:
             secrets = True
