@@ -305,6 +305,8 @@ def config_schema(cls: type) -> dict[str, Any]:
             s["writeOnly"] = True  # never shown back (OpenAPI's meaning); x-secret says which part
             if mark is not True:
                 s["x-secret"] = mark  # "url": the password of user:password@; "keys": entries by name
+        if f.metadata.get("path"):
+            s["x-path"] = True  # a relative path is read from the integration file's directory
         if f.default is not dataclasses.MISSING:
             if f.default is not None:
                 s["default"] = f.default

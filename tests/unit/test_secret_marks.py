@@ -272,3 +272,34 @@ def test_a_rule_quoting_a_plain_secret_is_masked() -> None:
     with pytest.raises(ConfigError) as e:
         parse_config(component.config, {"url": "http://user:S3CR3T-rule@h.example/", "queue": "q"})
     assert "url:" in str(e.value) and "S3CR3T-rule" not in str(e.value)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_connectors_and_reference_pages_say_what_the_marks_say(capsys, kind) -> None:
+    """``meshline connectors ID`` and the generated reference section show each field's marks,
+    read from the schema: no description repeats them by hand."""
+    from meshline import docgen
+    from meshline.config import path_fields
+
+    for type_id in registry.ids(kind):  # type: ignore[arg-type]
+        component = registry.lookup(kind, type_id)  # type: ignore[arg-type]
+        assert component is not None
+        status, printed = _run(capsys, "connectors", type_id)
+        assert status == 0
+        section = printed.split(f"{kind} {type_id}:")[1].splitlines()[1:]
+        section = section[
+            : next((i for i, ln in enumerate(section) if not ln.startswith("  ")), len(section))
+        ]
+        lines = {ln.split(":")[0].strip().removesuffix(" (required)"): ln for ln in section}
+        rows = {
+            row.split("`")[1]: row
+            for row in docgen.render_component(component).splitlines()
+            if row.startswith("| `")
+        }
+        for key in lines:
+            description = str(component.schema()["properties"][key].get("description", ""))
+            assert "(secret" not in description and "relative to the integration" not in description, key
+            secret, path = key in component.secret_marks, key in path_fields(component.config)
+            assert ("(secret" in lines[key]) == secret and ("**Secret" in rows[key]) == secret, lines[key]
+            assert ("relative to the integration file's directory" in lines[key]) == path, lines[key]
+            assert ("relative to the integration file's directory" in rows[key]) == path, rows[key]
