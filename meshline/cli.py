@@ -720,6 +720,21 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return 0
 
 
+def _marks_text(prop: dict[str, Any]) -> str:
+    """What a config field's marks say, from its schema (``meshline.config.doc``'s secret and path)."""
+    notes = []
+    if prop.get("writeOnly") is True:
+        notes.append(
+            {
+                "url": "secret: its user:password@ password",
+                "keys": "secret: entries named like credentials",
+            }.get(str(prop.get("x-secret")), "secret")
+        )
+    if prop.get("x-path") is True:
+        notes.append("relative to the integration file's directory")
+    return f" ({'; '.join(notes)})" if notes else ""
+
+
 def cmd_connectors(args: argparse.Namespace) -> int:
     from meshline import registry
 
@@ -736,7 +751,7 @@ def cmd_connectors(args: argparse.Namespace) -> int:
             for key, prop in schema["properties"].items():
                 req = " (required)" if key in schema.get("required", []) else ""
                 default = f" [default: {json.dumps(prop['default'])}]" if "default" in prop else ""
-                print(f"  {key}{req}: {prop.get('description', '')}{default}")
+                print(f"  {key}{req}: {prop.get('description', '')}{_marks_text(prop)}{default}")
             if args.json:
                 print(json.dumps(schema, indent=2))
         return 0

@@ -11,9 +11,13 @@ secret=True)`` (the value is a credential), ``secret="url"`` (URLs that may
 carry ``user:password@``: the password is the secret) or ``secret="keys"`` (a
 free-form mapping, e.g. HTTP headers or librdkafka properties, where an entry
 whose key names a credential — ``password``, ``token``, ``authorization``… — is
-one). Everything else derives from that mark: the JSON Schema (``writeOnly``),
-interpolation (a :class:`meshline.secrets.Secret` for the field's value), the
-``repr`` of declarations and configs, errors, graphs (:func:`secret_marks`).
+one). Everything else derives from that mark: the JSON Schema (``writeOnly``, and
+``x-secret: url|keys`` for the part), interpolation (a :class:`meshline.secrets.Secret`
+for the field's value), the ``repr`` of declarations (:func:`masked`) and of the config
+dataclass itself (:func:`mask_repr`, installed by the registry), the problems
+:func:`parse_config` reports (a number given as a password is not quoted), graphs and the
+reference pages (``make docs``). The only guess from a name is inside ``secret="keys"``
+mappings, which have no fields to mark (:func:`is_secret_key`).
 
 A field that may hold a local path is marked ``doc(..., path=True)``: the loader
 resolves it against the integration file's directory when it is relative
@@ -36,6 +40,7 @@ from collections.abc import Sequence
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
 from meshline.errors import ConfigError
+from meshline.secrets import MASK, Secret, mask_url, url_password
 
 __all__ = [
     "Duration",
@@ -44,6 +49,8 @@ __all__ = [
     "doc",
     "field_mark",
     "is_secret_key",
+    "mask_repr",
+    "masked",
     "parse_config",
     "parse_duration",
     "path_fields",
@@ -203,6 +210,49 @@ def field_mark(cls: type, path: Sequence[str | int]) -> SecretMark | None:
     return None
 
 
+def masked(cls: type, value: Any, path: Sequence[str | int] = ()) -> Any:
+    """A copy of ``value`` (a config mapping of ``cls``, or the value at ``path`` inside one) with
+    every part the field marks call secret as ``***``: a value under ``secret=True`` whole, the
+    password of a URL under ``secret="url"``, an entry of a ``secret="keys"`` mapping named like a
+    credential; a :class:`~meshline.secrets.Secret` anywhere shows masked."""
+    mark = field_mark(cls, path) if path else None
+    if mark is True and value not in (None, "", [], {}):
+        return MASK
+    if isinstance(value, dict):
+        return {k: masked(cls, v, (*path, k)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(masked(cls, v, (*path, i)) for i, v in enumerate(value))
+    if isinstance(value, Secret):
+        return value.shown()
+    if mark == "url" and isinstance(value, str):
+        return mask_url(value)
+    return value
+
+
+def _masked_repr(self: Any) -> str:
+    cls = type(self)
+    shown = ", ".join(
+        f"{f.name}={masked(cls, getattr(self, f.name), (f.name,))!r}"
+        for f in dataclasses.fields(cls)
+        if f.repr
+    )
+    return f"{cls.__qualname__}({shown})"
+
+
+def mask_repr(cls: type) -> None:
+    """Give the config dataclass ``cls`` (and the dataclasses nested in it) a ``repr`` that masks
+    its secret-marked fields (:func:`masked`), whatever their values, plain strings included.
+
+    :class:`meshline.registry.Component` calls it for its config class, so no declaration repeats
+    what its marks say.
+    """
+    for f in dataclasses.fields(cls):
+        for inner in _dataclasses_in(_hints(cls)[f.name]):
+            mask_repr(inner)
+    if secret_marks(cls) and cls.__repr__ is not _masked_repr:
+        cls.__repr__ = _masked_repr  # type: ignore[method-assign,assignment]
+
+
 def _type_schema(tp: Any) -> dict[str, Any]:
     origin = get_origin(tp)
     if tp is Any:
@@ -251,10 +301,12 @@ def config_schema(cls: type) -> dict[str, Any]:
         if f.metadata.get("doc"):
             s["description"] = f.metadata["doc"]
         mark = f.metadata.get("secret")
-        if mark is True:
-            s["writeOnly"] = True
-        elif mark:
-            s["x-secret"] = mark  # "url": the password of user:password@; "keys": entries by name
+        if mark:
+            s["writeOnly"] = True  # never shown back (OpenAPI's meaning); x-secret says which part
+            if mark is not True:
+                s["x-secret"] = mark  # "url": the password of user:password@; "keys": entries by name
+        if f.metadata.get("path"):
+            s["x-path"] = True  # a relative path is read from the integration file's directory
         if f.default is not dataclasses.MISSING:
             if f.default is not None:
                 s["default"] = f.default
@@ -375,6 +427,44 @@ def _build(cls: type[T], config: dict[str, Any], prefix: str, problems: list[str
         return None
 
 
+def _secret_texts(cls: type, value: Any, path: tuple[str | int, ...] = ()) -> set[str]:
+    """The secret values inside a config mapping of ``cls``, as written, by the field marks."""
+    if isinstance(value, dict):
+        return {t for k, v in value.items() for t in _secret_texts(cls, v, (*path, k))}
+    if isinstance(value, list):
+        return {t for i, v in enumerate(value) for t in _secret_texts(cls, v, (*path, i))}
+    if value is None or isinstance(value, bool) or not path:
+        return set()
+    mark = field_mark(cls, path)
+    text = str.__str__(value) if isinstance(value, str) else str(value)
+    if mark is True and text.strip():
+        return {text}
+    if mark == "url" and isinstance(value, str):
+        password = url_password(text)
+        return {password} if password else set()
+    return set()
+
+
+def _hide_secrets(cls: type, config: dict[str, Any], problems: list[str]) -> None:
+    """``problems`` without secrets: the value a problem at a secret-marked key quotes (``password:
+    expected a string, got 12345``), every secret value of the config a rule quotes (of 4
+    characters or more: shorter ones would mask words, not secrets) and every URL password."""
+    if not problems:
+        return
+    texts = sorted((t for t in _secret_texts(cls, config) if len(t) >= 4), key=lambda t: (-len(t), t))
+    for i, problem in enumerate(problems):
+        key, sep, message = problem.partition(": ")
+        head, got, _ = message.partition(", got ")
+        if sep and got and field_mark(cls, [k for k in _KEY_PARTS.split(key) if k]) is True:
+            problem = f"{key}: {head}, got {MASK}"
+        for text in texts:
+            problem = problem.replace(text, MASK)
+        problems[i] = mask_url(problem) if "@" in problem else problem
+
+
+_KEY_PARTS = re.compile(r"\.|\[\d+\]")
+
+
 def _rule_problem(prefix: str, message: str, fields: dict[str, Any]) -> str:
     """A cross-field rule's message (``__post_init__``), addressed to the key it names first.
 
@@ -400,6 +490,7 @@ def parse_config(cls: type[T], config: dict[str, Any] | None, *, where: str = "c
     if not isinstance(config, dict):
         raise ConfigError(f"{where}: expected a mapping, got {config!r}")
     result = _build(cls, config, "", problems)
+    _hide_secrets(cls, config, problems)
     if problems or result is None:
         raise ConfigError("\n".join(problems))
     return result
@@ -416,6 +507,7 @@ def config_problems(cls: type, config: Any) -> list[tuple[str, str]]:
         return [("", f"expected a mapping, got {config!r}")]
     problems: list[str] = []
     _build(cls, config, "", problems)
+    _hide_secrets(cls, config, problems)
     out = []
     for problem in problems:
         line = " ".join(part.strip() for part in problem.splitlines() if part.strip())

@@ -7,7 +7,8 @@ sections, each between two markers::
 
     <!-- BEGIN GENERATED: source kafka; do not edit, run `make docs` -->
     … the config keys of the kafka source: key, type, default or "required", description,
-    secret marks (``writeOnly`` in the schema), the same data ``meshline connectors kafka`` prints
+    the field marks (secret: ``writeOnly`` and ``x-secret`` in the schema; path: ``x-path``),
+    the same data ``meshline connectors kafka`` prints
     <!-- END GENERATED -->
 
 The generator rewrites what is between the markers and keeps everything else. A page
@@ -171,13 +172,15 @@ def render_component(component: Any) -> str:
     for key, prop, required in _rows(schema):
         description = _cell(prop.get("description", ""))
         mark = (
-            _SECRET_MARKS.get(str(prop.get("x-secret", "")))
-            if prop.get("writeOnly") is not True
-            else "**Secret.**"
+            _SECRET_MARKS.get(str(prop.get("x-secret")), "**Secret.**")
+            if prop.get("writeOnly") is True
+            else None
         )
+        if prop.get("x-path") is True:
+            description += "; relative to the integration file's directory"
         if mark:
             secrets = True
-            description = " ".join([description.replace(" (secret)", ""), mark]).strip()
+            description = " ".join([description, mark]).strip()
         if required:
             default = "**required**"
         elif "default" in prop:

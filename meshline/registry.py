@@ -9,7 +9,9 @@ when a pipeline is built. So ``meshline validate``, ``schema`` and
 declaration module imports Beam).
 
 A component declares its config dataclass (see :mod:`meshline.config`) and a
-``build`` callable:
+``build`` callable. What is secret in a config is said once, by the marks on its
+fields (``doc(..., secret=...)``); registering the component gives the config
+class a ``repr`` that masks them (:func:`meshline.config.mask_repr`).
 
 - source: ``build(config, ctx) -> PTransform`` from ``PBegin`` to a pair
   ``(events, dead_letters)`` of ``PCollection[CloudEvent]`` (dead letters carry
@@ -28,7 +30,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from meshline.config import SecretMark, config_schema, secret_marks
+from meshline.config import SecretMark, config_schema, mask_repr, secret_marks
 
 __all__ = ["Component", "BuildContext", "ids", "is_redelivering", "is_unbounded", "lookup", "planned_ids"]
 
@@ -88,6 +90,10 @@ class Component:
     # directory (None for text): one (config key, message) per problem (a python step's
     # function must be importable from there); run by validate, test and run alike
     check: Callable[[Any, str | None], list[tuple[str, str]]] | None = None
+
+    def __post_init__(self) -> None:
+        # the config's repr masks what its secret marks name, plain strings included
+        mask_repr(self.config)
 
     @property
     def secret_marks(self) -> dict[str, SecretMark]:

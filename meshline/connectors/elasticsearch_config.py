@@ -46,10 +46,8 @@ class ElasticsearchConfig:
     )
     pipeline: str | None = doc("ingest pipeline to run on every document", None)
     username: str | None = doc("basic auth user name", None)
-    password: str | None = doc("basic auth password (secret)", None, secret=True)
-    api_key: str | None = doc(
-        "Elasticsearch API key (secret): the encoded key, or 'id:api_key'", None, secret=True
-    )
+    password: str | None = doc("basic auth password", None, secret=True)
+    api_key: str | None = doc("Elasticsearch API key: the encoded key, or 'id:api_key'", None, secret=True)
     ca_certs: str | None = doc("PEM file of the CA that signed the server's certificate", None, path=True)
     verify: bool = doc("verify the server's TLS certificate", True)
     batch_size: int = doc("documents per _bulk request", 1000)

@@ -18,11 +18,7 @@ LINE_TYPE = "dev.meshline.file.line"
 class FileSourceConfig:
     """Read events from files: local paths, globs, or any Beam filesystem URL."""
 
-    path: str = doc(
-        "a file, a glob (data/*.jsonl) or a filesystem URL (gs://bucket/dir/*.jsonl); relative to the "
-        "integration file's directory",
-        path=True,
-    )
+    path: str = doc("a file, a glob (data/*.jsonl) or a filesystem URL (gs://bucket/dir/*.jsonl)", path=True)
     format: Literal["cloudevents", "lines"] = doc(
         "'cloudevents': one JSON CloudEvent per line; 'lines': each line becomes an event", "cloudevents"
     )
@@ -38,11 +34,7 @@ class FileSourceConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class _FileTargetPath:
-    path: str = doc(
-        "directory or URL prefix; may use {yyyy}/{mm}/{dd}/{HH} and {type}; relative to the integration "
-        "file's directory",
-        path=True,
-    )
+    path: str = doc("directory or URL prefix; may use {yyyy}/{mm}/{dd}/{HH} and {type}", path=True)
 
 
 @dataclass(frozen=True, kw_only=True)

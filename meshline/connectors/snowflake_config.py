@@ -36,16 +36,14 @@ class SnowflakeConfig:
     table: str = doc("the table (it must exist; see the docs for the default layout)")
     warehouse: str | None = doc("warehouse that runs COPY and MERGE", None)
     role: str | None = doc("role to use", None)
-    password: str | None = doc("password (secret)", None, secret=True)
-    private_key: str | None = doc("key-pair auth: PEM private key text (secret)", None, secret=True)
+    password: str | None = doc("password", None, secret=True)
+    private_key: str | None = doc("key-pair auth: PEM private key text", None, secret=True)
     private_key_file: str | None = doc("key-pair auth: path of a PEM private key file", None, path=True)
-    private_key_passphrase: str | None = doc(
-        "passphrase of an encrypted private key (secret)", None, secret=True
-    )
+    private_key_passphrase: str | None = doc("passphrase of an encrypted private key", None, secret=True)
     authenticator: str | None = doc(
         "e.g. externalbrowser, oauth, SNOWFLAKE_JWT (default: by the keys given)", None
     )
-    token: str | None = doc("OAuth token with authenticator: oauth (secret)", None, secret=True)
+    token: str | None = doc("OAuth token with authenticator: oauth", None, secret=True)
     endpoint_url: str | None = doc(
         "talk to this URL instead of https://ACCOUNT.snowflakecomputing.com (a proxy, a local fake)", None
     )

@@ -9,9 +9,9 @@ Sources are in :mod:`meshline.importer.tm_sources`.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from meshline.config import is_secret_key
 from meshline.importer.manifest import Fields, Unsupported, ref_name
 from meshline.importer.tm_common import (
     ADC,
@@ -137,10 +137,6 @@ def _datalake_target(f: Fields) -> tuple[str, dict[str, Any]]:
     }
 
 
-# Header names whose values are credentials: they become secret parameters.
-_SECRET_HEADER = re.compile(r"(?i)authorization|token|secret|api[-_]?key|password|signature|cookie")
-
-
 def _cloudevents_target(f: Fields) -> tuple[str, dict[str, Any]]:
     url = f.text("endpoint")
     if not url:
@@ -170,7 +166,7 @@ def _http_target(f: Fields) -> tuple[str, dict[str, Any]]:
     if isinstance(headers, dict) and headers:
         out: dict[str, Any] = {}
         for name in headers:
-            if _SECRET_HEADER.search(str(name)):
+            if is_secret_key(str(name)):  # the http target's headers mask the same ones
                 out[str(name)] = f.secret(f"headers.{name}", f"HTTP header {name}", f"header_{name}")
             else:
                 out[str(name)] = str(f.get(f"headers.{name}"))

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from meshline.config import field_mark
+from meshline.config import masked
 from meshline.secrets import MASK, Secret, forms, mask_url
 
 __all__ = ["MASK", "Redactor", "redact_config"]
@@ -85,23 +85,11 @@ class Redactor:
 def redact_config(config: Any, config_class: type | None = None, redactor: Redactor | None = None) -> Any:
     """A copy of a config mapping with secrets masked.
 
-    With ``config_class`` (the component's config dataclass), the value of every
-    field marked ``secret`` becomes ``***`` and URLs in ``secret="url"`` fields
-    lose their password; everywhere, :class:`~meshline.secrets.Secret` values show
-    masked and the ``redactor``'s known values and URL passwords are masked.
+    With ``config_class`` (the component's config dataclass), its field marks decide
+    (:func:`meshline.config.masked`): the value of every field marked ``secret``
+    becomes ``***`` and URLs in ``secret="url"`` fields lose their password;
+    everywhere, :class:`~meshline.secrets.Secret` values show masked and the
+    ``redactor``'s known values and URL passwords are masked.
     """
     redactor = redactor or Redactor()
-    return _redact(config, (), config_class, redactor)
-
-
-def _redact(value: Any, path: tuple[Any, ...], cls: type | None, redactor: Redactor) -> Any:
-    mark = field_mark(cls, path) if cls is not None and path else None
-    if mark is True and value not in (None, "", [], {}):
-        return MASK
-    if isinstance(value, dict):
-        return {k: _redact(v, (*path, k), cls, redactor) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redact(v, (*path, i), cls, redactor) for i, v in enumerate(value)]
-    if mark == "url" and isinstance(value, str) and not isinstance(value, Secret):
-        return mask_url(redactor.redact(value))
-    return redactor.redact_value(value)
+    return redactor.redact_value(masked(config_class, config) if config_class is not None else config)

@@ -61,7 +61,7 @@ class HttpStepConfig:
     url: str = doc("the function's URL, e.g. http://127.0.0.1:8080/", secret="url")
     timeout: Duration = doc("timeout of one call", Duration(30))
     headers: dict[str, str] = doc(
-        "extra request headers (those named like a credential, e.g. Authorization, are secret)",
+        "extra request headers",
         {},
         secret="keys",
     )
@@ -69,8 +69,8 @@ class HttpStepConfig:
         "how one event is sent (CloudEvents HTTP binding); with batch > 1 requests are batch mode", "binary"
     )
     username: str | None = doc("basic auth user name", None)
-    password: str | None = doc("basic auth password (secret)", None, secret=True)
-    token: str | None = doc("bearer token (secret); wins over basic auth", None, secret=True)
+    password: str | None = doc("basic auth password", None, secret=True)
+    token: str | None = doc("bearer token; wins over basic auth", None, secret=True)
     retries: int = doc("retries of a call that failed transiently (408, 429, 5xx, connection, timeout)", 3)
     backoff: Duration = doc("first retry delay; doubles per retry, a Retry-After header wins", Duration(0.2))
     max_backoff: Duration = doc("longest wait between retries", Duration(30))

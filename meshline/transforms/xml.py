@@ -228,8 +228,7 @@ class XsltConfig:
     """Apply an XSLT 1.0 stylesheet to XML data, with every file and network access denied."""
 
     stylesheet: str = doc(
-        "inline XSLT, a file path (relative to the integration file's directory), or a file:// or "
-        "http(s):// URL (read once at start)",
+        "inline XSLT, a file path, or a file:// or http(s):// URL (read once at start)",
         path=True,
     )
     parameters: dict[str, str] = doc("stylesheet parameters (xsl:param), passed as strings", {})

@@ -1,4 +1,4 @@
-"""The documentation is part of the product: README.md and docs/ are checked like code.
+"""The documentation is part of the product: README.md, CONTRIBUTING.md and docs/ are checked like code.
 
 - links: every relative link and anchor resolves inside the repository; nothing points at
   the contract outside it (``SPEC.md``, ``../shared``);
@@ -51,7 +51,7 @@ from meshline.spec import load_text
 from meshline.spec.schema import API_VERSION, DIALECTS, KIND
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+PAGES = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").rglob("*.md"))]
 
 _FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})(?P<info>[^`]*)$")
 _MARKER = re.compile(r"^<!--\s*example:\s*(?P<kind>[\w-]+)(?P<args>.*?)\s*-->$")

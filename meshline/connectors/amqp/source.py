@@ -37,9 +37,7 @@ _LOGGER = logging.getLogger(__name__)
 class AmqpSourceConfig:
     """Read a RabbitMQ / AMQP 0-9-1 queue (at least once: acknowledged after the runner commits)."""
 
-    url: str = doc(
-        "amqp://user:password@host:port/vhost (the password is a secret: never shown)", secret="url"
-    )
+    url: str = doc("amqp://user:password@host:port/vhost", secret="url")
     queue: str = doc("the queue to read")
     exchange: str | None = doc("declare the queue and bind it to this (existing) exchange", None)
     routing_key: str = doc("binding key when 'exchange' is set ('#' matches all on a topic exchange)", "#")

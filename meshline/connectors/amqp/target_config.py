@@ -16,9 +16,7 @@ __all__ = ["TARGET", "AmqpTargetConfig"]
 class AmqpTargetConfig:
     """Publish events to a RabbitMQ / AMQP 0-9-1 exchange with publisher confirms."""
 
-    url: str = doc(
-        "amqp://user:password@host:port/vhost (the password is a secret: never shown)", secret="url"
-    )
+    url: str = doc("amqp://user:password@host:port/vhost", secret="url")
     exchange: str = doc("the exchange ('' is the default exchange: routing_key names the queue)", "")
     routing_key: str = doc("routing key template: {type}, {source}, {subject}, {id} or any attribute", "")
     mode: Literal["binary", "structured"] = doc(

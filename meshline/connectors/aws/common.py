@@ -10,6 +10,7 @@ NoSuchBucket, a malformed request) is *permanent*.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,6 @@ from meshline.config import doc
 from meshline.connectors.delivery import PermanentError, TransientError
 
 __all__ = [
-    "SECRET_KEYS",
     "AwsConnection",
     "aws_error",
     "client",
@@ -26,8 +26,6 @@ __all__ = [
     "is_transient",
     "queue_arn",
 ]
-
-SECRET_KEYS = ("access_key_id", "secret_access_key", "session_token")
 
 # Error codes AWS documents as retryable (botocore's standard retry mode list, plus SQS/S3 ones).
 _TRANSIENT_CODES = frozenset(
@@ -73,19 +71,15 @@ class AwsConnection:
     )
     profile: str | None = doc("a named profile of ~/.aws/config (default: the SDK's chain)", None)
     role_arn: str | None = doc("a role to assume with the credentials found (STS AssumeRole)", None)
-    access_key_id: str | None = doc(
-        "access key id (default: the SDK's credential chain)", None, repr=False, secret=True
-    )
-    secret_access_key: str | None = doc(
-        "secret access key (with access_key_id)", None, repr=False, secret=True
-    )
-    session_token: str | None = doc("session token of temporary credentials", None, repr=False, secret=True)
+    access_key_id: str | None = doc("access key id (default: the SDK's credential chain)", None, secret=True)
+    secret_access_key: str | None = doc("secret access key (with access_key_id)", None, secret=True)
+    session_token: str | None = doc("session token of temporary credentials", None, secret=True)
 
     def _check_connection(self) -> None:
         # "" (e.g. an unset ${params.x} with default "") means "not set": the SDK's default.
-        for name in ("region", "endpoint_url", "profile", "role_arn", *SECRET_KEYS):
-            if getattr(self, name) == "":
-                object.__setattr__(self, name, None)
+        for f in dataclasses.fields(AwsConnection):
+            if getattr(self, f.name) == "":
+                object.__setattr__(self, f.name, None)
         if (self.access_key_id is None) != (self.secret_access_key is None):
             raise ValueError("access_key_id and secret_access_key: set both or neither")
         if self.endpoint_url is not None and not re.match(r"^https?://", self.endpoint_url):

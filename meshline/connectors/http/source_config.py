@@ -22,8 +22,8 @@ class HttpSourceConfig:
     path: str = doc("URL path events are POSTed to", "/")
     host: str = doc("bind address; 0.0.0.0 accepts requests from other machines", "127.0.0.1")
     username: str | None = doc("require basic auth with this user name", None)
-    password: str | None = doc("basic auth password (secret)", None, secret=True)
-    token: str | None = doc("require 'Authorization: Bearer TOKEN' (secret)", None, secret=True)
+    password: str | None = doc("basic auth password", None, secret=True)
+    token: str | None = doc("require 'Authorization: Bearer TOKEN'", None, secret=True)
     max_body_bytes: int = doc("larger requests get 413", 1048576)
     ack_timeout: Duration = doc(
         "how long a request waits for its events to be committed before it gets 503", Duration(30)

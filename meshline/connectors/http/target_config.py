@@ -23,13 +23,13 @@ class HttpTargetConfig:
     )
     method: Literal["POST", "PUT"] = doc("HTTP method", "POST")
     headers: dict[str, str] = doc(
-        "extra request headers (those named like a credential, e.g. Authorization, are secret)",
+        "extra request headers",
         {},
         secret="keys",
     )
     username: str | None = doc("basic auth user name", None)
-    password: str | None = doc("basic auth password (secret)", None, secret=True)
-    token: str | None = doc("bearer token (secret); wins over basic auth", None, secret=True)
+    password: str | None = doc("basic auth password", None, secret=True)
+    token: str | None = doc("bearer token; wins over basic auth", None, secret=True)
     timeout: Duration = doc("timeout of one request", Duration(30))
     concurrency: int = doc("requests in flight per worker bundle", 8)
     batch_size: int = doc("events per request in batch mode", 100)

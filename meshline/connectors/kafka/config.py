@@ -37,14 +37,14 @@ class KafkaConnection:
     )
     sasl_mechanism: SaslMechanism | None = doc("PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", None)
     username: str | None = doc("SASL user name", None)
-    password: str | None = doc("SASL password (secret)", None, secret=True)
+    password: str | None = doc("SASL password", None, secret=True)
     tls_ca: str | None = doc("PEM file of the CA that signed the brokers' certificates", None, path=True)
     tls_cert: str | None = doc("PEM file of the client certificate (mutual TLS)", None, path=True)
     tls_key: str | None = doc("PEM file of the client private key (mutual TLS)", None, path=True)
-    tls_key_password: str | None = doc("password of tls_key (secret)", None, secret=True)
+    tls_key_password: str | None = doc("password of tls_key", None, secret=True)
     tls_verify: bool = doc("verify the brokers' certificates and host names", True)
     properties: dict[str, str | int | bool] = doc(
-        "extra librdkafka properties, passed through as given (sasl.password and the like are secret)",
+        "extra librdkafka properties, passed through as given",
         {},
         secret="keys",
     )
