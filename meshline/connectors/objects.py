@@ -46,7 +46,7 @@ import io
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import apache_beam as beam
 import orjson
@@ -67,6 +67,9 @@ from meshline.connectors.objects_config import (
 from meshline.connectors.paths import PathTemplate
 from meshline.errors import DeliveryError
 from meshline.events import CloudEvent, EventBatch, dead_letter, each_event
+
+if TYPE_CHECKING:
+    from meshline.registry import BuildContext
 
 __all__ = [
     "CONTENT_TYPES",
@@ -152,7 +155,7 @@ def open_sink(store: ObjectStore, directory: str) -> ObjectSink:
     return _MemorySink(store)
 
 
-def target_args(ctx: Any) -> dict[str, Any]:
+def target_args(ctx: BuildContext) -> dict[str, Any]:
     """What :meth:`WriteObjects.of` takes from a target's BuildContext."""
     return {
         "target_name": ctx.name,
