@@ -28,7 +28,9 @@ from meshline.runners.guard import quiet_worker_tracebacks, silence_runner_threa
 
 if TYPE_CHECKING:
     from meshline.compiler.testing import CaseResult
+    from meshline.reports import FileReport, TestRecord
     from meshline.run import Stopper
+    from meshline.spec.loader import LoadResult
     from meshline.spec.model import Integration, TestCase
     from meshline.spec.resolve import ResolvedIntegration
     from meshline.watch import Watch
@@ -76,7 +78,7 @@ def _params(values: Sequence[str]) -> dict[str, str]:
 
 def _load(
     path: str, params: dict[str, str] | None = None, strict: bool = True, read_secrets: bool = False
-) -> Any:
+) -> LoadResult:
     """Load a file; ``read_secrets``: read secret parameters given as Secret Manager versions here."""
     from meshline.secrets import read_secret_manager
     from meshline.spec import load_file
@@ -88,7 +90,7 @@ def _load(
 # --------------------------------------------------------------------------- commands
 
 
-def _load_report(path: str, params: dict[str, str]) -> tuple[Any, Any]:
+def _load_report(path: str, params: dict[str, str]) -> tuple[LoadResult | None, FileReport]:
     """``(LoadResult or None, FileReport)`` of one file, for ``validate`` and ``test``."""
     from meshline.errors import SpecError
     from meshline.reports import FileReport
@@ -109,7 +111,7 @@ def _load_report(path: str, params: dict[str, str]) -> tuple[Any, Any]:
     return result, report
 
 
-def _print_problems(report: Any) -> None:
+def _print_problems(report: FileReport) -> None:
     for p in sorted(report.problems, key=lambda p: (p.severity != "error", p.location.line, p.location.col)):
         print(str(p), file=sys.stderr)
     if report.error:
@@ -206,7 +208,7 @@ def _test_once(args: argparse.Namespace) -> int:
     return 0 if summary["failed"] == 0 else 1
 
 
-def _print_case(record: Any) -> None:
+def _print_case(record: TestRecord) -> None:
     if record.status == "passed":
         print(f"PASS {record.integration}: {record.name}")
         return
