@@ -191,8 +191,9 @@ def build_pipeline(
     ``integration`` is resolved (:func:`meshline.spec.resolve.resolve`; a plain
     :class:`~meshline.spec.model.Integration` is resolved here): every component is
     built from its typed config. ``source_overrides``/``target_overrides`` replace
-    connectors by name (used by ``meshline test``); a source transform yields ``(events, dead_letters)`` and a
-    target transform consumes events and yields dead letters.
+    connectors by name (used by ``meshline test``); a source transform yields
+    ``(events, dead_letters)`` and a target transform consumes events and yields dead
+    letters.
     """
     source_overrides = source_overrides or {}
     target_overrides = target_overrides or {}
