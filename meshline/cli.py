@@ -18,17 +18,22 @@ import contextlib
 import json
 import logging
 import os
-import re
-import signal
 import sys
-import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from meshline.errors import DeliveryError, MeshlineError, SpecError
+from meshline.errors import MeshlineError, SpecError
 from meshline.runners.guard import quiet_worker_tracebacks, silence_runner_threads
+
+if TYPE_CHECKING:
+    from meshline.compiler.testing import CaseResult
+    from meshline.reports import FileReport, TestRecord
+    from meshline.run import Stopper
+    from meshline.spec.loader import LoadResult
+    from meshline.spec.model import Integration, TestCase
+    from meshline.spec.resolve import ResolvedIntegration
+    from meshline.watch import Watch
 
 __all__ = ["main"]
 
@@ -73,7 +78,7 @@ def _params(values: Sequence[str]) -> dict[str, str]:
 
 def _load(
     path: str, params: dict[str, str] | None = None, strict: bool = True, read_secrets: bool = False
-) -> Any:
+) -> LoadResult:
     """Load a file; ``read_secrets``: read secret parameters given as Secret Manager versions here."""
     from meshline.secrets import read_secret_manager
     from meshline.spec import load_file
@@ -85,7 +90,7 @@ def _load(
 # --------------------------------------------------------------------------- commands
 
 
-def _load_report(path: str, params: dict[str, str]) -> tuple[Any, Any]:
+def _load_report(path: str, params: dict[str, str]) -> tuple[LoadResult | None, FileReport]:
     """``(LoadResult or None, FileReport)`` of one file, for ``validate`` and ``test``."""
     from meshline.errors import SpecError
     from meshline.reports import FileReport
@@ -106,7 +111,7 @@ def _load_report(path: str, params: dict[str, str]) -> tuple[Any, Any]:
     return result, report
 
 
-def _print_problems(report: Any) -> None:
+def _print_problems(report: FileReport) -> None:
     for p in sorted(report.problems, key=lambda p: (p.severity != "error", p.location.line, p.location.col)):
         print(str(p), file=sys.stderr)
     if report.error:
@@ -203,7 +208,7 @@ def _test_once(args: argparse.Namespace) -> int:
     return 0 if summary["failed"] == 0 else 1
 
 
-def _print_case(record: Any) -> None:
+def _print_case(record: TestRecord) -> None:
     if record.status == "passed":
         print(f"PASS {record.integration}: {record.name}")
         return
@@ -213,7 +218,9 @@ def _print_case(record: Any) -> None:
         print(f"  {line}")
 
 
-def _expectation_updates(integration: Any, index: int, case: Any, result: Any) -> list[Any]:
+def _expectation_updates(
+    integration: Integration, index: int, case: TestCase, result: CaseResult
+) -> list[Any]:
     """``--update``: the new expect lists of a failed case, unless they would hold a secret value."""
     from meshline.compiler.testing import updated_expectations
     from meshline.spec.rewrite import ExpectUpdate, flow
@@ -269,14 +276,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     return _run_once(args)
 
 
-def _run_once(args: argparse.Namespace, watch: _Watch | None = None) -> int:
+def _run_once(args: argparse.Namespace, watch: Watch | None = None) -> int:
     from meshline.compiler.preflight import preflight
+    from meshline.run import Stopper, say
+    from meshline.spec.resolve import resolve
 
     # Dataflow workers read Secret Manager themselves; local runs read it here, once.
     result = _load(args.file, _params(args.param), read_secrets=args.runner != "dataflow")
     for w in result.warnings:
-        _say(str(w), level="warning")
-    problems = [p for integration in result.integrations for p in preflight(integration)]
+        say(str(w), level="warning")
+    resolved = [resolve(integration) for integration in result.integrations]
+    problems = [p for r in resolved for p in preflight(r)]
     if problems:
         raise SpecError(problems)
     status = 0
@@ -284,11 +294,11 @@ def _run_once(args: argparse.Namespace, watch: _Watch | None = None) -> int:
     report: list[dict[str, Any]] = []  # --format json
     # Before the runner is made: Beam's job-server wrapper keeps the SIGINT handler it finds
     # and calls it (see meshline.runners.guard.quiet_stop_on_exit).
-    stopper = _Stopper()
+    stopper = Stopper()
     stopper.install()
     quiet_worker_tracebacks()
     try:
-        for integration in result.integrations:
+        for integration in resolved:
             entry: dict[str, Any] = {"name": integration.name, "file": args.file}
             report.append(entry)
             runner_name, failed = _run_one(integration, args, stopper, entry, watch)
@@ -310,390 +320,40 @@ def _run_once(args: argparse.Namespace, watch: _Watch | None = None) -> int:
 
 
 def _run_one(
-    integration: Any,
+    resolved: ResolvedIntegration,
     args: argparse.Namespace,
-    stopper: _Stopper,
+    stopper: Stopper,
     entry: dict[str, Any],
-    watch: _Watch | None = None,
+    watch: Watch | None,
 ) -> tuple[str, bool]:
-    """Build and run one integration; its runner's name and whether it failed. ``entry`` is
-    its record in the ``--format json`` report."""
-    import apache_beam as beam
-    from apache_beam.options.pipeline_options import PipelineOptions
+    """The runner ``meshline run`` uses for one integration, and whether its run failed."""
+    from meshline.run import run_integration, say
+    from meshline.runners import RunnerSettings
 
-    from meshline import registry
-    from meshline.compiler import build_pipeline
-    from meshline.compiler.progress import Progress
-    from meshline.compiler.summary import collect_counters, outputs, render_summary, stage_rows
-    from meshline.runners import RunnerSettings, committed, make_runner
-    from meshline.secrets import mask
-
-    unbounded = registry.is_unbounded(integration)
-    runner_name = args.runner or ("prism" if unbounded else "direct")
-    entry["runner"] = runner_name
+    runner_name = args.runner or ("prism" if resolved.unbounded else "direct")
     if runner_name == "dataflow":
         from meshline.runners.dataflow import check_secrets
 
-        check_secrets(integration)
+        check_secrets(resolved.integration)
     if args.runner is None:
-        kind = "unbounded" if unbounded else "bounded"
-        _say(f"{integration.name}: {kind} sources, using the {runner_name} runner", runner=runner_name)
+        kind = "unbounded" if resolved.unbounded else "bounded"
+        say(f"{resolved.name}: {kind} sources, using the {runner_name} runner", runner=runner_name)
     settings = RunnerSettings(
         name=runner_name,
-        streaming=unbounded,
+        streaming=resolved.unbounded,
         prism_location=args.prism_location,
         flink_master=args.flink_master,
         beam_args=list(args.beam_args),
         allow_exposed=args.allow_exposed_runner,
     )
-    runner, runner_args = make_runner(settings)
-    options = PipelineOptions([*runner_args, *args.beam_args], job_name=integration.name)
-    pipeline = beam.Pipeline(runner=runner, options=options)
-    build_pipeline(integration, pipeline, options={"runner": runner_name})
-    started = time.monotonic()
-    committed.install()
-    committed.reset()
-    _say(f"running {integration.name} on {runner_name} ...", integration=integration.name, runner=runner_name)
-
-    def failed(message: str) -> tuple[str, bool]:
-        _say(f"{integration.name}: run failed: {message}", level="error")
-        entry.update(status="failed", error=message, seconds=round(time.monotonic() - started, 3))
-        return runner_name, True
-
-    run = None
-    try:
-        try:
-            with Progress(integration=integration, enabled=not _LOG_JSON):
-                run = pipeline.run()
-                if runner_name == "dataflow":
-                    # A remote job: report where it is, do not block on it (streaming never ends).
-                    _say(f"{integration.name}: submitted to Dataflow: {_job_id(run)}", job=_job_id(run))
-                    entry.update(status="submitted", job=_job_id(run), outputs=outputs(integration))
-                    _say_outputs(integration, entry["outputs"])
-                    return runner_name, False
-                if watch is not None:
-                    watch.started(run)
-                run.wait_until_finish()
-        except Exception:
-            if stopper.signum:  # Beam hands the KeyboardInterrupt on as another error
-                raise KeyboardInterrupt from None
-            raise
-    except KeyboardInterrupt:
-        stopper.taken()
-        print(f"{integration.name}: {stopper.describe()}; stopping", file=sys.stderr)
-        counters = _stop(run)
-        print(render_summary(integration, counters), file=sys.stderr)
-        print(
-            f"{integration.name}: stopped after {time.monotonic() - started:.1f}s; the table counts "
-            "what was committed (events of unfinished bundles were not acknowledged)",
-            file=sys.stderr,
-        )
-        _silence_stderr()
-        # Not through the interpreter's shutdown, which joins the runner's threads: one
-        # may be waiting for a step. The job is cancelled; what it had not committed
-        # is not acknowledged; the runner's child processes die with this one.
-        stopper.exit_now()
-    except DeliveryError as e:
-        # A target could not write at all and had no dead-letter target: nothing of the
-        # failed bundle was acknowledged, so an acknowledging source will redeliver it.
-        return failed(mask(integration.redactor.redact(str(e).splitlines()[0])))
-    except MeshlineError:
-        raise
-    except Exception as e:
-        if watch is not None and watch.restarting:  # --watch cancelled the job: a file changed
-            entry.update(status="cancelled", seconds=round(time.monotonic() - started, 3))
-            return runner_name, False
-        if os.environ.get("MESHLINE_DEBUG"):
-            raise
-        return failed(mask(integration.redactor.redact(failure_line(e))))
-    elapsed = time.monotonic() - started
-    counters = collect_counters(run)
-    entry.update(
-        status="succeeded",
-        seconds=round(elapsed, 3),
-        stages=stage_rows(integration, counters),
-        counters=counters,
-        outputs=outputs(integration),
-    )
-    if _LOG_JSON:
-        _say(f"{integration.name}: summary", stages=entry["stages"])
-    else:
-        print(render_summary(integration, counters), file=sys.stderr)
-    _say_outputs(integration, entry["outputs"])
-    _say(f"{integration.name}: done in {elapsed:.1f}s", seconds=round(elapsed, 3))
-    return runner_name, False
+    return runner_name, run_integration(resolved, settings, stopper=stopper, entry=entry, watch=watch)
 
 
-def _say_outputs(integration: Any, where: list[dict[str, str]]) -> None:
-    """Where the run's outputs went: one line per target (secrets masked)."""
-    if _LOG_JSON:
-        _say(f"{integration.name}: outputs", outputs=where)
-        return
-    print(f"{integration.name}: outputs:", file=sys.stderr)
-    for o in where:
-        print(f"  {o['target']} ({o['type']}): {o['where'] or '-'}", file=sys.stderr)
-
-
-# --------------------------------------------------------------------------- status lines and logs
-
-#: ``meshline run --log-format json``: status lines and log records are JSON objects, one per line.
-_LOG_JSON = False
-
-
-def _say(message: str, level: str = "info", **fields: Any) -> None:
-    """A status line of the CLI on stderr: text, or a JSON record with ``fields`` (``--log-format json``)."""
-    if not _LOG_JSON:
-        print(message, file=sys.stderr)
-        return
-    record = {"time": _now(), "level": level, "logger": "meshline", "message": message, **fields}
-    sys.stderr.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
-    sys.stderr.flush()
-
-
-def _now(created: float | None = None) -> str:
-    import datetime as dt
-
-    t = dt.datetime.fromtimestamp(time.time() if created is None else created, dt.UTC)
-    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
-
-
-class _JsonLogFormatter(logging.Formatter):
-    """Log records as JSON objects (``time``, ``level``, ``logger``, ``message``), secrets masked."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        from meshline.secrets import mask
-
-        doc: dict[str, Any] = {
-            "time": _now(record.created),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": mask(record.getMessage()),
-        }
-        if record.exc_info and record.exc_info[1] is not None:
-            error = record.exc_info[1]
-            doc["error"] = mask(f"{type(error).__name__}: {error}".splitlines()[0])
-        return json.dumps(doc, ensure_ascii=False, default=str)
-
-
-def _use_json_logs() -> None:
-    global _LOG_JSON
-    _LOG_JSON = True
-    formatter = _JsonLogFormatter()
-    for handler in logging.getLogger().handlers:
-        handler.setFormatter(formatter)
-
-
-# --------------------------------------------------------------------------- --watch
-
-
-class _Watch:
-    """``--watch`` during one run: a thread cancels the job when a watched file changes."""
-
-    def __init__(self, paths: Callable[[], list[str]], before: dict[str, tuple[int, int]]):
-        self._paths = paths
-        self._before = before
-        self._stop = threading.Event()
-        self.restarting = False
-        self.changed: list[str] = []
-
-    def started(self, run: Any) -> None:
-        def watch() -> None:
-            from meshline.watch import wait_for_change
-
-            changed = wait_for_change(self._paths, self._before, self._stop)
-            if changed and not self._stop.is_set():
-                self.changed = changed
-                self.restarting = True
-                # Prism logs the cancelled bundle as an error; here it is what was asked for
-                logging.getLogger("PrismRunner").setLevel(logging.CRITICAL)
-                try:
-                    run.cancel()
-                except Exception:  # already finished
-                    pass
-
-        threading.Thread(target=watch, name="meshline-watch", daemon=True).start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-
-def _watching(args: argparse.Namespace, files: list[str], once: Callable[[_Watch], int]) -> int:
+def _watching(args: argparse.Namespace, files: list[str], once: Callable[[Watch], int]) -> int:
     """Run ``once`` again whenever the files, or what they read, change; until Ctrl-C."""
-    from meshline.watch import snapshot, wait_for_change, watched_files
+    from meshline.watch import watching
 
-    while True:
-        try:
-            loaded = [i for f in files for i in _load(f, _params(args.param), strict=False).integrations]
-        except MeshlineError:
-            loaded = []  # ``once`` reports the problem; watch the files themselves
-
-        def paths(loaded: list[Any] = loaded) -> list[str]:
-            return watched_files(files, loaded)
-
-        before = snapshot(paths())
-        watch = _Watch(paths, before)
-        try:
-            once(watch)
-        except MeshlineError as e:
-            from meshline.secrets import mask
-
-            print(mask(str(e)), file=sys.stderr)
-        finally:
-            watch.stop()
-            logging.getLogger("PrismRunner").setLevel(logging.WARNING)
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C ends the watch at once
-        changed = watch.changed
-        if not watch.restarting:
-            _say(f"watching {len(before)} file(s) for changes; Ctrl-C to stop")
-            changed = wait_for_change(paths, before)
-        shown = ", ".join(os.path.relpath(p) for p in changed[:5]) + (" …" if len(changed) > 5 else "")
-        _say(f"changed: {shown}; running again")
-
-
-#: Seconds a run may take to stop after the first Ctrl-C or SIGTERM before the process ends at once.
-STOP_GRACE = 10.0
-#: Seconds between raising an interrupt again that the main thread has not taken yet.
-RESEND = 0.5
-
-
-def _ignore_interrupts(hook: Any) -> Any:
-    """``sys.unraisablehook`` that says nothing of a ``KeyboardInterrupt`` Python had to ignore."""
-
-    def unraisable(info: Any) -> None:
-        if not isinstance(info.exc_value, KeyboardInterrupt):
-            hook(info)
-
-    return unraisable
-
-
-class _Stopper:
-    """SIGINT and SIGTERM during ``meshline run``.
-
-    The first signal unwinds the run (``KeyboardInterrupt`` in the main thread): nothing
-    that was not committed is acknowledged, the job is cancelled, half-written objects are
-    removed, the table of what was committed is printed, and the process ends with status
-    128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM) without waiting for the
-    runner's threads (one may be waiting for a stuck step). Steps never hold the main
-    thread in C code (see :mod:`meshline.transforms.sandbox`), so the unwinding starts at
-    once. A ``KeyboardInterrupt`` that lands where Python ignores exceptions (a weakref
-    callback, a ``__del__``) is raised again, every :data:`RESEND` seconds, until the run's
-    stop path takes it (:meth:`taken`). If the process has still not ended
-    :data:`STOP_GRACE` seconds later (a job server slow to answer the cancel), or a second
-    signal comes, it ends at once with the same status. Either way the runner's child
-    processes die with it (:mod:`meshline.runners.guard`), as do the step processes.
-    """
-
-    def __init__(self) -> None:
-        self.signum = 0
-        self._taken = threading.Event()
-        self._resending = False
-
-    def install(self) -> None:
-        signal.signal(signal.SIGINT, self._handle)
-        signal.signal(signal.SIGTERM, self._handle)
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self._resending:  # our own signal, raised again
-            self._resending = False
-            if self._taken.is_set():
-                return
-            raise KeyboardInterrupt
-        if self.signum:
-            self.exit_now()
-        self.signum = signum
-        self.install()  # the next signal comes here directly, not through Beam's job-server handler
-        silence_runner_threads()
-        sys.unraisablehook = _ignore_interrupts(sys.unraisablehook)
-        timer = threading.Timer(STOP_GRACE, self.exit_now)
-        timer.daemon = True
-        timer.start()
-        threading.Thread(target=self._resend, name="meshline-stop", daemon=True).start()
-        raise KeyboardInterrupt
-
-    def taken(self) -> None:
-        """The run's stop path has the interrupt: no more raising it again."""
-        self._taken.set()
-
-    def _resend(self) -> None:
-        while not self._taken.wait(RESEND):
-            self._resending = True
-            signal.pthread_kill(threading.main_thread().ident or 0, self.signum)
-
-    def describe(self) -> str:
-        return "terminated (SIGTERM)" if self.signum == signal.SIGTERM else "interrupted"
-
-    def status(self) -> int:
-        return 128 + (self.signum or signal.SIGINT)
-
-    def exit_now(self) -> None:
-        try:
-            sys.stderr.flush()
-        except Exception:
-            pass
-        os._exit(self.status())
-
-
-_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning)\b.*")
-
-
-def failure_line(e: BaseException) -> str:
-    """One line saying why a run failed: for a bundle that failed on a portable runner (whose
-    message holds the worker's traceback), the exception the traceback ends with."""
-    text = f"{type(e).__name__}: {e}"
-    if "Traceback (most recent call last)" not in text:
-        return text.splitlines()[0]
-    found = [line.strip() for line in text.splitlines() if _EXCEPTION_LINE.match(line.strip())]
-    return found[-1].removeprefix("meshline.errors.") if found else text.splitlines()[0]
-
-
-def _job_id(run: Any) -> str:
-    try:
-        return str(run.job_id())
-    except AttributeError:  # --template_location: a job file was written, no job started
-        return "no job started (template written)"
-
-
-def _stop(run: Any) -> dict[str, int]:
-    """Ctrl-C: cancel the job, undo what was half done, and return the committed counters.
-
-    The counters are those of the bundles that finished (:mod:`meshline.runners.committed`):
-    what targets count as delivered there is stored. Half-written objects of unfinished
-    bundles (the file target's hidden temporary files) are removed
-    (:mod:`meshline.cleanup`): their events were not acknowledged.
-    """
-    from meshline import cleanup
-    from meshline.compiler.summary import collect_counters
-    from meshline.runners import committed
-
-    silence_runner_threads()
-    if run is not None:
-        try:
-            run.cancel()
-        except Exception:  # already stopping; the job server exits with us
-            pass
-    cleanup.interrupted()
-    # The SDK workers in this process (direct, Prism, Flink: loopback) recorded what they
-    # finished; a worker elsewhere (an EXTERNAL or DOCKER environment): ask the job.
-    recorded = committed.counters()
-    if recorded or run is None:
-        return recorded
-    return _with_deadline(lambda: collect_counters(run), 3.0) or {}
-
-
-def _with_deadline(fn: Any, seconds: float) -> Any:
-    """``fn()`` in a daemon thread; ``None`` when it has not returned within ``seconds``."""
-    out: list[Any] = []
-    thread = threading.Thread(target=lambda: out.append(fn()), name="meshline-stop", daemon=True)
-    thread.start()
-    thread.join(seconds)
-    return out[0] if out else None
-
-
-def _silence_stderr() -> None:
-    """Worker threads print their closed-stream errors while the process exits (and Beam's
-    exit handlers stop the job server): keep that off the user's terminal."""
-    sys.stderr.flush()
-    os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+    return watching(files, lambda f: _load(f, _params(args.param), strict=False).integrations, once)
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
@@ -992,7 +652,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         args.beam_args = beam_args
     if getattr(args, "log_format", "text") == "json":
-        _use_json_logs()
+        from meshline.run import use_json_logs
+
+        use_json_logs()
     try:
         return int(args.fn(args))
     except _Usage as e:
@@ -1001,10 +663,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MeshlineError as e:
         if os.environ.get("MESHLINE_DEBUG"):
             raise
+        from meshline.run import say
         from meshline.secrets import mask
 
         for line in mask(str(e)).splitlines():  # no secret value or URL password, whatever raised it
-            _say(line, level="error")
+            say(line, level="error")
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -39,12 +39,13 @@ import typing
 from collections.abc import Sequence
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
-from meshline.errors import ConfigError
+from meshline.errors import ConfigError, ConfigProblem
 from meshline.secrets import MASK, Secret, mask_url, url_password
 
 __all__ = [
     "Duration",
     "SecretMark",
+    "config_problems",
     "config_schema",
     "doc",
     "field_mark",
@@ -54,6 +55,7 @@ __all__ = [
     "parse_config",
     "parse_duration",
     "path_fields",
+    "read_config",
     "secret_marks",
 ]
 
@@ -334,7 +336,15 @@ def _from_text(tp: Any, text: str) -> Any:
         return text
 
 
-def _coerce(tp: Any, value: Any, path: str, problems: list[str]) -> Any:
+Problems = list[ConfigProblem]
+KeyPath = tuple[str | int, ...]
+
+
+def _invalid(path: KeyPath, message: str) -> ConfigProblem:
+    return ConfigProblem(path, "invalid", message)
+
+
+def _coerce(tp: Any, value: Any, path: KeyPath, problems: Problems) -> Any:
     origin = get_origin(tp)
     if tp is Any:
         return value
@@ -343,81 +353,81 @@ def _coerce(tp: Any, value: Any, path: str, problems: list[str]) -> Any:
         if value is None and type(None) in args:
             return None
         non_none = [a for a in args if a is not type(None)]
-        errors: list[str] = []
+        errors: Problems = []
         for a in non_none:
-            attempt: list[str] = []
+            attempt: Problems = []
             out = _coerce(a, value, path, attempt)
             if not attempt:
                 return out
             errors.extend(attempt)
-        problems.append(errors[0] if len(non_none) == 1 else f"{path}: unexpected value {value!r}")
+        problems.append(errors[0] if len(non_none) == 1 else _invalid(path, f"unexpected value {value!r}"))
         return None
     if tp is Duration:
         try:
             return parse_duration(value)
         except ValueError as e:
-            problems.append(f"{path}: {e}")
+            problems.append(_invalid(path, str(e)))
             return None
     if isinstance(value, str) and tp in (bool, int, float):
         # ``--param port=9000`` and ``${env.X}`` give strings: read them as the field's type.
         value = _from_text(tp, value)
     if tp is bool:
         if not isinstance(value, bool):
-            problems.append(f"{path}: expected true or false, got {value!r}")
+            problems.append(_invalid(path, f"expected true or false, got {value!r}"))
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            problems.append(f"{path}: expected an integer, got {value!r}")
+            problems.append(_invalid(path, f"expected an integer, got {value!r}"))
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            problems.append(f"{path}: expected a number, got {value!r}")
+            problems.append(_invalid(path, f"expected a number, got {value!r}"))
             return value
         return float(value)
     if tp is str:
         if not isinstance(value, str):
-            problems.append(f"{path}: expected a string, got {value!r}")
+            problems.append(_invalid(path, f"expected a string, got {value!r}"))
         return value
     if origin is Literal:
         if value not in get_args(tp):
             choices = ", ".join(repr(a) for a in get_args(tp))
-            problems.append(f"{path}: expected one of {choices}, got {value!r}")
+            problems.append(_invalid(path, f"expected one of {choices}, got {value!r}"))
         return value
     if origin in (list, tuple):
         if not isinstance(value, list):
-            problems.append(f"{path}: expected a list, got {value!r}")
+            problems.append(_invalid(path, f"expected a list, got {value!r}"))
             return value
         (item_tp,) = get_args(tp)[:1] or (Any,)
-        return [_coerce(item_tp, v, f"{path}[{i}]", problems) for i, v in enumerate(value)]
+        return [_coerce(item_tp, v, (*path, i), problems) for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
-            problems.append(f"{path}: expected a mapping, got {value!r}")
+            problems.append(_invalid(path, f"expected a mapping, got {value!r}"))
             return value
         args = get_args(tp)
         val_tp = args[1] if args else Any
-        return {k: _coerce(val_tp, v, f"{path}.{k}", problems) for k, v in value.items()}
+        return {k: _coerce(val_tp, v, (*path, str(k)), problems) for k, v in value.items()}
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
-            problems.append(f"{path}: expected a mapping, got {value!r}")
+            problems.append(_invalid(path, f"expected a mapping, got {value!r}"))
             return None
-        return _build(tp, value, path + ".", problems)
+        return _build(tp, value, path, problems)
     raise TypeError(f"unsupported config field type {tp!r}")
 
 
-def _build(cls: type[T], config: dict[str, Any], prefix: str, problems: list[str]) -> T | None:
+def _build(cls: type[T], config: dict[str, Any], prefix: KeyPath, problems: Problems) -> T | None:
     hints = _hints(cls)  # type: ignore[arg-type]
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    known = tuple(sorted(fields))
     for key in config:
         if key not in fields:
-            known = ", ".join(sorted(fields))
-            problems.append(f"{prefix}{key}: unknown key (expected one of: {known})")
+            message = f"unknown key (expected one of: {', '.join(known)})"
+            problems.append(ConfigProblem((*prefix, key), "unknown-key", message, known))
     kwargs: dict[str, Any] = {}
     for name, f in fields.items():
-        path = f"{prefix}{name}"
         if name in config:
-            kwargs[name] = _coerce(hints[name], config[name], path, problems)
+            kwargs[name] = _coerce(hints[name], config[name], (*prefix, name), problems)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            problems.append(f"{path}: required key is missing")
+            problems.append(ConfigProblem((*prefix, name), "missing-key", "required key is missing"))
     if problems:
         return None
     try:
@@ -445,27 +455,28 @@ def _secret_texts(cls: type, value: Any, path: tuple[str | int, ...] = ()) -> se
     return set()
 
 
-def _hide_secrets(cls: type, config: dict[str, Any], problems: list[str]) -> None:
+def _hide_secrets(cls: type, config: dict[str, Any], problems: list[ConfigProblem]) -> list[ConfigProblem]:
     """``problems`` without secrets: the value a problem at a secret-marked key quotes (``password:
     expected a string, got 12345``), every secret value of the config a rule quotes (of 4
     characters or more: shorter ones would mask words, not secrets) and every URL password."""
     if not problems:
-        return
+        return problems
     texts = sorted((t for t in _secret_texts(cls, config) if len(t) >= 4), key=lambda t: (-len(t), t))
-    for i, problem in enumerate(problems):
-        key, sep, message = problem.partition(": ")
+    out = []
+    for problem in problems:
+        message = problem.message
         head, got, _ = message.partition(", got ")
-        if sep and got and field_mark(cls, [k for k in _KEY_PARTS.split(key) if k]) is True:
-            problem = f"{key}: {head}, got {MASK}"
+        if got and field_mark(cls, list(problem.path)) is True:
+            message = f"{head}, got {MASK}"
         for text in texts:
-            problem = problem.replace(text, MASK)
-        problems[i] = mask_url(problem) if "@" in problem else problem
+            message = message.replace(text, MASK)
+        if "@" in message:
+            message = mask_url(message)
+        out.append(problem if message == problem.message else dataclasses.replace(problem, message=message))
+    return out
 
 
-_KEY_PARTS = re.compile(r"\.|\[\d+\]")
-
-
-def _rule_problem(prefix: str, message: str, fields: dict[str, Any]) -> str:
+def _rule_problem(prefix: KeyPath, message: str, fields: dict[str, Any]) -> ConfigProblem:
     """A cross-field rule's message (``__post_init__``), addressed to the key it names first.
 
     ``"url: must start with amqp://"`` is about ``url``: reported at that key, a value
@@ -474,43 +485,44 @@ def _rule_problem(prefix: str, message: str, fields: dict[str, Any]) -> str:
     """
     head, sep, rest = message.partition(": ")
     if sep and head in fields:
-        return f"{prefix}{head}: {rest}"
-    return f"{prefix.rstrip('.') or 'config'}: {message}"
+        return ConfigProblem((*prefix, head), "rule", rest)
+    return ConfigProblem(prefix, "rule", message)
+
+
+def read_config(cls: type[T], config: Any) -> tuple[T | None, list[ConfigProblem]]:
+    """``cls`` built from a YAML mapping and every problem found (``None`` when there is one).
+
+    The one place a component's config is parsed: :func:`parse_config` and
+    :func:`config_problems` are its two faces, and the loader calls it once per
+    component (:mod:`meshline.spec.resolve` keeps the result).
+    """
+    if config is None:
+        config = {}
+    if not isinstance(config, dict):
+        return None, [_invalid((), f"expected a mapping, got {config!r}")]
+    problems: Problems = []
+    result = _build(cls, config, (), problems)
+    if problems or result is None:
+        return None, _hide_secrets(cls, config, problems)
+    return result, []
 
 
 def parse_config(cls: type[T], config: dict[str, Any] | None, *, where: str = "config") -> T:
     """Build ``cls`` from a YAML mapping; raise :class:`ConfigError` listing every problem.
 
-    Each problem is ``KEY: what was expected, got what``; the dataclass's own
-    ``__post_init__`` may raise ``ValueError``/``ConfigError`` for cross-field rules.
+    Each problem is ``KEY: what was expected, got what`` (``ConfigError.problems`` has them
+    as :class:`~meshline.errors.ConfigProblem`); the dataclass's own ``__post_init__`` may
+    raise ``ValueError``/``ConfigError`` for cross-field rules. ``where`` names the config
+    when it is not a mapping at all.
     """
-    problems: list[str] = []
-    if config is None:
-        config = {}
-    if not isinstance(config, dict):
+    if config is not None and not isinstance(config, dict):
         raise ConfigError(f"{where}: expected a mapping, got {config!r}")
-    result = _build(cls, config, "", problems)
-    _hide_secrets(cls, config, problems)
-    if problems or result is None:
-        raise ConfigError("\n".join(problems))
+    result, problems = read_config(cls, config)
+    if result is None:
+        raise ConfigError(problems)
     return result
 
 
-def config_problems(cls: type, config: Any) -> list[tuple[str, str]]:
-    """Every problem as ``(dotted key, message)`` for located reporting; empty when valid.
-
-    A message of several lines (a compiler's excerpt with a caret) becomes one line.
-    """
-    if config is None:
-        config = {}
-    if not isinstance(config, dict):
-        return [("", f"expected a mapping, got {config!r}")]
-    problems: list[str] = []
-    _build(cls, config, "", problems)
-    _hide_secrets(cls, config, problems)
-    out = []
-    for problem in problems:
-        line = " ".join(part.strip() for part in problem.splitlines() if part.strip())
-        key, _, msg = line.partition(": ")
-        out.append((key, msg) if msg else ("", line))
-    return out
+def config_problems(cls: type, config: Any) -> list[ConfigProblem]:
+    """Every problem of ``config`` for ``cls``, each with its key path and kind; empty when valid."""
+    return read_config(cls, config)[1]

@@ -4,7 +4,8 @@
 
     MeshlineError                 base of everything Meshline raises on purpose
     ├── SpecError                 the integration file is wrong (one or more located problems)
-    ├── ConfigError               a connector or transformation config is wrong
+    ├── ConfigError               a connector or transformation config is wrong (its ``problems``:
+    │                             one :class:`ConfigProblem` each, with the key path and kind)
     ├── EventError                bytes or a dict are not a valid CloudEvent
     ├── FilterError               a filter failed at run time (stage ``filter``)
     ├── TransformError            a transformation failed at run time (stage ``transform``)
@@ -18,10 +19,13 @@ line per problem) and exits with status 1 or 2; never a traceback.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 __all__ = [
     "ConfigError",
+    "ConfigProblem",
     "DeliveryError",
     "EventError",
     "FilterError",
@@ -74,8 +78,51 @@ class SpecError(MeshlineError):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
+ConfigProblemKind = Literal["unknown-key", "missing-key", "invalid", "rule"]
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One problem of a component's config, at ``path`` (keys and list indexes; ``()``: the config).
+
+    ``kind``: ``unknown-key`` (``choices`` holds the keys the config takes),
+    ``missing-key`` (a required key), ``invalid`` (a value of the wrong type or out
+    of its choices) or ``rule`` (a cross-field rule of the config's ``__post_init__``).
+    """
+
+    path: tuple[str | int, ...]
+    kind: ConfigProblemKind
+    message: str
+    choices: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        """The dotted key: ``auth.user``, ``hosts[0]``; ``""`` for the config itself."""
+        out = ""
+        for part in self.path:
+            out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+        return out
+
+    def __str__(self) -> str:
+        return f"{self.key or 'config'}: {self.message}"
+
+
 class ConfigError(MeshlineError):
-    """A connector or transformation configuration is invalid."""
+    """A connector or transformation configuration is invalid.
+
+    ``problems`` lists each problem with its key path and kind (empty when the error
+    was raised with a message only, e.g. by a config's own rule); ``str()`` is one
+    line per problem.
+    """
+
+    def __init__(self, message: str | Sequence[ConfigProblem] = ""):
+        if isinstance(message, str):
+            self.problems: tuple[ConfigProblem, ...] = ()
+            text = message
+        else:
+            self.problems = tuple(message)
+            text = "\n".join(str(p) for p in self.problems)
+        super().__init__(text)
 
 
 class EventError(MeshlineError):

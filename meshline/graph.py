@@ -11,9 +11,12 @@ import os
 import shutil
 import subprocess
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from meshline.errors import MeshlineError
+
+if TYPE_CHECKING:
+    from meshline.spec.model import Integration
 
 __all__ = ["EXTENSIONS", "FORMATS", "format_for_path", "render_graph", "to_dot", "to_mermaid"]
 
@@ -37,7 +40,7 @@ def _filter_text(f: dict[str, Any], redact: Callable[[str], str]) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _model(integration: Any) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str, bool]]]:
+def _model(integration: Integration) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str, bool]]]:
     """Nodes ``(id, label, shape)`` and edges ``(from, to, label, dashed)``."""
     redact = integration.redactor.redact
     nodes: list[tuple[str, str, str]] = []
@@ -51,8 +54,8 @@ def _model(integration: Any) -> tuple[list[tuple[str, str, str]], list[tuple[str
         if trig.steps:
             lines.append("steps: " + " → ".join(trig.steps))
         nodes.append((f"trg_{trig.name}", "\\n".join(lines), "trigger"))
-        for s in trig.sources:
-            edges.append((f"src_{s}", f"trg_{trig.name}", "", False))
+        for source in trig.sources:
+            edges.append((f"src_{source}", f"trg_{trig.name}", "", False))
         edges.append((f"trg_{trig.name}", f"tgt_{trig.target}", "", False))
         if trig.delivery.dead_letter:
             edges.append((f"trg_{trig.name}", f"tgt_{trig.delivery.dead_letter}", "dead letters", True))

@@ -26,13 +26,13 @@ class a ``repr`` that masks them (:func:`meshline.config.mask_repr`).
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from meshline.config import SecretMark, config_schema, mask_repr, secret_marks
 
-__all__ = ["Component", "BuildContext", "ids", "is_redelivering", "is_unbounded", "lookup", "planned_ids"]
+__all__ = ["BuildContext", "Component", "Kind", "ids", "lookup", "planned_ids"]
 
 Kind = Literal["source", "target", "transformation"]
 
@@ -69,7 +69,7 @@ class Component:
     description: str
     # sources: whether the source never ends by itself (the run is a streaming one): True or
     # False for the type, or a function of the source's config mapping when the config decides
-    # (generate: a rate without a count). Ask is_unbounded(), which also reads configs.
+    # (generate: a rate without a count). meshline.spec.resolve asks is_unbounded() of every source.
     unbounded: bool | Callable[[Mapping[str, Any]], bool] = False
     # unbounded sources: what the runner had not committed comes again after a crash, grouped
     # differently (queues, Kafka, Pub/Sub, the webhook's client retrying): object targets keep a
@@ -197,28 +197,3 @@ def lookup(kind: Kind, type_id: str) -> Component | None:
     component = getattr(importlib.import_module(module), attr)
     assert isinstance(component, Component), ref
     return component
-
-
-def _unbounded_sources(sources: Iterable[Any]) -> list[Component]:
-    out = []
-    for decl in sources:
-        component = lookup("source", decl.type)
-        if component is not None and component.is_unbounded(decl.config):
-            out.append(component)
-    return out
-
-
-def is_unbounded(integration: Any) -> bool:
-    """Whether some source of ``integration`` is unbounded: the run is a streaming one.
-
-    The one place this is decided: ``meshline run`` picks Prism and runs in streaming mode,
-    ``meshline template`` writes a streaming template, and the compiler's targets ask
-    :func:`is_redelivering`. ``integration.sources`` are declarations with ``type`` and
-    ``config`` (:class:`meshline.spec.ComponentDecl`).
-    """
-    return bool(_unbounded_sources(integration.sources))
-
-
-def is_redelivering(integration: Any) -> bool:
-    """Whether some unbounded source of ``integration`` may redeliver messages after a crash."""
-    return any(c.redelivers for c in _unbounded_sources(integration.sources))

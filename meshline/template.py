@@ -24,57 +24,39 @@ workers do (:mod:`meshline.secrets`), so no value is among the job's
 parameters, in its pipeline or in its staged files. For a local runner the
 launcher reads it itself.
 
-:func:`launch` is what ``launcher.py`` calls: it takes ``--NAME=VALUE`` for each
-declared parameter, hands every other argument to Beam, builds the pipeline with
-:func:`meshline.compiler.build_pipeline` and runs it on the runner ``--runner``
-names (``DataflowRunner`` when absent, as under Dataflow's launcher; ``direct``,
-``prism``… for local runs). On Dataflow it returns once the job is submitted, as
-Flex Templates require; elsewhere it waits for the run and prints the summary.
+A template's ``launcher.py`` runs the integration through
+:func:`meshline.launch.launch`, the way ``meshline run`` does
+(:func:`meshline.run.run_integration`); this module only writes templates.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import shutil
-import sys
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from meshline.errors import Location, MeshlineError, Problem, RunnerError, SpecError
-from meshline.registry import is_unbounded
+from meshline.spec.model import Integration, Parameter
+from meshline.spec.resolve import resolve
 
 __all__ = [
     "FlexTemplate",
-    "launch",
-    "split_args",
+    "select_integration",
     "template_metadata",
     "templates_dir",
     "write_flex_template",
 ]
 
 STATIC_FILES = ("Dockerfile", "launcher.py", "README.md")
-_PARAM_HINT = re.compile(r"--param ([A-Za-z_][A-Za-z0-9_]*)=VALUE")
 _ENV_REF = re.compile(r"\$\{\s*env\.([A-Za-z0-9_][A-Za-z0-9_.-]*)\s*\}")
 _ACRONYMS = frozenset(
     {"id", "url", "uri", "arn", "api", "sql", "sqs", "s3", "gcs", "http", "https", "tls", "ssl"}
 )
-_RUNNER_NAMES = {
-    "dataflow": "dataflow",
-    "dataflowrunner": "dataflow",
-    "direct": "direct",
-    "directrunner": "direct",
-    "fnapirunner": "direct",
-    "prism": "prism",
-    "prismrunner": "prism",
-    "flink": "flink",
-    "flinkrunner": "flink",
-}
 
 
 @dataclass(frozen=True)
@@ -120,7 +102,7 @@ def _sentence(text: str) -> str:
     return text if not text or text.endswith((".", "!", "?")) else text + "."
 
 
-def _parameter(p: Any, integration: str) -> dict[str, Any]:
+def _parameter(p: Parameter, integration: str) -> dict[str, Any]:
     has_default = p.default is not None and "${" not in _text(p.default)
     entry: dict[str, Any] = {
         "name": p.name,
@@ -151,14 +133,14 @@ def _parameter(p: Any, integration: str) -> dict[str, Any]:
     return entry
 
 
-def template_metadata(integration: Any) -> dict[str, Any]:
+def template_metadata(integration: Integration) -> dict[str, Any]:
     """The Flex Template metadata (``metadata.json``) of an integration, as a JSON-ready dict."""
     metadata: dict[str, Any] = {
         "name": integration.name,
         "description": _sentence(integration.description or f"The Meshline integration {integration.name}"),
         "parameters": [_parameter(p, integration.name) for p in integration.parameters],
     }
-    if is_unbounded(integration):
+    if resolve(integration).unbounded:
         # Meshline guarantees at least once (SPEC §5) and writes idempotently where it can.
         metadata.update(
             streaming=True,
@@ -175,7 +157,7 @@ def _beam_option_names() -> set[str]:
     return set(PipelineOptions([]).get_all_options(drop_default=False, retain_unknown_options=False))
 
 
-def _check_names(integration: Any) -> None:
+def _check_names(integration: Integration) -> None:
     taken = _beam_option_names()
     problems = [
         Problem(
@@ -209,7 +191,7 @@ def templates_dir() -> Path:
     raise MeshlineError(f"the Flex Template files ({', '.join(STATIC_FILES)}) are not in any of: {looked}")
 
 
-def _check_secrets(integration: Any) -> None:
+def _check_secrets(integration: Integration) -> None:
     """A Flex Template carries the file as it is and runs on Dataflow: no secret may be written in it."""
     from meshline.runners.dataflow import check_secrets
 
@@ -227,7 +209,8 @@ def _render(text: str, values: Mapping[str, str]) -> str:
     return text
 
 
-def _select(integrations: Sequence[Any], name: str | None, file: str) -> Any:
+def select_integration(integrations: Sequence[Integration], name: str | None, file: str) -> Integration:
+    """The integration named ``name`` of a file, or its only one (a Flex Template runs one)."""
     names = [i.name for i in integrations]
     if name is not None:
         for integration in integrations:
@@ -261,13 +244,13 @@ def _parameters_doc(metadata: Mapping[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def _placeholder(p: Any) -> str:
+def _placeholder(p: Parameter) -> str:
     if p.secret:
         return f"projects/PROJECT/secrets/{p.name}/versions/latest"
     return p.name.upper()
 
 
-def _commands(integration: Any, out_dir: Path, image: str, template_file: str) -> tuple[str, ...]:
+def _commands(integration: Integration, out_dir: Path, image: str, template_file: str) -> tuple[str, ...]:
     name = integration.name
     build_image = f"gcloud builds submit {out_dir} \\\n    --tag {image} \\\n    --project PROJECT"
     build_template = (
@@ -311,11 +294,11 @@ def write_flex_template(
     text = source.read_text(encoding="utf-8", errors="replace") if source.is_file() else ""
     env_names = sorted(set(_ENV_REF.findall(text)))
     result = load_file(source, params={}, env={}, strict=False)
-    integration = _select(result.integrations, name, str(source))
+    integration = select_integration(result.integrations, name, str(source))
     _check_names(integration)
     # again with stand-ins for ${env.…}, so that one in a secret field is seen as a secret from there
     with_env = load_file(source, params={}, env=dict.fromkeys(env_names, "ENV-STAND-IN"), strict=False)
-    _check_secrets(_select(with_env.integrations, integration.name, str(source)))
+    _check_secrets(select_integration(with_env.integrations, integration.name, str(source)))
     static = templates_dir()
 
     out = Path(out_dir)
@@ -368,157 +351,3 @@ def write_flex_template(
         commands=commands,
         warnings=tuple(warnings),
     )
-
-
-# --------------------------------------------------------------------------- launcher
-
-
-def split_args(argv: Sequence[str], names: Sequence[str]) -> tuple[dict[str, str], list[str]]:
-    """``--NAME=VALUE`` / ``--NAME VALUE`` for the declared ``names``; every other argument is Beam's."""
-    wanted = set(names)
-    params: dict[str, str] = {}
-    beam: list[str] = []
-    args = list(argv)
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        key, sep, value = arg[2:].partition("=") if arg.startswith("--") else ("", "", "")
-        if key in wanted:
-            if not sep:
-                if i + 1 >= len(args):
-                    raise RunnerError(f"--{key} needs a value")
-                value = args[i + 1]
-                i += 1
-            params[key] = value
-        else:
-            beam.append(arg)
-        i += 1
-    return params, beam
-
-
-def _pop_runner(beam_args: list[str]) -> tuple[str, list[str]]:
-    runner: str | None = None
-    rest: list[str] = []
-    i = 0
-    while i < len(beam_args):
-        arg = beam_args[i]
-        if arg == "--runner" and i + 1 < len(beam_args):
-            runner = beam_args[i + 1]
-            i += 2
-            continue
-        if arg.startswith("--runner="):
-            runner = arg.partition("=")[2]
-        else:
-            rest.append(arg)
-        i += 1
-    if runner is None:
-        return "dataflow", rest
-    short = runner.rsplit(".", 1)[-1].lower()
-    if short not in _RUNNER_NAMES:
-        known = ", ".join(sorted({v for v in _RUNNER_NAMES.values()}))
-        raise RunnerError(f"--runner={runner}: unknown runner (expected one of: {known})")
-    return _RUNNER_NAMES[short], rest
-
-
-def _has_option(beam_args: Sequence[str], name: str) -> bool:
-    flag = f"--{name}"
-    return any(a == flag or a.startswith(flag + "=") for a in beam_args)
-
-
-def _drop_launcher_setup_file(beam_args: list[str]) -> list[str]:
-    """Without the setup file the Flex launcher adds when workers run this image (it has meshline)."""
-    env_setup = os.environ.get("FLEX_TEMPLATE_PYTHON_SETUP_FILE")
-    if not env_setup or not _has_option(beam_args, "sdk_container_image"):
-        return beam_args
-    out: list[str] = []
-    skip = False
-    for i, arg in enumerate(beam_args):
-        if skip:
-            skip = False
-            continue
-        if arg == f"--setup_file={env_setup}":
-            continue
-        if arg == "--setup_file" and i + 1 < len(beam_args) and beam_args[i + 1] == env_setup:
-            skip = True
-            continue
-        out.append(arg)
-    return out
-
-
-def _configure_logging(runner_name: str) -> None:
-    """INFO on Dataflow's launcher (its log is the only trace of the launch); quiet Beam locally."""
-    logging.basicConfig(
-        level=logging.INFO if runner_name == "dataflow" else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    if runner_name != "dataflow":
-        logging.getLogger("apache_beam").setLevel(logging.ERROR)
-
-
-def launch(argv: Sequence[str], integration_file: str | os.PathLike[str], *, name: str | None = None) -> int:
-    """Build the integration's pipeline from launcher arguments and run it; the exit status."""
-    try:
-        return _launch(list(argv), Path(integration_file), name)
-    except MeshlineError as e:
-        if os.environ.get("MESHLINE_DEBUG"):
-            raise
-        # the loader's hints name the CLI's --param NAME=VALUE; here a parameter is --NAME=VALUE
-        print(_PARAM_HINT.sub(r"--\1=VALUE", str(e)), file=sys.stderr)
-        return 1
-
-
-def _launch(argv: list[str], path: Path, name: str | None) -> int:
-    import apache_beam as beam
-    from apache_beam.options.pipeline_options import PipelineOptions
-
-    from meshline.compiler import build_pipeline
-    from meshline.compiler.summary import collect_counters, render_summary
-    from meshline.runners import RunnerSettings, make_runner
-    from meshline.runners.dataflow import check_secrets, dataflow_runner
-    from meshline.secrets import read_secret_manager
-    from meshline.spec import load_file
-
-    declared = _select(load_file(path, params={}, env={}, strict=False).integrations, name, str(path))
-    params, beam_args = split_args(argv, [p.name for p in declared.parameters])
-    runner_name, beam_args = _pop_runner(beam_args)
-    _configure_logging(runner_name)
-    # on Dataflow the workers read Secret Manager (meshline.secrets); a local run reads it here
-    reader = None if runner_name == "dataflow" else (lambda n: read_secret_manager(n, "a secret parameter"))
-    result = load_file(path, params=params, env=os.environ, strict=True, secret_manager=reader)
-    for warning in result.warnings:
-        print(str(warning), file=sys.stderr)
-    integration = _select(result.integrations, declared.name, str(path))
-    if runner_name == "dataflow":
-        check_secrets(integration, flag="--{name}=")
-
-    if runner_name == "dataflow":
-        beam_args = _drop_launcher_setup_file(beam_args)
-    settings = RunnerSettings(name=runner_name, streaming=is_unbounded(integration), beam_args=beam_args)
-    if runner_name == "dataflow":
-        runner, runner_args = dataflow_runner(settings, require_options=False)
-    else:
-        runner, runner_args = make_runner(settings)
-    defaults = [] if _has_option(beam_args, "job_name") else [f"--job_name={integration.name}"]
-    options = PipelineOptions([*defaults, *runner_args, *beam_args])
-    pipeline = beam.Pipeline(runner=runner, options=options)
-    build_pipeline(integration, pipeline, options={"runner": runner_name})
-
-    started = time.monotonic()
-    print(f"launching {integration.name} on {runner_name} ...", file=sys.stderr)
-    try:
-        run = pipeline.run()
-        if runner_name == "dataflow":  # Flex Templates must return once the job is submitted
-            print(f"{integration.name}: submitted to Dataflow", file=sys.stderr)
-            return 0
-        run.wait_until_finish()
-    except MeshlineError:
-        raise
-    except Exception as e:
-        if os.environ.get("MESHLINE_DEBUG"):
-            raise
-        message = integration.redactor.redact(f"{type(e).__name__}: {e}".splitlines()[0])
-        print(f"{integration.name}: run failed: {message}", file=sys.stderr)
-        return 1
-    print(render_summary(integration, collect_counters(run)), file=sys.stderr)
-    print(f"{integration.name}: done in {time.monotonic() - started:.1f}s", file=sys.stderr)
-    return 0

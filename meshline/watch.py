@@ -14,14 +14,20 @@ from __future__ import annotations
 
 import glob
 import importlib.util
+import logging
 import os
+import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["Snapshot", "changed_files", "snapshot", "wait_for_change", "watched_files"]
+if TYPE_CHECKING:
+    from meshline.spec.model import Integration
+
+__all__ = ["Snapshot", "Watch", "changed_files", "snapshot", "wait_for_change", "watched_files", "watching"]
 
 #: Seconds between two looks at the files.
 POLL = 0.5
@@ -121,3 +127,72 @@ def wait_for_change(
                 return changed
             now = later
     return []
+
+
+class Watch:
+    """``--watch`` during one run: a thread cancels the job when a watched file changes."""
+
+    def __init__(self, paths: Callable[[], list[str]], before: dict[str, tuple[int, int]]):
+        self._paths = paths
+        self._before = before
+        self._stop = threading.Event()
+        self.restarting = False
+        self.changed: list[str] = []
+
+    def started(self, run: Any) -> None:
+        def watch() -> None:
+            changed = wait_for_change(self._paths, self._before, self._stop)
+            if changed and not self._stop.is_set():
+                self.changed = changed
+                self.restarting = True
+                # Prism logs the cancelled bundle as an error; here it is what was asked for
+                logging.getLogger("PrismRunner").setLevel(logging.CRITICAL)
+                try:
+                    run.cancel()
+                except Exception:  # already finished
+                    pass
+
+        threading.Thread(target=watch, name="meshline-watch", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def watching(
+    files: list[str], load: Callable[[str], Iterable[Integration]], once: Callable[[Watch], int]
+) -> int:
+    """Run ``once`` again whenever the files, or what they read, change; until Ctrl-C.
+
+    ``load(file)``: the integrations of a file (to know what they read); ``once(watch)``:
+    one run or test of every file (``meshline run --watch``, ``meshline test --watch``).
+    """
+    from meshline.errors import MeshlineError
+    from meshline.run import say
+
+    while True:
+        try:
+            loaded = [i for f in files for i in load(f)]
+        except MeshlineError:
+            loaded = []  # ``once`` reports the problem; watch the files themselves
+
+        def paths(loaded: list[Any] = loaded) -> list[str]:
+            return watched_files(files, loaded)
+
+        before = snapshot(paths())
+        watch = Watch(paths, before)
+        try:
+            once(watch)
+        except MeshlineError as e:
+            from meshline.secrets import mask
+
+            print(mask(str(e)), file=sys.stderr)
+        finally:
+            watch.stop()
+            logging.getLogger("PrismRunner").setLevel(logging.WARNING)
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C ends the watch at once
+        changed = watch.changed
+        if not watch.restarting:
+            say(f"watching {len(before)} file(s) for changes; Ctrl-C to stop")
+            changed = wait_for_change(paths, before)
+        shown = ", ".join(os.path.relpath(p) for p in changed[:5]) + (" …" if len(changed) > 5 else "")
+        say(f"changed: {shown}; running again")

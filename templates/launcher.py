@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from meshline.template import launch
+from meshline.launch import launch
 
 INTEGRATION = "{{name}}"
 

@@ -1,4 +1,4 @@
-"""Build phase: an :class:`~meshline.spec.model.Integration` → transforms on a Beam pipeline.
+"""Build phase: a resolved integration (:mod:`meshline.spec.resolve`) → transforms on a Beam pipeline.
 
 Shape of every pipeline (labels are stable, so Dataflow update and metrics keep
 their names)::
@@ -26,11 +26,12 @@ import apache_beam as beam
 import meshline.coder  # noqa: F401  (registers the CloudEvent coder)
 from meshline.compiler import progress
 from meshline.compiler.router import StepPlan, TriggerPlan, route_fn
-from meshline.config import parse_config
 from meshline.connectors.delivery import RetryPolicy
 from meshline.errors import ConfigError
 from meshline.events import CloudEvent
-from meshline.registry import BuildContext, is_redelivering, lookup
+from meshline.registry import BuildContext
+from meshline.spec.model import Integration
+from meshline.spec.resolve import ResolvedComponent, ResolvedIntegration, resolve
 
 __all__ = ["Built", "build_pipeline", "plan_triggers"]
 
@@ -48,17 +49,22 @@ class Built:
     dead_letter_routes: dict[str, str | None] = field(default_factory=dict)  # target -> DL target
 
 
-def plan_triggers(integration: Any) -> dict[str, list[TriggerPlan]]:
-    """Source name → the plans of the triggers that read it (in file order)."""
-    steps = {t.name: t for t in integration.transformations}
-    directory = getattr(integration, "directory", None)
-    plans: dict[str, list[TriggerPlan]] = {s.name: [] for s in integration.sources}
-    for trig in integration.triggers:
+def plan_triggers(integration: Integration | ResolvedIntegration) -> dict[str, list[TriggerPlan]]:
+    """Source name → the plans of the triggers that read it (in file order).
+
+    Each step's plan carries its typed config (:mod:`meshline.spec.resolve`); a step
+    whose config does not parse raises its :class:`ConfigError` here.
+    """
+    resolved = resolve(integration)
+    model = resolved.integration
+    steps = {t.name: t for t in resolved.transformations}
+    plans: dict[str, list[TriggerPlan]] = {s.name: [] for s in model.sources}
+    for trig in model.triggers:
         plan = TriggerPlan(
             name=trig.name,
             filters=tuple(trig.filters),
             steps=tuple(
-                StepPlan(n, steps[n].type, dict(steps[n].config or {}), directory) for n in trig.steps
+                StepPlan(n, steps[n].type, steps[n].typed_config(), model.directory) for n in trig.steps
             ),
             target=trig.target,
             dead_letter=trig.delivery.dead_letter,
@@ -142,35 +148,29 @@ class _DropFn(beam.DoFn):
 
 
 def _build_component(
-    kind: str, decl: Any, integration: Any, ctx_options: dict[str, Any], dead_letter: str | None = None
+    kind: str,
+    rc: ResolvedComponent,
+    resolved: ResolvedIntegration,
+    ctx_options: dict[str, Any],
+    dead_letter: str | None = None,
 ) -> Any:
-    component = lookup(kind, decl.type)  # type: ignore[arg-type]
-    if component is None:
-        raise ConfigError(f"{kind} {decl.name}: unknown type {decl.type!r}")
-    config: Any = parse_config(component.config, dict(decl.config or {}), where=f"{kind} {decl.name}")
-    policy = None
-    if kind == "target":
-        policy = _delivery_of(decl.name, integration)
+    """The component's transform, built from its typed config (never parsed again here)."""
+    config = rc.typed_config()
+    integration = resolved.integration
     ctx = BuildContext(
         integration=integration.name,
-        name=decl.name,
+        name=rc.name,
         options=ctx_options,
         runner=ctx_options.get("runner", "direct"),
-        delivery=policy,
+        delivery=_delivery_of(rc.name, integration) if kind == "target" else None,
         dead_letter=dead_letter,
-        redelivering=kind == "target" and is_redelivering(integration),
-        directory=getattr(integration, "directory", None),
+        redelivering=kind == "target" and resolved.redelivering,
+        directory=integration.directory,
     )
-    return component.build(config, ctx)
+    return rc.component.build(config, ctx)
 
 
-def _takes_batches(target_type: str) -> bool:
-    """Whether a target's transform takes :class:`~meshline.events.EventBatch` elements."""
-    component = lookup("target", target_type)
-    return component is not None and component.batches
-
-
-def _delivery_of(target: str, integration: Any) -> RetryPolicy:
+def _delivery_of(target: str, integration: Integration) -> RetryPolicy:
     """The most generous retry policy of the triggers that deliver to ``target``."""
     policies = [RetryPolicy.of(t.delivery) for t in integration.triggers if t.target == target]
     if not policies:
@@ -179,7 +179,7 @@ def _delivery_of(target: str, integration: Any) -> RetryPolicy:
 
 
 def build_pipeline(
-    integration: Any,
+    integration: ResolvedIntegration | Integration,
     pipeline: beam.Pipeline,
     *,
     source_overrides: Mapping[str, beam.PTransform] | None = None,
@@ -188,26 +188,32 @@ def build_pipeline(
 ) -> Built:
     """Add the integration's transforms to ``pipeline``.
 
-    ``source_overrides``/``target_overrides`` replace connectors by name (used by
-    ``meshline test``); a source transform yields ``(events, dead_letters)`` and a
-    target transform consumes events and yields dead letters.
+    ``integration`` is resolved (:func:`meshline.spec.resolve.resolve`; a plain
+    :class:`~meshline.spec.model.Integration` is resolved here): every component is
+    built from its typed config. ``source_overrides``/``target_overrides`` replace
+    connectors by name (used by ``meshline test``); a source transform yields
+    ``(events, dead_letters)`` and a target transform consumes events and yields dead
+    letters.
     """
     source_overrides = source_overrides or {}
     target_overrides = target_overrides or {}
     options = options or {}
     built = Built()
-    plans = plan_triggers(integration)
-    default_dl = integration.dead_letter
-    inputs: dict[str, list[Any]] = {t.name: [] for t in integration.targets}
+    resolved = resolve(integration)
+    model = resolved.integration
+    plans = plan_triggers(resolved)
+    default_dl = model.dead_letter
+    inputs: dict[str, list[Any]] = {t.name: [] for t in model.targets}
     problems: list[str] = []
     batch_tags = frozenset(
-        t.name for t in integration.targets if t.name not in target_overrides and _takes_batches(t.type)
+        t.name for t in resolved.targets if t.name not in target_overrides and t.component.batches
     )
 
-    for decl in integration.sources:
+    for source in resolved.sources:
+        decl = source.decl
         try:
             transform = source_overrides.get(decl.name) or _build_component(
-                "source", decl, integration, options
+                "source", source, resolved, options
             )
         except ConfigError as e:
             problems.append(str(e))
@@ -231,7 +237,7 @@ def build_pipeline(
         # which also pickles each sampled EventBatch to estimate its size (B1: ~2% of CPU).
         typed = {tag: CloudEvent for tag in tags if tag != "self"}  # self: with_output_types' own
         routed = events | f"Route[{decl.name}]" >> beam.ParDo(
-            route_fn(decl.name, triggers, integration.name, batch_tags)
+            route_fn(decl.name, triggers, model.name, batch_tags)
         ).with_output_types(CloudEvent, **typed).with_outputs(*tags)
         for tag in tags:
             inputs[tag].append(routed[tag])
@@ -241,13 +247,12 @@ def build_pipeline(
 
     # Delivery failures of target T go to dl_of[T]; build targets so that T comes first.
     by_target: dict[str, list[str | None]] = {}
-    for trig in integration.triggers:
+    for trig in model.triggers:
         by_target.setdefault(trig.target, []).append(trig.delivery.dead_letter)
-    dl_of = {t.name: _common(by_target.get(t.name, []), default_dl) for t in integration.targets}
-    order = _target_order([t.name for t in integration.targets], dl_of)
-    decls = {t.name: t for t in integration.targets}
+    dl_of = {t.name: _common(by_target.get(t.name, []), default_dl) for t in model.targets}
+    order = _target_order([t.name for t in model.targets], dl_of)
+    targets = {t.name: t for t in resolved.targets}
     for name in order:
-        decl = decls[name]
         pcolls = inputs[name]
         if not pcolls:
             continue
@@ -264,11 +269,11 @@ def build_pipeline(
             # the source's bundle and happens before the acknowledgement.
             groups = list(pcolls)
         built.targets[name] = groups[0] if len(groups) == 1 else groups
-        feeding = ",".join(t.name for t in integration.triggers if t.target == name)
+        feeding = ",".join(t.name for t in model.triggers if t.target == name)
         for i, events in enumerate(groups):
             suffix = "" if i == 0 else f"#{i + 1}"
             transform = target_overrides.get(name) or _build_component(
-                "target", decl, integration, options, dead_letter=dl
+                "target", targets[name], resolved, options, dead_letter=dl
             )
             dead = events | f"Target[{name}]{suffix}" >> transform
             if dead is not None:

@@ -8,32 +8,29 @@ on every source and target of an integration and locates each problem at its con
 
 from __future__ import annotations
 
-from typing import Any
-
-from meshline.config import parse_config
-from meshline.errors import ConfigError, Problem
-from meshline.registry import lookup
+from meshline.errors import Problem
+from meshline.spec.model import Integration
+from meshline.spec.resolve import ResolvedIntegration, resolve
 
 __all__ = ["preflight"]
 
-_SECTIONS = (("sources", "source"), ("targets", "target"))
 
+def preflight(integration: ResolvedIntegration | Integration) -> list[Problem]:
+    """Every problem the components of ``integration`` find before a run, located in its file.
 
-def preflight(integration: Any) -> list[Problem]:
-    """Every problem the components of ``integration`` find before a run, located in its file."""
+    Each check gets the component's typed config (:mod:`meshline.spec.resolve`); a config
+    that does not parse is left to the build, which reports it.
+    """
+    resolved = resolve(integration)
+    model = resolved.integration
     problems: list[Problem] = []
-    for section, kind in _SECTIONS:
-        for index, decl in enumerate(getattr(integration, section)):
-            component = lookup(kind, decl.type)  # type: ignore[arg-type]
-            if component is None or component.preflight is None:
+    for section, components in (("sources", resolved.sources), ("targets", resolved.targets)):
+        for index, rc in enumerate(components):
+            if rc.component.preflight is None or rc.config is None:
                 continue
-            try:
-                config: Any = parse_config(component.config, dict(decl.config or {}))
-            except ConfigError:
-                continue  # the build reports it
-            for key, message in component.preflight(config):
-                path = ("spec", section, index, "config", *key.split("."))
+            for key, message in rc.component.preflight(rc.config):
+                path: tuple[str | int, ...] = ("spec", section, index, "config", *key.split("."))
                 where = f"spec.{section}[{index}].config.{key}"
-                text = integration.redactor.redact(f"{where}: {message}")
-                problems.append(Problem(integration.locate(path, key=True), text))
+                text = model.redactor.redact(f"{where}: {message}")
+                problems.append(Problem(model.locate(path, key=True), text))
     return problems

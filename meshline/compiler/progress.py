@@ -22,7 +22,10 @@ import shutil
 import sys
 import threading
 import time
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from meshline.spec.model import Integration
 
 __all__ = ["Progress", "add", "render", "snapshot"]
 
@@ -50,7 +53,7 @@ def _dead_letters(totals: dict[str, int]) -> int:
     return n
 
 
-def render(integration: Any, totals: dict[str, int]) -> str:
+def render(integration: Integration, totals: dict[str, int]) -> str:
     """One line: every source, trigger, step and target of ``integration`` with its counts so far."""
 
     def g(name: str) -> int:
@@ -60,9 +63,9 @@ def render(integration: Any, totals: dict[str, int]) -> str:
     for s in integration.sources:
         bad = g(f"source.{s.name}.decode_errors")
         parts.append(f"{s.name} {g(f'source.{s.name}.in') + bad:,} in" + (f" ({bad:,} bad)" if bad else ""))
-    for t in integration.triggers:
-        p = f"trigger.{t.name}."
-        text = f"{t.name} {g(p + 'matched'):,} matched, {g(p + 'out'):,} out"
+    for trig in integration.triggers:
+        p = f"trigger.{trig.name}."
+        text = f"{trig.name} {g(p + 'matched'):,} matched, {g(p + 'out'):,} out"
         failed = g(p + "filter_errors") + g(p + "transform_errors")
         parts.append(text + (f", {failed:,} failed" if failed else ""))
     for st in integration.transformations:
@@ -99,7 +102,7 @@ class Progress:
         self,
         stream: TextIO | None = None,
         interval: float = 1.0,
-        integration: Any = None,
+        integration: Integration | None = None,
         enabled: bool = True,
     ):
         self._stream = stream or sys.stderr

@@ -85,10 +85,25 @@ DROPPED = "__meshline_dropped__"  # tag for failures with no dead-letter target 
 
 @dataclass(frozen=True)
 class StepPlan:
+    """A step as the router needs it: its parsed config dataclass (:mod:`meshline.spec.resolve`).
+
+    A plan made by hand with the config's mapping (tests) has it parsed here, once,
+    where the plan is made: the workers receive the dataclass, never a mapping.
+    """
+
     name: str
     type: str
-    config: dict[str, Any]
+    config: Any
     directory: str | None = None  # the integration file's directory (BuildContext.directory)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.config, dict):
+            from meshline.config import parse_config
+
+            component = lookup("transformation", self.type)
+            if component is None:
+                raise ValueError(f"unknown transformation type {self.type!r}")
+            object.__setattr__(self, "config", parse_config(component.config, self.config))
 
 
 @dataclass(frozen=True)
@@ -149,16 +164,13 @@ class _CompiledTrigger:
 def _build_steps(
     steps: tuple[StepPlan, ...], integration: str, step_counts: dict[str, list[int]]
 ) -> list[_Stage]:
-    from meshline.config import parse_config
-
     stages = []
     for s in steps:
         component = lookup("transformation", s.type)
         if component is None:
             raise ValueError(f"unknown transformation type {s.type!r}")
-        config: Any = parse_config(component.config, s.config, where=f"transformation {s.name}")
         fn = component.build(
-            config, BuildContext(integration=integration, name=s.name, directory=s.directory)
+            s.config, BuildContext(integration=integration, name=s.name, directory=s.directory)
         )
         size = int(getattr(fn, "batch_size", 1)) if component.batched else 0
         stages.append(_Stage(s.name, fn, step_counts.setdefault(s.name, [0, 0, 0]), size if size > 1 else 0))
@@ -175,7 +187,6 @@ def _trigger_chain(
     (``None`` for any other trigger). ``Router._run`` falls back to the one-by-one
     path whenever the function raises, so outputs, counts and errors are the same.
     """
-    from meshline.config import parse_config
     from meshline.transforms.jq import trigger_chain
 
     programs = []
@@ -187,7 +198,7 @@ def _trigger_chain(
     for s in steps:
         if s.type != "jq":
             return None
-        config = parse_config(JqConfig, s.config, where=f"transformation {s.name}")
+        config: JqConfig = s.config
         if config.scope != "event":
             return None
         step_programs.append(config.program)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from meshline.spec.model import Integration
 
 __all__ = ["collect_counters", "outputs", "render_summary", "stage_rows"]
 
@@ -22,7 +25,7 @@ def collect_counters(result: Any) -> dict[str, int]:
     return out
 
 
-def stage_rows(integration: Any, counters: dict[str, int]) -> list[dict[str, Any]]:
+def stage_rows(integration: Integration, counters: dict[str, int]) -> list[dict[str, Any]]:
     """One row per source, trigger, step and target: ``in``, ``matched``, ``out``, ``dead_lettered``.
 
     ``out`` is what a source decoded, a trigger or step passed on, a target delivered;
@@ -44,11 +47,11 @@ def stage_rows(integration: Any, counters: dict[str, int]) -> list[dict[str, Any
                 "dead_lettered": g(p + "decode_errors"),
             }
         )
-    for t in integration.triggers:
-        p = f"trigger.{t.name}."
+    for trig in integration.triggers:
+        p = f"trigger.{trig.name}."
         row = {
             "stage": "trigger",
-            "name": t.name,
+            "name": trig.name,
             "in": g(p + "in"),
             "matched": g(p + "matched"),
             "out": g(p + "out"),
@@ -82,7 +85,7 @@ def stage_rows(integration: Any, counters: dict[str, int]) -> list[dict[str, Any
     return rows
 
 
-def render_summary(integration: Any, counters: dict[str, int]) -> str:
+def render_summary(integration: Integration, counters: dict[str, int]) -> str:
     """A fixed-width table, one row per source, trigger, step and target."""
 
     def g(name: str) -> int:
@@ -145,7 +148,7 @@ _WHERE: dict[str, Any] = {
 }
 
 
-def outputs(integration: Any) -> list[dict[str, str]]:
+def outputs(integration: Integration) -> list[dict[str, str]]:
     """Where each target writes (``target``, ``type``, ``where``), secrets masked: for ``meshline run``."""
     from meshline.secrets import mask, mask_url
 

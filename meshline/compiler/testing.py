@@ -33,6 +33,7 @@ import meshline.coder  # noqa: F401  (registers the CloudEvent coder)
 from meshline.compiler.build import build_pipeline
 from meshline.errors import EventError, MeshlineError
 from meshline.events import CloudEvent, dead_letter, from_json_dict
+from meshline.spec.model import Integration, TestCase
 from meshline.spec.rewrite import ABSENT, flow
 
 __all__ = [
@@ -376,7 +377,7 @@ def render_target(result: TargetResult, file: str) -> list[str]:
 # --------------------------------------------------------------------------- running
 
 
-def run_case(integration: Any, case: Any) -> CaseResult:
+def run_case(integration: Integration, case: TestCase) -> CaseResult:
     from meshline.runners import in_process_runner
 
     started = time.monotonic()
@@ -425,14 +426,14 @@ def run_case(integration: Any, case: Any) -> CaseResult:
     )
 
 
-def selected(integration: Any, case: Any, pattern: str | None) -> bool:
+def selected(integration: Integration, case: TestCase, pattern: str | None) -> bool:
     """``-k PATTERN``: the case's name or ``INTEGRATION: NAME`` contains it (case-insensitive)."""
     if not pattern:
         return True
     return pattern.casefold() in f"{integration.name}: {case.name}".casefold()
 
 
-def run_tests(integration: Any, pattern: str | None = None) -> list[CaseResult]:
+def run_tests(integration: Integration, pattern: str | None = None) -> list[CaseResult]:
     return [run_case(integration, case) for case in integration.tests if selected(integration, case, pattern)]
 
 

@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import StandardOptions
@@ -68,10 +68,13 @@ from meshline.connectors.objects_store import ObjectStore
 from meshline.connectors.objects_window import KeyFn, WriteGroupFn
 from meshline.events import CloudEvent
 
+if TYPE_CHECKING:
+    from meshline.registry import BuildContext
+
 __all__ = ["WriteObjects", "target_args"]
 
 
-def target_args(ctx: Any) -> dict[str, Any]:
+def target_args(ctx: BuildContext) -> dict[str, Any]:
     """What :meth:`WriteObjects.of` takes from a target's BuildContext."""
     return {
         "target_name": ctx.name,

@@ -352,8 +352,9 @@ def config_problems(role: str, type_id: str, config: dict[str, Any]) -> str:
     if component is None:
         return f"Meshline has no {type_id} {role} in this version"
     out = []
-    for key, message in problems_of(component.config, config):
-        text = f"{key}: {message}" if key else message
+    for problem in problems_of(component.config, config):
+        message = " ".join(part.strip() for part in problem.message.splitlines() if part.strip())
+        text = f"{problem.key or 'config'}: {message}" if problem.path or problem.kind == "rule" else message
         # A parameter is checked when its value is known (validate --param, run): not here.
         named = [k for k in config if re.search(rf"(^|[\s.'\"]){re.escape(k)}\b", text)]
         if any(has_param(config[k]) for k in named) or (not named and has_param(config)):

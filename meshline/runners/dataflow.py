@@ -39,11 +39,14 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from meshline.errors import RunnerError
 from meshline.secrets import SECRET_VERSION
+
+if TYPE_CHECKING:
+    from meshline.spec.model import Integration
 
 __all__ = [
     "REQUIRED_OPTIONS",
@@ -140,7 +143,7 @@ def dataflow_runner(settings: Any, *, require_options: bool = True) -> tuple[Any
     return DataflowRunner(), args
 
 
-def check_secrets(integration: Any, flag: str = "--param {name}=") -> None:
+def check_secrets(integration: Integration, flag: str = "--param {name}=") -> None:
     """Refuse a secret that Dataflow workers could not read: one line naming each, and the fix.
 
     ``flag`` spells how a parameter is given (``--NAME=`` in a Flex Template launcher).

@@ -10,7 +10,9 @@ Typical use::
 
 The phases are pure functions on plain data, importable one by one for tests and
 tools: :func:`parse_yaml` → :func:`interpolate` → :func:`check_schema` →
-:func:`check_references` → :func:`apply_defaults` → :func:`build_integration`.
+:func:`check_references` → :func:`apply_defaults` → :func:`build_integration` →
+:func:`resolve` (each component with its registry entry and typed config, for the
+compiler). ``docs/architecture.md`` follows a file through them to the Beam graph.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from meshline.spec.model import (
     build_integration,
 )
 from meshline.spec.redact import Redactor, redact_config
+from meshline.spec.resolve import ResolvedComponent, ResolvedIntegration, resolve
 from meshline.spec.schema import API_VERSION, KIND, integration_schema
 from meshline.spec.schemacheck import check_schema
 from meshline.spec.validate import check_references
@@ -49,6 +52,8 @@ __all__ = [
     "LocationTable",
     "Parameter",
     "Redactor",
+    "ResolvedComponent",
+    "ResolvedIntegration",
     "TestCase",
     "Trigger",
     "apply_defaults",
@@ -62,4 +67,5 @@ __all__ = [
     "load_text",
     "parse_yaml",
     "redact_config",
+    "resolve",
 ]

@@ -47,6 +47,7 @@ class _Checked:
     declared: list[str]
     placeholders: set[Path] = field(default_factory=set)
     references: dict[str, str] = field(default_factory=dict)
+    configs: dict[Path, Any] = field(default_factory=dict)  # parsed component configs by path
 
 
 def _without_typed_placeholders(data: dict[str, Any], placeholders: set[Path]) -> dict[str, Any]:
@@ -80,7 +81,8 @@ def _check(
     )
     data = resolve_paths(interpolated.data, directory, interpolated.from_caller)
     findings: list[Finding] = list(interpolated.findings)
-    later = check_schema(data) + check_references(data, directory=directory)
+    configs: dict[Path, Any] = {}
+    later = check_schema(data) + check_references(data, directory=directory, configs=configs)
     # A placeholder is not the user's mistake: drop errors about its value (not about its key),
     # and errors of rules that judged a placeholder's text (a message quoting it).
     tokens = _placeholder_tokens(data, interpolated.placeholders)
@@ -110,6 +112,7 @@ def _check(
         interpolated.declared,
         interpolated.placeholders,
         interpolated.references,
+        configs,
     )
 
 
@@ -221,6 +224,7 @@ def load_text(
             redactor=item.redactor,
             secret_refs=item.references,
             directory=directory,
+            configs=item.configs,
         )
         for item in checked
     ]

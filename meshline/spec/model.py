@@ -9,11 +9,13 @@ credentials.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from meshline.config import parse_duration
 from meshline.errors import Location
+from meshline.spec.findings import Path
 from meshline.spec.redact import MASK, Redactor, redact_config
 from meshline.spec.yamlload import LocationTable
 
@@ -49,13 +51,19 @@ class Parameter:
 
 @dataclass(frozen=True)
 class ComponentDecl:
-    """A source, transformation or target as declared: ``config`` is the interpolated mapping."""
+    """A source, transformation or target as declared: ``config`` is the interpolated mapping.
+
+    ``parsed`` is the config dataclass the references phase parsed from it (``None``
+    when it was not parsed, or did not parse: a placeholder ``meshline validate``
+    left); :func:`meshline.spec.resolve.resolve` hands it to the compiler.
+    """
 
     name: str
     type: str
     config: dict[str, Any] = field(default_factory=dict)
     line: int = 0
     kind: str = ""  # source, target or transformation ("" when unknown)
+    parsed: Any = field(default=None, compare=False, repr=False)
 
     def config_class(self) -> Any:
         """The component's config dataclass, when its kind and type are known."""
@@ -179,7 +187,9 @@ def _find(items: tuple[ComponentDecl, ...], name: str, what: str) -> ComponentDe
 _KINDS = {"sources": "source", "targets": "target", "transformations": "transformation"}
 
 
-def _components(spec: dict[str, Any], section: str, table: LocationTable | None) -> tuple[ComponentDecl, ...]:
+def _components(
+    spec: dict[str, Any], section: str, table: LocationTable | None, configs: Mapping[Path, Any]
+) -> tuple[ComponentDecl, ...]:
     return tuple(
         ComponentDecl(
             name=item["name"],
@@ -187,6 +197,7 @@ def _components(spec: dict[str, Any], section: str, table: LocationTable | None)
             config=dict(item.get("config") or {}),
             line=table.line(("spec", section, i)) if table is not None else 0,
             kind=_KINDS[section],
+            parsed=configs.get(("spec", section, i)),
         )
         for i, item in enumerate(spec[section])
     )
@@ -233,9 +244,15 @@ def build_integration(
     redactor: Redactor | None = None,
     secret_refs: dict[str, str] | None = None,
     directory: str | None = None,
+    configs: Mapping[Path, Any] | None = None,
 ) -> Integration:
-    """The model of one document that passed every check and had its defaults applied."""
+    """The model of one document that passed every check and had its defaults applied.
+
+    ``configs``: the parsed config of each component by its path (``("spec", "sources", 0)``),
+    as :func:`meshline.spec.validate.check_references` parsed them.
+    """
     spec = data["spec"]
+    configs = configs or {}
     return Integration(
         name=data["metadata"]["name"],
         description=data["metadata"].get("description", ""),
@@ -250,9 +267,9 @@ def build_integration(
             )
             for p in spec["parameters"]
         ),
-        sources=_components(spec, "sources", table),
-        transformations=_components(spec, "transformations", table),
-        targets=_components(spec, "targets", table),
+        sources=_components(spec, "sources", table, configs),
+        transformations=_components(spec, "transformations", table, configs),
+        targets=_components(spec, "targets", table, configs),
         triggers=tuple(
             Trigger(
                 name=t["name"],

@@ -9,7 +9,8 @@ at once:
   ``delivery.deadLetter``, ``spec.deadLetter``, test ``inputs``/``expect`` keys),
   naming the valid names and the closest one;
 - each ``type`` is a registered component (or "not available in this version")
-  and its ``config`` passes :func:`meshline.config.config_problems` and the
+  and its ``config`` parses (:func:`meshline.config.read_config`, whose problems
+  carry their key path and kind) and passes the
   component's own ``check`` (a ``python`` step's ``function`` can be imported);
 - ``cesql`` and ``jq`` filters compile, and a ``cesql`` filter calls only built-in
   functions with a number of arguments they take; backoff durations parse and ``delay`` ≤ ``max``;
@@ -25,7 +26,8 @@ import re
 from typing import Any
 
 from meshline import registry
-from meshline.config import config_problems, parse_config, parse_duration
+from meshline.config import parse_duration, read_config
+from meshline.registry import Component
 from meshline.spec.findings import Finding, Path, closest, describe, suggest
 
 __all__ = ["check_references", "compile_filter_expression"]
@@ -92,53 +94,47 @@ def _safe_ids(kind: str, planned: bool = False) -> list[str]:
         return []
 
 
-def _split_key(key: str, config: dict[str, Any]) -> Path:
-    """``"auth.user"`` → ``("auth", "user")``, ``"hosts[0]"`` → ``("hosts", 0)``, the config → ``()``."""
-    if not key or (key == "config" and "config" not in config):
-        return ()
-    parts: list[str | int] = []
-    for index, name in re.findall(r"\[(\d+)\]|([^.\[\]]+)", key):
-        parts.append(int(index) if index else name)
-    return tuple(parts)
+def _one_line(message: str) -> str:
+    """A message of several lines (a compiler's excerpt with a caret) as one line."""
+    return " ".join(part.strip() for part in message.splitlines() if part.strip())
 
 
-def _config_findings(component: Any, config: dict[str, Any], base: Path) -> list[Finding]:
+def _config_findings(component: Component, config: dict[str, Any], base: Path) -> tuple[Any, list[Finding]]:
+    """The parsed config (``None`` when it has problems) and the findings of its problems."""
     try:
-        problems = config_problems(component.config, config)
+        parsed, problems = read_config(component.config, config)
     except Exception as e:
-        return [Finding(base, f"could not check the config: {type(e).__name__}: {e}")]
-    cls = component.config
-    fields = [f.name for f in dataclasses.fields(cls)] if dataclasses.is_dataclass(cls) else []
-    parsed = [(_split_key(key, config), message) for key, message in problems]
+        return None, [Finding(base, f"could not check the config: {type(e).__name__}: {e}")]
     # Keys still holding an unresolved ${params.X}/${env.X} (validate is lenient about
     # missing values) are checked when the integration runs, with the real value.
-    pending = {k for k, v in config.items() if "${" in repr(v)} if isinstance(config, dict) else set()
-    parsed = [(p, m) for p, m in parsed if not (p and p[0] in pending)]
-    missing = [p[0] for p, m in parsed if len(p) == 1 and m.startswith("required key is missing")]
-    replaced: set[str | int] = set()
+    pending = {k for k, v in config.items() if "${" in repr(v)}
+    problems = [p for p in problems if not (p.path and p.path[0] in pending)]
+    missing = [str(p.path[0]) for p in problems if len(p.path) == 1 and p.kind == "missing-key"]
+    replaced: set[str] = set()
     out: list[Finding] = []
-    for parts, message in parsed:
-        if message.startswith("unknown key") and len(parts) == 1:
-            guess = closest(parts[0], [str(m) for m in missing]) or closest(parts[0], fields)
+    for problem in problems:
+        if problem.kind == "unknown-key" and len(problem.path) == 1:
+            key = str(problem.path[0])
+            guess = closest(key, missing) or closest(key, list(problem.choices))
             if guess in missing:
                 replaced.add(guess)
-            rest = message[len("unknown key") :].strip()
             hint = f"; did you mean {guess!r}?" if guess else ""
-            out.append(Finding((*base, *parts), f"unknown key{hint} {rest}".rstrip(), at_key=True))
+            listing = ", ".join(problem.choices)
+            out.append(Finding((*base, key), f"unknown key{hint} (expected one of: {listing})", at_key=True))
         else:
-            out.append(Finding((*base, *parts), message))
-    return [
+            out.append(Finding((*base, *problem.path), _one_line(problem.message)))
+    # a missing key that a misspelt one stands for is said once, by the misspelt one
+    out = [
         f
-        for f in out
-        if not (
-            len(f.path) == len(base) + 1
-            and f.path[-1] in replaced
-            and f.message.startswith("required key is missing")
-        )
+        for f, p in zip(out, problems, strict=True)
+        if not (p.kind == "missing-key" and len(p.path) == 1 and p.path[0] in replaced)
     ]
+    return parsed, out
 
 
-def _check_components(spec: dict[str, Any], findings: list[Finding], directory: str | None = None) -> None:
+def _check_components(
+    spec: dict[str, Any], findings: list[Finding], directory: str | None, configs: dict[Path, Any]
+) -> None:
     for section, kind in _COMPONENTS:
         for i, item in _items(spec, section):
             type_id = item.get("type")
@@ -165,25 +161,35 @@ def _check_components(spec: dict[str, Any], findings: list[Finding], directory: 
                 continue
             config = item.get("config")
             if config is None or isinstance(config, dict):
-                found = _config_findings(component, config or {}, (*path, "config"))
+                parsed, found = _config_findings(component, config or {}, (*path, "config"))
                 findings.extend(found)
-                if component.check is not None and not found:
-                    findings.extend(_component_check(component, config or {}, (*path, "config"), directory))
+                if parsed is not None:
+                    configs[path] = parsed
+                    if component.check is not None and not found:
+                        base = (*path, "config")
+                        findings.extend(_component_check(component, parsed, config or {}, base, directory))
 
 
 def _component_check(
-    component: Any, config: dict[str, Any], base: Path, directory: str | None
+    component: Component, parsed: Any, config: dict[str, Any], base: Path, directory: str | None
 ) -> list[Finding]:
     """The component's own check beyond its config's rules (``Component.check``), at the keys it names."""
-    try:
-        parsed = parse_config(component.config, config)
-    except Exception:  # placeholders the config's types refuse: checked at run time
-        return []
+    assert component.check is not None
     try:
         problems = component.check(parsed, directory)
     except Exception as e:
         return [Finding(base, f"could not check the config: {type(e).__name__}: {e}")]
     return [Finding((*base, *_split_key(key, config)), message) for key, message in problems]
+
+
+def _split_key(key: str, config: dict[str, Any]) -> Path:
+    """``"auth.user"`` → ``("auth", "user")``, ``"hosts[0]"`` → ``("hosts", 0)``, the config → ``()``."""
+    if not key or (key == "config" and "config" not in config):
+        return ()
+    parts: list[str | int] = []
+    for index, name in re.findall(r"\[(\d+)\]|([^.\[\]]+)", key):
+        parts.append(int(index) if index else name)
+    return tuple(parts)
 
 
 def compile_filter_expression(dialect: str, expression: str) -> str | None:
@@ -352,18 +358,23 @@ def _warn_unused(spec: dict[str, Any], names: dict[str, list[str]], findings: li
                 findings.append(Finding(("spec", section, i), f"{what} {name!r} is not {verb}", "warning"))
 
 
-def check_references(data: Any, *, directory: str | None = None) -> list[Finding]:
+def check_references(
+    data: Any, *, directory: str | None = None, configs: dict[Path, Any] | None = None
+) -> list[Finding]:
     """Every reference and semantic problem of one document (errors and warnings).
 
     ``directory``: the integration file's directory, for the checks of components that
-    look at what is next to the file (a ``python`` step's module).
+    look at what is next to the file (a ``python`` step's module). ``configs``, when
+    given, receives each component's parsed config dataclass by its path
+    (``("spec", "sources", 0)``): the one parse of it, which the model keeps
+    (:mod:`meshline.spec.resolve`).
     """
     spec = data.get("spec") if isinstance(data, dict) else None
     if not isinstance(spec, dict):
         return []
     findings: list[Finding] = []
     names = {section: _names(spec, section, findings) for section in _SECTIONS}
-    _check_components(spec, findings, directory)
+    _check_components(spec, findings, directory, {} if configs is None else configs)
     _check_triggers(spec, names, findings)
     found = _resolve(spec.get("deadLetter"), names["targets"], "target", "targets", ("spec", "deadLetter"))
     findings.extend([found] if found else [])

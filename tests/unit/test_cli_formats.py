@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from meshline import cli
 from meshline.cli import main
+from meshline.run import use_json_logs
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,7 +34,7 @@ spec:
 @pytest.fixture(autouse=True)
 def _text_logs():
     yield
-    cli._LOG_JSON = False  # main() switches the process to JSON logs for --log-format json
+    use_json_logs(False)  # main() switches the process to JSON logs for --log-format json
 
 
 def test_validate_json_lists_files_integrations_and_located_problems(tmp_path, capsys):

@@ -7,11 +7,11 @@ import json
 import apache_beam as beam
 import pytest
 
-from meshline import registry
 from meshline.compiler import build_pipeline
 from meshline.compiler.summary import collect_counters
 from meshline.runners import in_process_runner
 from meshline.spec import load_text
+from meshline.spec.resolve import resolve
 from meshline.template import template_metadata
 
 
@@ -38,8 +38,8 @@ def _integration(config: dict, target: str = '{"name": "out", "type": "log"}'):
 def test_rate_without_count_is_unbounded_for_run_template_and_compiler(config: dict, unbounded: bool):
     integration = _integration(config)
     assert template_metadata(integration).get("streaming", False) is unbounded
-    assert registry.is_unbounded(integration) is unbounded  # meshline run: prism when unbounded
-    assert registry.is_redelivering(integration) is False  # a generator never redelivers: no ledger
+    assert resolve(integration).unbounded is unbounded  # meshline run: prism when unbounded
+    assert resolve(integration).redelivering is False  # a generator never redelivers: no ledger
 
 
 def test_a_queue_source_is_unbounded_and_redelivers():
@@ -49,7 +49,7 @@ def test_a_queue_source_is_unbounded_and_redelivers():
         "  targets: [{name: out, type: log}]\n  triggers: [{name: t, target: out}]\n"
     )
     (integration,) = load_text(text, "q.yaml").integrations
-    assert registry.is_unbounded(integration) and registry.is_redelivering(integration)
+    assert resolve(integration).unbounded and resolve(integration).redelivering
 
 
 def test_the_rate_reader_paces_and_numbers_events():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import threading
 
-from meshline.cli import failure_line
+from meshline.run import failure_line
 from meshline.runners.guard import _NoWorkerTracebacks
 
 PRISM_FAILURE = """\
@@ -68,7 +68,7 @@ def test_the_workers_of_this_process_record_what_they_finished():
 
 SWALLOWED = """
 import os, signal, sys, time
-from meshline.cli import _Stopper
+from meshline.run import Stopper as _Stopper
 
 stopper = _Stopper()
 stopper.install()

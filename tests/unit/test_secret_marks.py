@@ -28,7 +28,7 @@ import pytest
 from meshline import registry
 from meshline.cli import main
 from meshline.config import SecretMark, config_problems, parse_config
-from meshline.errors import ConfigError
+from meshline.errors import ConfigError, ConfigProblem
 from meshline.graph import FORMATS
 from meshline.registry import Component
 from meshline.spec import load_text
@@ -124,13 +124,14 @@ def minimal_config(component: Component, field: str) -> dict[str, Any]:
     for name in [*schema.get("required", ()), field]:
         add(name)
     chosen = dict.fromkeys(options, 0)
-    problems: list[tuple[str, str]] = []
+    problems: list[ConfigProblem] = []
     for _ in range(60):
         config = {k: options[k][chosen[k]] for k in options}
         problems = config_problems(component.config, config)
         if not problems:
             return config
-        for key, message in problems:
+        for problem in problems:
+            key, message = problem.key, problem.message
             top = re.split(r"[.\[]", key)[0]
             named = [n for n in props if n != top and re.search(rf"\b{re.escape(n)}\b", message)]
             missing = [n for n in [top, *named] if n in props and n not in options]

@@ -275,9 +275,9 @@ def test_jq_step_and_filter_reasons_name_the_timeout():
 STOPPER = """\
 import os, signal, sys, time
 sys.path.insert(0, {root!r})
-import meshline.cli as cli
-cli.STOP_GRACE = {grace}
-stopper = cli._Stopper()
+import meshline.run as run
+run.STOP_GRACE = {grace}
+stopper = run.Stopper()
 stopper.install()
 try:
     print("ready", flush=True)

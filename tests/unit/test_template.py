@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from meshline.errors import MeshlineError, RunnerError, SpecError
+from meshline.launch import split_args
 from meshline.runners import RunnerSettings, make_runner
 from meshline.runners.dataflow import (
     dataflow_runner,
@@ -21,7 +22,6 @@ from meshline.runners.dataflow import (
 )
 from meshline.spec import load_file
 from meshline.template import (
-    split_args,
     template_metadata,
     templates_dir,
     write_flex_template,
@@ -315,7 +315,7 @@ def test_split_args():
 
 
 def test_runner_names():
-    from meshline.template import _pop_runner
+    from meshline.launch import _pop_runner
 
     assert _pop_runner(["--project=p"]) == ("dataflow", ["--project=p"])
     assert _pop_runner(["--runner=DataflowRunner", "--x"]) == ("dataflow", ["--x"])
