@@ -206,7 +206,7 @@ def scenario(small: int, large: int) -> Scenario | None:
 
     def records(dst: Path) -> list[bytes]:
         """Each output record as its key and the event it carries (header order aside)."""
-        from meshline.events import from_kafka
+        from meshline.bindings import from_kafka
         from tests.integration.kafka.support import drain, end_offsets
 
         topic = outputs.get((str(dst), large))

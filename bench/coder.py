@@ -8,7 +8,8 @@ import timeit
 from apache_beam import coders
 
 from bench.data import make_event
-from meshline.events import CloudEventCoder, from_json_dict
+from meshline.coder import CloudEventCoder
+from meshline.events import from_json_dict
 
 
 def main() -> dict[str, float]:

@@ -76,7 +76,7 @@ class Component:
     # ledger for it (see meshline.connectors.ledger). False for a generator.
     redelivers: bool = True
     # transformations: build returns an object with __call__(event) AND batch(events) (one result
-    # per event, in order; see meshline.compiler.router.BatchResult) and an int attribute
+    # per event, in order; see meshline.transforms.results.BatchResult) and an int attribute
     # batch_size (events the router buffers before calling batch(); <= 1: called one by one)
     batched: bool = False
     # targets: the transform also takes meshline.events.EventBatch elements (events sharing one

@@ -2,7 +2,7 @@
 
 The package itself imports nothing heavy: :mod:`meshline.compiler.build` (Apache
 Beam) is imported when :func:`build_pipeline` is first asked for (PEP 562), so
-that light modules (``router_batch``, ``progress``, ``summary``) serve commands
+that light modules (``plan``, ``router``, ``progress``, ``summary``) serve commands
 that run no pipeline.
 """
 

@@ -25,7 +25,8 @@ import apache_beam as beam
 
 import meshline.coder  # noqa: F401  (registers the CloudEvent coder)
 from meshline.compiler import progress
-from meshline.compiler.router import StepPlan, TriggerPlan, route_fn
+from meshline.compiler.dofn import route_fn
+from meshline.compiler.plan import StepPlan, TriggerPlan
 from meshline.connectors.delivery import RetryPolicy
 from meshline.errors import ConfigError
 from meshline.events import CloudEvent

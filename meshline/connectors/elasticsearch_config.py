@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from meshline.config import Duration, doc
-from meshline.registry import BuildContext, Component
+from meshline.connectors.late import Late
+from meshline.registry import Component
 
 __all__ = ["TARGET", "ElasticsearchConfig"]
 
@@ -82,16 +83,10 @@ class ElasticsearchConfig:
             raise ValueError(f"batch_bytes: must be at least 1024, got {self.batch_bytes}")
 
 
-def _build(config: Any, ctx: BuildContext) -> Any:
-    from meshline.connectors.elasticsearch import build
-
-    return build(config, ctx)
-
-
 TARGET = Component(
     id="elasticsearch",
     kind="target",
     config=ElasticsearchConfig,
-    build=_build,
+    build=Late("meshline.connectors.elasticsearch:build"),
     description="Index events into Elasticsearch or OpenSearch with _bulk (idempotent _id from source+id).",
 )

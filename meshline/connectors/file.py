@@ -37,9 +37,10 @@ import meshline.coder  # noqa: F401  (registers the CloudEvent coder)
 from meshline import cleanup
 from meshline.connectors.delivery import RetryPolicy, TransientError
 from meshline.connectors.file_config import LINE_TYPE, SOURCE, TARGET, FileSourceConfig, FileTargetConfig
-from meshline.connectors.objects import WriteObjects
+from meshline.connectors.objects import WriteObjects, target_args
 from meshline.errors import ConfigError, EventError
 from meshline.events import CloudEvent, EventBatch, dead_letter, from_json
+from meshline.registry import BuildContext
 
 __all__ = ["SOURCE", "TARGET", "FileSourceConfig", "FileTargetConfig", "ReadFromFile", "WriteToFile"]
 
@@ -151,7 +152,7 @@ def _matches(pattern: str) -> list[str]:
     return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
 
 
-def _preflight(config: FileSourceConfig) -> list[tuple[str, str]]:
+def preflight(config: FileSourceConfig) -> list[tuple[str, str]]:
     """``meshline run``: a path that matches nothing is an error before the run starts."""
     if config.allow_empty:
         return []
@@ -362,3 +363,13 @@ class WriteToFile(beam.PTransform):
         base, template = _split_template(self._config.path)
         write = WriteObjects.of(_MakeFileStore(base), self._config, prefix=template, **self._target)
         return events | "Objects" >> write
+
+
+def build_source(config: FileSourceConfig, ctx: BuildContext) -> ReadFromFile:
+    """The source's transform (:data:`SOURCE` names it)."""
+    return ReadFromFile(config, ctx.name)
+
+
+def build_target(config: FileTargetConfig, ctx: BuildContext) -> WriteToFile:
+    """The target's transform (:data:`TARGET` names it)."""
+    return WriteToFile(config, **target_args(ctx))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from meshline.config import doc
+from meshline.connectors.late import Late
 from meshline.connectors.objects_config import ObjectTargetFields
-from meshline.registry import BuildContext, Component
+from meshline.registry import Component
 
 __all__ = ["LINE_TYPE", "SOURCE", "TARGET", "FileSourceConfig", "FileTargetConfig"]
 
@@ -47,39 +48,20 @@ class FileTargetConfig(ObjectTargetFields, _FileTargetPath):
         self._check_object_fields()
 
 
-def _build_source(config: FileSourceConfig, ctx: BuildContext) -> Any:
-    from meshline.connectors.file import ReadFromFile
-
-    return ReadFromFile(config, ctx.name)
-
-
-def _preflight(config: FileSourceConfig) -> list[tuple[str, str]]:
-    from meshline.connectors.file import _preflight as preflight
-
-    return preflight(config)
-
-
-def _build_target(config: FileTargetConfig, ctx: BuildContext) -> Any:
-    from meshline.connectors.file import WriteToFile
-    from meshline.connectors.objects import target_args
-
-    return WriteToFile(config, **target_args(ctx))
-
-
 SOURCE = Component(
     id="file",
     kind="source",
     config=FileSourceConfig,
-    build=_build_source,
+    build=Late("meshline.connectors.file:build_source"),
     description="Events from files: JSON CloudEvents one per line, or raw lines.",
-    preflight=_preflight,
+    preflight=Late("meshline.connectors.file:preflight"),
 )
 
 TARGET = Component(
     id="file",
     kind="target",
     config=FileTargetConfig,
-    build=_build_target,
+    build=Late("meshline.connectors.file:build_target"),
     description="Files under a directory: jsonl, avro or parquet, with path templates and windows.",
     batches=True,
 )

@@ -24,6 +24,7 @@ from meshline.connectors.generate_config import SOURCE, GenerateConfig, is_unbou
 from meshline.connectors.unbounded import Message, ReadFromQueue
 from meshline.errors import EventError
 from meshline.events import CloudEvent, dead_letter, from_json_dict
+from meshline.registry import BuildContext
 
 __all__ = ["SOURCE", "GenerateConfig", "Generate", "render_template"]
 
@@ -182,3 +183,8 @@ class Generate(beam.PTransform):
             .with_output_types(CloudEvent)
         )
         return out.events, out.dead
+
+
+def build(config: GenerateConfig, ctx: BuildContext) -> Generate:
+    """The source's transform (:data:`SOURCE` names it)."""
+    return Generate(config, ctx.name)

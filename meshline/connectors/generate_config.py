@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from meshline.config import doc
-from meshline.registry import BuildContext, Component
+from meshline.connectors.late import Late
+from meshline.registry import Component
 
 __all__ = ["SOURCE", "GenerateConfig", "is_unbounded"]
 
@@ -35,17 +36,11 @@ def is_unbounded(config: Mapping[str, Any]) -> bool:
     return config.get("count") is None and config.get("rate") is not None
 
 
-def _build(config: GenerateConfig, ctx: BuildContext) -> Any:
-    from meshline.connectors.generate import Generate
-
-    return Generate(config, ctx.name)
-
-
 SOURCE = Component(
     id="generate",
     kind="source",
     config=GenerateConfig,
-    build=_build,
+    build=Late("meshline.connectors.generate:build"),
     description="Generated events: a count, or a rate per second, from a CloudEvent template.",
     unbounded=is_unbounded,
     redelivers=False,

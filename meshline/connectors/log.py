@@ -10,6 +10,7 @@ import orjson
 import meshline.coder  # noqa: F401  (registers the CloudEvent coder)
 from meshline.connectors.log_config import TARGET, LogConfig
 from meshline.events import CloudEvent
+from meshline.registry import BuildContext
 
 __all__ = ["TARGET", "LogConfig", "WriteToLog"]
 
@@ -44,3 +45,8 @@ class WriteToLog(beam.PTransform):
         return events | "Print" >> beam.ParDo(
             _LogFn(self._config.format, self._config.prefix, self._name)
         ).with_output_types(CloudEvent)
+
+
+def build(config: LogConfig, ctx: BuildContext) -> WriteToLog:
+    """The target's transform (:data:`TARGET` names it)."""
+    return WriteToLog(config, ctx.name)

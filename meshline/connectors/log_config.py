@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from meshline.config import doc
-from meshline.registry import BuildContext, Component
+from meshline.connectors.late import Late
+from meshline.registry import Component
 
 __all__ = ["TARGET", "LogConfig"]
 
@@ -19,16 +20,10 @@ class LogConfig:
     prefix: str = doc("text printed before each event", "")
 
 
-def _build(config: LogConfig, ctx: BuildContext) -> Any:
-    from meshline.connectors.log import WriteToLog
-
-    return WriteToLog(config, ctx.name)
-
-
 TARGET = Component(
     id="log",
     kind="target",
     config=LogConfig,
-    build=_build,
+    build=Late("meshline.connectors.log:build"),
     description="Print events as JSON lines on standard output.",
 )

@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from meshline.attributes import bad_character
+from meshline.bindings import decode_data, from_http
 from meshline.config import Duration, doc
 from meshline.connectors.queues import Message
 from meshline.errors import EventError
-from meshline.events import CloudEvent, decode_data, from_http, is_valid_extension_name
+from meshline.events import CloudEvent, is_valid_extension_name
 from meshline.registry import BuildContext, Component
 
 if TYPE_CHECKING:

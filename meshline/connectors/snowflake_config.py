@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from meshline.config import Duration, doc
-from meshline.registry import BuildContext, Component
+from meshline.connectors.late import Late
+from meshline.registry import Component
 
 __all__ = ["DEFAULT_COLUMNS", "TARGET", "SnowflakeConfig"]
 
@@ -86,16 +87,10 @@ class SnowflakeConfig:
             raise ValueError(f"batch_size: must be between 1 and 1000000, got {self.batch_size}")
 
 
-def _build(config: Any, ctx: BuildContext) -> Any:
-    from meshline.connectors.snowflake import build
-
-    return build(config, ctx)
-
-
 TARGET = Component(
     id="snowflake",
     kind="target",
     config=SnowflakeConfig,
-    build=_build,
+    build=Late("meshline.connectors.snowflake:build"),
     description="Load events into a Snowflake table: PUT + COPY INTO, then MERGE on source and id.",
 )

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meshline.errors import RunnerError
+from meshline.runners.options import given_option
 
 __all__ = ["RUNNERS", "RunnerSettings", "in_process_runner", "make_runner"]
 
@@ -60,18 +61,6 @@ def make_runner(settings: RunnerSettings) -> tuple[Any, list[str]]:
 
         return dataflow_runner(settings)
     raise RunnerError(f"unknown runner {name!r} (expected one of: {', '.join(RUNNERS)})")
-
-
-def given_option(beam_args: list[str], name: str) -> str | None:
-    """The value of ``--name`` among the user's Beam args ("" for a bare flag), or None."""
-    flag = f"--{name}"
-    for i, arg in enumerate(beam_args):
-        if arg == flag:
-            following = beam_args[i + 1] if i + 1 < len(beam_args) else ""
-            return "" if following.startswith("--") else following
-        if arg.startswith(flag + "="):
-            return arg[len(flag) + 1 :]
-    return None
 
 
 def _check_direct_options(settings: RunnerSettings) -> None:

@@ -70,10 +70,11 @@ from pathlib import Path
 from typing import Any
 
 from meshline.errors import RunnerError
-from meshline.runners import flink_agent, given_option
+from meshline.runners import flink_agent
 from meshline.runners.guard import GuardedCommand, quiet_stop_on_exit
 from meshline.runners.loopback import refusal, start_loopback_workers
 from meshline.runners.maven import DEPENDENCY_PLUGIN, find_mvn, mvn_error, run_mvn
+from meshline.runners.options import given_option
 
 __all__ = ["DEFAULT_FLINK_VERSION", "cache_dir", "find_job_server", "flink_args", "flink_runner"]
 

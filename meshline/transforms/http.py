@@ -17,7 +17,7 @@ A step that fails dead-letters the input event with stage ``transform`` and the
 reason (status and a bounded excerpt of the reply). Requests share one
 keep-alive ``urllib3.PoolManager`` per worker process.
 
-Batching and concurrency (the step is ``batched``, see :mod:`meshline.compiler.router_batch`):
+Batching and concurrency (the step is ``batched``, see :mod:`meshline.compiler.batched`):
 the router hands the step ``batch * concurrency`` events at a time (fewer at the
 end of a bundle); :meth:`HttpStep.batch` splits them into requests of ``batch``
 events and runs up to ``concurrency`` requests at once. With ``batch > 1`` a
@@ -41,13 +41,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from meshline.compiler.router_batch import BatchResult, StepResult
+from meshline.bindings import decode_data, from_http, to_http_binary, to_http_structured
 from meshline.config import Duration, doc
 from meshline.connectors.delivery import RetryPolicy, reason
 from meshline.connectors.http.client import Reply, auth_headers, encode_request, excerpt, pool, send
 from meshline.errors import EventError, TransformError
-from meshline.events import CloudEvent, decode_data, from_http, to_http_binary, to_http_structured
+from meshline.events import CloudEvent
 from meshline.registry import BuildContext, Component
+from meshline.transforms.results import BatchResult, StepResult
 
 __all__ = ["HTTP", "HttpStep", "HttpStepConfig", "apply_batch_reply", "apply_reply"]
 

@@ -9,7 +9,7 @@ fails the run at start as before. The child keeps its module state across events
 the step did in-process; it imports with the parent's ``sys.path`` and working directory,
 after the directories the step names (a python step: its integration file's directory).
 
-The step is ``batched`` (see :mod:`meshline.compiler.router_batch`): the router hands it
+The step is ``batched`` (see :mod:`meshline.compiler.batched`): the router hands it
 up to :data:`BATCH` events at once (fewer at the end of a bundle), sent to the child in
 one message; the child replies event by event, and each event has its own deadline,
 counted from the previous reply. A round trip to a process costs 40–80 µs here; with
@@ -32,11 +32,11 @@ from typing import Any
 
 import orjson
 
-from meshline.compiler.router_batch import BatchResult, StepResult
 from meshline.errors import TransformError
 from meshline.events import CloudEvent, from_json_dict
 from meshline.secrets import reveal
 from meshline.transforms.limits import seconds
+from meshline.transforms.results import BatchResult, StepResult
 from meshline.transforms.sandbox import Child, ChildDied, ChildTimeout, become_child
 
 __all__ = ["BATCH", "IsolatedStep"]

@@ -65,23 +65,8 @@ def _derive_ids(event: CloudEvent, outputs: list[CloudEvent]) -> list[CloudEvent
     return outputs
 
 
-def data_only_output(event: CloudEvent, form: Any, whole: bool = True) -> CloudEvent | None:
-    """The output of a program that assigns under ``.data`` only, run on ``event``'s JSON form
-    (``whole``) or on ``{"data": data}`` alone.
-
-    The attributes are the input's (events are immutable, so they are shared) and data is
-    the output's; ``None`` when ``form`` is not an event's JSON form with JSON data.
-    """
-    if type(form) is not dict or "data_base64" in form:
-        return None
-    data = form.get("data")
-    out = CloudEvent(event.attributes, data)
-    if data is not None and whole:
-        out._form = form
-    return out
-
-
 def build_jq(config: JqConfig, ctx: BuildContext) -> StepFn:
+    from meshline.transforms.fused import data_only_output
     from meshline.transforms.jq import JqError, JqTimeout, compile_jq, prewarm_libjq
 
     program = compile_jq(config.program)
@@ -128,10 +113,7 @@ def build_jq(config: JqConfig, ctx: BuildContext) -> StepFn:
             attrs = dict(form)
             data = attrs.pop("data", None)
             if attrs == event.attributes:
-                out = CloudEvent(attrs, data)
-                if data is not None:
-                    out._form = form
-                return out
+                return CloudEvent(attrs, data, form) if data is not None else CloudEvent(attrs, data)
         try:
             events = [from_json_dict(o) for o in outs]
         except EventError as e:

@@ -31,22 +31,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pika.spec import Basic, BasicProperties
 
-from meshline.compiler import build_pipeline
-from meshline.connectors.amqp import event_to_message, message_to_event
-from meshline.errors import EventError
-from meshline.events import (
-    CloudEvent,
-    CloudEventCoder,
+from meshline.bindings import (
     from_http,
-    from_json,
-    from_json_dict,
     from_kafka,
     to_http_binary,
     to_http_structured,
-    to_json,
     to_kafka_binary,
     to_kafka_structured,
 )
+from meshline.coder import CloudEventCoder
+from meshline.compiler import build_pipeline
+from meshline.connectors.amqp import event_to_message, message_to_event
+from meshline.errors import EventError
+from meshline.events import CloudEvent, from_json, from_json_dict, to_json
 from meshline.runners import in_process_runner
 from meshline.spec import load_text
 

@@ -17,22 +17,17 @@ from cloudevents.core.v1.event import CloudEvent as SdkEvent
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from meshline.errors import EventError
-from meshline.events import (
-    CloudEvent,
-    CloudEventCoder,
-    EventBatch,
-    dead_letter,
+from meshline.bindings import (
     from_http,
-    from_json,
-    from_json_dict,
     from_kafka,
     to_http_binary,
     to_http_structured,
-    to_json,
     to_kafka_binary,
     to_kafka_structured,
 )
+from meshline.coder import CloudEventCoder
+from meshline.errors import EventError
+from meshline.events import CloudEvent, EventBatch, dead_letter, from_json, from_json_dict, to_json
 
 EVENT = CloudEvent(
     {

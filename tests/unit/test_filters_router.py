@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from meshline.compiler.router import DROPPED, Router, StepPlan, TriggerPlan
+from meshline.compiler.plan import DROPPED, StepPlan, TriggerPlan
+from meshline.compiler.router import Router
 from meshline.events import CloudEvent
 from meshline.transforms.filters import FilterStats, compile_filter, compile_filters, exact_index_key
 

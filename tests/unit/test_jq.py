@@ -1101,7 +1101,8 @@ def test_a_trigger_chain_routes_as_one_by_one_on_edge_cases(
 def _chain_routes_as_one_by_one(
     filters: list[str], steps: list[str], datas: list[Any], forms_known: bool = False
 ) -> None:
-    from meshline.compiler.router import Router, StepPlan, TriggerPlan
+    from meshline.compiler.plan import StepPlan, TriggerPlan
+    from meshline.compiler.router import Router
     from meshline.events import CloudEvent
 
     plan = TriggerPlan(
@@ -1111,9 +1112,9 @@ def _chain_routes_as_one_by_one(
         "out",
         "dead",
     )
-    chained, one_by_one = Router([plan], "it"), Router([plan], "it")
-    assert chained.triggers[0].chain is not None  # the grammar stays inside the subset
-    one_by_one.triggers[0].chain = None
+    chained, one_by_one = Router([plan], "it"), Router([plan], "it", fuse=False)
+    assert chained.triggers[0].fused is not None  # the grammar stays inside the subset
+    assert one_by_one.triggers[0].fused is None
     events = [
         CloudEvent({"specversion": "1.0", "id": f"e{i}", "source": "s", "type": "t"}, data)
         for i, data in enumerate(datas)
@@ -1128,7 +1129,8 @@ def _chain_routes_as_one_by_one(
 
 
 def _router(filters: list[dict[str, Any]], steps: list[tuple[str, dict[str, Any]]]) -> Any:
-    from meshline.compiler.router import Router, StepPlan, TriggerPlan
+    from meshline.compiler.plan import StepPlan, TriggerPlan
+    from meshline.compiler.router import Router
 
     plan = TriggerPlan(
         "t", tuple(filters), tuple(StepPlan(f"s{i}", t, c) for i, (t, c) in enumerate(steps)), "out", "dead"
@@ -1146,7 +1148,7 @@ def _router(filters: list[dict[str, Any]], steps: list[tuple[str, dict[str, Any]
     ],
 )
 def test_jq_only_triggers_get_a_chain(filters: list[dict[str, Any]], steps: list[Any]) -> None:
-    assert _router(filters, steps).triggers[0].chain is not None
+    assert _router(filters, steps).triggers[0].fused is not None
 
 
 @pytest.mark.parametrize(
@@ -1163,7 +1165,7 @@ def test_jq_only_triggers_get_a_chain(filters: list[dict[str, Any]], steps: list
     ],
 )
 def test_other_triggers_run_one_by_one(filters: list[dict[str, Any]], steps: list[Any]) -> None:
-    assert _router(filters, steps).triggers[0].chain is None
+    assert _router(filters, steps).triggers[0].fused is None
 
 
 def test_a_chain_shares_attributes_and_dead_letters_what_fails() -> None:
@@ -1173,7 +1175,7 @@ def test_a_chain_shares_attributes_and_dead_letters_what_fails() -> None:
         [{"exact": {"type": "order"}}, {"jq": ".data.amount > 100"}],
         [("jq", {"program": '.data.total = (.data.amount * .data.quantity) | .data.status = "big"'})],
     )
-    assert r.triggers[0].chain is not None
+    assert r.triggers[0].fused is not None
 
     def event(i: int, data: Any) -> CloudEvent:
         return CloudEvent({"specversion": "1.0", "id": f"e{i}", "source": "s", "type": "order"}, data)
@@ -1199,15 +1201,49 @@ def test_a_chain_shares_attributes_and_dead_letters_what_fails() -> None:
 
 def test_a_bug_in_a_chain_is_not_hidden_by_the_one_by_one_path(monkeypatch: pytest.MonkeyPatch) -> None:
     from meshline.events import CloudEvent
-
-    r = _router([{"jq": ".data.a > 1"}], [])
+    from meshline.transforms import fused as fused_module
 
     def broken(form: Any) -> Any:
         raise KeyError("bug")
 
-    r.triggers[0].chain = broken
+    monkeypatch.setattr(fused_module, "trigger_chain", lambda filters, steps: (broken, False))
+    r = _router([{"jq": ".data.a > 1"}], [])
+    assert r.triggers[0].fused is not None
     e = CloudEvent({"specversion": "1.0", "id": "e", "source": "s", "type": "t"}, {"a": 2})
     with pytest.raises(KeyError):  # STRICT (this module's autouse fixture): raised, not hidden
         r.route_many([e])
     monkeypatch.setattr(jq_module, "STRICT", False)
     assert [tag for tag, _ in r.route_many([e])] == ["out"]  # in production: the one-by-one path
+
+
+def test_a_fused_chain_answers_with_an_event_none_or_unfit() -> None:
+    """FusedChain.run: the output event, None when a filter rejects, Unfit when only the
+    one-by-one path can say."""
+    from meshline.events import CloudEvent
+    from meshline.transforms.fused import FusedChain
+    from meshline.transforms.steps import JqConfig
+
+    def event(data: Any) -> CloudEvent:
+        return CloudEvent({"specversion": "1.0", "id": "e", "source": "s", "type": "t"}, data)
+
+    filters_only = FusedChain.of([{"jq": ".data.a > 1"}, {"jq": ".data.a.b != 0"}], [])
+    assert filters_only is not None
+    assert filters_only.run(event({"a": 1})) is None
+    passed = event({"a": {"b": 1}})
+    assert filters_only.run(passed) is passed
+    with pytest.raises(FusedChain.Unfit):
+        filters_only.run(event({"a": 2}))  # a jq error (.b of a number): the one-by-one path dead-letters it
+
+    step = FusedChain.of([], [("jq", JqConfig(program=".data.b = 1"))])
+    assert step is not None
+    e = event({"a": 2})
+    e.json_form()  # known: the output shares the form the step made
+    out = step.run(e)
+    assert out is not None and out.data == {"a": 2, "b": 1} and out.attributes is e.attributes
+    assert out.known_form() == out.to_dict()
+    with pytest.raises(FusedChain.Unfit):
+        step.run(event(b"\x00binary"))  # data_base64 in the form: not an event with JSON data
+
+    assert FusedChain.of([{"cesql": "a = 1"}], []) is None
+    assert FusedChain.of([], [("jq", JqConfig(program=".data.b = 1", scope="data"))]) is None
+    assert FusedChain.of([], [("mapping", object())]) is None

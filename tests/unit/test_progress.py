@@ -5,10 +5,10 @@ from __future__ import annotations
 import io
 import threading
 
+from meshline.compiler import dofn as dofn_module
 from meshline.compiler import progress
-from meshline.compiler import router as router_module
 from meshline.compiler.build import plan_triggers
-from meshline.compiler.router import route_fn
+from meshline.compiler.dofn import route_fn
 from meshline.events import CloudEvent, EventBatch
 from meshline.spec import load_text
 
@@ -38,7 +38,7 @@ def _event(i: int, amount: str) -> CloudEvent:
 
 
 def test_the_router_reports_during_a_bundle_not_only_at_its_end(monkeypatch):
-    monkeypatch.setattr(router_module, "_PROGRESS_INTERVAL", 0.0)  # every check reports
+    monkeypatch.setattr(dofn_module, "_PROGRESS_INTERVAL", 0.0)  # every check reports
     integration = _integration()
     fn = route_fn("orders", plan_triggers(integration)["orders"], "p")
     fn.setup()
@@ -67,7 +67,7 @@ def test_the_router_reports_during_a_bundle_not_only_at_its_end(monkeypatch):
 
 
 def test_the_beam_counters_still_get_every_event_once(monkeypatch):
-    monkeypatch.setattr(router_module, "_PROGRESS_INTERVAL", 0.0)
+    monkeypatch.setattr(dofn_module, "_PROGRESS_INTERVAL", 0.0)
     integration = _integration()
     fn = route_fn("orders", plan_triggers(integration)["orders"], "p")
     fn.setup()

@@ -16,11 +16,14 @@ import pytest
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms import window
 
-from meshline.compiler import router as router_module
-from meshline.compiler.router import DROPPED, BatchResult, RouteFn, Router, StepPlan, TriggerPlan, route_fn
+from meshline.compiler import plan as plan_module
+from meshline.compiler.dofn import RouteFn, route_fn
+from meshline.compiler.plan import DROPPED, StepPlan, TriggerPlan
+from meshline.compiler.router import Router
 from meshline.config import doc
 from meshline.events import CloudEvent, EventBatch, each_event
 from meshline.registry import Component
+from meshline.transforms.results import BatchResult
 
 CALLS: dict[str, list[list[str]]] = {}  # step name -> ids of each batch() call
 
@@ -84,12 +87,12 @@ FAKE = Component(
 
 @pytest.fixture(autouse=True)
 def fake_step(monkeypatch):
-    real = router_module.lookup
+    real = plan_module.lookup
 
     def lookup(kind, type_id):
         return FAKE if (kind, type_id) == ("transformation", "fakebatch") else real(kind, type_id)
 
-    monkeypatch.setattr(router_module, "lookup", lookup)
+    monkeypatch.setattr(plan_module, "lookup", lookup)
     CALLS.clear()
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from meshline.compiler.router import Router, StepPlan, TriggerPlan
+from meshline.compiler.plan import StepPlan, TriggerPlan
+from meshline.compiler.router import Router
 from meshline.config import ConfigError, parse_config
 from meshline.events import CloudEvent
 from meshline.transforms import jq as jqmod
@@ -323,7 +324,8 @@ def test_children_die_with_their_parent(tmp_path):
     script = textwrap.dedent(f"""
         import sys, time
         sys.path.insert(0, {root!r})
-        from meshline.compiler.router import Router, StepPlan, TriggerPlan
+        from meshline.compiler.plan import StepPlan, TriggerPlan
+        from meshline.compiler.router import Router
         code = "import os\\ndef handle(e):\\n    return e.replace(data=os.getpid())\\n"
         r = Router([TriggerPlan("t", (), (StepPlan("p", "python", {{"code": code}}),), "o", None)], "it")
         from meshline.events import CloudEvent

@@ -13,20 +13,17 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 import orjson
 
 from meshline.attributes import bad_character, problem
+from meshline.bindings import binary_content_type, binary_data, encode_data, structured_only
 from meshline.connectors.delivery import PermanentError, reason
 from meshline.errors import EventError
 from meshline.events import (
     BATCH_CT,
     STRUCTURED_CT,
     CloudEvent,
-    binary_content_type,
-    binary_data,
-    encode_data,
     event_from_attributes,
     from_json,
     is_valid_extension_name,
     parse_json,
-    structured_only,
     to_json,
 )
 

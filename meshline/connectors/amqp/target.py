@@ -34,6 +34,7 @@ from meshline.connectors.amqp.target_config import TARGET, AmqpTargetConfig
 from meshline.connectors.delivery import Failure, PermanentError, RetryPolicy, deliver_batch, reason
 from meshline.errors import EventError
 from meshline.events import CloudEvent, dead_letter
+from meshline.registry import BuildContext
 
 __all__ = ["TARGET", "AmqpTargetConfig", "WriteToAmqp"]
 
@@ -239,3 +240,8 @@ class WriteToAmqp(beam.PTransform):
 
     def expand(self, events):
         return events | "Publish" >> beam.ParDo(self._fn).with_output_types(CloudEvent)
+
+
+def build(config: AmqpTargetConfig, ctx: BuildContext) -> WriteToAmqp:
+    """The target's transform (:data:`TARGET` names it)."""
+    return WriteToAmqp(config, target_name=ctx.name, policy=ctx.delivery)

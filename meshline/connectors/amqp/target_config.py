@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from meshline.config import Duration, doc
 from meshline.connectors.amqp.codec import check_url, template_fields
-from meshline.registry import BuildContext, Component
+from meshline.connectors.late import Late
+from meshline.registry import Component
 
 __all__ = ["TARGET", "AmqpTargetConfig"]
 
@@ -40,16 +41,10 @@ class AmqpTargetConfig:
             raise ValueError(f"batch: must be between 1 and 100000, got {self.batch}")
 
 
-def _build(config: AmqpTargetConfig, ctx: BuildContext) -> Any:
-    from meshline.connectors.amqp.target import WriteToAmqp
-
-    return WriteToAmqp(config, target_name=ctx.name, policy=ctx.delivery)
-
-
 TARGET = Component(
     id="amqp",
     kind="target",
     config=AmqpTargetConfig,
-    build=_build,
+    build=Late("meshline.connectors.amqp.target:build"),
     description="Publish to a RabbitMQ / AMQP 0-9-1 exchange (publisher confirms, CloudEvents AMQP binding).",
 )

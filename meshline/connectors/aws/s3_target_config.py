@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from meshline.config import Duration, doc
 from meshline.connectors.aws.common import AwsConnection
+from meshline.connectors.late import Late
 from meshline.connectors.objects_config import ObjectTargetFields
-from meshline.registry import BuildContext, Component
+from meshline.registry import Component
 
 __all__ = ["MIB", "MIN_PART", "TARGET", "S3TargetConfig"]
 
@@ -61,17 +62,11 @@ class S3TargetConfig(AwsConnection, _S3TargetConfigFields, ObjectTargetFields, _
             )
 
 
-def _build(config: Any, ctx: BuildContext) -> Any:
-    from meshline.connectors.aws.s3_target import build
-
-    return build(config, ctx)
-
-
 TARGET = Component(
     id="aws.s3",
     kind="target",
     config=S3TargetConfig,
-    build=_build,
+    build=Late("meshline.connectors.aws.s3_target:build"),
     description="Amazon S3 bucket: jsonl, avro or parquet objects; windows, path templates, multipart.",
     batches=True,
 )

@@ -40,11 +40,12 @@ import apache_beam as beam
 from apache_beam.utils.windowed_value import WindowedValue
 
 import meshline.coder  # noqa: F401  (registers the CloudEvent coder)
+from meshline.bindings import encode_data
 from meshline.connectors.aws.common import client, is_transient, region_of
 from meshline.connectors.aws.sqs_target_config import TARGET, SqsTargetConfig
 from meshline.connectors.delivery import Failure, RetryPolicy, deliver_batch
 from meshline.errors import DeliveryError
-from meshline.events import STRUCTURED_CT, CloudEvent, dead_letter, encode_data, to_json
+from meshline.events import STRUCTURED_CT, CloudEvent, dead_letter, to_json
 from meshline.registry import BuildContext
 
 __all__ = ["TARGET", "SqsTargetConfig", "WriteToSqs", "encode_message"]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from meshline.config import doc
 from meshline.connectors.aws.common import AwsConnection
-from meshline.registry import BuildContext, Component
+from meshline.connectors.late import Late
+from meshline.registry import Component
 
 __all__ = ["SQS_MAX_BYTES", "TARGET", "SqsTargetConfig"]
 
@@ -49,16 +50,10 @@ class SqsTargetConfig(AwsConnection, _SqsTargetConfigFields):
             raise ValueError(f"concurrency: must be between 1 and 64, got {self.concurrency}")
 
 
-def _build(config: Any, ctx: BuildContext) -> Any:
-    from meshline.connectors.aws.sqs_target import build
-
-    return build(config, ctx)
-
-
 TARGET = Component(
     id="aws.sqs",
     kind="target",
     config=SqsTargetConfig,
-    build=_build,
+    build=Late("meshline.connectors.aws.sqs_target:build"),
     description="Amazon SQS queue (standard or FIFO): SendMessageBatch, binary or structured CloudEvents.",
 )

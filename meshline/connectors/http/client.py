@@ -21,8 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from meshline.bindings import to_http_binary, to_http_structured
 from meshline.connectors.delivery import PermanentError, TransientError
-from meshline.events import BATCH_CT, CloudEvent, to_http_binary, to_http_structured, to_json
+from meshline.events import BATCH_CT, CloudEvent, to_json
 
 __all__ = ["Reply", "auth_headers", "encode_request", "excerpt", "pool", "retry_after", "send"]
 

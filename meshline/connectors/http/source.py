@@ -47,12 +47,13 @@ import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from meshline.bindings import decode_data, from_http
 from meshline.connectors.http.client import auth_headers
 from meshline.connectors.http.server import HttpServer, Limits, Request, Response
 from meshline.connectors.http.source_config import REQUEST_TYPE, SOURCE, HttpSourceConfig
 from meshline.connectors.queues import Message
 from meshline.errors import EventError
-from meshline.events import CloudEvent, decode_data, from_http
+from meshline.events import CloudEvent
 from meshline.registry import BuildContext
 
 if TYPE_CHECKING:

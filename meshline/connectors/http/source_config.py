@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass
-from typing import Any
 
 from meshline.config import Duration, doc
-from meshline.registry import BuildContext, Component
+from meshline.connectors.late import Late
+from meshline.registry import Component
 
 __all__ = ["REQUEST_TYPE", "SOURCE", "HttpSourceConfig"]
 
@@ -85,17 +85,11 @@ class HttpSourceConfig:
         return f"http://{host}:{self.port}{self.path}"
 
 
-def _build(config: Any, ctx: BuildContext) -> Any:
-    from meshline.connectors.http.source import build
-
-    return build(config, ctx)
-
-
 SOURCE = Component(
     id="http",
     kind="source",
     config=HttpSourceConfig,
-    build=_build,
+    build=Late("meshline.connectors.http.source:build"),
     description="Webhook: receives CloudEvents and JSON posts; answers 202 once the events are committed.",
     unbounded=True,
 )

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from meshline.config import Duration, doc
-from meshline.registry import BuildContext, Component
+from meshline.connectors.late import Late
+from meshline.registry import Component
 
 __all__ = ["TARGET", "HttpTargetConfig"]
 
@@ -46,16 +47,10 @@ class HttpTargetConfig:
             raise ValueError("password: needs username (basic auth)")
 
 
-def _build(config: Any, ctx: BuildContext) -> Any:
-    from meshline.connectors.http.target import build
-
-    return build(config, ctx)
-
-
 TARGET = Component(
     id="http",
     kind="target",
     config=HttpTargetConfig,
-    build=_build,
+    build=Late("meshline.connectors.http.target:build"),
     description="POST events to an HTTP endpoint (CloudEvents binary, structured or batch mode).",
 )

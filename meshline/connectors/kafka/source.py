@@ -20,9 +20,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from meshline.attributes import bad_character
+from meshline.bindings import from_kafka
 from meshline.connectors.kafka.config import KafkaSourceConfig
 from meshline.errors import EventError
-from meshline.events import STRUCTURED_CT, CloudEvent, from_kafka, is_valid_extension_name, parse_json
+from meshline.events import STRUCTURED_CT, CloudEvent, is_valid_extension_name, parse_json
 from meshline.registry import BuildContext, Component
 
 if TYPE_CHECKING:

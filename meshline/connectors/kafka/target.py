@@ -27,22 +27,14 @@ from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
 import meshline.coder  # noqa: F401  (registers the CloudEvent coder)
+from meshline.bindings import to_kafka_binary, to_kafka_structured
 from meshline.connectors.delivery import Failure, RetryPolicy, deliver_batch
 from meshline.connectors.kafka.config import ClientErrors, KafkaTargetConfig
-from meshline.connectors.kafka.target_config import TARGET
 from meshline.errors import EventError
-from meshline.events import (
-    CloudEvent,
-    EventBatch,
-    dead_letter,
-    each_event,
-    parse_json,
-    to_kafka_binary,
-    to_kafka_structured,
-)
+from meshline.events import CloudEvent, EventBatch, dead_letter, each_event, parse_json
 from meshline.registry import BuildContext
 
-__all__ = ["TARGET", "WriteToKafka"]
+__all__ = ["WriteToKafka", "build"]
 
 _LOGGER = logging.getLogger(__name__)
 # Delivery reports are served, and their callbacks freed, every this many records. A report
