@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import stat
 import subprocess
 import sys
@@ -27,6 +26,7 @@ import yaml
 
 from meshline.errors import RunnerError
 from meshline.runners import flink_agent
+from tests.harness import free_port
 
 __all__ = ["FLINK_DIST_VERSION", "flink_cluster", "flink_home"]
 
@@ -74,12 +74,6 @@ def flink_home(version: str = FLINK_DIST_VERSION) -> Path:
     return home
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _flat(tree: dict, prefix: str = "") -> dict[str, object]:
     out: dict[str, object] = {}
     for key, value in tree.items():
@@ -102,7 +96,7 @@ def _write_conf(home: Path, conf_dir: Path, rest_port: int) -> None:
     conf.update(
         {
             "jobmanager.rpc.address": "127.0.0.1",
-            "jobmanager.rpc.port": _free_port(),
+            "jobmanager.rpc.port": free_port(),
             "jobmanager.bind-host": "127.0.0.1",
             "jobmanager.memory.process.size": "1024m",
             "taskmanager.host": "127.0.0.1",
@@ -148,7 +142,7 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
 def flink_cluster(workdir: Path, version: str = FLINK_DIST_VERSION) -> Iterator[str]:
     """Start a JobManager and a TaskManager bound to 127.0.0.1; yields the master's HOST:PORT."""
     home = flink_home(version)
-    rest_port = _free_port()
+    rest_port = free_port()
     conf_dir, log_dir = workdir / "conf", workdir / "log"
     _write_conf(home, conf_dir, rest_port)
     log_dir.mkdir(parents=True, exist_ok=True)

@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.harness import free_port
+
 VERSION = "v1.55.1"
 MODULE = "github.com/fsouza/fake-gcs-server"
 
@@ -33,12 +35,6 @@ MODULE = "github.com/fsouza/fake-gcs-server"
 def _cache() -> Path:
     base = os.environ.get("MESHLINE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "meshline")
     return Path(base)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def fake_gcs_binary() -> str:

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.harness import free_port
+
 VERSION = os.environ.get("MESHLINE_KAFKA_VERSION", "4.4.0")
 CACHE = Path(os.environ.get("MESHLINE_CACHE", Path.home() / ".cache" / "meshline")) / "kafka"
 
@@ -60,12 +62,6 @@ class KafkaBroker:
     bootstrap: str  # PLAINTEXT listener, host:port
     sasl_bootstrap: str  # SASL_PLAINTEXT listener (PLAIN, SCRAM-SHA-256)
     log: Path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def libs(version: str = VERSION) -> Path:

@@ -173,7 +173,7 @@ def test_missing_queue_dead_letters_at_once(meshline, aws, tmp_path):
 
 
 def test_unreachable_endpoint_is_retried_then_dead_lettered(meshline, aws, tmp_path):
-    from tests.servers.moto import free_port
+    from tests.harness import free_port
 
     endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens: connection refused, a transient error
     spec = _spec(

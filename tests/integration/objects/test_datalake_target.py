@@ -10,8 +10,8 @@ import pytest
 
 from meshline.connectors.formats import event_row, read_rows
 from meshline.events import CloudEvent, from_json
+from tests.harness import free_port
 from tests.integration.pubsub_support import PROJECT, PubSub
-from tests.servers.azurite import free_port
 
 pytestmark = pytest.mark.integration
 
