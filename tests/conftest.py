@@ -83,6 +83,8 @@ def _server_keys(item: pytest.Item) -> list[str]:
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
     parent: dict[str, str] = {}
 
     def root(k: str) -> str:

@@ -17,7 +17,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ROOT", "free_port", "listening", "meshline_exe", "running", "serving", "wait_listening"]
+__all__ = [
+    "ROOT",
+    "free_port",
+    "listening",
+    "meshline_exe",
+    "rows_in",
+    "running",
+    "serving",
+    "wait_listening",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,6 +59,14 @@ def listening(port: int, host: str = "127.0.0.1") -> bool:
         return True
     except OSError:
         return False
+
+
+def rows_in(folder: Path, pattern: str = "**/*.jsonl") -> list[dict[str, Any]]:
+    """Every row of the files under ``folder`` matching ``pattern``, file by file in name order, read
+    as a user's tool would (the format from the extension: jsonl, json, parquet, avro, csv)."""
+    from meshline.connectors.formats import read_rows
+
+    return [row for f in sorted(folder.glob(pattern)) for row in read_rows(f.suffix[1:], f.read_bytes())]
 
 
 def meshline_exe() -> str:

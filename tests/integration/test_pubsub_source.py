@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from meshline.connectors.formats import read_rows
+from tests.harness import rows_in
 from tests.integration.pubsub_support import PROJECT, PubSub
 
 pytestmark = pytest.mark.integration
@@ -90,8 +90,8 @@ def test_every_message_delivered_and_acknowledged(meshline, pubsub_host, tmp_pat
     out = tmp_path / "out"
     r = meshline("run", str(_integration(tmp_path / "it.yaml", pubsub_host, sub, out)), "--runner", "direct")
     assert r.returncode == 0, r.stderr
-    events = [e for f in (out / "events").rglob("*.jsonl") for e in read_rows("jsonl", f.read_bytes())]
-    dlq = [e for f in (out / "dlq").rglob("*.jsonl") for e in read_rows("jsonl", f.read_bytes())]
+    events = rows_in(out / "events")
+    dlq = rows_in(out / "dlq")
     wrapped = [e for e in events if e["type"] == "com.google.cloud.pubsub.message"]
     assert sorted(e["id"] for e in wrapped) == sorted(ids[:30])
     assert all(e["origin"] == "test" and "Bad-Name" not in e for e in wrapped)
@@ -124,7 +124,7 @@ def test_idle_timeout_ends_the_run(meshline, pubsub_host, tmp_path):
     spec = _integration(tmp_path / "it.yaml", pubsub_host, sub, out, extra="idle_timeout: 3s")
     r = meshline("run", str(spec), "--runner", "direct", timeout=120)  # the idle timeout ends it
     assert r.returncode == 0, r.stderr
-    events = [e for f in (out / "events").rglob("*.jsonl") for e in read_rows("jsonl", f.read_bytes())]
+    events = rows_in(out / "events")
     assert sorted(e["data"]["n"] for e in events) == [1, 2]
 
 
@@ -137,7 +137,7 @@ def test_streaming_on_prism_is_the_default_and_acknowledges(meshline, pubsub_hos
     r = meshline("run", str(spec), timeout=600)  # no --runner: unbounded source → prism
     assert r.returncode == 0, r.stderr
     assert "using the prism runner" in r.stderr
-    events = [e for f in (out / "events").rglob("*.jsonl") for e in read_rows("jsonl", f.read_bytes())]
+    events = rows_in(out / "events")
     assert sorted(e["id"] for e in events) == sorted(ids)
     time.sleep(11)
     assert ps.drain(sub) == []
@@ -166,9 +166,7 @@ def test_ctrl_c_stops_a_streaming_run_quickly_and_loses_nothing(pubsub_host, tmp
     assert proc.returncode == 130, err.decode(errors="replace")[-2000:]
     assert b"interrupted" in err
     assert b"Traceback" not in err  # Beam's threads are silenced before Prism is stopped
-    delivered = {
-        e["id"] for f in (out / "events").glob("*.jsonl") for e in read_rows("jsonl", f.read_bytes())
-    }
+    delivered = {e["id"] for e in rows_in(out / "events", "*.jsonl")}
     time.sleep(11)
     redelivered = set(ps.drain(sub))
     # At least once: each message is in the target, or was never acknowledged and comes back.
@@ -207,7 +205,7 @@ def test_sigkill_midway_then_rerun_loses_nothing(pubsub_host, tmp_path):
         proc.wait(timeout=30)
 
     def ids_in(folder: Path) -> set[str]:
-        return {e["id"] for f in folder.glob("*.jsonl") for e in read_rows("jsonl", f.read_bytes())}
+        return {e["id"] for e in rows_in(folder, "*.jsonl")}
 
     first, first_dead = ids_in(out / "events"), ids_in(out / "dlq")
     assert 0 < len(first) < len(good), "the kill must land midway"
