@@ -20,6 +20,9 @@ from typing import Any
 __all__ = [
     "ROOT",
     "free_port",
+    "component",
+    "integration",
+    "trigger",
     "listening",
     "meshline_exe",
     "rows_in",
@@ -59,6 +62,55 @@ def listening(port: int, host: str = "127.0.0.1") -> bool:
         return True
     except OSError:
         return False
+
+
+def component(name: str, kind: str, **config: Any) -> dict[str, Any]:
+    """A source, transformation or target of :func:`integration`: ``component("out", "file", path=…)``."""
+    return {"name": name, "type": kind, "config": config}
+
+
+def trigger(
+    name: str, target: str, steps: list[str] | None = None, filters: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """A trigger of :func:`integration`: filters, then steps, then the target."""
+    return {
+        "name": name,
+        **({"filters": filters} if filters else {}),
+        **({"steps": steps} if steps else {}),
+        "target": target,
+    }
+
+
+def integration(
+    path: Path,
+    *,
+    sources: list[dict[str, Any]],
+    targets: list[dict[str, Any]],
+    triggers: list[dict[str, Any]],
+    transformations: list[dict[str, Any]] | None = None,
+    dead_letter: str | None = None,
+    name: str = "it",
+    **spec: Any,
+) -> Path:
+    """Write an Integration file to ``path`` (returned) from plain values (:func:`component`,
+    :func:`trigger`); ``spec`` adds other keys of ``spec:`` as they are (``params``, …). A test
+    says what it configures as data, and quoting is yaml's business."""
+    import yaml
+
+    body: dict[str, Any] = {"sources": sources}
+    if transformations:
+        body["transformations"] = transformations
+    body |= {"targets": targets, "triggers": triggers, **spec}
+    if dead_letter is not None:
+        body["deadLetter"] = dead_letter
+    doc = {
+        "apiVersion": "meshline.dev/v1alpha1",
+        "kind": "Integration",
+        "metadata": {"name": name},
+        "spec": body,
+    }
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
 
 
 def rows_in(folder: Path, pattern: str = "**/*.jsonl") -> list[dict[str, Any]]:

@@ -8,36 +8,31 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.harness import rows_in
+from tests.harness import component, integration, rows_in, trigger
 from tests.integration.pubsub_support import PROJECT, PubSub
 
 pytestmark = pytest.mark.integration
 
 
 def _integration(
-    path: Path, host: str, sub: str, out: Path, extra: str = "max_events: 40", window: str = "null"
+    path: Path, host: str, sub: str, out: Path, window: str | None = None, **config: object
 ) -> Path:
-    path.write_text(f"""
-apiVersion: meshline.dev/v1alpha1
-kind: Integration
-metadata: {{name: pubsub-it}}
-spec:
-  sources:
-    - name: in
-      type: google.pubsub
-      config:
-        project: {PROJECT}
-        subscription: {sub}
-        endpoint_url: "{host}"
-        {extra}
-  targets:
-    - {{name: out, type: file, config: {{path: "{out}/events", window: {window}}}}}
-    - {{name: dlq, type: file, config: {{path: "{out}/dlq"}}}}
-  triggers:
-    - {{name: all, target: out}}
-  deadLetter: dlq
-""")
-    return path
+    """A Pub/Sub subscription to a file target (and a dead-letter file); ``config`` adds to the
+    source's (40 events at most unless said otherwise)."""
+    config = config or {"max_events": 40}
+    return integration(
+        path,
+        name="pubsub-it",
+        sources=[
+            component("in", "google.pubsub", project=PROJECT, subscription=sub, endpoint_url=host, **config)
+        ],
+        targets=[
+            component("out", "file", path=f"{out}/events", window=window),
+            component("dlq", "file", path=f"{out}/dlq"),
+        ],
+        triggers=[trigger("all", "out")],
+        dead_letter="dlq",
+    )
 
 
 def _messages() -> list[tuple[bytes, dict[str, str]]]:
@@ -109,7 +104,7 @@ def test_a_failed_run_acknowledges_nothing(meshline, pubsub_host, tmp_path):
     ids = ps.publish(topic, [(orjson.dumps({"n": i}), {}) for i in range(20)])
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the target wants a directory")
-    spec = _integration(tmp_path / "it.yaml", pubsub_host, sub, blocker, extra="max_events: 20")
+    spec = _integration(tmp_path / "it.yaml", pubsub_host, sub, blocker, max_events=20)
     r = meshline("run", str(spec), "--runner", "direct")
     assert r.returncode == 1 and "run failed" in r.stderr and "Traceback" not in r.stderr
     time.sleep(11)
@@ -121,7 +116,7 @@ def test_idle_timeout_ends_the_run(meshline, pubsub_host, tmp_path):
     topic, sub = ps.new_subscription()
     ps.publish(topic, [(b'{"n": 1}', {}), (b'{"n": 2}', {})])
     out = tmp_path / "out"
-    spec = _integration(tmp_path / "it.yaml", pubsub_host, sub, out, extra="idle_timeout: 3s")
+    spec = _integration(tmp_path / "it.yaml", pubsub_host, sub, out, idle_timeout="3s")
     r = meshline("run", str(spec), "--runner", "direct", timeout=120)  # the idle timeout ends it
     assert r.returncode == 0, r.stderr
     events = rows_in(out / "events")
@@ -133,7 +128,7 @@ def test_streaming_on_prism_is_the_default_and_acknowledges(meshline, pubsub_hos
     topic, sub = ps.new_subscription(ack_deadline=10)
     ids = ps.publish(topic, [(orjson.dumps({"n": i}), {}) for i in range(60)])
     out = tmp_path / "out"
-    spec = _integration(tmp_path / "it.yaml", pubsub_host, sub, out, extra="idle_timeout: 5s")
+    spec = _integration(tmp_path / "it.yaml", pubsub_host, sub, out, idle_timeout="5s")
     r = meshline("run", str(spec), timeout=600)  # no --runner: unbounded source → prism
     assert r.returncode == 0, r.stderr
     assert "using the prism runner" in r.stderr
@@ -152,9 +147,7 @@ def test_ctrl_c_stops_a_streaming_run_quickly_and_loses_nothing(pubsub_host, tmp
     topic, sub = ps.new_subscription(ack_deadline=10)
     ids = ps.publish(topic, [(orjson.dumps({"n": i}), {}) for i in range(40)])
     out = tmp_path / "out"
-    spec = _integration(
-        tmp_path / "it.yaml", pubsub_host, sub, out, extra="batch: 10", window="2s"
-    )  # endless
+    spec = _integration(tmp_path / "it.yaml", pubsub_host, sub, out, batch=10, window="2s")  # endless
     exe = Path(sys.executable).parent / "meshline"
     proc = subprocess.Popen([str(exe), "run", str(spec)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
@@ -188,7 +181,7 @@ def test_sigkill_midway_then_rerun_loses_nothing(pubsub_host, tmp_path):
     good = set(ids) - bad
     out = tmp_path / "out"
     exe = str(Path(sys.executable).parent / "meshline")
-    endless = _integration(tmp_path / "a.yaml", pubsub_host, sub, out, extra="batch: 5", window="1s")
+    endless = _integration(tmp_path / "a.yaml", pubsub_host, sub, out, batch=5, window="1s")
     proc = subprocess.Popen(
         [exe, "run", str(endless)],
         stdout=subprocess.DEVNULL,
@@ -210,7 +203,7 @@ def test_sigkill_midway_then_rerun_loses_nothing(pubsub_host, tmp_path):
     first, first_dead = ids_in(out / "events"), ids_in(out / "dlq")
     assert 0 < len(first) < len(good), "the kill must land midway"
     # Run again until the subscription is idle; unacknowledged messages are redelivered.
-    again = _integration(tmp_path / "b.yaml", pubsub_host, sub, tmp_path / "again", extra="idle_timeout: 15s")
+    again = _integration(tmp_path / "b.yaml", pubsub_host, sub, tmp_path / "again", idle_timeout="15s")
     r = subprocess.run([exe, "run", str(again)], capture_output=True, timeout=300, check=False)
     assert r.returncode == 0, r.stderr.decode(errors="replace")[-2000:]
     second, second_dead = ids_in(tmp_path / "again" / "events"), ids_in(tmp_path / "again" / "dlq")
