@@ -6,6 +6,8 @@ Servers started for tests (tests/servers/) bind 127.0.0.1, pick free ports here 
 
 from __future__ import annotations
 
+import fcntl
+import functools
 import os
 import signal
 import socket
@@ -15,7 +17,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = [
     "ROOT",
@@ -25,6 +29,7 @@ __all__ = [
     "trigger",
     "listening",
     "meshline_exe",
+    "one_at_a_time",
     "rows_in",
     "running",
     "serving",
@@ -54,6 +59,25 @@ def free_port() -> int:
         if (port >> 1) % workers == mine and port not in _GIVEN:
             _GIVEN.add(port)
             return port
+
+
+def one_at_a_time(name: str) -> Callable[[F], F]:
+    """Run the decorated function (a server's provisioning into ``~/.cache/meshline``) in one
+    process at a time: pytest-xdist workers may start the same server at once, and the second
+    then waits and finds the first one's work done (each provisioning checks its marker)."""
+
+    def wrap(fn: F) -> F:
+        @functools.wraps(fn)
+        def locked(*args: Any, **kwargs: Any) -> Any:
+            cache = Path(os.environ.get("MESHLINE_CACHE") or Path.home() / ".cache" / "meshline")
+            (cache / "locks").mkdir(parents=True, exist_ok=True)
+            with open(cache / "locks" / f"{name}.lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+                return fn(*args, **kwargs)
+
+        return locked  # type: ignore[return-value]
+
+    return wrap
 
 
 def listening(port: int, host: str = "127.0.0.1") -> bool:

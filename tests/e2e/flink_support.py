@@ -26,7 +26,7 @@ import yaml
 
 from meshline.errors import RunnerError
 from meshline.runners import flink_agent
-from tests.harness import free_port
+from tests.harness import free_port, one_at_a_time
 
 __all__ = ["FLINK_DIST_VERSION", "flink_cluster", "flink_home"]
 
@@ -39,6 +39,7 @@ def _cache() -> Path:
     return Path(base) / "flink-dist"
 
 
+@one_at_a_time("flink-dist")
 def flink_home(version: str = FLINK_DIST_VERSION) -> Path:
     """FLINK_HOME of a Flink distribution from PyPI; installs it (about 230 MB) the first time."""
     target = _cache() / f"apache-flink-{version}"

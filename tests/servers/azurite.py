@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.harness import free_port
+from tests.harness import free_port, one_at_a_time
 
 VERSION = "3.35.0"
 ACCOUNT = "devstoreaccount1"
@@ -35,6 +35,7 @@ def _cache() -> Path:
     return Path(base)
 
 
+@one_at_a_time("azurite")
 def azurite_blob_binary() -> str:
     explicit = os.environ.get("MESHLINE_AZURITE")
     if explicit:

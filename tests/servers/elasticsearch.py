@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.harness import one_at_a_time
 from tests.servers.search import mvn_copy, search_node
 
 VERSION = os.environ.get("MESHLINE_ELASTICSEARCH_VERSION", "8.15.0")
@@ -119,6 +120,7 @@ def _jar(classes: Path, jar_path: Path) -> None:
     subprocess.run([jar, "cf", str(jar_path), "-C", str(classes), "."], check=True, capture_output=True)
 
 
+@one_at_a_time("elasticsearch")
 def provision() -> Path:
     """The cached Elasticsearch home; assembled on first use."""
     home = CACHE / VERSION

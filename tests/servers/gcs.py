@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.harness import free_port
+from tests.harness import free_port, one_at_a_time
 
 VERSION = "v1.55.1"
 MODULE = "github.com/fsouza/fake-gcs-server"
@@ -37,6 +37,7 @@ def _cache() -> Path:
     return Path(base)
 
 
+@one_at_a_time("fake-gcs-server")
 def fake_gcs_binary() -> str:
     """The fake-gcs-server binary, built with ``go install`` on first use."""
     explicit = os.environ.get("MESHLINE_FAKE_GCS")

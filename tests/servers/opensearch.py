@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.harness import one_at_a_time
 from tests.servers.search import mvn_copy, search_node
 
 VERSION = os.environ.get("MESHLINE_OPENSEARCH_VERSION", "2.19.6")
@@ -58,6 +59,7 @@ logger.node.level = info
 """
 
 
+@one_at_a_time("opensearch")
 def provision() -> Path:
     """The cached OpenSearch home (lib/, modules/); assembled on first use."""
     home = CACHE / VERSION

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.harness import free_port, serving
+from tests.harness import free_port, one_at_a_time, serving
 
 RUN_AS = "meshline"  # neither node runs as root
 
@@ -48,6 +48,7 @@ def mvn_copy(
         raise RuntimeError(f"mvn failed assembling {what}: {output}")
 
 
+@one_at_a_time("useradd")
 def _run_as_user() -> tuple[list[str], int | None, int | None]:
     """The command prefix (and uid/gid to own the node's files) when we are root."""
     if os.geteuid() != 0:
