@@ -6,8 +6,13 @@ CACHE ?= $(HOME)/.cache/meshline
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.meshline-installed
 PYTEST_ARGS ?=
+# Workers for the server tiers (pytest-xdist). Their tests mostly wait (servers, runners, queues),
+# so more workers than cores pay; tests sharing a server started once run on one worker
+# (tests/conftest.py groups them).
+WORKERS ?= 4
+PYTEST_SERVERS := $(BIN)/pytest -n $(WORKERS) --dist loadgroup --durations=25
 
-.PHONY: all venv prism run check test unit lint docs bench clean
+.PHONY: all venv prism run check test integration e2e unit lint docs bench clean
 
 all: test
 
@@ -33,22 +38,40 @@ run: venv
 prism: venv
 	@$(BIN)/python -m meshline.runners.prism
 
+# `$(took)` as a recipe's last line prints how long the recipe ran: make expands a whole recipe
+# (so the `$(shell date)` in it) before its first line runs.
+took = @echo "make $@: $$(( $$(date +%s) - $(shell date +%s) )) s"
+
+LINT = $(BIN)/ruff check meshline tests bench && $(BIN)/ruff format --check meshline tests bench && $(BIN)/mypy
+
 lint: venv
-	$(BIN)/ruff check meshline tests bench
-	$(BIN)/ruff format --check meshline tests bench
-	$(BIN)/mypy
+	$(LINT)
 
 # The fast tier: lint, types, the pipelines' own tests, unit tests, and the benchmark harness
 # on tiny inputs (every variant's output compared).
-check: venv lint
+check: venv
+	$(LINT)
 	$(BIN)/meshline validate pipelines/*.yaml
 	$(BIN)/meshline test pipelines/*.yaml
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 	$(BIN)/python -m bench.run --smoke
+	$(took)
 
-# Everything: the fast tier, then the tests against real servers and runners.
+# Connectors against real servers (tests/servers/), on several workers.
+integration: venv prism
+	$(PYTEST_SERVERS) tests/integration $(PYTEST_ARGS)
+	$(took)
+
+# The meshline CLI as a user runs it, on every runner, on several workers.
+e2e: venv prism
+	$(PYTEST_SERVERS) tests/e2e $(PYTEST_ARGS)
+	$(took)
+
+# Everything: the fast tier, then the integration and e2e tiers in one run (one pool of workers,
+# so neither tier's last slow test leaves the other's waiting), with the 25 slowest tests.
 test: check prism
-	$(BIN)/pytest tests/integration tests/e2e --durations=25 $(PYTEST_ARGS)
+	$(PYTEST_SERVERS) tests/integration tests/e2e $(PYTEST_ARGS)
+	$(took)
 
 # The generated sections of docs/ (connector and transformation reference pages, the CLI page,
 # included pipelines) from the config schemas and the CLI parser; prose around them is kept.

@@ -50,3 +50,53 @@ def meshline():
         )
 
     return run
+
+
+# ---------------------------------------------------------------- parallel runs (pytest-xdist)
+#
+# `make integration` and `make e2e` run tests on several workers (`-n 4 --dist loadgroup`): most of
+# their time is spent waiting on servers, runners and queues, not computing. A server a fixture
+# starts once per session (tests/servers/) or once per module must then be started by one worker
+# only: every test that uses such a fixture — a session- or module-scoped fixture defined under
+# tests/ that yields, i.e. holds something to stop — gets an ``xdist_group`` named after it, and
+# tests that share any of those fixtures (directly, through other fixtures, or through a
+# ``servers(NAME…)`` mark where a fixture is looked up at run time) end in one group, so one
+# worker runs them all against one server.
+
+
+def _server_keys(item: pytest.Item) -> list[str]:
+    import inspect
+
+    keys = [name for m in item.iter_markers("servers") for name in m.args]
+    defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+    for name in getattr(item, "fixturenames", ()):
+        for fd in defs.get(name, ()):
+            if fd.scope not in ("session", "module"):
+                continue
+            if not getattr(fd.func, "__module__", "").startswith("tests"):
+                continue
+            if not inspect.isgeneratorfunction(fd.func):
+                continue  # nothing started, nothing to share
+            keys.append(name if fd.scope == "session" else f"{item.module.__name__}::{name}")  # type: ignore[attr-defined]
+    return keys
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    parent: dict[str, str] = {}
+
+    def root(k: str) -> str:
+        while parent.setdefault(k, k) != k:
+            k = parent[k]
+        return k
+
+    per_item = [(item, _server_keys(item)) for item in items]
+    for _, keys in per_item:
+        for k in keys[1:]:
+            a, b = sorted((root(keys[0]), root(k)))
+            parent[b] = a
+    for item, keys in per_item:
+        if keys:
+            item.add_marker(pytest.mark.xdist_group(root(keys[0])), append=False)  # the closest mark

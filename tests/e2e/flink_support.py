@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import stat
 import subprocess
 import sys
@@ -27,6 +26,7 @@ import yaml
 
 from meshline.errors import RunnerError
 from meshline.runners import flink_agent
+from tests.harness import free_port, one_at_a_time
 
 __all__ = ["FLINK_DIST_VERSION", "flink_cluster", "flink_home"]
 
@@ -39,6 +39,7 @@ def _cache() -> Path:
     return Path(base) / "flink-dist"
 
 
+@one_at_a_time("flink-dist")
 def flink_home(version: str = FLINK_DIST_VERSION) -> Path:
     """FLINK_HOME of a Flink distribution from PyPI; installs it (about 230 MB) the first time."""
     target = _cache() / f"apache-flink-{version}"
@@ -74,12 +75,6 @@ def flink_home(version: str = FLINK_DIST_VERSION) -> Path:
     return home
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _flat(tree: dict, prefix: str = "") -> dict[str, object]:
     out: dict[str, object] = {}
     for key, value in tree.items():
@@ -102,7 +97,7 @@ def _write_conf(home: Path, conf_dir: Path, rest_port: int) -> None:
     conf.update(
         {
             "jobmanager.rpc.address": "127.0.0.1",
-            "jobmanager.rpc.port": _free_port(),
+            "jobmanager.rpc.port": free_port(),
             "jobmanager.bind-host": "127.0.0.1",
             "jobmanager.memory.process.size": "1024m",
             "taskmanager.host": "127.0.0.1",
@@ -148,7 +143,7 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
 def flink_cluster(workdir: Path, version: str = FLINK_DIST_VERSION) -> Iterator[str]:
     """Start a JobManager and a TaskManager bound to 127.0.0.1; yields the master's HOST:PORT."""
     home = flink_home(version)
-    rest_port = _free_port()
+    rest_port = free_port()
     conf_dir, log_dir = workdir / "conf", workdir / "log"
     _write_conf(home, conf_dir, rest_port)
     log_dir.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from meshline.connectors.formats import read_rows
+from tests.harness import rows_in
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -180,21 +180,11 @@ def test_run_watch_runs_again_when_an_input_changes(tmp_path):
 def test_run_quickstart_writes_outputs_and_summary(meshline, tmp_path):
     r = meshline("run", str(QUICKSTART), "--param", f"output={tmp_path}")
     assert r.returncode == 0, r.stderr
-    big = [
-        row for f in (tmp_path / "big-orders").rglob("*.jsonl") for row in read_rows("jsonl", f.read_bytes())
-    ]
+    big = rows_in(tmp_path / "big-orders")
     assert big and all(float(e["data"]["amount"]) > 100 and "total" in e["data"] for e in big)
-    eu = [
-        row
-        for f in (tmp_path / "eu-orders").rglob("*.parquet")
-        for row in read_rows("parquet", f.read_bytes())
-    ]
+    eu = rows_in(tmp_path / "eu-orders", "**/*.parquet")
     assert eu and all(row["type"] == "com.example.order.eu" for row in eu)
-    rejects = [
-        row
-        for f in (tmp_path / "dead-letters").rglob("*.jsonl")
-        for row in read_rows("jsonl", f.read_bytes())
-    ]
+    rejects = rows_in(tmp_path / "dead-letters")
     stages = sorted(e["meshlineerrorstage"] for e in rejects)
     assert stages == ["decode", "decode", "filter"], rejects
     assert "cancelled: " in r.stdout

@@ -8,13 +8,13 @@ from pathlib import Path
 import orjson
 import pytest
 
-from meshline.connectors.formats import read_rows
+from tests.harness import rows_in
 
 pytestmark = pytest.mark.e2e
 
 
 def _rows(folder: Path, fmt: str = "jsonl") -> list[dict]:
-    return [r for f in sorted(folder.rglob(f"*.{fmt}")) for r in read_rows(fmt, f.read_bytes())]
+    return rows_in(folder, f"**/*.{fmt}")
 
 
 def test_ten_thousand_events_five_percent_malformed(meshline, tmp_path):

@@ -26,10 +26,10 @@ from types import SimpleNamespace
 import orjson
 import pytest
 
-from meshline.connectors.formats import read_rows
 from meshline.errors import RunnerError
 from meshline.runners import flink
 from tests.e2e.flink_support import flink_cluster
+from tests.harness import rows_in
 from tests.integration.pubsub_support import PROJECT, PubSub
 from tests.servers.pubsub import emulator_binary, pubsub_emulator
 
@@ -55,13 +55,11 @@ def job_server() -> str:
 
 def _assert_quickstart_outputs(r, out: Path) -> None:
     assert r.returncode == 0, r.stderr[-3000:]
-    big = [row for f in (out / "big-orders").rglob("*.jsonl") for row in read_rows("jsonl", f.read_bytes())]
+    big = rows_in(out / "big-orders")
     assert big and all(float(e["data"]["amount"]) > 100 and "total" in e["data"] for e in big)
-    eu = [row for f in (out / "eu-orders").rglob("*.parquet") for row in read_rows("parquet", f.read_bytes())]
+    eu = rows_in(out / "eu-orders", "**/*.parquet")
     assert eu and all(row["type"] == "com.example.order.eu" for row in eu)
-    rejects = [
-        row for f in (out / "dead-letters").rglob("*.jsonl") for row in read_rows("jsonl", f.read_bytes())
-    ]
+    rejects = rows_in(out / "dead-letters")
     stages = sorted(e["meshlineerrorstage"] for e in rejects)
     assert stages == ["decode", "decode", "filter"], rejects
     assert "cancelled: " in r.stdout  # the LOOPBACK worker runs in the CLI's process
@@ -126,9 +124,7 @@ def test_streaming_pubsub_on_embedded_flink_loses_nothing_and_acknowledges(tmp_p
         )
 
         def delivered() -> set[str]:
-            return {
-                e["id"] for f in (out / "events").glob("*.jsonl") for e in read_rows("jsonl", f.read_bytes())
-            }
+            return {e["id"] for e in rows_in(out / "events", "*.jsonl")}
 
         got: set[str] = set()
         try:
@@ -324,7 +320,7 @@ def test_the_pubsub_archive_pipeline_runs_unchanged_on_embedded_flink(tmp_path, 
             deadline = time.monotonic() + 150  # 60 s windows close a minute after the first message
             while time.monotonic() < deadline and len(rows) < len(ids) and proc.poll() is None:
                 time.sleep(2)
-                rows = [e for f in out.rglob("part-*.jsonl") for e in read_rows("jsonl", f.read_bytes())]
+                rows = rows_in(out, "**/part-*.jsonl")
         finally:
             err = _stop(proc)
         tail = err[-2000:]

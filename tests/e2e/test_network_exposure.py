@@ -31,6 +31,7 @@ from meshline.errors import RunnerError
 from meshline.runners import flink, listeners
 from meshline.runners.listeners import Listener
 from tests.e2e.flink_support import flink_cluster
+from tests.harness import free_port
 
 pytestmark = [
     pytest.mark.e2e,
@@ -39,12 +40,6 @@ pytestmark = [
 ROOT = Path(__file__).resolve().parents[2]
 MESHLINE = Path(sys.executable).parent / "meshline"
 STARTUP_S = 300.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _outside_address() -> str | None:
@@ -130,7 +125,7 @@ def running(request, tmp_path_factory) -> Iterator[Run]:
     if runner.startswith("flink"):
         request.getfixturevalue("flink_ready")
     tmp = tmp_path_factory.mktemp(f"exposure-{runner}")
-    port = _free_port()
+    port = free_port()
     spec = tmp / "webhook.yaml"
     spec.write_text(
         textwrap.dedent(
@@ -250,7 +245,7 @@ def test_a_prism_binary_that_listens_everywhere_is_stopped_and_refused(tmp_path)
     spec = tmp_path / "spec.yaml"
     spec.write_text(
         "apiVersion: meshline.dev/v1alpha1\nkind: Integration\nmetadata: {name: fake}\nspec:\n"
-        f"  sources:\n    - {{name: hook, type: http, config: {{port: {_free_port()}, max_events: 1}}}}\n"
+        f"  sources:\n    - {{name: hook, type: http, config: {{port: {free_port()}, max_events: 1}}}}\n"
         f'  targets:\n    - {{name: out, type: file, config: {{path: "{tmp_path / "out"}"}}}}\n'
         "  triggers:\n    - {name: all, target: out}\n"
     )

@@ -37,6 +37,7 @@ from types import SimpleNamespace
 import pytest
 
 from tests.e2e.leak_scan import Scanner, listening_ports, needles
+from tests.harness import free_port, wait_listening
 from tests.servers.kafka import SCRAM_USER, kafka_broker
 from tests.servers.rabbitmq import rabbitmq_server
 
@@ -55,14 +56,6 @@ def kafka():
 def rabbit():
     with rabbitmq_server() as broker:
         yield broker
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _spec(hook: int, hook2: int, kafka_sasl: str, topic: str, amqp: str, queue: str, es: int) -> str:
@@ -120,20 +113,6 @@ def _post(url: str, body: dict, headers: dict[str, str]) -> int:
             return int(r.status)
     except urllib.error.HTTPError as e:
         return int(e.code)
-
-
-def _wait_listening(port: int, proc: subprocess.Popen, deadline: float) -> None:
-    import socket
-
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            if proc.poll() is not None:
-                pytest.fail(f"meshline exited: {proc.communicate()[1].decode(errors='replace')[-3000:]}")
-            assert time.monotonic() < deadline, "the webhook never started"
-            time.sleep(0.5)
 
 
 def _job_service(pid: int) -> list[tuple[int, object, list[str]]]:
@@ -212,11 +191,11 @@ def _run_and_scan(runner: str, kafka, rabbit, tmp_path: Path, beam_args: list[st
         queue = f"leaks-{random.token_hex(4)}"
         admin.channel().queue_declare(queue, durable=True)
         topic = f"leaks-{random.token_hex(4)}"
-        hook, hook2 = _free_port(), _free_port()
+        hook, hook2 = free_port(), free_port()
         spec = tmp_path / "leaks.yaml"
         spec.write_text(
             _spec(
-                hook, hook2, kafka.sasl_bootstrap, topic, f"{rabbit.host}:{rabbit.port}", queue, _free_port()
+                hook, hook2, kafka.sasl_bootstrap, topic, f"{rabbit.host}:{rabbit.port}", queue, free_port()
             )
         )
         params = [
@@ -239,8 +218,8 @@ def _run_and_scan(runner: str, kafka, rabbit, tmp_path: Path, beam_args: list[st
             start_new_session=True,
         )
         try:
-            _wait_listening(hook, proc, time.monotonic() + 240)
-            _wait_listening(hook2, proc, time.monotonic() + 60)
+            wait_listening(hook, proc, 240)
+            wait_listening(hook2, proc, 60, "the second webhook")
             # the workers resolved the secrets: the webhooks check them, Kafka and RabbitMQ accept them
             url, url2 = f"http://127.0.0.1:{hook}/e", f"http://127.0.0.1:{hook2}/e"
             basic = base64.b64encode(f"sender:{values['hook_password']}".encode()).decode()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from meshline.connectors.formats import read_rows
+from tests.harness import rows_in
 
 pytestmark = pytest.mark.e2e
 
@@ -41,8 +41,8 @@ spec:
 """)
     r = meshline("run", str(spec))
     assert r.returncode == 0, r.stderr
-    ok = [row for f in (out / "ok").rglob("*.jsonl") for row in read_rows("jsonl", f.read_bytes())]
-    dlq = [row for f in (out / "dlq").rglob("*.jsonl") for row in read_rows("jsonl", f.read_bytes())]
+    ok = rows_in(out / "ok")
+    dlq = rows_in(out / "dlq")
     assert sorted(e["id"] for e in ok) == [str(i) for i in range(10) if i != 3]
     assert len(dlq) == 1 and dlq[0]["id"] == "3"
     assert dlq[0]["meshlineerrorstage"] == "transform" and dlq[0]["meshlinestep"] == "huge"

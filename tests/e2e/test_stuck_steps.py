@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from meshline.connectors.formats import read_rows
+from tests.harness import rows_in
 
 pytestmark = pytest.mark.e2e
 
@@ -95,7 +95,7 @@ def _flow(value: object) -> str:
 
 
 def _rows(folder: Path) -> list[dict]:
-    return [r for f in sorted(folder.rglob("*.jsonl")) for r in read_rows("jsonl", f.read_bytes())]
+    return rows_in(folder)
 
 
 def test_stuck_steps_and_filters_dead_letter_their_event_only(meshline, tmp_path: Path):

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from meshline.connectors.formats import read_rows
 from meshline.template import write_flex_template
+from tests.harness import rows_in
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,13 +89,11 @@ def test_generated_launcher_runs_the_quickstart_locally(tmp_path, cache_env):
         env=cache_env,
     )
     assert r.returncode == 0, r.stderr
-    big = [row for f in (out / "big-orders").rglob("*.jsonl") for row in read_rows("jsonl", f.read_bytes())]
+    big = rows_in(out / "big-orders")
     assert big and all(float(e["data"]["amount"]) > 100 and "total" in e["data"] for e in big)
-    eu = [row for f in (out / "eu-orders").rglob("*.parquet") for row in read_rows("parquet", f.read_bytes())]
+    eu = rows_in(out / "eu-orders", "**/*.parquet")
     assert eu and all(row["type"] == "com.example.order.eu" for row in eu)
-    rejects = [
-        row for f in (out / "dead-letters").rglob("*.jsonl") for row in read_rows("jsonl", f.read_bytes())
-    ]
+    rejects = rows_in(out / "dead-letters")
     assert sorted(e["meshlineerrorstage"] for e in rejects) == ["decode", "decode", "filter"], rejects
     assert "cancelled: " in r.stdout
     assert "big-orders" in r.stderr and "done in" in r.stderr  # the summary

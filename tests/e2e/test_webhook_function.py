@@ -13,11 +13,9 @@ import glob
 import http.server
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -25,15 +23,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness import free_port, wait_listening
+
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 PIPELINE = ROOT / "pipelines" / "webhook-function-to-file.yaml"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class _Function(http.server.BaseHTTPRequestHandler):
@@ -104,19 +98,6 @@ def _written(output: Path) -> str:
     return "\n".join(text)
 
 
-def _wait_port(port: int, proc: subprocess.Popen, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"meshline exited early: {proc.stderr.read() if proc.stderr else ''}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError("the webhook never started listening")
-
-
 def _requests(url: str) -> list[tuple[str, bytes, dict[str, str]]]:
     """(marker, body, headers): every mode the webhook accepts. 26 events in all."""
     out = []
@@ -171,7 +152,7 @@ def _requests(url: str) -> list[tuple[str, bytes, dict[str, str]]]:
 
 
 def test_webhook_function_to_file_on_prism(tmp_path, function_url):
-    port = _free_port()
+    port = free_port()
     output = tmp_path / "out"
     # --param values are strings and the webhook's port is an integer: give typed defaults instead.
     text = PIPELINE.read_text()
@@ -198,7 +179,7 @@ def test_webhook_function_to_file_on_prism(tmp_path, function_url):
         text=True,
     )
     try:
-        _wait_port(port, proc)
+        wait_listening(port, proc, 180)
         url = f"http://127.0.0.1:{port}/orders"
         # A broken CloudEvent is refused at the door with the reason, and never enters the pipeline.
         status, reply = _post(

@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from meshline.connectors.formats import read_rows
+from tests.harness import rows_in
 from tests.integration.pubsub_support import PROJECT, PubSub
 
 pytestmark = pytest.mark.integration
@@ -34,7 +34,7 @@ def test_archive_pipeline_streams_on_prism(meshline, pubsub_host, tmp_path):
     r = meshline("run", str(PIPELINE), *_params(pubsub_host, sub, out), timeout=600)
     assert r.returncode == 0, r.stderr
     assert "using the prism runner" in r.stderr
-    rows = [e for f in out.rglob("part-*.jsonl") for e in read_rows("jsonl", f.read_bytes())]
+    rows = rows_in(out, "**/part-*.jsonl")
     assert sorted(e["id"] for e in rows) == sorted(ids)
     assert all(e["shop"] == "eu" for e in rows)
 

@@ -8,36 +8,31 @@ from pathlib import Path
 import orjson
 import pytest
 
-from meshline.connectors.formats import read_rows
+from tests.harness import component, integration, rows_in, trigger
 from tests.integration.pubsub_support import PROJECT, PubSub
 
 pytestmark = pytest.mark.integration
 
 
 def _integration(
-    path: Path, host: str, sub: str, out: Path, extra: str = "max_events: 40", window: str = "null"
+    path: Path, host: str, sub: str, out: Path, window: str | None = None, **config: object
 ) -> Path:
-    path.write_text(f"""
-apiVersion: meshline.dev/v1alpha1
-kind: Integration
-metadata: {{name: pubsub-it}}
-spec:
-  sources:
-    - name: in
-      type: google.pubsub
-      config:
-        project: {PROJECT}
-        subscription: {sub}
-        endpoint_url: "{host}"
-        {extra}
-  targets:
-    - {{name: out, type: file, config: {{path: "{out}/events", window: {window}}}}}
-    - {{name: dlq, type: file, config: {{path: "{out}/dlq"}}}}
-  triggers:
-    - {{name: all, target: out}}
-  deadLetter: dlq
-""")
-    return path
+    """A Pub/Sub subscription to a file target (and a dead-letter file); ``config`` adds to the
+    source's (40 events at most unless said otherwise)."""
+    config = config or {"max_events": 40}
+    return integration(
+        path,
+        name="pubsub-it",
+        sources=[
+            component("in", "google.pubsub", project=PROJECT, subscription=sub, endpoint_url=host, **config)
+        ],
+        targets=[
+            component("out", "file", path=f"{out}/events", window=window),
+            component("dlq", "file", path=f"{out}/dlq"),
+        ],
+        triggers=[trigger("all", "out")],
+        dead_letter="dlq",
+    )
 
 
 def _messages() -> list[tuple[bytes, dict[str, str]]]:
@@ -90,8 +85,8 @@ def test_every_message_delivered_and_acknowledged(meshline, pubsub_host, tmp_pat
     out = tmp_path / "out"
     r = meshline("run", str(_integration(tmp_path / "it.yaml", pubsub_host, sub, out)), "--runner", "direct")
     assert r.returncode == 0, r.stderr
-    events = [e for f in (out / "events").rglob("*.jsonl") for e in read_rows("jsonl", f.read_bytes())]
-    dlq = [e for f in (out / "dlq").rglob("*.jsonl") for e in read_rows("jsonl", f.read_bytes())]
+    events = rows_in(out / "events")
+    dlq = rows_in(out / "dlq")
     wrapped = [e for e in events if e["type"] == "com.google.cloud.pubsub.message"]
     assert sorted(e["id"] for e in wrapped) == sorted(ids[:30])
     assert all(e["origin"] == "test" and "Bad-Name" not in e for e in wrapped)
@@ -109,7 +104,7 @@ def test_a_failed_run_acknowledges_nothing(meshline, pubsub_host, tmp_path):
     ids = ps.publish(topic, [(orjson.dumps({"n": i}), {}) for i in range(20)])
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the target wants a directory")
-    spec = _integration(tmp_path / "it.yaml", pubsub_host, sub, blocker, extra="max_events: 20")
+    spec = _integration(tmp_path / "it.yaml", pubsub_host, sub, blocker, max_events=20)
     r = meshline("run", str(spec), "--runner", "direct")
     assert r.returncode == 1 and "run failed" in r.stderr and "Traceback" not in r.stderr
     time.sleep(11)
@@ -121,10 +116,10 @@ def test_idle_timeout_ends_the_run(meshline, pubsub_host, tmp_path):
     topic, sub = ps.new_subscription()
     ps.publish(topic, [(b'{"n": 1}', {}), (b'{"n": 2}', {})])
     out = tmp_path / "out"
-    spec = _integration(tmp_path / "it.yaml", pubsub_host, sub, out, extra="idle_timeout: 3s")
+    spec = _integration(tmp_path / "it.yaml", pubsub_host, sub, out, idle_timeout="3s")
     r = meshline("run", str(spec), "--runner", "direct", timeout=120)  # the idle timeout ends it
     assert r.returncode == 0, r.stderr
-    events = [e for f in (out / "events").rglob("*.jsonl") for e in read_rows("jsonl", f.read_bytes())]
+    events = rows_in(out / "events")
     assert sorted(e["data"]["n"] for e in events) == [1, 2]
 
 
@@ -133,11 +128,11 @@ def test_streaming_on_prism_is_the_default_and_acknowledges(meshline, pubsub_hos
     topic, sub = ps.new_subscription(ack_deadline=10)
     ids = ps.publish(topic, [(orjson.dumps({"n": i}), {}) for i in range(60)])
     out = tmp_path / "out"
-    spec = _integration(tmp_path / "it.yaml", pubsub_host, sub, out, extra="idle_timeout: 5s")
+    spec = _integration(tmp_path / "it.yaml", pubsub_host, sub, out, idle_timeout="5s")
     r = meshline("run", str(spec), timeout=600)  # no --runner: unbounded source → prism
     assert r.returncode == 0, r.stderr
     assert "using the prism runner" in r.stderr
-    events = [e for f in (out / "events").rglob("*.jsonl") for e in read_rows("jsonl", f.read_bytes())]
+    events = rows_in(out / "events")
     assert sorted(e["id"] for e in events) == sorted(ids)
     time.sleep(11)
     assert ps.drain(sub) == []
@@ -152,9 +147,7 @@ def test_ctrl_c_stops_a_streaming_run_quickly_and_loses_nothing(pubsub_host, tmp
     topic, sub = ps.new_subscription(ack_deadline=10)
     ids = ps.publish(topic, [(orjson.dumps({"n": i}), {}) for i in range(40)])
     out = tmp_path / "out"
-    spec = _integration(
-        tmp_path / "it.yaml", pubsub_host, sub, out, extra="batch: 10", window="2s"
-    )  # endless
+    spec = _integration(tmp_path / "it.yaml", pubsub_host, sub, out, batch=10, window="2s")  # endless
     exe = Path(sys.executable).parent / "meshline"
     proc = subprocess.Popen([str(exe), "run", str(spec)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
@@ -166,9 +159,7 @@ def test_ctrl_c_stops_a_streaming_run_quickly_and_loses_nothing(pubsub_host, tmp
     assert proc.returncode == 130, err.decode(errors="replace")[-2000:]
     assert b"interrupted" in err
     assert b"Traceback" not in err  # Beam's threads are silenced before Prism is stopped
-    delivered = {
-        e["id"] for f in (out / "events").glob("*.jsonl") for e in read_rows("jsonl", f.read_bytes())
-    }
+    delivered = {e["id"] for e in rows_in(out / "events", "*.jsonl")}
     time.sleep(11)
     redelivered = set(ps.drain(sub))
     # At least once: each message is in the target, or was never acknowledged and comes back.
@@ -190,7 +181,7 @@ def test_sigkill_midway_then_rerun_loses_nothing(pubsub_host, tmp_path):
     good = set(ids) - bad
     out = tmp_path / "out"
     exe = str(Path(sys.executable).parent / "meshline")
-    endless = _integration(tmp_path / "a.yaml", pubsub_host, sub, out, extra="batch: 5", window="1s")
+    endless = _integration(tmp_path / "a.yaml", pubsub_host, sub, out, batch=5, window="1s")
     proc = subprocess.Popen(
         [exe, "run", str(endless)],
         stdout=subprocess.DEVNULL,
@@ -207,12 +198,12 @@ def test_sigkill_midway_then_rerun_loses_nothing(pubsub_host, tmp_path):
         proc.wait(timeout=30)
 
     def ids_in(folder: Path) -> set[str]:
-        return {e["id"] for f in folder.glob("*.jsonl") for e in read_rows("jsonl", f.read_bytes())}
+        return {e["id"] for e in rows_in(folder, "*.jsonl")}
 
     first, first_dead = ids_in(out / "events"), ids_in(out / "dlq")
     assert 0 < len(first) < len(good), "the kill must land midway"
     # Run again until the subscription is idle; unacknowledged messages are redelivered.
-    again = _integration(tmp_path / "b.yaml", pubsub_host, sub, tmp_path / "again", extra="idle_timeout: 15s")
+    again = _integration(tmp_path / "b.yaml", pubsub_host, sub, tmp_path / "again", idle_timeout="15s")
     r = subprocess.run([exe, "run", str(again)], capture_output=True, timeout=300, check=False)
     assert r.returncode == 0, r.stderr.decode(errors="replace")[-2000:]
     second, second_dead = ids_in(tmp_path / "again" / "events"), ids_in(tmp_path / "again" / "dlq")

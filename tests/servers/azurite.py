@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.harness import free_port, one_at_a_time
+
 VERSION = "3.35.0"
 ACCOUNT = "devstoreaccount1"
 # Azurite's well-known development key, published in its README.
@@ -33,12 +35,7 @@ def _cache() -> Path:
     return Path(base)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
+@one_at_a_time("azurite")
 def azurite_blob_binary() -> str:
     explicit = os.environ.get("MESHLINE_AZURITE")
     if explicit:

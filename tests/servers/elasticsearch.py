@@ -25,13 +25,13 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.servers.opensearch import _chown_tree, _get, _mvn_copy, _run_as_user, _signal_group, free_port
+from tests.harness import one_at_a_time
+from tests.servers.search import mvn_copy, search_node
 
 VERSION = os.environ.get("MESHLINE_ELASTICSEARCH_VERSION", "8.15.0")
 CACHE = Path(os.environ.get("MESHLINE_CACHE", Path.home() / ".cache" / "meshline")) / "elasticsearch"
@@ -120,6 +120,7 @@ def _jar(classes: Path, jar_path: Path) -> None:
     subprocess.run([jar, "cf", str(jar_path), "-C", str(classes), "."], check=True, capture_output=True)
 
 
+@one_at_a_time("elasticsearch")
 def provision() -> Path:
     """The cached Elasticsearch home; assembled on first use."""
     home = CACHE / VERSION
@@ -128,11 +129,11 @@ def provision() -> Path:
     staging = CACHE / f".{VERSION}.partial"
     shutil.rmtree(staging, ignore_errors=True)
     h = staging / "home"
-    _mvn_copy(staging / "pom-lib", "lib", (("org.elasticsearch", "elasticsearch", VERSION),), h / "lib")
+    what = f"Elasticsearch {VERSION}"
+    mvn_copy(staging / "pom-lib", "lib", (("org.elasticsearch", "elasticsearch", VERSION),), h / "lib", what)
     module = h / "modules" / "transport-netty4"
-    _mvn_copy(
-        staging / "pom-netty", "netty", (("org.elasticsearch.plugin", "transport-netty4", VERSION),), module
-    )
+    netty = (("org.elasticsearch.plugin", "transport-netty4", VERSION),)
+    mvn_copy(staging / "pom-netty", "netty", netty, module, what)
     for jar in module.glob("*.jar"):
         if (h / "lib" / jar.name).exists():
             jar.unlink()  # the server already has it (jar hell otherwise)
@@ -166,29 +167,10 @@ def provision() -> Path:
 def elasticsearch_node(timeout: float = 120, heap: str = "768m") -> Iterator[str]:
     """Start a node; yields ``http://127.0.0.1:PORT``; stops it and removes its data."""
     cached = provision()
-    prefix, uid, gid = _run_as_user()
     java = shutil.which("java") or "java"
-    with tempfile.TemporaryDirectory(prefix="meshline-elasticsearch-") as tmp:
-        os.chmod(tmp, 0o755)
-        home = Path(tmp) / "home"
-        shutil.copytree(cached, home)
-        for d in ("config", "data", "logs", "plugins"):
-            (home / d).mkdir(exist_ok=True)
-        port, transport = free_port(), free_port()
-        (home / "config" / "elasticsearch.yml").write_text(
-            "cluster.name: meshline-test\nnode.name: node-1\nnetwork.host: 127.0.0.1\n"
-            f"http.port: {port}\ntransport.port: {transport}\ndiscovery.type: single-node\n"
-            f"path.data: {home / 'data'}\npath.logs: {home / 'logs'}\n"
-            "cluster.routing.allocation.disk.threshold_enabled: false\n"
-        )
-        (home / "config" / "log4j2.properties").write_text(_LOG4J)
-        (home / "config" / "jvm.options").write_text("")
-        if uid is not None and gid is not None:
-            _chown_tree(home, uid, gid)
-        log_path = Path(tmp) / "node.log"
-        log = open(log_path, "wb")  # noqa: SIM115 - closed below
-        cmd = [
-            *prefix,
+
+    def command(home: Path) -> list[str]:
+        return [
             "env",
             f"LIBFFI_TMPDIR={home / 'data'}",
             java,
@@ -211,35 +193,19 @@ def elasticsearch_node(timeout: float = 120, heap: str = "768m") -> Iterator[str
             str(home / "meshline-es-launcher.jar"),
             "MeshlineEsLauncher",
         ]
-        proc = subprocess.Popen(
-            cmd, cwd=home, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + timeout
-            while True:
-                if proc.poll() is not None:
-                    tail = log_path.read_text(errors="replace")[-3000:]
-                    raise RuntimeError(f"Elasticsearch exited with {proc.returncode}:\n{tail}")
-                try:
-                    _get(url + "/_cluster/health?wait_for_status=yellow&timeout=1s")
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        tail = log_path.read_text(errors="replace")[-3000:]
-                        raise RuntimeError(f"Elasticsearch did not start in {timeout}s:\n{tail}") from None
-                    time.sleep(0.5)
-            yield url
-        finally:
-            if proc.stdin is not None:
-                proc.stdin.close()
-            _signal_group(proc, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                _signal_group(proc, signal.SIGKILL)
-                proc.wait()
-            log.close()
+
+    with search_node(
+        "Elasticsearch",
+        cached,
+        config="elasticsearch.yml",
+        settings=lambda home: f"path.data: {home / 'data'}\npath.logs: {home / 'logs'}\n",
+        log4j=_LOG4J,
+        command=command,
+        dirs=("config", "data", "logs", "plugins"),
+        stdin=True,  # the node stops when its stdin closes, as under the real CLI
+        timeout=timeout,
+    ) as url:
+        yield url
 
 
 def _interrupt(signum: int, frame: object) -> None:

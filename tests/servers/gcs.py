@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.harness import free_port, one_at_a_time
+
 VERSION = "v1.55.1"
 MODULE = "github.com/fsouza/fake-gcs-server"
 
@@ -35,12 +37,7 @@ def _cache() -> Path:
     return Path(base)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
+@one_at_a_time("fake-gcs-server")
 def fake_gcs_binary() -> str:
     """The fake-gcs-server binary, built with ``go install`` on first use."""
     explicit = os.environ.get("MESHLINE_FAKE_GCS")

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.harness import free_port, one_at_a_time
+
 VERSION = os.environ.get("MESHLINE_KAFKA_VERSION", "4.4.0")
 CACHE = Path(os.environ.get("MESHLINE_CACHE", Path.home() / ".cache" / "meshline")) / "kafka"
 
@@ -62,12 +64,7 @@ class KafkaBroker:
     log: Path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
+@one_at_a_time("kafka")
 def libs(version: str = VERSION) -> Path:
     """The broker's jars, resolved from Maven Central on first use."""
     home = CACHE / version

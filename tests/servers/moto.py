@@ -9,7 +9,6 @@ credentials through :func:`aws_env`, set only in the test process environment.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,14 +18,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.harness import free_port
+
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account id
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def aws_env(endpoint: str) -> dict[str, str]:

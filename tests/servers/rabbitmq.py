@@ -29,16 +29,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.harness import free_port, one_at_a_time
+
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "meshline" / "rabbitmq"
 ERLANG_BIN = "usr/lib/erlang/bin"
 SERVER = "usr/lib/rabbitmq/bin/rabbitmq-server"
 _READY = ".meshline-ready"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _run(cmd: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -90,6 +86,7 @@ def _patch_erlang(staging: Path, final: Path) -> None:
             script.write_text(text.replace("ROOTDIR=/usr/lib/erlang", f"ROOTDIR={final}/usr/lib/erlang"))
 
 
+@one_at_a_time("rabbitmq")
 def provision() -> Path:
     """The unpacked tree (``.../root``), downloading and unpacking it the first time."""
     explicit = os.environ.get("MESHLINE_RABBITMQ_ROOT")

@@ -10,7 +10,7 @@ from typing import Any
 
 import pika
 
-from meshline.connectors.formats import read_rows
+from tests.harness import rows_in
 
 
 class Rabbit:
@@ -53,4 +53,4 @@ class Rabbit:
 
 
 def events_in(directory: Path) -> list[dict[str, Any]]:
-    return [e for f in sorted(directory.rglob("*.jsonl")) for e in read_rows("jsonl", f.read_bytes())]
+    return rows_in(directory)

@@ -96,7 +96,7 @@ def test_a_missing_exchange_dead_letters_with_the_broker_reason(meshline, rabbit
 
 
 def test_an_unreachable_broker_is_retried_then_dead_lettered_without_the_password(meshline, tmp_path):
-    from tests.servers.rabbitmq import free_port
+    from tests.harness import free_port
 
     url = f"amqp://user:s3cr3t-pw@127.0.0.1:{free_port()}/%2F"
     spec = _integration(tmp_path, url, "routing_key: q", _events(2))

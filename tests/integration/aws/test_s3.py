@@ -13,13 +13,14 @@ import pytest
 
 from meshline.connectors.formats import event_row, read_rows
 from meshline.events import from_json_dict
+from tests.harness import rows_in
 from tests.integration.aws.support import Aws
 
 pytestmark = pytest.mark.integration
 
 
 def _read(folder: Path) -> list[dict[str, Any]]:
-    return [e for f in sorted(folder.rglob("*.jsonl")) for e in read_rows("jsonl", f.read_bytes())]
+    return rows_in(folder)
 
 
 # --------------------------------------------------------------------------- source

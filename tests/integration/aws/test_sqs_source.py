@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
-from meshline.connectors.formats import read_rows
+from tests.harness import rows_in
 from tests.integration.aws.support import Aws
 
 pytestmark = pytest.mark.integration
@@ -52,7 +52,7 @@ spec:
 
 
 def _read(folder: Path) -> list[dict[str, Any]]:
-    return [e for f in sorted(folder.rglob("*.jsonl")) for e in read_rows("jsonl", f.read_bytes())]
+    return rows_in(folder)
 
 
 def _attr(value: str) -> dict[str, str]:

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from meshline.connectors.formats import read_rows
+from tests.harness import rows_in
 from tests.integration.aws.support import Aws
 
 pytestmark = pytest.mark.integration
@@ -99,9 +99,7 @@ spec:
 """)
     r = meshline("run", str(spec), "--runner", "direct")
     assert r.returncode == 0, r.stderr
-    return {
-        e["id"]: e for f in (tmp_path / "back").glob("*.jsonl") for e in read_rows("jsonl", f.read_bytes())
-    }
+    return {e["id"]: e for e in rows_in(tmp_path / "back", "*.jsonl")}
 
 
 @pytest.mark.parametrize("mode", ["binary", "structured"])
@@ -116,7 +114,7 @@ def test_events_round_trip_through_a_queue(meshline, aws, tmp_path, mode):
         "direct",
     )
     assert r.returncode == 0, r.stderr
-    (dead,) = [e for f in (out / "dlq").glob("*.jsonl") for e in read_rows("jsonl", f.read_bytes())]
+    (dead,) = rows_in(out / "dlq", "*.jsonl")
     assert dead["id"] == "big" and dead["meshlineerrorstage"] == "deliver"
     assert "exceeds the SQS limit of 262144 bytes" in dead["meshlineerror"]
     back = _read_back(meshline, aws, queue, tmp_path)
@@ -165,7 +163,7 @@ def test_missing_queue_dead_letters_at_once(meshline, aws, tmp_path):
         "direct",
     )
     assert r.returncode == 0, r.stderr
-    dead = [e for f in (tmp_path / "out" / "dlq").glob("*.jsonl") for e in read_rows("jsonl", f.read_bytes())]
+    dead = rows_in(tmp_path / "out" / "dlq", "*.jsonl")
     assert sorted(e["id"] for e in dead) == ["e-0", "e-1", "e-2"]
     assert all(
         "NonExistentQueue" in e["meshlineerror"] and "attempts" not in e["meshlineerror"] for e in dead
@@ -173,7 +171,7 @@ def test_missing_queue_dead_letters_at_once(meshline, aws, tmp_path):
 
 
 def test_unreachable_endpoint_is_retried_then_dead_lettered(meshline, aws, tmp_path):
-    from tests.servers.moto import free_port
+    from tests.harness import free_port
 
     endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens: connection refused, a transient error
     spec = _spec(
@@ -187,6 +185,6 @@ def test_unreachable_endpoint_is_retried_then_dead_lettered(meshline, aws, tmp_p
     )
     r = meshline("run", str(spec), "--runner", "direct")
     assert r.returncode == 0, r.stderr
-    dead = [e for f in (tmp_path / "out" / "dlq").glob("*.jsonl") for e in read_rows("jsonl", f.read_bytes())]
+    dead = rows_in(tmp_path / "out" / "dlq", "*.jsonl")
     assert sorted(e["id"] for e in dead) == ["e-0", "e-1"]
     assert all("(after 3 attempts)" in e["meshlineerror"] for e in dead), dead[0]["meshlineerror"]

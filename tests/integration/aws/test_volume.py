@@ -12,7 +12,6 @@ import io
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -22,6 +21,7 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 
+from tests.harness import component, integration, meshline_exe, trigger
 from tests.integration.aws.support import Aws, Feeder
 
 pytestmark = pytest.mark.integration
@@ -52,46 +52,32 @@ def _entries(total: int = TOTAL) -> tuple[list[dict[str, Any]], set[int], set[in
 
 
 def _spec(path: Path, aws: Aws, queue: str, bucket: str, idle: str) -> Path:
-    path.write_text(f"""
-apiVersion: meshline.dev/v1alpha1
-kind: Integration
-metadata: {{name: orders-to-lake}}
-spec:
-  sources:
-    - name: orders
-      type: aws.sqs
-      config:
-        queue_url: "{queue}"
-        endpoint_url: "{aws.endpoint}"
-        region: us-east-1
-        batch: {BATCH}
-        wait_time: 2s
-        idle_timeout: {idle}
-  transformations:
-    - name: total
-      type: jq
-      config: {{program: '.data.total = (.data.amount * .data.qty)'}}
-  targets:
-    - name: lake
-      type: aws.s3
-      config:
-        bucket: {bucket}
-        prefix: orders/{{yyyy}}/{{mm}}/{{dd}}
-        format: parquet
-        max_event_bytes: 65536
-        endpoint_url: "{aws.endpoint}"
-        region: us-east-1
-    - name: rejects  # written per bundle before the messages are deleted, like the lake
-      type: aws.s3
-      config: {{bucket: {bucket}, prefix: rejects, format: jsonl, endpoint_url: "{aws.endpoint}"}}
-  triggers:
-    - name: orders
-      filters: [{{exact: {{type: com.amazon.sqs.message}}}}]
-      steps: [total]
-      target: lake
-  deadLetter: rejects
-""")
-    return path
+    at = {"endpoint_url": aws.endpoint, "region": "us-east-1"}
+    lake = {"prefix": "orders/{yyyy}/{mm}/{dd}", "format": "parquet", "max_event_bytes": 65536}
+    return integration(
+        path,
+        name="orders-to-lake",
+        sources=[
+            component(
+                "orders", "aws.sqs", queue_url=queue, batch=BATCH, wait_time="2s", idle_timeout=idle, **at
+            )
+        ],
+        transformations=[component("total", "jq", program=".data.total = (.data.amount * .data.qty)")],
+        targets=[
+            component("lake", "aws.s3", bucket=bucket, **lake, **at),
+            # written per bundle before the messages are deleted, like the lake
+            component(
+                "rejects",
+                "aws.s3",
+                bucket=bucket,
+                prefix="rejects",
+                format="jsonl",
+                endpoint_url=aws.endpoint,
+            ),
+        ],
+        triggers=[trigger("orders", "lake", ["total"], [{"exact": {"type": "com.amazon.sqs.message"}}])],
+        dead_letter="rejects",
+    )
 
 
 def _lake_rows(aws: Aws, bucket: str) -> list[dict[str, Any]]:
@@ -102,10 +88,6 @@ def _dead(aws: Aws, bucket: str) -> list[dict[str, Any]]:
     return [r for rows in aws.rows(bucket, "rejects/").values() for r in rows]
 
 
-def _meshline() -> str:
-    return str(Path(sys.executable).parent / "meshline")
-
-
 def test_20000_messages_to_parquet_with_dead_letters(aws, tmp_path):
     queue, bucket = aws.queue(VisibilityTimeout="30"), aws.bucket()
     entries, not_json, too_big = _entries()
@@ -114,7 +96,7 @@ def test_20000_messages_to_parquet_with_dead_letters(aws, tmp_path):
     spec = _spec(tmp_path / "it.yaml", aws, queue, bucket, idle="6s")
     started = time.monotonic()
     r = subprocess.run(
-        [_meshline(), "run", str(spec), "--runner", "direct"], capture_output=True, text=True, timeout=900
+        [meshline_exe(), "run", str(spec), "--runner", "direct"], capture_output=True, text=True, timeout=900
     )
     elapsed = time.monotonic() - started
     feeder.join(timeout=60)
@@ -151,8 +133,11 @@ def test_20000_messages_to_parquet_with_dead_letters(aws, tmp_path):
     print(f"\n20,000 messages SQS → parquet on direct: {elapsed:.1f}s wall")
 
 
-# Prism reads SQS more slowly here (moto, one worker): a smaller queue keeps the test at a minute.
-@pytest.mark.parametrize(("runner", "total"), [("direct", TOTAL), ("prism", 6_000)])
+# The kill needs many bundles of BATCH messages on each side of it, not volume (that is the test
+# above): the run is killed once total/2 rows are in the lake, polled every 0.5 s, while the other
+# half (10+ bundles, several seconds at the runners' pace on moto) is still unread; after the
+# kill, the feeder's later messages reach only the rerun. 20,000 and 6,000 took a minute each.
+@pytest.mark.parametrize(("runner", "total"), [("direct", 5_000), ("prism", 4_000)])
 def test_sigkill_halfway_then_rerun_loses_nothing(aws, tmp_path, runner, total):
     queue, bucket = aws.queue(VisibilityTimeout="5"), aws.bucket()
     entries, not_json, too_big = _entries(total)
@@ -160,7 +145,7 @@ def test_sigkill_halfway_then_rerun_loses_nothing(aws, tmp_path, runner, total):
     feeder.start()
     endless = _spec(tmp_path / "a.yaml", aws, queue, bucket, idle="0s")
     proc = subprocess.Popen(
-        [_meshline(), "run", str(endless), "--runner", runner],
+        [meshline_exe(), "run", str(endless), "--runner", runner],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -182,7 +167,7 @@ def test_sigkill_halfway_then_rerun_loses_nothing(aws, tmp_path, runner, total):
     # Run again (the feeder goes on) until the queue stays empty longer than the 5s visibility timeout.
     again = _spec(tmp_path / "b.yaml", aws, queue, bucket, idle="10s")
     r = subprocess.run(
-        [_meshline(), "run", str(again), "--runner", runner], capture_output=True, text=True, timeout=900
+        [meshline_exe(), "run", str(again), "--runner", runner], capture_output=True, text=True, timeout=900
     )
     assert r.returncode == 0, r.stderr[-3000:]
     feeder.join(timeout=60)

@@ -11,8 +11,8 @@ import base64
 import orjson
 import pytest
 
-from meshline.connectors.formats import read_rows
 from tests.conftest import ROOT
+from tests.harness import rows_in
 from tests.integration.kafka.activitylog_data import record
 from tests.integration.kafka.support import drain, fully_committed, new_topic, produce
 from tests.servers.kafka import EVENTHUBS_CONNECTION_STRING
@@ -125,7 +125,7 @@ spec:
     r = meshline("run", str(spec), "--runner", "direct")
     assert r.returncode == 0, r.stderr[-3000:]
     assert key not in r.stdout + r.stderr
-    events = [e for f in out.rglob("*.jsonl") for e in read_rows("jsonl", f.read_bytes())]
+    events = rows_in(out)
     assert sorted(e["data"]["t"] for e in events) == list(range(20))
     e = events[0]
     assert e["type"] == "com.microsoft.azure.eventhub.message"

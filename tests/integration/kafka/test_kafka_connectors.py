@@ -8,7 +8,7 @@ import orjson
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from meshline.connectors.formats import read_rows
+from tests.harness import rows_in
 from tests.integration.kafka.support import drain, fully_committed, new_topic, produce
 from tests.servers.kafka import SCRAM_USER
 
@@ -23,7 +23,7 @@ def _header(m, name: str) -> str | None:
 
 
 def _events(folder) -> list[dict]:
-    return [e for f in folder.rglob("*.jsonl") for e in read_rows("jsonl", f.read_bytes())]
+    return rows_in(folder)
 
 
 def _spec(path, source: str, targets: str, triggers: str, dead_letter: str = "") -> str:

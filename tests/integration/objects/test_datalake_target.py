@@ -10,8 +10,8 @@ import pytest
 
 from meshline.connectors.formats import event_row, read_rows
 from meshline.events import CloudEvent, from_json
+from tests.harness import free_port, rows_in
 from tests.integration.pubsub_support import PROJECT, PubSub
-from tests.servers.azurite import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -77,7 +77,7 @@ def _rows(blobs: dict[str, bytes], prefix: str, fmt: str) -> list[dict]:
 
 
 def _dlq(folder: Path) -> list[dict]:
-    return [e for f in folder.rglob("*.jsonl") for e in read_rows("jsonl", f.read_bytes())]
+    return rows_in(folder)
 
 
 def test_objects_read_back_equal_the_events_and_a_replay_adds_none(meshline, blob_storage, tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from meshline.connectors.formats import read_rows
+from tests.harness import rows_in
 from tests.integration.objects.conftest import GCS_TOPIC
 from tests.integration.pubsub_support import PROJECT
 
@@ -56,7 +56,7 @@ spec:
 
 
 def _rows(folder: Path) -> list[dict]:
-    return [e for f in folder.rglob("*.jsonl") for e in read_rows("jsonl", f.read_bytes())]
+    return rows_in(folder)
 
 
 def _upload(gcs, bucket: str, names: list[str], body: bytes = b'{"v": 1}') -> None:

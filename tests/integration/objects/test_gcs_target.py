@@ -9,6 +9,7 @@ import pytest
 
 from meshline.connectors.formats import event_row, read_rows
 from meshline.events import CloudEvent
+from tests.harness import rows_in
 
 pytestmark = pytest.mark.integration
 
@@ -97,7 +98,7 @@ def test_missing_bucket_dead_letters_every_event(meshline, gcs, tmp_path):
     spec = _spec(tmp_path / "it.yaml", gcs, "no-such-bucket", inp, formats=("parquet",))
     r = meshline("run", str(spec), "--runner", "direct")
     assert r.returncode == 0, r.stderr
-    dlq = [e for f in (tmp_path / "dlq").rglob("*.jsonl") for e in read_rows("jsonl", f.read_bytes())]
+    dlq = rows_in(tmp_path / "dlq")
     assert sorted(e["id"] for e in dlq) == sorted(e.attributes["id"] for e in events)
     assert {e["meshlineerrorstage"] for e in dlq} == {"deliver"}
     reason = dlq[0]["meshlineerror"]

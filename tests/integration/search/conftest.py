@@ -24,6 +24,11 @@ def elasticsearch_url():
         yield url
 
 
-@pytest.fixture(params=["opensearch", "elasticsearch"])
+@pytest.fixture(
+    params=[
+        pytest.param(name, marks=pytest.mark.servers(f"{name}_url"))
+        for name in ("opensearch", "elasticsearch")
+    ]
+)
 def search_url(request):
     return request.getfixturevalue(f"{request.param}_url")
