@@ -350,7 +350,7 @@ class WriteToFile(beam.PTransform):
     ):
         super().__init__()
         self._config = config
-        self._target = {
+        self._target: dict[str, Any] = {
             "target_name": target_name,
             "runner": runner,
             "policy": policy,

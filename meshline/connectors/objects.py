@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import StandardOptions
-from apache_beam.transforms.window import TimestampedValue
+from apache_beam.transforms.window import FixedWindows, TimestampedValue
 from apache_beam.utils.timestamp import Timestamp
 
 from meshline.connectors.delivery import RetryPolicy
@@ -193,7 +193,7 @@ class WriteObjects(beam.PTransform):
             events = (
                 events
                 | "Stamp" >> beam.ParDo(_StampFn())
-                | "Window" >> beam.WindowInto(beam.window.FixedWindows(float(window)))
+                | "Window" >> beam.WindowInto(FixedWindows(float(window)))
             )
         if self._commit == "window":
             grouped = (

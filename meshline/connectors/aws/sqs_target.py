@@ -137,8 +137,9 @@ class _SendFn(beam.DoFn):
         self._retried = beam.metrics.Metrics.counter("meshline", f"target.{self._target}.retried")
 
     def teardown(self):
-        if getattr(self, "_pool", None) is not None:
-            self._pool.shutdown(wait=True)
+        pool = getattr(self, "_pool", None)
+        if pool is not None:
+            pool.shutdown(wait=True)
         if getattr(self, "_sqs", None) is not None:
             self._sqs.close()
 
@@ -194,7 +195,7 @@ class _SendFn(beam.DoFn):
                 url = self._config.queue_url
                 raise DeliveryError(f"target {self._target}: sending to {url} failed: {why}")
             for (_, _, event, ts, window), why in failed:
-                yield WindowedValue(dead_letter(event, why, "deliver"), ts, [window])
+                yield WindowedValue(dead_letter(event, why, "deliver"), ts, (window,))
         self._delivered.inc(sent)
 
     def _deliver(self, batch: list[Any]) -> tuple[list[tuple[Any, str]], set[int]]:

@@ -203,8 +203,8 @@ class _DiscoverPartitions(beam.DoFn):
                 if t is not None and t.error is None and t.partitions:
                     break
                 if time.monotonic() > deadline:
-                    why = t.error if t is not None else (errors[-1] if errors else "no metadata")
-                    why = why.str() if hasattr(why, "str") else why
+                    cause: Any = t.error if t is not None else (errors[-1] if errors else "no metadata")
+                    why = cause.str() if hasattr(cause, "str") else cause
                     raise ConnectionError(
                         f"source {self._name}: topic {topic!r} on {servers} unavailable: {why}"
                     )
