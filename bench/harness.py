@@ -27,6 +27,7 @@ variant that skips work cannot look fast.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import platform
 import shutil
@@ -41,6 +42,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
 PY = sys.executable
+# CPU-s between a scenario's two sizes below which the difference is noise (no rate)
+RESOLUTION = 0.05
 
 __all__ = [
     "OUT",
@@ -306,12 +309,14 @@ def measure(
         large = samples[(v, s.large)]
         cpu_s = statistics.median(x.cpu for x in small)
         cpu_l = statistics.median(x.cpu for x in large)
-        rate = (s.large - s.small) / max(cpu_l - cpu_s, 1e-9)
+        # Below RESOLUTION CPU-s between the two sizes (smoke runs: a few hundred events) the
+        # difference is noise, not a cost per event: no rate, shown as "—".
+        rate = (s.large - s.small) / (cpu_l - cpu_s) if cpu_l - cpu_s >= RESOLUTION else math.nan
         rows.append(
             Row(
                 variant=v,
                 rate=rate,
-                startup=cpu_s - s.small / rate,
+                startup=cpu_s - s.small / rate if rate == rate else cpu_s,
                 wall_rate=s.large / statistics.median(x.wall for x in large),
                 rss_mib=max(x.rss_mib for x in large),
                 events_out=outputs[v].count,
@@ -323,6 +328,15 @@ def measure(
     return rows
 
 
+def _num(rate: float) -> str:
+    return "—" if math.isnan(rate) else f"{rate:,.0f}"
+
+
+def ratio(a: float, b: float) -> str:
+    """``a / b`` as ``1.23x``; "—" when either has no rate (see :data:`RESOLUTION`)."""
+    return "—" if math.isnan(a) or math.isnan(b) or b == 0 else f"{a / b:.2f}x"
+
+
 def table(rows: list[Row]) -> str:
     lines = [
         f"{'variant':<22} {'events/s/core':>14} {'start-up CPU-s':>15} {'wall ev/s':>10} "
@@ -330,7 +344,7 @@ def table(rows: list[Row]) -> str:
     ]
     for r in rows:
         lines.append(
-            f"{r.variant:<22} {r.rate:>14,.0f} {r.startup:>15.2f} {r.wall_rate:>10,.0f} "
+            f"{r.variant:<22} {_num(r.rate):>14} {r.startup:>15.2f} {r.wall_rate:>10,.0f} "
             f"{r.rss_mib:>13.0f} {r.events_out:>11,} {r.digest:>16}"
         )
     return "\n".join(lines)
@@ -344,7 +358,7 @@ def markdown(rows: list[Row]) -> str:
     ]
     for r in rows:
         lines.append(
-            f"| {r.variant} | {r.rate:,.0f} | {r.startup:.2f} | {r.wall_rate:,.0f} | "
+            f"| {r.variant} | {_num(r.rate)} | {r.startup:.2f} | {r.wall_rate:,.0f} | "
             f"{r.rss_mib:.0f} | {r.events_out:,} | `{r.digest}` |"
         )
     return "\n".join(lines)
@@ -388,5 +402,5 @@ def standalone(
         return []
     rows = measure(s, args.repeat, args.only)
     for other in rows[1:]:
-        print(f"{rows[0].variant} / {other.variant} = {rows[0].rate / other.rate:.2f}x")
+        print(f"{rows[0].variant} / {other.variant} = {ratio(rows[0].rate, other.rate)}")
     return rows

@@ -38,6 +38,7 @@ from bench.harness import (
     markdown,
     measure,
     meshline_bin,
+    ratio,
     run_once,
 )
 
@@ -157,7 +158,7 @@ EXTERNAL = {
 def _ratios(name: str, rows: dict[str, Row]) -> list[str]:
     def r(a: str, b: str) -> str:
         if a in rows and b in rows:
-            return f"{a} / {b} = {rows[a].rate / rows[b].rate:.2f}x"
+            return f"{a} / {b} = {ratio(rows[a].rate, rows[b].rate)}"
         return ""
 
     out = []

@@ -83,3 +83,16 @@ def test_groups_compare_only_their_own_variants(tmp_path, monkeypatch):
     monkeypatch.setattr(harness, "OUT", tmp_path)
     s = _scenario({"a": ['{"n": 1}'], "b": ['{"n": 1}'], "c": ['{"m": 9}']}, same_output=(("a", "b"), ("c",)))
     assert len(harness.measure(s, 1, exact_repeat=True)) == 3
+
+
+def test_a_difference_below_resolution_is_no_rate() -> None:
+    """Smoke sizes cost less CPU than the clock's noise: "—", never a rate of 10^11 events/s."""
+    import math
+
+    from bench.harness import _num, ratio
+
+    assert ratio(200.0, 100.0) == "2.00x"
+    assert ratio(math.nan, 100.0) == "—"
+    assert ratio(100.0, math.nan) == "—"
+    assert _num(math.nan) == "—"
+    assert _num(12345.4) == "12,345"
