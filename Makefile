@@ -11,6 +11,8 @@ PYTEST_ARGS ?=
 # (tests/conftest.py groups them).
 WORKERS ?= 4
 PYTEST_SERVERS := $(BIN)/pytest -n $(WORKERS) --dist loadgroup --durations=25
+# Unit tests compute: one worker per core.
+UNIT_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 
 .PHONY: all venv prism run check test integration e2e unit lint docs bench clean
 
@@ -53,7 +55,7 @@ check: venv
 	$(LINT)
 	$(BIN)/meshline validate pipelines/*.yaml
 	$(BIN)/meshline test pipelines/*.yaml
-	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(UNIT_WORKERS) tests/unit $(PYTEST_ARGS)
 	$(BIN)/python -m bench.run --smoke
 	$(took)
 
@@ -79,7 +81,7 @@ docs: venv
 	$(BIN)/python -m meshline.docgen
 
 unit: venv
-	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(UNIT_WORKERS) tests/unit $(PYTEST_ARGS)
 
 bench: venv
 	$(BIN)/python -m bench.run $(BENCH_ARGS)

@@ -86,7 +86,9 @@ def test_the_beam_counters_still_get_every_event_once(monkeypatch):
     assert counted["target.out.in"] == 400 and counted["step.total.in"] == 400
 
 
-def test_a_terminal_gets_the_line_redrawn():
+def test_a_terminal_gets_the_line_redrawn(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # wide enough for the whole line
+
     class Terminal(io.StringIO):
         def isatty(self) -> bool:
             return True
@@ -108,3 +110,23 @@ def test_a_terminal_gets_the_line_redrawn():
     assert "\r\033[K[" in text and "orders 5 in" in text and "rejects 0 (1 undeliverable)" in text
     assert "dead-lettered 1" in text
     assert text.endswith("\r\033[K")  # the line is cleared when the run ends
+
+
+def test_the_line_is_cut_to_the_terminal_width(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "40")
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    stream = Terminal()
+    with progress.Progress(stream=stream, interval=0.01, integration=_integration()):
+        progress.add({"source.orders.in": 5, "target.rejects.dead_lettered": 1})
+        deadline = threading.Event()
+        for _ in range(3000):  # until the line was drawn once (a poll, not a timing)
+            if "orders" in stream.getvalue():
+                break
+            deadline.wait(0.01)
+    lines = [x for x in stream.getvalue().split("\r\033[K") if x]
+    assert lines and all(len(x) <= 39 for x in lines), lines
+    assert lines[0].endswith("…")
