@@ -109,7 +109,9 @@ class KafkaSourceConfig(KafkaConnection):
     )
     max_events: int | None = doc("end the source after this many records (per worker process)", None)
     idle_timeout: Duration | None = doc(
-        "end a partition's read after this long without a record, e.g. 30s (0: never)", None
+        "end a partition's read once it has read everything there is and got no record for "
+        "this long, e.g. 30s (0: never)",
+        None,
     )
     batch: int = doc("records per partition per bundle (the commit granularity)", 5000)
     poll: Duration = doc("how long one fetch waits for records", Duration(1.0))

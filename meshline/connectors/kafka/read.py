@@ -325,6 +325,24 @@ class _ReadPartitionFn(beam.DoFn):
             self._committed[key] = offset
         self._commits.inc()
 
+    def _caught_up(self, consumer: Any, topic: str, partition: int, next_offset: int) -> bool:
+        """Nothing left to read below the partition's end (its high watermark).
+
+        ``idle_timeout`` ends a partition's read only then: a consumer slow to connect or to
+        fetch (a loaded machine, a slow SASL handshake) is not idle while records wait. The
+        consumer's own position counts too: it moves past what is never delivered
+        (transaction markers). When the broker cannot say, the idle clock alone decides.
+        """
+        from confluent_kafka import TopicPartition
+
+        tp = TopicPartition(topic, partition)
+        try:
+            _, high = consumer.get_watermark_offsets(tp, timeout=5, cached=False)
+            position = consumer.position([tp])[0].offset
+        except Exception:
+            return True
+        return high is None or high < 0 or max(next_offset, position) >= high
+
     # -- reading --------------------------------------------------------------------
 
     def process(
@@ -417,7 +435,11 @@ class _ReadPartitionFn(beam.DoFn):
                 return
             _give_back(self._token, self._limit, budget)
             idle = time.time() - tracker.current_restriction().active_at
-            if self._idle is not None and idle >= self._idle:
+            if (
+                self._idle is not None
+                and idle >= self._idle
+                and self._caught_up(consumer, topic, partition, start)
+            ):
                 tracker.try_claim(_STOP)  # idle_timeout: this partition's read ends cleanly
                 self._release(topic, partition)
                 return

@@ -175,6 +175,31 @@ def test_start_timestamp_then_committed_offsets_win_over_scram(meshline, kafka, 
     assert [e["data"] for e in _events(out2)] == [{"n": 9, "era": "later"}]
 
 
+def test_idle_timeout_does_not_end_a_read_that_has_records_left(meshline, kafka, tmp_path):
+    """A 1 ms idle_timeout is over before the first fetch returns: the read goes on until the
+    partition's end all the same (a slow consumer is not an idle one), then ends."""
+    topic = new_topic(kafka.bootstrap, 2, "idle")
+    records = [(str(i).encode(), orjson.dumps({"n": i}), None) for i in range(40)]
+    assert produce(kafka.bootstrap, topic, records) == 40
+    out = tmp_path / "out"
+    source = f"""        bootstrap_servers: "{kafka.bootstrap}"
+        topics: {topic}
+        group_id: g-{topic}
+        start: earliest
+        idle_timeout: 1ms
+        poll: 10ms"""
+    spec = _spec(
+        tmp_path / "it.yaml",
+        source,
+        f'    - {{name: files, type: file, config: {{path: "{out}"}}}}',
+        "    - {name: all, target: files}",
+    )
+    r = meshline("run", spec, "--runner", "direct")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert sorted(e["data"]["n"] for e in _events(out)) == list(range(40))
+    assert fully_committed(kafka.bootstrap, topic, f"g-{topic}") == {}
+
+
 def test_target_rejections_and_unreachable_brokers_are_dead_lettered(meshline, kafka, tmp_path):
     small = f"small-{tmp_path.name[-8:]}"
     admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
