@@ -28,6 +28,7 @@ import pytest
 
 from meshline.errors import RunnerError
 from meshline.runners import flink
+from meshline.spec.model import Execution
 from tests.e2e.flink_support import flink_cluster
 from tests.harness import rows_in
 from tests.integration.pubsub_support import PROJECT, PubSub
@@ -268,7 +269,12 @@ def test_job_server_jar_that_is_not_a_jar(meshline, tmp_path):
 
 
 def _settings(**kw: object) -> SimpleNamespace:
-    base: dict[str, object] = {"flink_master": "[local]", "streaming": False, "beam_args": []}
+    base: dict[str, object] = {
+        "flink_master": "[local]",
+        "streaming": False,
+        "beam_args": [],
+        "execution": None,
+    }
     base.update(kw)
     return SimpleNamespace(**base)
 
@@ -283,13 +289,22 @@ def test_beam_options_for_flink_and_the_users_own_win():
     assert "--finish_bundle_before_checkpointing" not in args
 
     args = flink.flink_args(_settings(streaming=True), "/x/j.jar")
-    assert "--streaming" in args and "--checkpointing_interval=2000" in args
+    assert "--streaming" in args and "--checkpointing_interval=500" in args
+    assert "--max_bundle_time_mills=100" in args and "--max_bundle_size=1000" in args
     assert "--finish_bundle_before_checkpointing" in args
 
-    user = ["--parallelism", "2", "--checkpointing_interval=500", "--environment_type=EXTERNAL"]
-    args = flink.flink_args(_settings(streaming=True, beam_args=user), "/x/j.jar")
+    # spec.execution changes them; a batch run keeps Beam's own bundles unless it says otherwise
+    paced = Execution(bundle_time=0.05, checkpoint_interval=2.0)
+    args = flink.flink_args(_settings(streaming=True, execution=paced), "/x/j.jar")
+    assert "--max_bundle_time_mills=50" in args and "--checkpointing_interval=2000" in args
+    assert not any(a.startswith("--max_bundle") for a in flink.flink_args(_settings(), "/x/j.jar"))
+    args = flink.flink_args(_settings(execution=Execution(bundle_size=10)), "/x/j.jar")
+    assert "--max_bundle_size=10" in args
+
+    user = ["--parallelism", "2", "--checkpointing_interval=700", "--max_bundle_time_mills", "5"]
+    args = flink.flink_args(_settings(streaming=True, beam_args=user, execution=paced), "/x/j.jar")
     assert not any(
-        a.startswith(("--parallelism", "--checkpointing_interval", "--environment_type")) for a in args
+        a.startswith(("--parallelism", "--checkpointing_interval", "--max_bundle_time_mills")) for a in args
     )
     assert "--streaming" in args
 
