@@ -73,7 +73,8 @@ def test_pubsub_run_whose_source_ends_drains_and_exits_on_embedded_flink(meshlin
         out = tmp_path / "out"
         source = (
             "{name: in, type: google.pubsub, config: "
-            f'{{project: {PROJECT}, subscription: {sub}, endpoint_url: "{host}", batch: 10, idle_timeout: 5s}}}}'
+            f'{{project: {PROJECT}, subscription: {sub}, endpoint_url: "{host}", batch: 10, '
+            "idle_timeout: 5s}}"
         )
         r = meshline("run", str(_spec(tmp_path, source, out)), "--runner", "flink", timeout=RUN_TIMEOUT)
         _ended_by_itself(r)
