@@ -43,7 +43,7 @@ _LOGGER = logging.getLogger(__name__)
 
 # Beam's GlobalWindow.maxTimestamp() in milliseconds: a watermark at or past it is the end.
 END_OF_TIME_MS = 9223371950454775
-POLL_S = 1.0
+POLL_S = 2.0  # a few small REST calls per poll: cheap while the run idles
 TIMEOUT_S = 5.0
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -87,16 +87,23 @@ def all_ended(watermarks: list[int]) -> bool:
     return bool(watermarks) and all(w >= END_OF_TIME_MS for w in watermarks)
 
 
-def _output_watermarks(rest: str, job: str) -> list[int]:
-    """The output watermark of every operator of every subtask of the job."""
-    found: list[int] = []
+def _watermark_queries(rest: str, job: str) -> list[str]:
+    """One metrics URL per vertex of the job, asking for the output watermark of each operator
+    of each subtask; empty until Flink reports them all."""
+    queries = []
     for vertex in _get(f"{rest}/jobs/{job}").get("vertices", []):
         base = f"{rest}/jobs/{job}/vertices/{vertex['id']}/metrics"
         ids = [m["id"] for m in _get(base) if str(m.get("id", "")).endswith(".currentOutputWatermark")]
         if not ids:
             return []  # not reported yet: nothing can be told
-        query = ",".join(urllib.parse.quote(i, safe="") for i in ids)
-        for metric in _get(f"{base}?get={query}"):
+        queries.append(f"{base}?get={','.join(urllib.parse.quote(i, safe='') for i in ids)}")
+    return queries
+
+
+def _output_watermarks(queries: list[str]) -> list[int]:
+    found: list[int] = []
+    for query in queries:
+        for metric in _get(query):
             try:
                 found.append(int(metric["value"]))
             except (KeyError, TypeError, ValueError):
@@ -140,15 +147,18 @@ class Drainer:
         return max(mine, key=lambda j: j["start-time"])["jid"] if mine else None
 
     def _run(self) -> None:
-        rest = None
+        rest = job = None
+        queries: list[str] = []
         seen = 0
         while not self._done.wait(POLL_S):
             try:
                 rest = rest or self._rest()
-                job = self._job(rest) if rest else None
+                job = job or (self._job(rest) if rest else None)
                 if rest is None or job is None:
                     continue
-                seen = seen + 1 if all_ended(_output_watermarks(rest, job)) else 0
+                # the operators do not change while the job runs: their metrics are listed once
+                queries = queries or _watermark_queries(rest, job)
+                seen = seen + 1 if all_ended(_output_watermarks(queries)) else 0
                 if seen >= 2:
                     self._drain(rest, job)
                     return

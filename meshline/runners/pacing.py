@@ -3,12 +3,13 @@
 The defaults were chosen from measurements of a webhook → ``http`` target run at 50
 events/s (``bench/latency_probe.py``; figures in ``docs/runners.md``):
 
-- Flink: Beam's streaming defaults (bundles of up to 1000 elements or 1 s, a checkpoint
-  every 2 s here) held delivery to p50 0.7 s / p99 1.6 s and the acknowledgement to p99
-  2.9 s. A bundle closed after 100 ms hands its outputs on at once, and a checkpoint every
-  500 ms finalizes bundles (sources acknowledge) soon after: delivery p99 ~140 ms and
-  acknowledgement p99 ~1.2 s on a loaded 2-core machine. At-least-once is untouched:
-  sources still acknowledge only after the checkpoint that covers their outputs.
+- Flink: Beam's streaming pacing (bundles of up to 1000 elements or 1 s, a checkpoint
+  every 2 s as Meshline set it) held delivery to p50 0.8–1.0 s / p99 1.7–1.9 s and the
+  acknowledgement to p99 2.9–3.3 s. A bundle closed after 100 ms hands its outputs on at
+  once, and a checkpoint every 500 ms finalizes bundles (sources acknowledge) soon after:
+  delivery p50 5 ms / p99 0.4–0.7 s, acknowledgement p99 1.3–1.9 s, on a 2-core machine at
+  load 10–11. At-least-once is untouched: sources still acknowledge only after the
+  checkpoint that covers their outputs.
 - Prism decides its own bundles and has no checkpoints: only the fill settings apply.
 - Queue sources (:mod:`meshline.connectors.unbounded`) wait up to ``fill_wait`` per pull
   and ``fill_budget`` per bundle for more messages once a bundle has emitted; the runner
