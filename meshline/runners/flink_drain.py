@@ -18,8 +18,8 @@ acknowledge what they emitted — and finishes the job, and ``meshline run`` ret
 The REST address is the ``--flink-master`` of a cluster, or, for ``[local]``, the port
 of the job-server JVM's embedded MiniCluster that answers as Flink's REST API. The
 savepoint goes to a temporary directory removed after the run (for a cluster: its own
-``state.savepoints.dir`` when it has one, else a temporary path on the JobManager's
-machine).
+``state.savepoints.dir`` when it has one; else the same path, which a cluster on another
+machine creates there and leaves).
 """
 
 from __future__ import annotations
@@ -173,7 +173,7 @@ class Drainer:
                         return str(entry["value"])
             except (OSError, ValueError, AttributeError):
                 pass
-            return f"file:///tmp/meshline-savepoints-{os.getpid()}-{int(time.time())}"
+        # Removed after the run; on a cluster elsewhere the JobManager's machine gets this path.
         self._local_dir = tempfile.mkdtemp(prefix="meshline-savepoint-")
         return f"file://{self._local_dir}"
 
