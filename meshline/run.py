@@ -14,6 +14,7 @@ job is submitted. Importing this module imports no Beam.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -84,10 +85,13 @@ def run_integration(
     from meshline.compiler.progress import Progress
     from meshline.compiler.summary import collect_counters, outputs, render_summary, stage_rows
     from meshline.runners import committed, make_runner
+    from meshline.runners.pacing import pacing
     from meshline.secrets import mask
 
     integration = resolved.integration
     entry = {} if entry is None else entry
+    if settings.execution is None:
+        settings = dataclasses.replace(settings, execution=integration.execution)
     runner_name = settings.name
     entry["runner"] = runner_name
     if runner_name == "dataflow" and launcher:
@@ -100,7 +104,8 @@ def run_integration(
     named = {} if has_option(beam_args, "job_name") else {"job_name": integration.name}
     options = PipelineOptions([*runner_args, *beam_args], **named)
     pipeline = beam.Pipeline(runner=runner, options=options)
-    build_pipeline(resolved, pipeline, options={"runner": runner_name})
+    paced = pacing(runner_name, settings.execution)
+    build_pipeline(resolved, pipeline, options={"runner": runner_name, "pacing": paced})
     started = time.monotonic()
     committed.install()
     committed.reset()
@@ -112,6 +117,7 @@ def run_integration(
         return True
 
     run = None
+    drainer = None
     try:
         try:
             with Progress(integration=integration, enabled=not _LOG_JSON):
@@ -125,6 +131,9 @@ def run_integration(
                     return False
                 if watch is not None:
                     watch.started(run)
+                if settings.streaming and callable(getattr(runner, "drainer", None)):
+                    # Flink: end the run once every source has ended (meshline.runners.flink_drain)
+                    drainer = runner.drainer(str(options.get_all_options()["job_name"]), say)
                 run.wait_until_finish()
         except Exception:
             if stopper is not None and stopper.signum:  # Beam hands the KeyboardInterrupt on as another error
@@ -160,6 +169,9 @@ def run_integration(
         if os.environ.get("MESHLINE_DEBUG"):
             raise
         return failed(mask(integration.redactor.redact(failure_line(e))))
+    finally:
+        if drainer is not None:
+            drainer.close()
     elapsed = time.monotonic() - started
     counters = collect_counters(run)
     entry.update(

@@ -168,7 +168,12 @@ def _build_component(
         redelivering=kind == "target" and resolved.redelivering,
         directory=integration.directory,
     )
-    return rc.component.build(config, ctx)
+    transform = rc.component.build(config, ctx)
+    pacing = ctx_options.get("pacing")
+    pace = getattr(transform, "pace", None)
+    if kind == "source" and pacing is not None and callable(pace):
+        pace(pacing.fill_wait, pacing.fill_budget)  # spec.execution: a queue source's fill
+    return transform
 
 
 def _delivery_of(target: str, integration: Integration) -> RetryPolicy:

@@ -51,6 +51,7 @@ _LOGGER = logging.getLogger(__name__)
 #: builds a ``GlobalWindow`` each time (~8% of a Kafka pipeline's CPU, py-spy).
 GLOBAL_WINDOWS = (GlobalWindow(),)
 DEAD = "dead"
+# Defaults of spec.execution's fillWait and fillBudget (meshline.runners.pacing):
 FILL_WAIT = 0.1  # seconds a pull waits for more once a bundle has emitted
 FILL_BUDGET = 0.5  # seconds a bundle may spend filling up after its first message
 
@@ -157,6 +158,8 @@ class _QueueReadFn(beam.DoFn):
         self._batch = batch
         self._poll = poll
         self._name = source_name
+        self.fill_wait = FILL_WAIT
+        self.fill_budget = FILL_BUDGET
 
     def setup(self):
         self._reader = self._make_reader()
@@ -193,12 +196,12 @@ class _QueueReadFn(beam.DoFn):
                     want = min(want, r.limit - r.claimed)
                 if want <= 0:
                     return  # max_events reached: the restriction is complete
-                # Once this bundle has emitted it waits only briefly for more (FILL_WAIT per pull,
-                # FILL_BUDGET in all): fewer, fuller bundles mean fewer objects, commits and
-                # acknowledgement calls, for at most FILL_BUDGET of extra latency.
+                # Once this bundle has emitted it waits only briefly for more (fill_wait per pull,
+                # fill_budget in all): fewer, fuller bundles mean fewer objects, commits and
+                # acknowledgement calls, for at most fill_budget of extra latency.
                 wait = self._poll
                 if ack_ids:
-                    wait = FILL_WAIT if time.monotonic() < fill_until else 0.0
+                    wait = self.fill_wait if time.monotonic() < fill_until else 0.0
                 messages = self._reader.pull(want, wait)
                 if not messages:
                     idle = time.time() - tracker.current_restriction().active_at
@@ -210,7 +213,7 @@ class _QueueReadFn(beam.DoFn):
                     break
                 tracker.try_claim((_SEEN, time.time()))
                 if not ack_ids:
-                    fill_until = time.monotonic() + FILL_BUDGET
+                    fill_until = time.monotonic() + self.fill_budget
                 for m in messages:
                     if not tracker.try_claim(None):
                         return  # over the limit: the rest is not acknowledged and will be redelivered
@@ -265,6 +268,11 @@ class ReadFromQueue(beam.PTransform):
         super().__init__()
         self._fn = _QueueReadFn(make_reader, idle_timeout, batch, poll, source_name)
         self._limit = max_events
+
+    def pace(self, fill_wait: float, fill_budget: float) -> None:
+        """``spec.execution``'s fillWait and fillBudget (seconds), set by the compiler."""
+        self._fn.fill_wait = fill_wait
+        self._fn.fill_budget = fill_budget
 
     def expand(self, pbegin):
         limit = self._limit

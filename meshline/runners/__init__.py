@@ -34,6 +34,8 @@ class RunnerSettings:
     beam_args: list[str] = field(default_factory=list)
     # --allow-exposed-runner: run even when a runner server listens beyond 127.0.0.1.
     allow_exposed: bool = False
+    # spec.execution (meshline.spec.model.Execution): bundle, checkpoint and fill settings
+    execution: Any = None
 
 
 def in_process_runner() -> Any:

@@ -28,11 +28,13 @@ when Beam's bundle-time check fires, and the bundle that gives a source its firs
 element (Impulse → split) sometimes never ended: its one output stayed in the SDK
 worker's buffer and the run delivered nothing, ever (seen as "one streaming run in
 six stalls" before; 4 of 4 runs on a busy machine; 0 of 6 with the option). With
-checkpointing on, Beam never shuts Flink's sources down, so a streaming run
-whose source ends (``idle_timeout``, ``max_events``) does not end on Flink: stop
-it with Ctrl-C. Beam's ``--shutdown_sources_after_idle_ms`` makes it end, but
-then an endless source's pending elements are lost (measured), so Meshline does
-not set it.
+checkpointing on, Beam never shuts Flink's sources down, so a streaming run whose
+sources end (``idle_timeout``, ``max_events``) would not end on Flink; Meshline
+watches the job and, once every source has ended, stops it with a draining savepoint
+(:mod:`meshline.runners.flink_drain`). Beam's ``--shutdown_sources_after_idle_ms``
+would end it too, but then an endless source's pending elements are lost (measured),
+so Meshline does not set it. Bundle size and time and the checkpoint interval come
+from ``spec.execution`` or the defaults measured for Flink (:mod:`meshline.runners.pacing`).
 
 The SDK worker runs in the launching process (``--environment_type=LOOPBACK``),
 so a remote cluster's TaskManagers must reach back to this machine: that works
@@ -71,10 +73,12 @@ from typing import Any
 
 from meshline.errors import RunnerError
 from meshline.runners import flink_agent
+from meshline.runners.flink_drain import Drainer, find_local_rest
 from meshline.runners.guard import GuardedCommand, quiet_stop_on_exit
 from meshline.runners.loopback import refusal, start_loopback_workers
 from meshline.runners.maven import DEPENDENCY_PLUGIN, find_mvn, mvn_error, run_mvn
 from meshline.runners.options import given_option
+from meshline.runners.pacing import pacing
 
 __all__ = ["DEFAULT_FLINK_VERSION", "cache_dir", "find_job_server", "flink_args", "flink_runner"]
 
@@ -85,7 +89,6 @@ DEFAULT_FLINK_VERSION = "1.19"
 ASSEMBLE_FROM = {"1.19": "2.62.0"}
 SLF4J_VERSION = "1.7.30"  # what beam-runners-flink 2.62.0 depends on; slf4j-simple gives it a logger
 MAIN_CLASS = "org.apache.beam.runners.flink.FlinkJobServerDriver"
-CHECKPOINTING_INTERVAL_MS = 2000
 PROBE_TIMEOUT_S = 10.0
 LOCAL_MASTERS = ("[local]", "[auto]")
 # Flink's own listeners of the embedded MiniCluster, on loopback only.
@@ -322,8 +325,15 @@ def flink_args(settings: Any, jar: str) -> list[str]:
         # The job server's Java expansion service: Meshline expands nothing on it.
         "expansion_port": "-1",
     }
-    if settings.streaming:
-        defaults["checkpointing_interval"] = str(CHECKPOINTING_INTERVAL_MS)
+    # spec.execution, else (streaming) the defaults chosen for Flink (meshline.runners.pacing);
+    # a batch run keeps Beam's batch bundles unless the file says otherwise.
+    paced = pacing("flink", settings.execution) if settings.streaming else pacing("", settings.execution)
+    if paced.bundle_size is not None:
+        defaults["max_bundle_size"] = str(paced.bundle_size)
+    if paced.bundle_time is not None:
+        defaults["max_bundle_time_mills"] = str(max(1, round(paced.bundle_time * 1000)))
+    if settings.streaming and paced.checkpoint_interval is not None:
+        defaults["checkpointing_interval"] = str(max(1, round(paced.checkpoint_interval * 1000)))
     args += [f"--{k}={v}" for k, v in defaults.items() if given_option(user, k) is None]
     if settings.streaming and given_option(user, "streaming") is None:
         args.append("--streaming")
@@ -411,16 +421,28 @@ def _runner(conf_dir: str | None, agent: Path | None, allow: bool) -> Any:
         """FlinkRunner whose job server dies with Meshline and, like its worker pool, stays on loopback."""
 
         start_and_replace_loopback_environments = staticmethod(start_loopback_workers)
+        _master = "[local]"
+        _server: Any = None
 
         def default_job_server(self, options: Any) -> Any:
             flink = options.view_as(FlinkRunnerOptions)
             master = self.add_http_scheme(flink.flink_master)
+            self._master = master
             if flink.flink_submit_uber_jar and master not in MAGIC_HOST_NAMES:
                 return super().default_job_server(options)  # refused before, unless allowed
             flink.flink_master = master
             server = _JobServer(options)
             if master in LOCAL_MASTERS:
                 server.flink_conf_dir = conf_dir
+            self._server = server
             return quiet_stop_on_exit(server)
+
+        def drainer(self, job_name: str, say: Any) -> Drainer:
+            """Drains the streaming job once its sources have all ended (:mod:`.flink_drain`)."""
+            if self._master not in LOCAL_MASTERS:
+                url = _rest_url(self._master)
+                return Drainer(lambda: url, job_name, say, remote=True).start()
+            server = self._server
+            return Drainer(lambda: find_local_rest(server._port), job_name, say, remote=False).start()
 
     return MeshlineFlinkRunner()

@@ -23,6 +23,7 @@ __all__ = [
     "Backoff",
     "ComponentDecl",
     "Delivery",
+    "Execution",
     "Integration",
     "Parameter",
     "TestCase",
@@ -133,6 +134,20 @@ class TestCase:
 
 
 @dataclass(frozen=True)
+class Execution:
+    """``spec.execution``: how the runner paces the run; ``None`` keeps the runner's default.
+
+    Durations in seconds. The defaults per runner are in :mod:`meshline.runners.pacing`.
+    """
+
+    bundle_size: int | None = None
+    bundle_time: float | None = None
+    checkpoint_interval: float | None = None
+    fill_wait: float | None = None
+    fill_budget: float | None = None
+
+
+@dataclass(frozen=True)
 class Integration:
     """One integration document, validated, with defaults applied."""
 
@@ -154,6 +169,7 @@ class Integration:
     directory: str | None = field(default=None, compare=False)
     # where each key is in the file (None: built without one), for problems found later
     table: LocationTable | None = field(default=None, compare=False, repr=False)
+    execution: Execution = field(default_factory=Execution)
 
     def locate(self, path: tuple[str | int, ...], key: bool = False) -> Location:
         """``FILE:LINE:COL`` of the value (or the key) at ``path`` in the document."""
@@ -288,4 +304,19 @@ def build_integration(
         secret_refs=dict(secret_refs or {}),
         directory=directory,
         table=table,
+        execution=_execution(spec.get("execution") or {}),
+    )
+
+
+def _execution(given: Mapping[str, Any]) -> Execution:
+    def seconds(key: str) -> float | None:
+        return None if given.get(key) is None else float(parse_duration(given[key]))
+
+    size = given.get("bundleSize")
+    return Execution(
+        bundle_size=None if size is None else int(size),
+        bundle_time=seconds("bundleTime"),
+        checkpoint_interval=seconds("checkpointInterval"),
+        fill_wait=seconds("fillWait"),
+        fill_budget=seconds("fillBudget"),
     )

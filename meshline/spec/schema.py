@@ -224,6 +224,38 @@ def _base_schema() -> dict[str, Any]:
                         "reference", "Target that receives every failed event of triggers without their own."
                     ),
                     "tests": _list({"$ref": "#/$defs/test"}, "Test cases run by `meshline test`."),
+                    "execution": _closed(
+                        {
+                            "bundleSize": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "description": "Flink: the most elements in one bundle "
+                                "(Beam's --max_bundle_size). Default 1000.",
+                            },
+                            "bundleTime": _duration(
+                                "Flink: the longest a bundle stays open before its outputs are handed on "
+                                "(Beam's --max_bundle_time_mills); sets the delivery latency. Default 100ms."
+                            ),
+                            "checkpointInterval": _duration(
+                                "Flink, streaming: time between checkpoints (Beam's "
+                                "--checkpointing_interval). Sources acknowledge after the checkpoint that "
+                                "covers what they emitted, so this sets the acknowledgement latency. "
+                                "Default 500ms."
+                            ),
+                            "fillWait": _duration(
+                                "Queue sources: how long one pull waits for more messages once a bundle has "
+                                "emitted some. Default 100ms."
+                            ),
+                            "fillBudget": _duration(
+                                "Queue sources: how long a bundle may spend filling up after its first "
+                                "message; at most this much latency is added for fuller bundles. "
+                                "Default 500ms."
+                            ),
+                        },
+                        "How the runner paces the run: bundle size and time, checkpoints, how long sources "
+                        "wait to fill a bundle. Every key is optional; the defaults are chosen per runner "
+                        "(docs/runners.md), and Beam options given after `--` win.",
+                    ),
                 },
                 "What the integration does.",
                 required=["sources", "targets", "triggers"],

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -28,6 +27,7 @@ import pytest
 
 from meshline.errors import RunnerError
 from meshline.runners import flink
+from meshline.spec.model import Execution
 from tests.e2e.flink_support import flink_cluster
 from tests.harness import rows_in
 from tests.integration.pubsub_support import PROJECT, PubSub
@@ -76,25 +76,11 @@ def _pubsub_available() -> bool:
     return True
 
 
-def _stop(proc: subprocess.Popen) -> str:
-    """Let a couple of checkpoints pass (acknowledgements follow them), then Ctrl-C the run;
-    its stderr. A run that does not stop within a minute is killed."""
-    try:
-        if proc.poll() is None:
-            time.sleep(5)
-            proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=30)
-    return err.decode(errors="replace")
-
-
 def test_streaming_pubsub_on_embedded_flink_loses_nothing_and_acknowledges(tmp_path, job_server):
-    """Endless Pub/Sub source in streaming: messages published before the run and while it runs
-    each land in the target and are then acknowledged (bundle finalization after a Flink
-    checkpoint); Ctrl-C stops the run.
+    """Pub/Sub source in streaming: messages published before the run and while it runs each
+    land in the target and are acknowledged (bundle finalization after a Flink checkpoint);
+    once the source has been idle for its ``idle_timeout`` the run drains and ends by itself
+    (meshline.runners.flink_drain), with status 0.
 
     Before ``--finish_bundle_before_checkpointing`` (meshline.runners.flink) a run now and then
     delivered nothing at all; that is a failure now, as is losing a message or not acknowledging
@@ -111,7 +97,8 @@ def test_streaming_pubsub_on_embedded_flink_loses_nothing_and_acknowledges(tmp_p
         spec.write_text(
             "apiVersion: meshline.dev/v1alpha1\nkind: Integration\nmetadata: {name: flink-stream}\nspec:\n"
             "  sources:\n    - name: in\n      type: google.pubsub\n"
-            f'      config: {{project: {PROJECT}, subscription: {sub}, endpoint_url: "{host}", batch: 10}}\n'
+            f'      config: {{project: {PROJECT}, subscription: {sub}, endpoint_url: "{host}", batch: 10,'
+            " idle_timeout: 15s}\n"
             f'  targets:\n    - {{name: out, type: file, config: {{path: "{out}/events", window: 2s}}}}\n'
             f'    - {{name: dlq, type: file, config: {{path: "{out}/dlq"}}}}\n'
             "  triggers:\n    - {name: all, target: out}\n  deadLetter: dlq\n"
@@ -134,15 +121,16 @@ def test_streaming_pubsub_on_embedded_flink_loses_nothing_and_acknowledges(tmp_p
                 got = delivered()
             # the rest arrives while the run is going: read by resumed (deferred) source bundles
             ids |= set(ps.publish(topic, [(orjson.dumps({"n": i}), {}) for i in range(20, 40)]))
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and len(got) < len(ids) and proc.poll() is None:
-                time.sleep(1)
-                got = delivered()
+            _, err_bytes = proc.communicate(timeout=180)  # ends by itself once the source is idle
         finally:
-            err = _stop(proc)
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=30)
+        err = err_bytes.decode(errors="replace")
         tail = err[-2000:]
-        assert proc.returncode == 130 and "interrupted" in tail, tail
-        assert "Traceback" not in err, tail  # a quiet stop
+        assert proc.returncode == 0 and "draining the Flink job" in err, tail
+        assert "Traceback" not in err, tail
+        got = delivered()
         time.sleep(11)  # past the ack deadline: anything not acknowledged would be redelivered now
         redelivered = set(ps.drain(sub))
         assert ids <= got | redelivered, "acknowledged but never delivered"
@@ -268,7 +256,12 @@ def test_job_server_jar_that_is_not_a_jar(meshline, tmp_path):
 
 
 def _settings(**kw: object) -> SimpleNamespace:
-    base: dict[str, object] = {"flink_master": "[local]", "streaming": False, "beam_args": []}
+    base: dict[str, object] = {
+        "flink_master": "[local]",
+        "streaming": False,
+        "beam_args": [],
+        "execution": None,
+    }
     base.update(kw)
     return SimpleNamespace(**base)
 
@@ -283,22 +276,31 @@ def test_beam_options_for_flink_and_the_users_own_win():
     assert "--finish_bundle_before_checkpointing" not in args
 
     args = flink.flink_args(_settings(streaming=True), "/x/j.jar")
-    assert "--streaming" in args and "--checkpointing_interval=2000" in args
+    assert "--streaming" in args and "--checkpointing_interval=500" in args
+    assert "--max_bundle_time_mills=100" in args and "--max_bundle_size=1000" in args
     assert "--finish_bundle_before_checkpointing" in args
 
-    user = ["--parallelism", "2", "--checkpointing_interval=500", "--environment_type=EXTERNAL"]
-    args = flink.flink_args(_settings(streaming=True, beam_args=user), "/x/j.jar")
+    # spec.execution changes them; a batch run keeps Beam's own bundles unless it says otherwise
+    paced = Execution(bundle_time=0.05, checkpoint_interval=2.0)
+    args = flink.flink_args(_settings(streaming=True, execution=paced), "/x/j.jar")
+    assert "--max_bundle_time_mills=50" in args and "--checkpointing_interval=2000" in args
+    assert not any(a.startswith("--max_bundle") for a in flink.flink_args(_settings(), "/x/j.jar"))
+    args = flink.flink_args(_settings(execution=Execution(bundle_size=10)), "/x/j.jar")
+    assert "--max_bundle_size=10" in args
+
+    user = ["--parallelism", "2", "--checkpointing_interval=700", "--max_bundle_time_mills", "5"]
+    args = flink.flink_args(_settings(streaming=True, beam_args=user, execution=paced), "/x/j.jar")
     assert not any(
-        a.startswith(("--parallelism", "--checkpointing_interval", "--environment_type")) for a in args
+        a.startswith(("--parallelism", "--checkpointing_interval", "--max_bundle_time_mills")) for a in args
     )
     assert "--streaming" in args
 
 
-def test_the_pubsub_archive_pipeline_runs_unchanged_on_embedded_flink(tmp_path, job_server):
+def test_the_pubsub_archive_pipeline_runs_unchanged_on_embedded_flink(meshline, tmp_path, job_server):
     """pipelines/pubsub-archive.yaml (also run on Prism and built as a Flex Template in
     tests/integration/test_pipelines_on_runners.py), unchanged, on Flink: every message lands in
-    its minute-window file and is acknowledged. Its ``idle`` stop does not end a Flink streaming
-    run (see meshline.runners.flink), so the test stops it with Ctrl-C once the files are there."""
+    its minute-window file and is acknowledged; its ``idle`` stop ends the run (status 0), the
+    drain closing the open minute windows (meshline.runners.flink_drain)."""
     if not _pubsub_available():
         pytest.skip("the Pub/Sub emulator is not installed")
     pipeline = Path(__file__).resolve().parents[2] / "pipelines" / "pubsub-archive.yaml"
@@ -308,23 +310,18 @@ def test_the_pubsub_archive_pipeline_runs_unchanged_on_embedded_flink(tmp_path, 
         ids = set(ps.publish(topic, [(orjson.dumps({"n": i}), {"shop": "eu"}) for i in range(30)]))
         out = tmp_path / "archive"
         params = {"pubsub_project": PROJECT, "subscription": sub, "endpoint": host, "output": str(out)}
-        exe = Path(sys.executable).parent / "meshline"
-        cmd = [str(exe), "run", str(pipeline), "--runner", "flink"]
-        proc = subprocess.Popen(
-            cmd + [a for k, v in params.items() for a in ("--param", f"{k}={v}")],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+        params = {**params, "idle": "5s"}
+        r = meshline(
+            "run",
+            str(pipeline),
+            "--runner",
+            "flink",
+            *[a for k, v in params.items() for a in ("--param", f"{k}={v}")],
+            timeout=RUN_TIMEOUT,
         )
-        rows: list[dict] = []
-        try:
-            deadline = time.monotonic() + 150  # 60 s windows close a minute after the first message
-            while time.monotonic() < deadline and len(rows) < len(ids) and proc.poll() is None:
-                time.sleep(2)
-                rows = rows_in(out, "**/part-*.jsonl")
-        finally:
-            err = _stop(proc)
-        tail = err[-2000:]
-        assert proc.returncode == 130, tail
+        tail = r.stderr[-2000:]
+        assert r.returncode == 0 and "draining the Flink job" in r.stderr, tail
+        rows = rows_in(out, "**/part-*.jsonl")
         assert sorted(e["id"] for e in rows) == sorted(ids), tail
         assert all(e["shop"] == "eu" for e in rows)
         time.sleep(11)  # past the ack deadline

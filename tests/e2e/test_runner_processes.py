@@ -76,12 +76,12 @@ def _webhook_spec(tmp_path: Path) -> tuple[Path, int]:
     return spec, port
 
 
-def _kill_cli_only(tmp_path: Path, runner: str, runner_exe: str, deadline_s: float) -> None:
+def _kill_cli_only(tmp_path: Path, runner: str, runner_exe: str, deadline_s: float, *more: str) -> None:
     """Start a webhook run, wait until it serves (the runner process is up and running the
     pipeline), SIGKILL the CLI alone and check that every process it started is gone."""
     spec, port = _webhook_spec(tmp_path)
     runners: set[int] = set()
-    with running("run", str(spec), "--runner", runner, stdout=subprocess.DEVNULL) as proc:
+    with running("run", str(spec), "--runner", runner, *more, stdout=subprocess.DEVNULL) as proc:
         try:
             wait_listening(port, proc, deadline_s)
             runners = {p for p in _children(proc.pid) if _exe(p).startswith(runner_exe)}
@@ -118,6 +118,16 @@ def test_prism_dies_with_a_sigkilled_cli(tmp_path):
 def test_flink_job_server_dies_with_a_sigkilled_cli(tmp_path):
     _need_flink()
     _kill_cli_only(tmp_path, "flink", "java", 240)
+
+
+def test_flink_job_server_dies_with_a_sigkilled_cli_with_a_remote_master(tmp_path):
+    """With --flink-master HOST:PORT the job server still runs here, as a child of the CLI: it
+    is guarded the same way (the cluster's own JVMs are the cluster's, not the run's)."""
+    _need_flink()
+    from tests.e2e.flink_support import flink_cluster
+
+    with flink_cluster(tmp_path / "cluster") as master:
+        _kill_cli_only(tmp_path, "flink", "java", 240, "--flink-master", master)
 
 
 def test_sigterm_stops_a_flink_run_and_its_job_server(tmp_path):

@@ -2,8 +2,8 @@
 
 On Flink, bundle finalization — and so the webhook's 202 — follows a checkpoint
 (Meshline sets ``--checkpointing_interval``), so a sender waits about one
-interval. A streaming run on Flink does not end by itself (see
-meshline.runners.flink): the test stops it with Ctrl-C once the files are written.
+interval. This webhook never ends (no ``idle_timeout``), so neither does the run:
+the test stops it with Ctrl-C once the files are written.
 """
 
 from __future__ import annotations

@@ -61,7 +61,16 @@ _LINK = re.compile(
 _HEADING = re.compile(r"^(#{1,6})\s+(?P<text>.+?)\s*#*\s*$")
 _HTML_ANCHOR = re.compile(r"<a\s+(?:id|name)=\"([^\"]+)\"")
 _INCLUDE = re.compile(r"<!-- BEGIN GENERATED: include (?P<path>\S+)")
-_SPEC_KEYS = {"parameters", "sources", "transformations", "targets", "triggers", "deadLetter", "tests"}
+_SPEC_KEYS = {
+    "parameters",
+    "sources",
+    "transformations",
+    "targets",
+    "triggers",
+    "deadLetter",
+    "tests",
+    "execution",
+}
 _SHELLS = {"sh", "bash", "shell", "console"}
 
 
