@@ -9,7 +9,7 @@ import pytest
 
 from meshline.errors import RunnerError
 from meshline.runners import prism
-from meshline.runners.prism import LOOPBACK_PATCHES, SourcePatch, patch_source
+from meshline.runners.prism import IDLE_PATCHES, LOOPBACK_PATCHES, PATCHES, SourcePatch, patch_source
 
 SERVER_GO = """\
 // NewServer acquires the indicated port.
@@ -59,10 +59,10 @@ def _fake_module(root: Path, patches: tuple[SourcePatch, ...]) -> Path:
 
 
 def test_the_build_copy_is_patched_and_the_module_left_alone(tmp_path) -> None:
-    module = _fake_module(tmp_path, LOOPBACK_PATCHES)
+    module = _fake_module(tmp_path, PATCHES)
     work = tmp_path / "work"
     prism._patched_copy(module, work, "v2.77.0")
-    for p in LOOPBACK_PATCHES:
+    for p in PATCHES:
         assert p.new in (work / p.path).read_text()
         assert p.old in (module / p.path).read_text()
     assert (work / "go.mod").is_file() and (work / "go.sum").is_file()
@@ -78,12 +78,12 @@ def test_the_patched_binary_has_its_own_cache_path(tmp_path, monkeypatch) -> Non
     monkeypatch.setenv("MESHLINE_CACHE", str(tmp_path))
     from apache_beam.version import __version__
 
-    assert prism.cache_dir() == tmp_path / "prism" / f"v{__version__}-loopback"
+    assert prism.cache_dir() == tmp_path / "prism" / f"v{__version__}-loopback-2"
     stock = tmp_path / "prism" / f"v{__version__}" / "prism"  # what `go install` used to build
     stock.parent.mkdir(parents=True)
     stock.write_text("#!/bin/sh\n")
     stock.chmod(0o755)
-    with pytest.raises(RunnerError, match=r"no Prism binary at .*-loopback/prism"):
+    with pytest.raises(RunnerError, match=r"no Prism binary at .*-loopback-2/prism"):
         prism.find_prism(build=False)
     assert not prism.is_meshline_build(str(stock))
 
@@ -96,5 +96,44 @@ def test_the_pinned_beam_source_has_each_line_once() -> None:
     module = cache / "github.com" / "apache" / "beam" / "sdks" / f"v2@v{__version__}"
     if not module.is_dir():
         pytest.skip(f"{module} is not in Go's module cache")
-    for p in LOOPBACK_PATCHES:
+    for p in PATCHES:
         patch_source((module / p.path).read_text(), p, f"v{__version__}")
+
+
+PROGRESS_LOOP_GO = """\
+	for {
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case resp = <-b.Resp:
+			bundleFinished = true
+		case <-dataReady:
+			dataFinished = true
+			if dataFinished && bundleFinished {
+				break progress // exit progress loop on close.
+			}
+		case <-progTick.C:
+"""
+
+
+def test_the_progress_loop_stops_selecting_a_closed_data_channel() -> None:
+    """A closed channel is always ready: selected again it made the loop spin until the response."""
+    patched = patch_source(PROGRESS_LOOP_GO, IDLE_PATCHES[0], "v2.77.0")
+    case = patched.index("case <-dataReady:")
+    assert patched.index("dataReady = nil", case) < patched.index("dataFinished = true", case)
+    assert patched.count("dataReady = nil") == 1
+    without = "\n".join(line for line in patched.splitlines() if "dataReady = nil" not in line) + "\n"
+    assert without == PROGRESS_LOOP_GO  # nothing else changed
+
+
+def test_a_binary_built_with_fewer_patches_is_not_reused(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("MESHLINE_CACHE", str(tmp_path))
+    from apache_beam.version import __version__
+
+    old = tmp_path / "prism" / f"v{__version__}-loopback" / "prism"  # the listener patches only
+    old.parent.mkdir(parents=True)
+    old.write_text("#!/bin/sh\n")
+    old.chmod(0o755)
+    with pytest.raises(RunnerError, match="no Prism binary at"):
+        prism.find_prism(build=False)
+    assert not prism.is_meshline_build(str(old))
