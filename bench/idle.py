@@ -55,7 +55,7 @@ class Idle:
     seconds: float  # the measured window
     cpu_seconds: float  # consumed by the run's processes in the window
     percent: float  # of one core
-    processes: int  # processes of the run counted (CLI, runner, workers)
+    by_process: dict[str, float]  # CPU-seconds in the window per command name (meshline, prism, java)
     first_event_s: float  # an event sent after the window: until the log target printed it
     first_ack_s: float | None  # the webhook's 202 for it (None for queue sources)
     loadavg: str  # /proc/loadavg after the window
@@ -64,19 +64,20 @@ class Idle:
 # --------------------------------------------------------------------------- CPU of a process tree
 
 
-def _stat(pid: int) -> tuple[int, float] | None:
-    """(parent pid, CPU ticks of ``pid`` and of its reaped children); None when it is gone."""
+def _stat(pid: int) -> tuple[int, str, float] | None:
+    """(parent pid, command name, CPU ticks of ``pid`` and of its reaped children); None when gone."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
+    name = text[text.index("(") + 1 : text.rindex(")")]
     fields = text[text.rindex(")") + 2 :].split()  # the command may contain spaces and parens
     # fields[0] is field 3 (state): ppid = field 4, utime..cstime = fields 14..17
-    return int(fields[1]), float(sum(int(f) for f in fields[11:15]))
+    return int(fields[1]), name, float(sum(int(f) for f in fields[11:15]))
 
 
-def tree_cpu(root: int) -> tuple[float, int]:
-    """CPU-seconds consumed so far by ``root`` and all its descendants, and how many there are."""
+def tree_cpu(root: int) -> dict[str, float]:
+    """CPU-seconds consumed so far by ``root`` and all its descendants, per command name."""
     stats = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -86,12 +87,15 @@ def tree_cpu(root: int) -> tuple[float, int]:
     members, frontier = {root}, [root]
     while frontier:
         parent = frontier.pop()
-        for pid, (ppid, _) in stats.items():
+        for pid, (ppid, _, _) in stats.items():
             if ppid == parent and pid not in members:
                 members.add(pid)
                 frontier.append(pid)
-    ticks = sum(stats[p][1] for p in members if p in stats)
-    return ticks / _TICKS, len(members & stats.keys())
+    out: dict[str, float] = {}
+    for pid in members & stats.keys():
+        _, name, ticks = stats[pid]
+        out[name] = out.get(name, 0.0) + ticks / _TICKS
+    return out
 
 
 # --------------------------------------------------------------------------- sources
@@ -310,10 +314,10 @@ def run_idle(runner: str, source: str, seconds: float = 60.0, settle: float = SE
             printed = _Printed(proc.stdout)
             _send_until_printed(src, printed, proc, f"warm-{uuid.uuid4().hex[:8]}", UP_TIMEOUT_S)
             time.sleep(settle)
-            before, _ = tree_cpu(proc.pid)
+            before = tree_cpu(proc.pid)
             started = time.monotonic()
             time.sleep(seconds)
-            after, processes = tree_cpu(proc.pid)
+            after = tree_cpu(proc.pid)
             window = time.monotonic() - started
             loadavg = Path("/proc/loadavg").read_text().strip()
             event_id = f"first-{uuid.uuid4().hex[:8]}"
@@ -326,8 +330,9 @@ def run_idle(runner: str, source: str, seconds: float = 60.0, settle: float = SE
         finally:
             _stop(proc)
             err.close()
-    cpu = after - before
-    return Idle(runner, source, window, cpu, 100 * cpu / window, processes, delivered, ack, loadavg)
+    by_process = {name: round(t - before.get(name, 0.0), 3) for name, t in after.items()}
+    cpu = sum(by_process.values())
+    return Idle(runner, source, window, cpu, 100 * cpu / window, by_process, delivered, ack, loadavg)
 
 
 def _send_until_printed(
@@ -389,9 +394,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps(asdict(r)), flush=True)
             else:
                 ack = f", 202 after {r.first_ack_s * 1000:.0f} ms" if r.first_ack_s is not None else ""
+                parts = ", ".join(f"{name} {t:.2f}" for name, t in sorted(r.by_process.items()))
                 print(
                     f"{runner:6} {source:8} idle {r.percent:5.2f}% of a core "
-                    f"({r.cpu_seconds:.2f} CPU-s in {r.seconds:.0f}s, {r.processes} processes); "
+                    f"({r.cpu_seconds:.2f} CPU-s in {r.seconds:.0f}s: {parts}); "
                     f"first event after: delivered in {r.first_event_s * 1000:.0f} ms{ack}; "
                     f"load {r.loadavg.split()[0]}",
                     flush=True,

@@ -10,7 +10,7 @@ as its environment. So Meshline builds its own Prism: it fetches the module
 ``github.com/apache/beam/sdks/v2@vVERSION`` with ``go mod download`` (the Go module proxy),
 copies its ``go`` tree, replaces the listener's address with ``127.0.0.1``
 (:data:`LOOPBACK_PATCHES`), stops a busy loop that kept an idle stream's Prism at half a
-core (:data:`IDLE_PATCHES`) — the build fails, saying which line it did not find, when the
+core and slows its progress requests to a bundle that makes none (:data:`IDLE_PATCHES`) — the build fails, saying which line it did not find, when the
 source is not what a patch was written for — and compiles ``go/cmd/prism`` with
 ``go build`` into that cache (a few minutes the first time; it says so on stderr). Go's
 ``-overlay`` cannot stand in for the copy: it refuses files in the module cache.
@@ -89,6 +89,31 @@ IDLE_PATCHES = (
         "case <-dataReady:\n\t\t\tdataFinished = true",
         "case <-dataReady:\n\t\t\tdataReady = nil // closed: a nil channel is never selected again\n"
         "\t\t\tdataFinished = true",
+    ),
+    # The same loop asks the SDK for the bundle's progress every 100 ms, for as long as the bundle
+    # runs: an idle source's bundle waits in its pull for seconds, and ten progress reports a
+    # second were the largest part of the SDK worker's idle CPU (py-spy: process_bundle_progress,
+    # monitoring_infos). While a bundle reports no progress, and is not split (Meshline turns
+    # runner-initiated SDF splits off), ask half as often each time, up to every 2 s; progress
+    # brings the interval back. Only the live counts of a stalled bundle refresh more slowly.
+    SourcePatch(
+        "go/pkg/beam/runners/prism/internal/stage.go",
+        "\tticked := false\n\tprogTick := time.NewTicker(baseTick)\n",
+        "\tticked := false\n\tidleTick := baseTick // grows while the bundle reports no progress\n"
+        "\tprogTick := time.NewTicker(baseTick)\n",
+    ),
+    SourcePatch(
+        "go/pkg/beam/runners/prism/internal/stage.go",
+        '\t\t\t} else {\n\t\t\t\tpreviousIndex = index["index"]\n',
+        "\t\t\t} else {\n"
+        "\t\t\t\tif slow && idleTick < 2*time.Second {\n"
+        "\t\t\t\t\tidleTick = min(idleTick*2, 2*time.Second)\n"
+        "\t\t\t\t\tprogTick.Reset(idleTick)\n"
+        "\t\t\t\t} else if !slow && idleTick != baseTick {\n"
+        "\t\t\t\t\tidleTick = baseTick\n"
+        "\t\t\t\t\tprogTick.Reset(idleTick)\n"
+        "\t\t\t\t}\n"
+        '\t\t\t\tpreviousIndex = index["index"]\n',
     ),
 )
 

@@ -48,10 +48,11 @@ def _fake_module(root: Path, patches: tuple[SourcePatch, ...]) -> Path:
     for name in ("go.mod", "go.sum"):
         (module / name).parent.mkdir(parents=True, exist_ok=True)
         (module / name).write_text("module github.com/apache/beam/sdks/v2\n")
-    for p in patches:
+    for p in patches:  # several patches may change one file
         path = module / p.path
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"package x\n\nfunc f() {{\n\t{p.old}\n}}\n")
+        before = path.read_text() if path.exists() else "package x\n"
+        path.write_text(f"{before}\nfunc f{len(before)}() {{\n\t{p.old}\n}}\n")
     for dirpath, _, filenames in os.walk(module):  # read-only, as in Go's module cache
         for f in filenames:
             os.chmod(os.path.join(dirpath, f), 0o444)
@@ -101,6 +102,8 @@ def test_the_pinned_beam_source_has_each_line_once() -> None:
 
 
 PROGRESS_LOOP_GO = """\
+	ticked := false
+	progTick := time.NewTicker(baseTick)
 	for {
 		select {
 		case <-ctx.Done():
@@ -113,17 +116,46 @@ PROGRESS_LOOP_GO = """\
 				break progress // exit progress loop on close.
 			}
 		case <-progTick.C:
+			slow := previousIndex == index["index"] && previousTotalCount == index["totalCount"]
+			if slow && unsplit && b.EstimatedInputElements > 0 && s.sdfSplittable {
+				progTick.Reset(newTime)
+			} else {
+				previousIndex = index["index"]
+				previousTotalCount = index["totalCount"]
+			}
+		}
+	}
 """
+
+
+def _idle_patched() -> str:
+    patched = PROGRESS_LOOP_GO
+    for patch in IDLE_PATCHES:
+        patched = patch_source(patched, patch, "v2.77.0")
+    added = {line for p in IDLE_PATCHES for line in p.new.splitlines() if line not in p.old.splitlines()}
+    kept = [line for line in patched.splitlines() if line not in added]
+    assert "\n".join(kept) + "\n" == PROGRESS_LOOP_GO  # the patches only add lines
+    return patched
 
 
 def test_the_progress_loop_stops_selecting_a_closed_data_channel() -> None:
     """A closed channel is always ready: selected again it made the loop spin until the response."""
-    patched = patch_source(PROGRESS_LOOP_GO, IDLE_PATCHES[0], "v2.77.0")
+    patched = _idle_patched()
     case = patched.index("case <-dataReady:")
     assert patched.index("dataReady = nil", case) < patched.index("dataFinished = true", case)
     assert patched.count("dataReady = nil") == 1
-    without = "\n".join(line for line in patched.splitlines() if "dataReady = nil" not in line) + "\n"
-    assert without == PROGRESS_LOOP_GO  # nothing else changed
+
+
+def test_progress_requests_slow_down_while_a_bundle_makes_none() -> None:
+    patched = _idle_patched()
+    other = patched.index("} else {")
+    assert "idleTick := baseTick" in patched[: patched.index("for {")]
+    assert "if slow && idleTick < 2*time.Second {" in patched[other:]
+    assert "idleTick = min(idleTick*2, 2*time.Second)" in patched[other:]  # doubled, up to 2 s
+    assert "} else if !slow && idleTick != baseTick {" in patched[other:]  # progress: back to the base
+    assert patched.index("progTick.Reset(idleTick)", other) < patched.index(
+        'previousIndex = index["index"]', other
+    )
 
 
 def test_a_binary_built_with_fewer_patches_is_not_reused(tmp_path, monkeypatch) -> None:
