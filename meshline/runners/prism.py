@@ -10,8 +10,9 @@ as its environment. So Meshline builds its own Prism: it fetches the module
 ``github.com/apache/beam/sdks/v2@vVERSION`` with ``go mod download`` (the Go module proxy),
 copies its ``go`` tree, replaces the listener's address with ``127.0.0.1``
 (:data:`LOOPBACK_PATCHES`), stops a busy loop that kept an idle stream's Prism at half a
-core and slows its progress requests to a bundle that makes none (:data:`IDLE_PATCHES`) — the build fails, saying which line it did not find, when the
-source is not what a patch was written for — and compiles ``go/cmd/prism`` with
+core and slows its progress requests to a bundle that makes none (:data:`IDLE_PATCHES`)
+— the build fails, saying which line it did not find, when the source is not what a patch
+was written for — and compiles ``go/cmd/prism`` with
 ``go build`` into that cache (a few minutes the first time; it says so on stderr). Go's
 ``-overlay`` cannot stand in for the copy: it refuses files in the module cache.
 
