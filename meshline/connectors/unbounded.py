@@ -20,7 +20,7 @@ acknowledge ids);
   :data:`IDLE_WAIT_MAX`), so an idle stream runs a bundle every few seconds rather than
   several a second. A pull returns as soon as a message arrives, so the growing wait adds
   no latency; the first message resets it to ``poll``. The bundle then resumes at once (a
-  resume delay only makes up for a pull that returned early without waiting its time).
+  resume delay only makes up for a pull that returned before half its wait).
 
 Messages a connector cannot turn into events are emitted on the ``dead`` tag
 (stage ``decode``) — and acknowledged like the rest, because they reached the
@@ -248,10 +248,11 @@ class _QueueReadFn(beam.DoFn):
                         bad = dead_letter(m.event, m.error, "decode", step=self._name)
                         yield beam.pvalue.TaggedOutput(DEAD, WindowedValue(bad, ts, GLOBAL_WINDOWS))
                     _advance(watermark, ts)
-            # A checkpoint: the runner commits this bundle (then acknowledges) and resumes us, at
-            # once, or (nothing read) when the pull would have ended had it waited all its time.
-            rest = 0.0 if ack_ids else max(0.0, idle_until - time.monotonic())
-            tracker.defer_remainder(Duration(seconds=rest))
+            # A checkpoint: the runner commits this bundle (then acknowledges) and resumes us at
+            # once; or, when the pull returned empty-handed before half its wait (a reader that
+            # does not wait), when the wait would have ended, so an idle source never spins.
+            rest = 0.0 if ack_ids else idle_until - time.monotonic()
+            tracker.defer_remainder(Duration(seconds=rest if rest > wait / 2 else 0.0))
         except BaseException:
             ack_ids = []  # a failed bundle is never acknowledged: the queue redelivers it
             raise

@@ -148,6 +148,19 @@ def test_a_pull_that_returns_early_is_made_up_by_the_resume_delay(clock: Clock) 
     assert view.deferred == IDLE_WAIT_MAX
 
 
+def test_a_pull_that_waited_most_of_its_time_resumes_at_once(clock: Clock) -> None:
+    class Emulator(Reader):  # the Pub/Sub emulator answers an empty pull a little early
+        def pull(self, max_messages: int, timeout: float) -> list[Message]:
+            self.timeouts.append(timeout)
+            self.clock.now += 0.8 * timeout
+            return []
+
+    reader = Emulator(clock)
+    _, view, _ = _bundle(_fn(reader, poll=1.0), _Restriction(active_at=clock.now - 100))
+    assert reader.timeouts == [IDLE_WAIT_MAX]
+    assert view.deferred == 0.0  # a message arriving now would otherwise wait out the rest
+
+
 def test_the_wait_never_passes_idle_timeout(clock: Clock) -> None:
     reader = Reader(clock)
     fn = _fn(reader, poll=0.2, idle_timeout=30.0)
