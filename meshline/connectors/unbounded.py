@@ -157,12 +157,14 @@ def idle_wait(poll: float, idle_for: float, idle_timeout: float | None = None) -
     ``poll`` while messages flow; then a quarter of the idle time so far, up to
     :data:`IDLE_WAIT_MAX` (never less than ``poll``): every idle bundle costs the runner and
     the SDK worker a round of scheduling, progress reports and finalization, and a long
-    pull does not delay a message, since a pull returns as soon as one arrives. Never past
-    ``idle_timeout``, so the source still ends on time.
+    pull does not delay a message, since a pull returns as soon as one arrives. A grown
+    wait never reaches past ``idle_timeout``, so the source still ends on time; ``poll``
+    is always waited (the time a slow bundle took counts as idle, yet the next messages
+    may be on their way).
     """
     wait = max(poll, min(IDLE_WAIT_MAX, idle_for * IDLE_WAIT_GROWTH))
     if idle_timeout is not None:
-        wait = min(wait, max(0.0, idle_timeout - idle_for))
+        wait = min(wait, max(poll, idle_timeout - idle_for))
     return wait
 
 

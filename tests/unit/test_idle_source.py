@@ -171,7 +171,7 @@ def test_the_wait_never_passes_idle_timeout(clock: Clock) -> None:
             break
         restriction = view.tracker.try_split(0)[1]
     assert view.current_restriction().done  # ended by idle_timeout
-    assert clock.now - 1_000_000.0 == pytest.approx(30.0)  # on time, not a long pull later
+    assert 30.0 <= clock.now - 1_000_000.0 <= 30.2  # on time: at most a poll late, not a long pull
 
 
 @pytest.mark.parametrize(
@@ -182,10 +182,10 @@ def test_idle_wait_grows_with_the_idle_time_up_to_the_cap(idle_for: float, expec
     assert idle_wait(0.2, idle_for) == pytest.approx(expected)
 
 
-def test_idle_wait_never_shorter_than_poll_nor_past_idle_timeout() -> None:
+def test_idle_wait_never_shorter_than_poll_nor_grown_past_idle_timeout() -> None:
     assert idle_wait(10.0, 3600.0) == 10.0  # a configured poll above the cap is kept
     assert idle_wait(0.2, 100.0, idle_timeout=101.0) == pytest.approx(1.0)
-    assert idle_wait(0.2, 100.0, idle_timeout=90.0) == 0.0
+    assert idle_wait(0.2, 100.0, idle_timeout=90.0) == 0.2  # past it (a slow bundle): poll, once more
 
 
 class _Partition:
