@@ -14,7 +14,13 @@ acknowledge ids);
   queue Meshline reads (ack ids are idempotent);
 - ends cleanly at ``max_events`` (the restriction's limit) or after
   ``idle_timeout`` without a message, having acknowledged what it delivered;
-  otherwise it checkpoints (``ProcessContinuation.resume``) and goes on forever.
+  otherwise it checkpoints (``ProcessContinuation.resume``) and goes on forever;
+- idles cheaply: each bundle of an idle source waits in its pull, and that wait grows with
+  the time the source has been idle (:func:`idle_wait`: ``poll`` at first, up to
+  :data:`IDLE_WAIT_MAX`), so an idle stream runs a bundle every few seconds rather than
+  several a second. A pull returns as soon as a message arrives, so the growing wait adds
+  no latency; the first message resets it to ``poll``. The bundle then resumes at once (a
+  resume delay only makes up for a pull that returned before half its wait).
 
 Messages a connector cannot turn into events are emitted on the ``dead`` tag
 (stage ``decode``) — and acknowledged like the rest, because they reached the
@@ -41,7 +47,7 @@ import meshline.coder  # noqa: F401  (registers the CloudEvent coder)
 from meshline.connectors.queues import Message, QueueReader
 from meshline.events import CloudEvent, dead_letter
 
-__all__ = ["Message", "QueueReader", "ReadFromQueue"]
+__all__ = ["IDLE_WAIT_MAX", "Message", "QueueReader", "ReadFromQueue", "idle_wait"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -54,6 +60,8 @@ DEAD = "dead"
 # Defaults of spec.execution's fillWait and fillBudget (meshline.runners.pacing):
 FILL_WAIT = 0.1  # seconds a pull waits for more once a bundle has emitted
 FILL_BUDGET = 0.5  # seconds a bundle may spend filling up after its first message
+IDLE_WAIT_MAX = 5.0  # seconds: the longest pull of an idle source (one bundle per this, idle)
+IDLE_WAIT_GROWTH = 0.25  # an idle source's pull waits this fraction of the time it has been idle
 
 
 # --------------------------------------------------------------------------- restriction
@@ -144,6 +152,23 @@ _WATERMARK = beam.DoFn.WatermarkEstimatorParam(ManualWatermarkEstimator.default_
 # --------------------------------------------------------------------------- the DoFn
 
 
+def idle_wait(poll: float, idle_for: float, idle_timeout: float | None = None) -> float:
+    """How long the first pull of a bundle waits, the source having been idle ``idle_for`` seconds.
+
+    ``poll`` while messages flow; then a quarter of the idle time so far, up to
+    :data:`IDLE_WAIT_MAX` (never less than ``poll``): every idle bundle costs the runner and
+    the SDK worker a round of scheduling, progress reports and finalization, and a long
+    pull does not delay a message, since a pull returns as soon as one arrives. A grown
+    wait never reaches past ``idle_timeout``, so the source still ends on time; ``poll``
+    is always waited (the time a slow bundle took counts as idle, yet the next messages
+    may be on their way).
+    """
+    wait = max(poll, min(IDLE_WAIT_MAX, idle_for * IDLE_WAIT_GROWTH))
+    if idle_timeout is not None:
+        wait = min(wait, max(poll, idle_timeout - idle_for))
+    return wait
+
+
 class _QueueReadFn(beam.DoFn):
     def __init__(
         self,
@@ -188,6 +213,7 @@ class _QueueReadFn(beam.DoFn):
             seek(tracker.current_restriction().claimed)
         ack_ids: list[str] = []
         fill_until = 0.0  # once this bundle has emitted: how long it may wait to fill up
+        idle_until = 0.0  # when this bundle's first pull was to end, had nothing arrived
         try:
             while len(ack_ids) < self._batch:
                 r = tracker.current_restriction()
@@ -199,9 +225,11 @@ class _QueueReadFn(beam.DoFn):
                 # Once this bundle has emitted it waits only briefly for more (fill_wait per pull,
                 # fill_budget in all): fewer, fuller bundles mean fewer objects, commits and
                 # acknowledgement calls, for at most fill_budget of extra latency.
-                wait = self._poll
                 if ack_ids:
                     wait = self.fill_wait if time.monotonic() < fill_until else 0.0
+                else:
+                    wait = idle_wait(self._poll, time.time() - r.active_at, self._idle)
+                    idle_until = time.monotonic() + wait
                 messages = self._reader.pull(want, wait)
                 if not messages:
                     idle = time.time() - tracker.current_restriction().active_at
@@ -225,8 +253,11 @@ class _QueueReadFn(beam.DoFn):
                         bad = dead_letter(m.event, m.error, "decode", step=self._name)
                         yield beam.pvalue.TaggedOutput(DEAD, WindowedValue(bad, ts, GLOBAL_WINDOWS))
                     _advance(watermark, ts)
-            # A checkpoint: the runner commits this bundle (then acknowledges) and resumes us.
-            tracker.defer_remainder(Duration(seconds=self._poll if not ack_ids else 0))
+            # A checkpoint: the runner commits this bundle (then acknowledges) and resumes us at
+            # once; or, when the pull returned empty-handed before half its wait (a reader that
+            # does not wait), when the wait would have ended, so an idle source never spins.
+            rest = 0.0 if ack_ids else idle_until - time.monotonic()
+            tracker.defer_remainder(Duration(seconds=rest if rest > wait / 2 else 0.0))
         except BaseException:
             ack_ids = []  # a failed bundle is never acknowledged: the queue redelivers it
             raise

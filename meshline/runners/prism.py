@@ -1,15 +1,18 @@
 """Prism, Beam's Go runner for local streaming: find or build the binary, then run on it.
 
 The binary is looked up, in order, at ``--prism-location``, ``$MESHLINE_PRISM``
-and ``~/.cache/meshline/prism/vVERSION-loopback/prism`` (VERSION = the pinned Beam).
+and ``~/.cache/meshline/prism/vVERSION-loopback-2/prism`` (VERSION = the pinned Beam; the
+suffix counts Meshline's patch sets, so a binary built with fewer patches is not reused).
 
 Prism's job service (job management, artifacts and the Fn API, on one port) listens on
 every interface, and it takes no bind address; a job it accepts may name a shell command
 as its environment. So Meshline builds its own Prism: it fetches the module
 ``github.com/apache/beam/sdks/v2@vVERSION`` with ``go mod download`` (the Go module proxy),
 copies its ``go`` tree, replaces the listener's address with ``127.0.0.1``
-(:data:`LOOPBACK_PATCHES`; the build fails, saying which line it did not find, when the
-source is not what the patch was written for) and compiles ``go/cmd/prism`` with
+(:data:`LOOPBACK_PATCHES`), stops a busy loop that kept an idle stream's Prism at half a
+core and slows its progress requests to a bundle that makes none (:data:`IDLE_PATCHES`)
+— the build fails, saying which line it did not find, when the source is not what a patch
+was written for — and compiles ``go/cmd/prism`` with
 ``go build`` into that cache (a few minutes the first time; it says so on stderr). Go's
 ``-overlay`` cannot stand in for the copy: it refuses files in the module cache.
 
@@ -35,7 +38,16 @@ from typing import Any
 from meshline.errors import RunnerError
 from meshline.runners.guard import GuardedCommand, quiet_stop_on_exit
 
-__all__ = ["LOOPBACK_PATCHES", "SourcePatch", "cache_dir", "find_prism", "patch_source", "prism_runner"]
+__all__ = [
+    "IDLE_PATCHES",
+    "LOOPBACK_PATCHES",
+    "PATCHES",
+    "SourcePatch",
+    "cache_dir",
+    "find_prism",
+    "patch_source",
+    "prism_runner",
+]
 
 MODULE = "github.com/apache/beam/sdks/v2"
 PACKAGE = "./go/cmd/prism"
@@ -66,6 +78,49 @@ LOOPBACK_PATCHES = (
     ),
 )
 
+IDLE_PATCHES = (
+    # A bundle's progress loop selects on dataReady, a channel closed once the bundle's outputs
+    # have all ended, and closed from the start for a stage without outputs to the runner (a
+    # source fused with its targets). A closed channel is always ready, so until the bundle's
+    # response came the loop spun: an idle webhook's source bundle, waiting in its pull, kept
+    # Prism at ~50% of a core (perf: runtime.selectgo in stage.Execute). A nil channel is never
+    # selected, so the loop then waits for the response, a progress tick or cancellation.
+    SourcePatch(
+        "go/pkg/beam/runners/prism/internal/stage.go",
+        "case <-dataReady:\n\t\t\tdataFinished = true",
+        "case <-dataReady:\n\t\t\tdataReady = nil // closed: a nil channel is never selected again\n"
+        "\t\t\tdataFinished = true",
+    ),
+    # The same loop asks the SDK for the bundle's progress every 100 ms, for as long as the bundle
+    # runs: an idle source's bundle waits in its pull for seconds, and ten progress reports a
+    # second were the largest part of the SDK worker's idle CPU (py-spy: process_bundle_progress,
+    # monitoring_infos). While a bundle reports no progress, and is not split (Meshline turns
+    # runner-initiated SDF splits off), ask half as often each time, up to every 2 s; progress
+    # brings the interval back. Only the live counts of a stalled bundle refresh more slowly.
+    SourcePatch(
+        "go/pkg/beam/runners/prism/internal/stage.go",
+        "\tticked := false\n\tprogTick := time.NewTicker(baseTick)\n",
+        "\tticked := false\n\tidleTick := baseTick // grows while the bundle reports no progress\n"
+        "\tprogTick := time.NewTicker(baseTick)\n",
+    ),
+    SourcePatch(
+        "go/pkg/beam/runners/prism/internal/stage.go",
+        '\t\t\t} else {\n\t\t\t\tpreviousIndex = index["index"]\n',
+        "\t\t\t} else {\n"
+        "\t\t\t\tif slow && idleTick < 2*time.Second {\n"
+        "\t\t\t\t\tidleTick = min(idleTick*2, 2*time.Second)\n"
+        "\t\t\t\t\tprogTick.Reset(idleTick)\n"
+        "\t\t\t\t} else if !slow && idleTick != baseTick {\n"
+        "\t\t\t\t\tidleTick = baseTick\n"
+        "\t\t\t\t\tprogTick.Reset(idleTick)\n"
+        "\t\t\t\t}\n"
+        '\t\t\t\tpreviousIndex = index["index"]\n',
+    ),
+)
+
+#: Every patch Meshline applies to Prism's source, in order.
+PATCHES = LOOPBACK_PATCHES + IDLE_PATCHES
+
 
 def _beam_version() -> str:
     from apache_beam.version import __version__
@@ -74,9 +129,13 @@ def _beam_version() -> str:
 
 
 def cache_dir() -> Path:
-    """Where Meshline's loopback-only Prism for the pinned Beam lives (never a stock build)."""
+    """Where Meshline's patched Prism for the pinned Beam lives (never a stock build).
+
+    The suffix names the patch set (:data:`PATCHES`): ``-loopback`` had the listener patches
+    only, ``-loopback-2`` adds :data:`IDLE_PATCHES`; a new patch bumps it, so a binary built
+    before is not used but rebuilt."""
     base = os.environ.get("MESHLINE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "meshline")
-    return Path(base) / "prism" / f"v{_beam_version()}-loopback"
+    return Path(base) / "prism" / f"v{_beam_version()}-loopback-2"
 
 
 def _usable(path: str | os.PathLike[str]) -> bool:
@@ -154,7 +213,7 @@ def _patched_copy(module: Path, work: Path, version: str) -> None:
     for root, dirs, _ in os.walk(work):
         for d in dirs:
             os.chmod(os.path.join(root, d), 0o755)  # the module cache's are read-only
-    for patch in LOOPBACK_PATCHES:
+    for patch in PATCHES:
         path = work / patch.path
         try:
             text = path.read_text(encoding="utf-8")

@@ -172,3 +172,32 @@ def test_secrets_are_not_in_the_config_repr():
         {"queue_url": "https://q", "access_key_id": "AKIAEXAMPLE", "secret_access_key": "s3cr3t"},
     )
     assert "s3cr3t" not in repr(c) and "AKIAEXAMPLE" not in repr(c)
+
+
+def test_an_idle_pull_waits_through_receives_that_come_back_empty():
+    """Each background receive long-polls; one whose poll runs out comes back empty. A pull waits
+    on for its whole timeout (an idle source's one long wait), and returns what comes next."""
+    import threading
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    from meshline.connectors.aws.reader import SqsReader
+
+    calls = []
+
+    def receive():
+        calls.append(1)
+        if len(calls) <= 3:
+            return []  # long polls that ran out
+        return [{"ReceiptHandle": "r1", "Body": "{}"}]
+
+    r = SqsReader.__new__(SqsReader)  # no AWS client: only the receiving side
+    r._receivers, r._buffer, r._inflight = 1, deque(), set()
+    r._pool = ThreadPoolExecutor(2)
+    r._pull_lock, r._receive, r.arn = threading.Lock(), receive, "arn:aws:sqs:us-east-1:1:q"
+    r._convert = lambda arn, raw: [raw["ReceiptHandle"]]
+    try:
+        assert r.pull(10, 60.0) == ["r1"]
+        assert len(calls) == 4
+    finally:
+        r._pool.shutdown()

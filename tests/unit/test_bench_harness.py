@@ -96,3 +96,32 @@ def test_a_difference_below_resolution_is_no_rate() -> None:
     assert ratio(100.0, math.nan) == "—"
     assert _num(math.nan) == "—"
     assert _num(12345.4) == "12,345"
+
+
+def test_idle_cpu_counts_every_process_of_the_run():
+    """bench.idle sums the CPU of a run's whole process tree: a busy grandchild counts."""
+    import os
+    import signal
+    import subprocess
+
+    from bench.idle import tree_cpu
+
+    burn = (
+        "import sys, time\n"
+        "t = time.process_time()\n"
+        "while time.process_time() - t < 0.3: pass\n"
+        "print('burnt', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    spawn = f"import subprocess, sys\nsubprocess.run([sys.executable, '-c', {burn!r}])\n"
+    parent = subprocess.Popen(
+        [sys.executable, "-c", spawn], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        assert parent.stdout is not None and parent.stdout.readline() == "burnt\n"
+        by_name = tree_cpu(parent.pid)
+        assert sum(by_name.values()) >= 0.3, by_name  # the grandchild's 0.3 CPU-s at least
+        assert all(name for name in by_name)
+    finally:
+        os.killpg(parent.pid, signal.SIGKILL)  # the parent and the sleeping grandchild
+        parent.wait()

@@ -139,16 +139,22 @@ class SqsReader:
             return self._pull(max_messages, timeout)
 
     def _pull(self, max_messages: int, timeout: float) -> list[Message]:
-        if len(self._buffer) < max_messages:
+        deadline = time.monotonic() + timeout
+        while len(self._buffer) < max_messages:
             missing = max_messages - len(self._buffer)
             wanted = min(self._receivers, math.ceil(missing / MAX_RECEIVE))
             while len(self._inflight) < wanted:
                 self._inflight.add(self._pool.submit(self._receive))
-            if not self._buffer and timeout > 0:
-                wait(self._inflight, timeout=timeout, return_when=FIRST_COMPLETED)
+            left = deadline - time.monotonic()
+            if not self._buffer and left > 0:
+                wait(self._inflight, timeout=left, return_when=FIRST_COMPLETED)
             for f in [f for f in self._inflight if f.done()]:
                 self._inflight.discard(f)
                 self._buffer.extend(f.result())  # a permanent error (no queue, no access) fails the bundle
+            # A receive whose long poll ran out came back empty: wait on (the whole timeout), so
+            # that an idle source's pull is one long wait, not a return every few seconds.
+            if self._buffer or time.monotonic() >= deadline:
+                break
         return self._hand_out(max_messages)
 
     def _hand_out(self, n: int) -> list[Message]:

@@ -78,7 +78,10 @@ class EventHubsConnection:
     max_events: int | None = doc("end the source after this many messages (per worker process)", None)
     idle_timeout: Duration | None = doc("end a partition's read after this long without a message", None)
     batch: int = doc("messages per partition per bundle (the commit granularity)", 5000)
-    poll: Duration = doc("how long one fetch waits for messages", Duration(1.0))
+    poll: Duration = doc(
+        "how long a fetch waits for messages; idle, the wait grows to 5s (a message ends it at once)",
+        Duration(1.0),
+    )
 
     def __post_init__(self) -> None:
         if self.connection_string and is_deferred(self.connection_string):

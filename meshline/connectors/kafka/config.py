@@ -114,7 +114,10 @@ class KafkaSourceConfig(KafkaConnection):
         None,
     )
     batch: int = doc("records per partition per bundle (the commit granularity)", 5000)
-    poll: Duration = doc("how long one fetch waits for records", Duration(1.0))
+    poll: Duration = doc(
+        "how long a fetch waits for records; idle, the wait grows to 5s (a record ends it at once)",
+        Duration(1.0),
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()

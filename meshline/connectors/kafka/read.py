@@ -6,6 +6,13 @@ The restriction is an offset range ``[next, ∞)`` that ends when the source end
 (``max_events``, ``idle_timeout``); a checkpoint (``defer_remainder``) splits it
 into the read part and the rest, after every ``batch`` records.
 
+An idle partition waits in its fetch, longer the longer it has been idle
+(:func:`~meshline.connectors.unbounded.idle_wait`, shared among the partitions this
+worker reads, since one bundle reads them one after the other), and resumes at once:
+a record ends the wait, on this partition or on another one this worker reads (their
+clients keep fetching in the background), so idling costs a bundle every few seconds
+without delaying the first record.
+
 Offsets are committed to the consumer group **only in Beam's bundle finalizer**
 (last emitted offset + 1 per partition), i.e. after the runner durably committed
 the bundle that consumed the records; commits only move forward, so a finalizer
@@ -37,13 +44,14 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 import meshline.coder  # noqa: F401  (registers the CloudEvent coder)
 from meshline.connectors.kafka.config import ClientErrors
-from meshline.connectors.unbounded import GLOBAL_WINDOWS, nothing
+from meshline.connectors.unbounded import GLOBAL_WINDOWS, idle_wait, nothing
 from meshline.events import CloudEvent, EventBatch, dead_letter
 
 __all__ = ["Decoded", "ReadFromKafkaPartitions"]
 
 _LOGGER = logging.getLogger(__name__)
 DEAD = "dead"
+WAIT_SLICE = 0.1  # seconds: how often a waiting partition looks whether another one has records
 
 # (event, None) for a good event; (raw event, reason) for one to dead-letter.
 Decoded = tuple[CloudEvent, str | None]
@@ -247,8 +255,12 @@ class _ReadPartitionFn(beam.DoFn):
         self._position: dict[tuple[str, int], int] = {}
         self._committed: dict[tuple[str, int], int] = {}
         self._commit_lock = threading.Lock()
+        self._bundle_read = False
         self._read = beam.metrics.Metrics.counter("meshline", f"source.{self._name}.read")
         self._commits = beam.metrics.Metrics.counter("meshline", f"source.{self._name}.committed")
+
+    def start_bundle(self):
+        self._bundle_read = False  # a partition of this bundle read records: the others do not wait
 
     def teardown(self):
         for c in getattr(self, "_consumers", {}).values():
@@ -271,7 +283,9 @@ class _ReadPartitionFn(beam.DoFn):
             props.setdefault("enable.partition.eof", False)
             props.setdefault("auto.offset.reset", "earliest")
             props.setdefault("queued.max.messages.kbytes", 32768)
-            props.setdefault("fetch.wait.max.ms", 100)
+            # A fetch waits at the broker until a record arrives or this elapses: librdkafka's
+            # default. It bounds how often an idle client asks, not how soon a record comes.
+            props.setdefault("fetch.wait.max.ms", 500)
             props.setdefault("log_level", 0)  # client errors go through error_cb (logged once per kind)
             props["error_cb"] = ClientErrors(f"source {self._name}")
             c = self._consumers[key] = Consumer(props)
@@ -345,6 +359,34 @@ class _ReadPartitionFn(beam.DoFn):
 
     # -- reading --------------------------------------------------------------------
 
+    def _wait_first(self, consumer: Any, topic: str, partition: int, wait: float) -> list[Any]:
+        """This partition's first record within ``wait`` seconds; none, sooner, when another
+        partition this worker reads has records (its client fetched them in the background):
+        the bundle then goes on to it, or ends so that it is resumed."""
+        until = time.monotonic() + wait
+        while True:
+            left = until - time.monotonic()
+            if left <= 0:
+                return []
+            messages = consumer.consume(num_messages=1, timeout=min(left, WAIT_SLICE))
+            if messages or self._others_have_records(topic, partition):
+                return messages
+
+    def _others_have_records(self, topic: str, partition: int) -> bool:
+        from confluent_kafka import KafkaException, TopicPartition
+
+        for key, c in self._consumers.items():
+            position = self._position.get(key)
+            if key == (topic, partition) or position is None:
+                continue
+            try:  # cached: the end offset of the last fetch response, no request
+                high = c.get_watermark_offsets(TopicPartition(*key), cached=True)[1]
+            except KafkaException:
+                continue
+            if high > position:
+                return True
+        return False
+
     def process(
         self,
         element: tuple[str, int],
@@ -377,7 +419,10 @@ class _ReadPartitionFn(beam.DoFn):
         last = -1
         emitted = 0
         newest = None
-        wait = self._poll
+        wait = 0.0  # an earlier partition of this bundle read records: no waiting, on to the commit
+        if not self._bundle_read:
+            idle_for = time.time() - tracker.current_restriction().active_at
+            wait = idle_wait(self._poll, idle_for, self._idle) / max(1, len(self._consumers))
         millis = -1
         ts = Timestamp(0)
         try:
@@ -387,7 +432,7 @@ class _ReadPartitionFn(beam.DoFn):
                 if not messages and wait:
                     # Nothing buffered: wait for the first record only (a batch-sized wait
                     # would hold the bundle until the timeout whenever fewer records exist).
-                    messages = consumer.consume(num_messages=1, timeout=wait)
+                    messages = self._wait_first(consumer, topic, partition, wait)
                     if messages and want > 1:
                         messages += consumer.consume(num_messages=want - 1, timeout=0)
                 if not messages:
@@ -427,6 +472,7 @@ class _ReadPartitionFn(beam.DoFn):
                 newest = ts
             if last >= 0:
                 self._position[(topic, partition)] = last + 1
+                self._bundle_read = True
                 tracker.try_claim((_SEEN, time.time()))
                 _advance(watermark, newest)
                 self._read.inc(emitted)
@@ -444,7 +490,7 @@ class _ReadPartitionFn(beam.DoFn):
                 self._release(topic, partition)
                 return
             _advance(watermark, Timestamp.now() - Duration(seconds=1))
-            tracker.defer_remainder(Duration(seconds=self._poll))
+            tracker.defer_remainder(Duration(seconds=0))  # the wait was in the fetch: resume at once
         except BaseException:
             last = -1  # a failed bundle commits nothing: its records are read again
             self._position.pop((topic, partition), None)

@@ -180,3 +180,39 @@ spec:
         assert proc.returncode == 0, err
     rows = [json.loads(x) for f in (tmp_path / "out").glob("*.jsonl") for x in f.read_text().splitlines()]
     assert sorted(r["data"]["i"] for r in rows) == list(range(20))
+
+
+def test_an_event_after_a_long_idle_spell_is_committed_on_prism(tmp_path):
+    """Idle, the source waits ever longer in its pull (up to IDLE_WAIT_MAX, after about
+    IDLE_WAIT_MAX / IDLE_WAIT_GROWTH seconds): an event arriving then still ends the wait, is
+    written, and gets its 202; the run ends at max_events with both events written."""
+    from meshline.connectors.unbounded import IDLE_WAIT_GROWTH, IDLE_WAIT_MAX
+
+    port = free_port()
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        f"""
+apiVersion: meshline.dev/v1alpha1
+kind: Integration
+metadata: {{name: webhook-idle}}
+spec:
+  sources:
+    - {{name: hook, type: http, config: {{port: {port}, path: /e, max_events: 2}}}}
+  targets:
+    - {{name: out, type: file, config: {{path: "{tmp_path / "out"}"}}}}
+  triggers:
+    - {{name: all, target: out}}
+"""
+    )
+    url = f"http://127.0.0.1:{port}/e"
+    with running("run", str(spec), "--runner", "prism") as proc:
+        wait_listening(port, proc, 180)
+        assert _post(url, b'{"i": 1}', {"content-type": "application/json"})[0] == 202
+        time.sleep(IDLE_WAIT_MAX / IDLE_WAIT_GROWTH + 2 * IDLE_WAIT_MAX)  # idle: the wait at its longest
+        assert proc.poll() is None
+        status, reply, _ = _post(url, b'{"i": 2}', {"content-type": "application/json"})
+        assert status == 202, (status, reply)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    rows = [json.loads(x) for f in (tmp_path / "out").glob("*.jsonl") for x in f.read_text().splitlines()]
+    assert sorted(r["data"]["i"] for r in rows) == [1, 2]
