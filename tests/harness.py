@@ -25,6 +25,7 @@ __all__ = [
     "ROOT",
     "free_port",
     "component",
+    "dies_with_us",
     "integration",
     "trigger",
     "listening",
@@ -40,6 +41,19 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 _GIVEN: set[int] = set()
+
+
+def dies_with_us(cmd: list[str]) -> list[str]:
+    """``cmd`` so that Linux kills its process when this one dies, however it dies.
+
+    A test server outlives a pytest worker (or a benchmark) killed with SIGKILL unless its
+    process asks for that itself; Meshline's runner servers already do it this way
+    (:func:`meshline.runners.guard.guarded`). Start such a command from the main thread:
+    the signal follows the thread that started the process.
+    """
+    from meshline.runners.guard import guarded
+
+    return guarded([str(c) for c in cmd])
 
 
 def free_port() -> int:
@@ -171,7 +185,7 @@ def running(*args: str, stdout: Any = subprocess.PIPE, **popen: Any) -> Iterator
     """`meshline ARGS…` as a subprocess with text stderr (and stdout unless told otherwise),
     from the repository root; killed when the block ends if it is still running."""
     proc = subprocess.Popen(
-        [meshline_exe(), *args],
+        dies_with_us([meshline_exe(), *args]),
         cwd=popen.pop("cwd", ROOT),
         stdout=stdout,
         stderr=subprocess.PIPE,
@@ -202,7 +216,9 @@ def serving(
     deadline. When the block ends its stdin (if a pipe) is closed and the group gets SIGTERM, then
     SIGKILL after ``stop_timeout`` seconds: wrappers such as ``runuser`` leave no child behind."""
     out = open(log, "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, **popen)
+    proc = subprocess.Popen(
+        dies_with_us(cmd), stdout=out, stderr=subprocess.STDOUT, start_new_session=True, **popen
+    )
 
     def tail() -> str:
         return log.read_text(errors="replace")[-3000:] if log.exists() else ""

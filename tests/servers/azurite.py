@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.harness import free_port, one_at_a_time
+from tests.harness import dies_with_us, free_port, one_at_a_time
 
 VERSION = "3.35.0"
 ACCOUNT = "devstoreaccount1"
@@ -90,18 +90,20 @@ def azurite(timeout: float = 60) -> Iterator[str]:
         log_path = Path(data) / "azurite.log"
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(
-                [
-                    binary,
-                    "--blobHost",
-                    "127.0.0.1",
-                    "--blobPort",
-                    str(port),
-                    "--skipApiVersionCheck",
-                    "--disableTelemetry",
-                    "--location",
-                    os.path.join(data, "store"),
-                    "--silent",
-                ],
+                dies_with_us(
+                    [
+                        binary,
+                        "--blobHost",
+                        "127.0.0.1",
+                        "--blobPort",
+                        str(port),
+                        "--skipApiVersionCheck",
+                        "--disableTelemetry",
+                        "--location",
+                        os.path.join(data, "store"),
+                        "--silent",
+                    ]
+                ),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

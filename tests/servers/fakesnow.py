@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.harness import free_port
+from tests.harness import dies_with_us, free_port
 
 
 @contextmanager
@@ -30,7 +30,7 @@ def fakesnow_server(timeout: float = 60) -> Iterator[str]:
         log_path = Path(tmp) / "fakesnow.log"
         log = open(log_path, "wb")  # noqa: SIM115 - closed below
         proc = subprocess.Popen(
-            [sys.executable, "-m", "fakesnow", "-s", "--host", "127.0.0.1", "-p", str(port)],
+            dies_with_us([sys.executable, "-m", "fakesnow", "-s", "--host", "127.0.0.1", "-p", str(port)]),
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=tmp,

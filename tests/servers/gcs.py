@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.harness import free_port, one_at_a_time
+from tests.harness import dies_with_us, free_port, one_at_a_time
 
 VERSION = "v1.55.1"
 MODULE = "github.com/fsouza/fake-gcs-server"
@@ -133,7 +133,12 @@ def fake_gcs_server(
         log_path = Path(data) / "server.log"
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(
-                args, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=data, start_new_session=True
+                dies_with_us(args),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=data,
+                start_new_session=True,
             )
             try:
                 _wait_port(proc, port, timeout, "fake-gcs-server", log_path)

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.harness import free_port, one_at_a_time
+from tests.harness import dies_with_us, free_port, one_at_a_time
 
 VERSION = os.environ.get("MESHLINE_KAFKA_VERSION", "4.4.0")
 CACHE = Path(os.environ.get("MESHLINE_CACHE", Path.home() / ".cache" / "meshline")) / "kafka"
@@ -211,7 +211,7 @@ def _start(root: Path, jvm: list[str], timeout: float) -> tuple[subprocess.Popen
         raise RuntimeError(f"formatting Kafka storage failed:\n{(fmt.stdout + fmt.stderr)[-3000:]}")
     out = open(log, "wb")  # noqa: SIM115 - closed by the caller
     proc = subprocess.Popen(
-        [*jvm, "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "kafka.Kafka", str(props)],
+        dies_with_us([*jvm, "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "kafka.Kafka", str(props)]),
         stdout=out,
         stderr=subprocess.STDOUT,
         start_new_session=True,

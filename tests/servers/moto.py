@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.harness import free_port
+from tests.harness import dies_with_us, free_port
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account id
@@ -112,7 +112,11 @@ def moto_server(timeout: float = 60) -> Iterator[str]:
         env = dict(os.environ)
         env.update(aws_env(url))
         proc = subprocess.Popen(
-            _command(port), stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            dies_with_us(_command(port)),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
         )
         try:
             deadline = time.monotonic() + timeout

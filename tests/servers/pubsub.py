@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.harness import free_port
+from tests.harness import dies_with_us, free_port
 
 CANDIDATES = (
     "/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator",
@@ -46,7 +46,7 @@ def pubsub_emulator(timeout: float = 60) -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="meshline-pubsub-") as data:
         log = open(os.path.join(data, "emulator.log"), "wb")  # noqa: SIM115 - closed below
         proc = subprocess.Popen(
-            [emulator_binary(), "--host=127.0.0.1", f"--port={port}"],
+            dies_with_us([emulator_binary(), "--host=127.0.0.1", f"--port={port}"]),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.harness import free_port, one_at_a_time
+from tests.harness import dies_with_us, free_port, one_at_a_time
 
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "meshline" / "rabbitmq"
 ERLANG_BIN = "usr/lib/erlang/bin"
@@ -185,7 +185,7 @@ def rabbitmq_server(timeout: float = 90) -> Iterator[Broker]:
         }
         log = open(home / "server.log", "wb")  # noqa: SIM115 - closed below
         epmd = subprocess.Popen(
-            [str(root / ERLANG_BIN / "epmd"), "-address", "127.0.0.1", "-port", str(epmd_port)],
+            dies_with_us([str(root / ERLANG_BIN / "epmd"), "-address", "127.0.0.1", "-port", str(epmd_port)]),
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -194,7 +194,7 @@ def rabbitmq_server(timeout: float = 90) -> Iterator[Broker]:
         server = None
         try:
             server = subprocess.Popen(
-                [str(root / SERVER)],
+                dies_with_us([str(root / SERVER)]),
                 env=env,
                 cwd=home,
                 stdin=subprocess.DEVNULL,
