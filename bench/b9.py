@@ -447,7 +447,7 @@ class KafkaLoad:
             if m.error() is not None:
                 self.errors.append(str(m.error()))
                 continue
-            i = int(orjson.loads(m.value())["i"])
+            i = int(orjson.loads(m.value() or b"{}")["i"])
             self.first.setdefault(i, now)
             self.count[i] = self.count.get(i, 0) + 1
         self._consumer.close()

@@ -113,19 +113,22 @@ def _source(kind: str) -> tuple[str, str, dict[str, str], Callable[[], None]]:
         )
         url = sqs.create_queue(QueueName=f"idle-{tag}")["QueueUrl"]
         config = f'{{queue_url: "{url}", endpoint_url: "{server}"}}'
-        return (
-            "aws.sqs",
-            config,
-            env,
-            lambda: sqs.send_message(QueueUrl=url, MessageBody='{"probe": true}') and None,
-        )
+
+        def send_one() -> None:
+            sqs.send_message(QueueUrl=url, MessageBody='{"probe": true}')
+
+        return "aws.sqs", config, env, send_one
     if kind == "pubsub":
         from tests.integration.pubsub_support import PROJECT, PubSub
 
         ps = PubSub(server)
         topic, sub = ps.new_subscription()
         config = f'{{project: {PROJECT}, subscription: {sub}, endpoint_url: "{server}"}}'
-        return "google.pubsub", config, {}, lambda: ps.publish(topic, [(b'{"probe": true}', {})]) and None
+
+        def publish_one() -> None:
+            ps.publish(topic, [(b'{"probe": true}', {})])
+
+        return "google.pubsub", config, {}, publish_one
     if kind == "amqp":
         import pika
 
