@@ -161,11 +161,11 @@ def markdown(r: Soak, stamp: str) -> str:
             "| minute | RSS MiB, all processes | by process | lag | in | out | load average |",
             "|---:|---:|---|---:|---:|---:|---|",
         ]
-        for s in r.samples:
+        for k, s in enumerate(r.samples):
+            minute = f"{s.seconds / 60:.1f}" + (" (end)" if k == len(r.samples) - 1 else "")
             by = ", ".join(f"{k} {v:.0f}" for k, v in sorted(s.rss.items(), key=lambda kv: -kv[1]))
             lines.append(
-                f"| {s.seconds / 60:.1f} | {s.total:.0f} | {by} | {s.lag:,} | {s.sent:,} | {s.arrived:,} "
-                f"| {s.load} |"
+                f"| {minute} | {s.total:.0f} | {by} | {s.lag:,} | {s.sent:,} | {s.arrived:,} | {s.load} |"
             )
     else:
         lines.append(f"- FAILED: {r.failure}")
