@@ -14,7 +14,7 @@ PYTEST_SERVERS := $(BIN)/pytest -n $(WORKERS) --dist loadgroup --durations=25
 # Unit tests compute: one worker per core.
 UNIT_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all venv prism run check test integration e2e unit lint docs bench clean
+.PHONY: all venv prism run check test integration e2e unit lint docs bench soak clean
 
 all: test
 
@@ -83,8 +83,15 @@ docs: venv
 unit: venv
 	$(BIN)/pytest -n $(UNIT_WORKERS) tests/unit $(PYTEST_ARGS)
 
-bench: venv
+bench: venv prism
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# Kafka → Kafka at 200 events/s for SOAK_MINUTES on Prism and Flink [local]: RSS of every process
+# of the run every 30 s, lag, counts; nothing may be lost or left uncommitted. Into bench/SOAK.md.
+SOAK_MINUTES ?= 30
+soak: venv prism
+	$(BIN)/python -m bench.soak --minutes $(SOAK_MINUTES) $(SOAK_ARGS)
+	$(took)
 
 clean:
 	rm -rf out bench/out .pytest_cache .ruff_cache .mypy_cache

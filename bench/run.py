@@ -6,6 +6,8 @@ Scenarios (issue "Performance"):
   Python loop, a naive hand-written Beam pipeline (with the same logic in Python,
   and with ``jq.py``), and the same pipeline in Beam YAML.
 - B5 fan-out: one source, N = 1, 10, 50 triggers with ``exact`` filters on ``type``.
+- B9 latency: webhook → http and Kafka → Kafka, paced, on Prism and Flink ``[local]``
+  (:mod:`bench.b9`), and idle CPU per runner and source kind (:mod:`bench.b9_idle`).
 - B2 Kafka, B3 SQS → S3, B4 Elasticsearch, B6 Azure Data Lake, B8 RabbitMQ live in
   ``bench/bN.py``, each against its local server (started here, as in the tests) and
   with its own input sizes; ``--scenarios`` picks what runs.
@@ -22,6 +24,7 @@ import datetime as dt
 import importlib
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.data import ensure_input
@@ -179,7 +182,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--small", type=int, help="smaller N of B1 and B5 (default: B1 50,000, B5 20,000)")
     ap.add_argument("--large", type=int, help="larger N of B1 and B5 (default: B1 500,000, B5 200,000)")
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--scenarios", nargs="*", default=["B1", "B2", "B3", "B4", "B5", "B6", "B8"])
+    ap.add_argument("--scenarios", nargs="*", default=["B1", "B2", "B3", "B4", "B5", "B6", "B8", "B9"])
+    ap.add_argument("--b9-runners", nargs="*", default=["prism", "flink"], help="B9's runners")
+    ap.add_argument("--b9-rates", nargs="*", type=float, default=[50.0, 500.0], help="B9's events/s")
+    ap.add_argument("--b9-seconds", type=float, default=60.0, help="B9's measured seconds per point")
+    ap.add_argument("--b9-warmup", type=float, default=10.0, help="B9's paced seconds before measuring")
+    ap.add_argument("--idle-seconds", type=float, default=60.0, help="B9's idle window (0: no idle CPU)")
     ap.add_argument("--only", nargs="*", help="variants to run (default: all)")
     ap.add_argument(
         "--update",
@@ -255,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         report.append(markdown(list(rows.values())))
         report += [""] + [f"- {x}" for x in ratios + s.notes]
         write()
+    if "B9" in wanted:
+        status = max(status, _b9(args, stamp, report, write))
     if "B1" in wanted and not args.smoke:
         from bench import coder
 
@@ -267,6 +277,50 @@ def main(argv: list[str] | None = None) -> int:
     if not args.smoke:
         print(f"\nwritten to {RESULTS.relative_to(ROOT)}")
     return status
+
+
+def _b9(args: argparse.Namespace, stamp: str, report: list[str], write: Callable[[], None]) -> int:
+    """B9 latency, then idle CPU, into one section; smoke: Prism, 50 events/s, a few seconds, no idle."""
+    from bench import b9, b9_idle
+    from bench.latency import latency_markdown, latency_table
+
+    runners, rates = (["prism"], [50.0]) if args.smoke else (args.b9_runners, args.b9_rates)
+    seconds, warmup = (3.0, 1.0) if args.smoke else (args.b9_seconds, args.b9_warmup)
+    idle = 0.0 if args.smoke else args.idle_seconds
+    print(
+        f"\nB9 latency: {', '.join(runners)} at {', '.join(f'{r:.0f}' for r in rates)} events/s, "
+        f"{seconds:.0f} s each"
+    )
+    rows, failures = b9.run(runners, list(b9.SHAPES), rates, seconds, warmup)
+    print(latency_table(rows))
+    head = len(report)
+    report += ["", "## B9 latency: webhook → http and Kafka → Kafka, paced (open loop); idle CPU", "", stamp]
+    report += [
+        f"{seconds:.0f} s measured per point after a probe and {warmup:.0f} s of paced warm-up "
+        "(not measured); times in ms; delivery = sent → at the target, ack = sent → 202 / offset committed.",
+        "",
+        latency_markdown(rows),
+        "",
+    ]
+    report += [f"- {r.shape}, {r.runner}, {r.rate:.0f}/s: " + "; ".join(r.notes) for r in rows]
+    report += [f"- FAILED: {f}" for f in failures]
+    write()
+    if idle > 0:
+        idle_rows, idle_failures = b9_idle.run(runners, list(b9_idle.SOURCES), idle)
+        print(b9_idle.idle_markdown(idle_rows, idle))
+        report += [
+            "",
+            "Idle CPU: every process of the run (the CLI and all below it), CPU-seconds from /proc.",
+            "",
+        ]
+        report += [b9_idle.idle_markdown(idle_rows, idle)] + [f"- FAILED: {f}" for f in idle_failures]
+        failures += idle_failures
+    if args.smoke:
+        del report[head:]  # smoke runs check, they do not record
+    write()
+    for f in failures:
+        print(f"FAILED: B9 {f}", file=sys.stderr)
+    return 1 if failures else 0
 
 
 _HEADER = """# Benchmark results
