@@ -240,3 +240,93 @@ def test_a_waiting_kafka_partition_keeps_waiting_while_the_others_are_read_up() 
     fn._position = {("t", 0): 5, ("t", 1): 7}
     assert fn._wait_first(waiting, "t", 0, 0.05) == []
     assert waiting.consumed > 1  # looked again and again until its wait was over
+
+
+class _Record:
+    def __init__(self, offset: int) -> None:
+        self._offset = offset
+
+    def offset(self) -> int:
+        return self._offset
+
+    def error(self) -> None:
+        return None
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, 1_700_000_000_000 + self._offset)
+
+
+class _Log:
+    """One partition's client over records 0..n-1; ``checkpoint`` runs inside the first consume
+    that returns records (a runner's checkpoint arriving while the bundle waits in its fetch)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.pos = 0
+        self.assigned: list[int] = []
+        self.checkpoint: Any = None
+
+    def assign(self, tps: list[Any]) -> None:
+        self.pos = tps[0].offset
+        self.assigned.append(self.pos)
+
+    def consume(self, num_messages: int, timeout: float) -> list[Any]:
+        out = [_Record(o) for o in range(self.pos, min(self.n, self.pos + num_messages))]
+        if out and self.checkpoint is not None:
+            self.checkpoint()
+            self.checkpoint = None
+        self.pos += len(out)
+        return out
+
+    def get_watermark_offsets(self, tp: Any, timeout: float = 0, cached: bool = False) -> tuple[int, int]:
+        return 0, self.n
+
+
+def test_a_batch_fetched_when_the_runner_checkpointed_is_read_again_by_the_residual() -> None:
+    """A checkpoint (try_split(0)) that lands while a bundle fetches leaves the fetched batch
+    to the residual: the client handed it out already, so the residual's read seeks back."""
+    from meshline.connectors.kafka import read
+    from meshline.events import CloudEvent
+
+    class Finalizer:
+        def register(self, fn: Any) -> None:
+            pass
+
+    class Watermark:
+        def current_watermark(self) -> None:
+            return None
+
+        def set_watermark(self, ts: Any) -> None:
+            pass
+
+    fn = read._ReadPartitionFn(
+        {},
+        lambda: lambda m: [(CloudEvent({"id": str(m.offset()), "source": "/k", "type": "t"}), None)],
+        start="earliest",
+        start_millis=None,
+        max_events=None,
+        idle_timeout=None,
+        batch=100,
+        poll=0.01,
+        source_name="k",
+    )
+    fn.setup()
+
+    class View(read._OffsetTracker):  # what the SDK hands process(): the tracker, deferrable
+        def defer_remainder(self, delay: Any = None) -> None:
+            pass
+
+    log = _Log(10)
+    fn._consumers = {("t", 0): log}
+    tracker = View(read._Offsets(0, False, 1.0))
+    split: list[Any] = []
+    log.checkpoint = lambda: split.append(tracker.try_split(0))
+    first = list(fn.process(("t", 0), Finalizer(), tracker, Watermark()))
+    residual = View(split[0][1])
+    second = list(fn.process(("t", 0), Finalizer(), residual, Watermark()))
+
+    def ids(outputs: list[Any]) -> list[int]:
+        events = [e for wv in outputs for e in getattr(wv.value, "events", [wv.value])]
+        return [int(e.id) for e in events]
+
+    assert ids(first) + ids(second) == list(range(10))

@@ -450,6 +450,10 @@ class _ReadPartitionFn(beam.DoFn):
                 if not good:
                     continue
                 if not tracker.try_claim(good[-1].offset()):  # claims the batch's offsets at once
+                    # The runner checkpointed the restriction while this batch was fetched (a
+                    # long idle wait makes that likely): the batch belongs to the residual, but
+                    # the client handed it out already. Its next read must seek back to it.
+                    self._position.pop((topic, partition), None)
                     return
                 run: list[CloudEvent] = []  # events of one millisecond: one EventBatch element
                 for m in good:
