@@ -212,6 +212,7 @@ class _QueueReadFn(beam.DoFn):
         if seek is not None:
             seek(tracker.current_restriction().claimed)
         ack_ids: list[str] = []
+        floor = _floor(watermark)
         fill_until = 0.0  # once this bundle has emitted: how long it may wait to fill up
         idle_until = 0.0  # when this bundle's first pull was to end, had nothing arrived
         try:
@@ -247,6 +248,8 @@ class _QueueReadFn(beam.DoFn):
                         return  # over the limit: the rest is not acknowledged and will be redelivered
                     ack_ids.append(m.ack_id)
                     ts = Timestamp.of(m.timestamp)
+                    if floor is not None and ts < floor:
+                        ts = floor  # never behind the watermark already reported: see _floor
                     if m.error is None:
                         yield WindowedValue(m.event, ts, GLOBAL_WINDOWS)
                     else:
@@ -275,6 +278,19 @@ class _QueueReadFn(beam.DoFn):
 def nothing() -> None:
     """The finalizer callback of a bundle with nothing to acknowledge."""
     return None
+
+
+def _floor(watermark: Any) -> Timestamp | None:
+    """The watermark this restriction reported before this bundle: no element may be older.
+
+    An element behind the watermark is *late*: a window downstream (the object and file
+    targets' ``commit: window`` on Flink and Dataflow) may have fired already, and the
+    runner drops it there, silently — after the source has acknowledged it. A message that
+    comes after the watermark moved on (a pull came back empty while the queue held a
+    backlog, a publish time far behind, a redelivery) leaves stamped with that watermark
+    instead: its data and ``time`` are unchanged; only its window is the later one.
+    """
+    return watermark.current_watermark()
 
 
 def _advance(watermark: Any, ts: Timestamp) -> None:

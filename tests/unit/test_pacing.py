@@ -151,14 +151,24 @@ def fake_flink() -> Iterator[tuple[_FakeFlink, str]]:
 
 
 def test_the_job_is_drained_only_once_every_watermark_has_reached_the_end(fake_flink, monkeypatch):
+    from meshline.runners import committed
+
     flink, url = fake_flink
     monkeypatch.setattr(flink_drain, "POLL_S", 0.02)
+    monkeypatch.setattr(flink_drain, "SETTLE_WARN_POLLS", 5)
+    totals = {"target.out.in": 3, "target.out.delivered": 2}
+    monkeypatch.setattr(committed, "counters", lambda: dict(totals))
     said: list[str] = []
     drainer = flink_drain.Drainer(lambda: url, "p", said.append, remote=False).start()
     try:
         time.sleep(0.3)  # many polls while one source still holds its watermark
         assert flink.stops == [] and not drainer.drained
         flink.watermarks[1] = 9223372036854775807  # that source has ended too
+        time.sleep(0.3)  # but one event handed to the target is not stored yet
+        assert flink.stops == [] and not drainer.drained
+        assert said and "target out: 1" in said[0], said
+        said.clear()
+        totals["target.out.dead_lettered"] = 1
         deadline = time.monotonic() + 10
         while not flink.stops and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -174,3 +184,18 @@ def test_end_of_time_is_beams_global_window_end_or_later():
     assert not flink_drain.all_ended([])
     assert flink_drain.all_ended([9223372036854775807, flink_drain.END_OF_TIME_MS])
     assert not flink_drain.all_ended([9223372036854775807, flink_drain.END_OF_TIME_MS - 1])
+
+
+def test_no_drain_while_a_target_has_events_in_flight() -> None:
+    from meshline.runners.flink_drain import targets_settled
+
+    assert targets_settled({})  # an SDK worker elsewhere: nothing recorded, nothing to wait for
+    assert targets_settled({"target.out.in": 40, "target.out.delivered": 33, "target.out.dead_lettered": 7})
+    assert targets_settled({"target.s3.in": 5, "target.s3.delivered": 2, "target.s3.already_stored": 3})
+    assert not targets_settled({"target.out.in": 40, "target.out.delivered": 33})
+    assert not targets_settled(
+        {"target.a.in": 1, "target.a.delivered": 1, "target.b.in": 2, "target.b.dead_lettered": 1}
+    )
+    assert flink_drain.in_flight(
+        {"target.a.in": 1, "target.a.delivered": 1, "target.b.in": 5, "target.b.dead_lettered": 1}
+    ) == {"b": 4}

@@ -357,6 +357,16 @@ class _ReadPartitionFn(beam.DoFn):
             return True
         return high is None or high < 0 or max(next_offset, position) >= high
 
+    def _at_end(self, consumer: Any, topic: str, partition: int, next_offset: int) -> bool:
+        """As far as the client's last fetch response says (no request), nothing is left to read."""
+        from confluent_kafka import KafkaException, TopicPartition
+
+        try:
+            high = consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)[1]
+        except KafkaException:
+            return False
+        return high >= 0 and next_offset >= high
+
     # -- reading --------------------------------------------------------------------
 
     def _wait_first(self, consumer: Any, topic: str, partition: int, wait: float) -> list[Any]:
@@ -425,6 +435,11 @@ class _ReadPartitionFn(beam.DoFn):
             wait = idle_wait(self._poll, idle_for, self._idle) / max(1, len(self._consumers))
         millis = -1
         ts = Timestamp(0)
+        # Never behind the watermark this partition reported before this bundle: such a record
+        # would be late downstream, and a fired window drops it silently (see unbounded._floor).
+        floor = watermark.current_watermark()
+        if floor is None:
+            floor = Timestamp(0)
         try:
             while emitted < budget:
                 want = min(budget - emitted, 1000)
@@ -462,7 +477,7 @@ class _ReadPartitionFn(beam.DoFn):
                         if run:
                             yield _element(run, ts)
                             run = []
-                        millis, ts = t, Timestamp(micros=t * 1000)
+                        millis, ts = t, max(Timestamp(micros=t * 1000), floor)
                     for event, problem in decode(m):
                         if problem is None:
                             run.append(event)
@@ -493,7 +508,10 @@ class _ReadPartitionFn(beam.DoFn):
                 tracker.try_claim(_STOP)  # idle_timeout: this partition's read ends cleanly
                 self._release(topic, partition)
                 return
-            _advance(watermark, Timestamp.now() - Duration(seconds=1))
+            if self._at_end(consumer, topic, partition, start):
+                # Idle and read to its end: downstream windows may close. Not before: a backlog
+                # the client has not fetched yet would be stamped forward (see the floor above).
+                _advance(watermark, Timestamp.now() - Duration(seconds=1))
             tracker.defer_remainder(Duration(seconds=0))  # the wait was in the fetch: resume at once
         except BaseException:
             last = -1  # a failed bundle commits nothing: its records are read again
