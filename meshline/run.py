@@ -135,6 +135,8 @@ def run_integration(
                     # Flink: end the run once every source has ended (meshline.runners.flink_drain)
                     drainer = runner.drainer(str(options.get_all_options()["job_name"]), say)
                 run.wait_until_finish()
+                if drainer is not None and drainer.drained:
+                    _await_acknowledgements(integration.name)
         except Exception:
             if stopper is not None and stopper.signum:  # Beam hands the KeyboardInterrupt on as another error
                 raise KeyboardInterrupt from None
@@ -188,6 +190,22 @@ def run_integration(
     _say_outputs(integration, entry["outputs"])
     say(f"{integration.name}: done in {elapsed:.1f}s", seconds=round(elapsed, 3))
     return False
+
+
+ACK_WAIT_S = 15.0
+
+
+def _await_acknowledgements(name: str) -> None:
+    """After a drained Flink job: let the SDK worker in this process run the last bundles'
+    acknowledgements, which Flink requests as (or just after) the job finishes."""
+    from meshline.connectors import acks
+
+    left = acks.wait(ACK_WAIT_S)
+    if left:
+        say(
+            f"{name}: {left} bundle(s) were not acknowledged within {ACK_WAIT_S:.0f}s of the job's end; "
+            "their messages will be delivered again (at least once)"
+        )
 
 
 def _say_outputs(integration: Integration, where: list[dict[str, str]]) -> None:

@@ -44,6 +44,7 @@ from apache_beam.utils.timestamp import Duration, Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
 import meshline.coder  # noqa: F401  (registers the CloudEvent coder)
+from meshline.connectors import acks
 from meshline.connectors.queues import Message, QueueReader
 from meshline.events import CloudEvent, dead_letter
 
@@ -267,7 +268,7 @@ class _QueueReadFn(beam.DoFn):
         finally:
             if ack_ids:
                 ids = list(ack_ids)
-                finalizer.register(lambda: self._ack(ids))
+                acks.register(finalizer, lambda: self._ack(ids))
             else:
                 # Nothing to acknowledge; Prism still asks to finalize every bundle of this stage,
                 # and a bundle without a callback is already released by then: the SDK worker

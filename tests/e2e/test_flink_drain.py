@@ -103,4 +103,5 @@ def test_kafka_run_whose_source_ends_drains_and_exits_on_a_standalone_cluster(me
         got = rows_in(out / "events", "*.jsonl")
         assert sorted(e["data"]["n"] for e in got) == list(range(40)), r.stderr[-3000:]
         assert not rows_in(out / "dlq")
-        assert fully_committed(broker.bootstrap, topic, group) == {}, "delivered but not committed"
+        left = fully_committed(broker.bootstrap, topic, group)
+        assert left == {}, f"delivered but not committed: {left}\n{r.stderr[-3000:]}"

@@ -17,10 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from meshline.runners import prism
+
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-PRISM = Path.home() / ".cache/meshline/prism/v2.77.0/prism"
+PRISM = prism.cache_dir() / "prism"  # `make e2e` builds it first
 
 SPEC = """\
 apiVersion: meshline.dev/v1alpha1

@@ -43,6 +43,7 @@ from apache_beam.utils.timestamp import Duration, Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
 import meshline.coder  # noqa: F401  (registers the CloudEvent coder)
+from meshline.connectors import acks
 from meshline.connectors.kafka.config import ClientErrors
 from meshline.connectors.unbounded import GLOBAL_WINDOWS, idle_wait, nothing
 from meshline.events import CloudEvent, EventBatch, dead_letter
@@ -520,7 +521,7 @@ class _ReadPartitionFn(beam.DoFn):
         finally:
             if last >= 0:
                 next_offset = last + 1
-                finalizer.register(lambda: self._commit(topic, partition, next_offset))
+                acks.register(finalizer, lambda: self._commit(topic, partition, next_offset))
             else:
                 # Nothing to commit; Prism still asks to finalize every bundle of this stage, and
                 # a bundle without a callback is already released by then (a noisy traceback).
