@@ -44,9 +44,17 @@ def meshline():
     def run(*args: str, cwd: Path | str = ROOT, env: dict[str, str] | None = None, timeout: int = 300):
         full_env = dict(os.environ)
         full_env.update(env or {})
+        from tests.harness import dies_with_us  # a killed pytest leaves no run (and no job server) behind
+
         cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "meshline.cli"]
         return subprocess.run(
-            [*cmd, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout, check=False
+            dies_with_us([*cmd, *args]),
+            cwd=cwd,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
 
     return run
