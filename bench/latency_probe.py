@@ -30,11 +30,11 @@ from tests.harness import free_port, meshline_exe, wait_listening
 WARMUP = 5.0  # seconds of sending before the probe starts counting
 
 
-def _spec(source_port: int, target_port: int, execution: str) -> str:
+def _spec(source_port: int, target_port: int, execution: str, source: str = "") -> str:
     return (
         "apiVersion: meshline.dev/v1alpha1\nkind: Integration\nmetadata: {name: latency-probe}\nspec:\n"
         f"{execution}"
-        f"  sources:\n    - {{name: hook, type: http, config: {{port: {source_port}}}}}\n"
+        f"  sources:\n    - {{name: hook, type: http, config: {{port: {source_port}{source}}}}}\n"
         f"  targets:\n    - {{name: out, type: http, config: {{url: 'http://127.0.0.1:{target_port}/'}}}}\n"
         "  triggers:\n    - {name: all, target: out}\n"
     )
@@ -53,6 +53,7 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--execution", default="", help="a YAML flow mapping for spec.execution")
+    parser.add_argument("--source", default="", help="more webhook config, e.g. 'batch: 1000'")
     parser.add_argument("beam_args", nargs="*")
     args = parser.parse_args()
 
@@ -78,7 +79,7 @@ def main() -> int:
     execution = f"  execution: {args.execution}\n" if args.execution else ""
     with tempfile.TemporaryDirectory() as tmp:
         spec = Path(tmp) / "probe.yaml"
-        spec.write_text(_spec(source_port, target_port, execution))
+        spec.write_text(_spec(source_port, target_port, execution, f", {args.source}" if args.source else ""))
         cmd = [meshline_exe(), "run", str(spec), "--runner", args.runner]
         if args.beam_args:
             cmd += ["--", *args.beam_args]
