@@ -204,18 +204,19 @@ class _Partition:
         return 0, self.high
 
 
-def _kafka_fn() -> Any:
+def _kafka_fn(make_decoder: Any = lambda: None, batch: int = 10, poll: float = 1.0) -> Any:
+    """A Kafka partition reader DoFn, set up, with no client yet (tests put theirs in ``_consumers``)."""
     from meshline.connectors.kafka import read
 
     fn = read._ReadPartitionFn(
         {},
-        lambda: None,
+        make_decoder,
         start="earliest",
         start_millis=None,
         max_events=None,
         idle_timeout=None,
-        batch=10,
-        poll=1.0,
+        batch=batch,
+        poll=poll,
         source_name="k",
     )
     fn.setup()
@@ -299,18 +300,11 @@ def test_a_batch_fetched_when_the_runner_checkpointed_is_read_again_by_the_resid
         def set_watermark(self, ts: Any) -> None:
             pass
 
-    fn = read._ReadPartitionFn(
-        {},
+    fn = _kafka_fn(
         lambda: lambda m: [(CloudEvent({"id": str(m.offset()), "source": "/k", "type": "t"}), None)],
-        start="earliest",
-        start_millis=None,
-        max_events=None,
-        idle_timeout=None,
-        batch=100,
-        poll=0.01,
-        source_name="k",
+        100,
+        0.01,
     )
-    fn.setup()
 
     class View(read._OffsetTracker):  # what the SDK hands process(): the tracker, deferrable
         def defer_remainder(self, delay: Any = None) -> None:

@@ -18,7 +18,7 @@ from apache_beam.utils.timestamp import Timestamp
 from meshline.connectors.queues import Message
 from meshline.connectors.unbounded import _QueueReadFn, _Restriction
 from meshline.events import CloudEvent
-from tests.unit.test_idle_source import Finalizer, View, _Log
+from tests.unit.test_idle_source import Finalizer, View, _kafka_fn, _Log
 
 NOW = 1_800_000_000.0
 
@@ -74,18 +74,7 @@ class _Estimator:
 def _kafka(log: Any) -> Any:
     from meshline.connectors.kafka import read
 
-    fn = read._ReadPartitionFn(
-        {},
-        lambda: lambda m: [(_event(m.offset()), None)],
-        start="earliest",
-        start_millis=None,
-        max_events=None,
-        idle_timeout=None,
-        batch=100,
-        poll=0.01,
-        source_name="k",
-    )
-    fn.setup()
+    fn = _kafka_fn(lambda: lambda m: [(_event(m.offset()), None)], 100, 0.01)
     fn._consumers = {("t", 0): log}
 
     class Tracker(read._OffsetTracker):
