@@ -48,7 +48,7 @@ from meshline.connectors import acks
 from meshline.connectors.queues import Message, QueueReader
 from meshline.events import CloudEvent, dead_letter
 
-__all__ = ["IDLE_WAIT_MAX", "Message", "QueueReader", "ReadFromQueue", "idle_wait"]
+__all__ = ["IDLE_WAIT_MAX", "Message", "QueueReader", "ReadFromQueue", "idle_wait", "watermark_floor"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -213,7 +213,7 @@ class _QueueReadFn(beam.DoFn):
         if seek is not None:
             seek(tracker.current_restriction().claimed)
         ack_ids: list[str] = []
-        floor = _floor(watermark)
+        floor = watermark_floor(watermark)
         fill_until = 0.0  # once this bundle has emitted: how long it may wait to fill up
         idle_until = 0.0  # when this bundle's first pull was to end, had nothing arrived
         try:
@@ -250,7 +250,7 @@ class _QueueReadFn(beam.DoFn):
                     ack_ids.append(m.ack_id)
                     ts = Timestamp.of(m.timestamp)
                     if floor is not None and ts < floor:
-                        ts = floor  # never behind the watermark already reported: see _floor
+                        ts = floor  # never behind the watermark already reported: see watermark_floor
                     if m.error is None:
                         yield WindowedValue(m.event, ts, GLOBAL_WINDOWS)
                     else:
@@ -281,7 +281,7 @@ def nothing() -> None:
     return None
 
 
-def _floor(watermark: Any) -> Timestamp | None:
+def watermark_floor(watermark: Any) -> Timestamp | None:
     """The watermark this restriction reported before this bundle: no element may be older.
 
     An element behind the watermark is *late*: a window downstream (the object and file

@@ -37,7 +37,7 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["END_OF_TIME_MS", "Drainer", "all_ended", "find_local_rest", "in_flight", "targets_settled"]
+__all__ = ["END_OF_TIME_MS", "Drainer", "all_ended", "find_local_rest", "in_flight"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -99,11 +99,6 @@ def in_flight(counters: dict[str, int]) -> dict[str, int]:
             if done < n:
                 missing[key[len("target.") : -len(".in")]] = n - done
     return missing
-
-
-def targets_settled(counters: dict[str, int]) -> bool:
-    """Nothing is in flight towards a target (see :func:`in_flight`)."""
-    return not in_flight(counters)
 
 
 def _counts(missing: dict[str, int]) -> str:

@@ -7,6 +7,7 @@ This runs a small session on two workers and looks at where each test of one gro
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -56,7 +57,7 @@ def test_a_group_runs_on_one_worker_and_its_module_fixture_is_set_up_once_per_pa
             str(tmp_path / "test_case.py"),
         ],
         cwd=tmp_path,
-        env={**__import__("os").environ, "XDIST_GROUPS_LOG": str(log)},
+        env={**os.environ, "XDIST_GROUPS_LOG": str(log)},
         capture_output=True,
         text=True,
         timeout=120,

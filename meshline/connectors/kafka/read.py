@@ -45,7 +45,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 import meshline.coder  # noqa: F401  (registers the CloudEvent coder)
 from meshline.connectors import acks
 from meshline.connectors.kafka.config import ClientErrors
-from meshline.connectors.unbounded import GLOBAL_WINDOWS, idle_wait, nothing
+from meshline.connectors.unbounded import GLOBAL_WINDOWS, idle_wait, nothing, watermark_floor
 from meshline.events import CloudEvent, EventBatch, dead_letter
 
 __all__ = ["Decoded", "ReadFromKafkaPartitions"]
@@ -436,11 +436,7 @@ class _ReadPartitionFn(beam.DoFn):
             wait = idle_wait(self._poll, idle_for, self._idle) / max(1, len(self._consumers))
         millis = -1
         ts = Timestamp(0)
-        # Never behind the watermark this partition reported before this bundle: such a record
-        # would be late downstream, and a fired window drops it silently (see unbounded._floor).
-        floor = watermark.current_watermark()
-        if floor is None:
-            floor = Timestamp(0)
+        floor = watermark_floor(watermark) or Timestamp(0)  # never stamp a record behind it
         try:
             while emitted < budget:
                 want = min(budget - emitted, 1000)
