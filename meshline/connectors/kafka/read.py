@@ -264,7 +264,9 @@ class _ReadPartitionFn(beam.DoFn):
         self._bundle_read = False  # a partition of this bundle read records: the others do not wait
 
     def teardown(self):
-        for c in getattr(self, "_consumers", {}).values():
+        consumers = getattr(self, "_consumers", {})
+        while consumers:  # a commit after teardown (acks.settle) opens a new one
+            _, c = consumers.popitem()
             try:
                 c.close()
             except Exception:
@@ -517,7 +519,11 @@ class _ReadPartitionFn(beam.DoFn):
         finally:
             if last >= 0:
                 next_offset = last + 1
-                acks.register(finalizer, lambda: self._commit(topic, partition, next_offset))
+                acks.register(
+                    finalizer,
+                    lambda: self._commit(topic, partition, next_offset),
+                    position=((self._token, topic, partition), next_offset),
+                )
             else:
                 # Nothing to commit; Prism still asks to finalize every bundle of this stage, and
                 # a bundle without a callback is already released by then (a noisy traceback).
