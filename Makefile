@@ -14,7 +14,7 @@ PYTEST_SERVERS := $(BIN)/pytest -n $(WORKERS) --dist loadgroup --durations=25
 # Unit tests compute: one worker per core.
 UNIT_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all venv prism run check test integration e2e unit lint docs bench soak clean
+.PHONY: all venv prism run static check test integration e2e unit lint docs bench soak clean
 
 all: test
 
@@ -49,14 +49,18 @@ LINT = $(BIN)/ruff check meshline tests bench && $(BIN)/ruff format --check mesh
 lint: venv
 	$(LINT)
 
-# The fast tier: lint, types, the pipelines' own tests, unit tests, and the benchmark harness
-# on tiny inputs (every variant's output compared).
-check: venv
+# What needs no pytest: lint, types, the included pipelines' own checks, and the benchmark
+# harness on tiny inputs (every variant's output compared).
+static: venv
 	$(LINT)
 	$(BIN)/meshline validate pipelines/*.yaml
 	$(BIN)/meshline test pipelines/*.yaml
-	$(BIN)/pytest -n $(UNIT_WORKERS) tests/unit $(PYTEST_ARGS)
 	$(BIN)/python -m bench.run --smoke
+	$(took)
+
+# The fast tier: the above and the unit tests.
+check: static
+	$(BIN)/pytest -n $(UNIT_WORKERS) tests/unit $(PYTEST_ARGS)
 	$(took)
 
 # Connectors against real servers (tests/servers/), on several workers.
@@ -69,10 +73,15 @@ e2e: venv prism
 	$(PYTEST_SERVERS) tests/e2e $(PYTEST_ARGS)
 	$(took)
 
-# Everything: the fast tier, then the integration and e2e tiers in one run (one pool of workers,
-# so neither tier's last slow test leaves the other's waiting), with the 25 slowest tests.
-test: check prism
-	$(PYTEST_SERVERS) tests/integration tests/e2e $(PYTEST_ARGS)
+# Everything: `static` runs beside one pool of pytest workers that takes the unit, integration
+# and e2e tiers together (the server tiers spend much of their time waiting for servers and
+# runners to start, which leaves room for the rest), then the 25 slowest tests.
+test: venv prism
+	@mkdir -p out
+	@( $(MAKE) --no-print-directory static > out/static.log 2>&1; echo $$? > out/static.rc ) & \
+	$(PYTEST_SERVERS) tests/unit tests/integration tests/e2e $(PYTEST_ARGS); rc=$$?; wait; \
+	echo "--- make static (run beside the tests):"; cat out/static.log; \
+	test "$$(cat out/static.rc)" = 0 || { echo "make static failed"; exit 1; }; exit $$rc
 	$(took)
 
 # The generated sections of docs/ (connector and transformation reference pages, the CLI page,

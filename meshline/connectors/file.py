@@ -25,6 +25,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import threading
 import uuid
 from itertools import islice
 from typing import Any
@@ -152,15 +153,35 @@ def _matches(pattern: str) -> list[str]:
     return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
 
 
-def preflight(config: FileSourceConfig) -> list[tuple[str, str]]:
-    """``meshline run``: a path that matches nothing is an error before the run starts."""
+#: How long ``meshline run`` looks for a file source's matches before the run starts. A remote
+#: filesystem this machine cannot reach (no network, no credentials) retries for minutes: the
+#: Google Cloud Storage client ~2 minutes before it gives up.
+PREFLIGHT_TIMEOUT_S = 10.0
+
+
+def preflight(config: FileSourceConfig, timeout: float = PREFLIGHT_TIMEOUT_S) -> list[tuple[str, str]]:
+    """``meshline run``: a path that matches nothing is an error before the run starts.
+
+    When the filesystem cannot answer here (it fails, or says nothing within ``timeout``), the
+    check is left to the workers, which refuse an empty match in the same words.
+    """
     if config.allow_empty:
         return []
-    try:
-        if _matches(config.path):
-            return []
-    except Exception as e:  # cannot look from here (a filesystem without credentials): the workers will
-        _LOGGER.debug("file source: cannot match %s before the run: %s", config.path, e)
+    found: list[bool] = []
+
+    def look() -> None:
+        try:
+            found.append(bool(_matches(config.path)))
+        except Exception as e:  # cannot look from here (a filesystem without credentials)
+            _LOGGER.debug("file source: cannot match %s before the run: %s", config.path, e)
+
+    looking = threading.Thread(target=look, name="meshline-preflight", daemon=True)
+    looking.start()
+    looking.join(timeout)
+    if looking.is_alive():
+        _LOGGER.info("file source: no answer for %s within %.0fs; workers will look", config.path, timeout)
+        return []
+    if not found or found[0]:
         return []
     return [("path", _no_match(config.path))]
 

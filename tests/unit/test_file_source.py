@@ -95,3 +95,30 @@ def test_bad_and_blank_lines_after_the_first_batch_keep_their_line_numbers(tmp_p
     assert [e.id for e in bad] == [f"{f}:{BATCH + 3}"]
     assert bad[0].attributes["meshlineerror"].startswith(f"line {BATCH + 3}: not valid JSON")
     assert bad[0].data == "{broken"
+
+
+def test_preflight_refuses_a_path_that_matches_nothing(tmp_path):
+    from meshline.connectors import file
+
+    assert file.preflight(FileSourceConfig(path=str(tmp_path / "none-*.jsonl"))) == [
+        ("path", file._no_match(str(tmp_path / "none-*.jsonl")))
+    ]
+    (tmp_path / "a.jsonl").write_text("{}\n")
+    assert file.preflight(FileSourceConfig(path=str(tmp_path / "*.jsonl"))) == []
+
+
+def test_preflight_leaves_a_filesystem_that_does_not_answer_to_the_workers(monkeypatch):
+    """An unreachable bucket: the client retries for minutes; the run does not wait for it."""
+    import threading
+    import time
+
+    from meshline.connectors import file
+
+    release = threading.Event()
+    monkeypatch.setattr(file, "_matches", lambda pattern: release.wait(30) and [])
+    t0 = time.monotonic()
+    try:
+        assert file.preflight(FileSourceConfig(path="gs://unreachable/x.jsonl"), timeout=0.3) == []
+        assert time.monotonic() - t0 < 5
+    finally:
+        release.set()
