@@ -53,7 +53,9 @@ def test_each_runner_has_defaults_and_the_file_overrides_them():
     assert pacing("flink") == FLINK and FLINK.bundle_time == 0.1 and FLINK.checkpoint_interval == 0.5
     prism = pacing("prism")
     assert prism.bundle_time is None and prism.checkpoint_interval is None  # Prism paces itself
-    assert (prism.fill_wait, prism.fill_budget) == (FILL_WAIT, FILL_BUDGET)
+    assert (prism.fill_wait, prism.fill_budget) == (FILL_WAIT, 0.25)  # measured: see pacing.py
+    assert (pacing("direct").fill_wait, pacing("direct").fill_budget) == (FILL_WAIT, FILL_BUDGET)
+    assert pacing("prism", Execution(fill_budget=0.5)).fill_budget == 0.5
     mixed = pacing("flink", Execution(checkpoint_interval=1.5, fill_budget=0.0))
     assert mixed.checkpoint_interval == 1.5 and mixed.fill_budget == 0.0 and mixed.bundle_time == 0.1
 

@@ -33,7 +33,7 @@ class HttpSourceConfig:
     idle_timeout: Duration | None = doc(
         "end the source after this long without a request, e.g. 30s (0: never)", None
     )
-    batch: int = doc("events per bundle at most", 100)
+    batch: int = doc("events per bundle at most", 1000)
     header_timeout: Duration = doc(
         "a request's head must arrive within this long of the connection (on a kept-alive "
         "connection: of its first byte), else 408 and the connection is closed",
@@ -46,7 +46,7 @@ class HttpSourceConfig:
     max_connections: int = doc(
         "open connections at most; beyond it a new one replaces the longest-idle one", 4096
     )
-    max_in_flight: int = doc("requests being read or waiting for their commit at most; beyond it 503", 256)
+    max_in_flight: int = doc("requests being read or waiting for their commit at most; beyond it 503", 1024)
     allowed_origins: list[str] = doc(
         "origins the CloudEvents webhook handshake (OPTIONS with WebHook-Request-Origin) grants, "
         "e.g. eventgrid.azure.net; none by default",
