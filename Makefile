@@ -59,7 +59,8 @@ static: venv
 	$(took)
 
 # The fast tier: the above and the unit tests.
-check: static
+check: venv
+	@$(MAKE) --no-print-directory static
 	$(BIN)/pytest -n $(UNIT_WORKERS) tests/unit $(PYTEST_ARGS)
 	$(took)
 

@@ -200,9 +200,6 @@ def _await_acknowledgements(name: str) -> None:
     acknowledgements, which Flink requests as (or just after) the job finishes."""
     from meshline.connectors import acks
 
-    # Positions (Kafka offsets) of finished bundles first: the job is FINISHED, so their output is
-    # stored, and Flink may have closed the worker's connection before it asked for them.
-    acks.settle()
     left = acks.wait(ACK_WAIT_S)
     if left:
         say(

@@ -16,17 +16,6 @@ one of its partition) is registered with ``position=(key, rank)``. Positions of 
 one at a time, and one at or below a position already acknowledged does not run: Flink
 asks for several bundles' acknowledgements at once, each DoFn instance has its own client,
 and a broker keeps whichever commit arrives last.
-
-A request may never come: if Flink closes the SDK worker's connection as the
-drained job finishes, before it has sent the last finalize request, the worker drops
-the finished bundles that were waiting for it. A position can be made up for: the
-SDK worker of this process tells this module which bundles finished
-(:func:`bundle_started`, :func:`bundle_finished`, from
-:mod:`meshline.runners.committed`); per key it keeps the highest position of a finished
-bundle that has not been acknowledged, and :func:`settle` acknowledges those. The CLI calls
-it only once a drained job has FINISHED, when every finished bundle's output has been
-stored downstream. Acknowledgements that delete a message (a queue) are never made up for:
-after a failure the broker, not the checkpoint, brings those messages back.
 """
 
 from __future__ import annotations
@@ -37,14 +26,12 @@ import weakref
 from collections.abc import Callable, Hashable
 from typing import Any
 
-__all__ = ["bundle_finished", "bundle_started", "outstanding", "register", "settle", "wait"]
+__all__ = ["outstanding", "register", "wait"]
 
 _LIVE: weakref.WeakSet[_Ack] = weakref.WeakSet()
 _LOCK = threading.Lock()
 _IDLE = threading.Condition(_LOCK)
 _running = 0
-_BUNDLE = threading.local()  # .acks: the position acknowledgements of the bundle this thread runs
-_FINISHED: dict[Hashable, _Ack] = {}  # key -> highest position of a finished bundle, not yet run
 _DONE: dict[Hashable, int] = {}  # key -> highest position acknowledged
 _ORDER: dict[Hashable, threading.Lock] = {}  # key -> held while one of its positions runs
 
@@ -84,65 +71,19 @@ class _Ack:
         finally:
             with _LOCK:
                 _running -= 1
-                if self.key is not None:
-                    waiting = _FINISHED.get(self.key)
-                    if waiting is not None and waiting.rank <= _DONE.get(self.key, -1):
-                        del _FINISHED[self.key]
                 _IDLE.notify_all()
 
 
 def register(finalizer: Any, fn: Callable[[], Any], *, position: tuple[Hashable, int] | None = None) -> None:
     """``finalizer.register(fn)`` (a ``beam.DoFn.BundleFinalizerParam``), counted until it runs.
 
-    ``position=(key, rank)``: ``fn`` acknowledges everything of ``key`` below ``rank`` and may
-    run more than once (see the module's text).
+    ``position=(key, rank)``: ``fn`` acknowledges everything of ``key`` below ``rank`` (see the
+    module's text).
     """
     ack = _Ack(fn) if position is None else _Ack(fn, position[0], position[1])
     with _LOCK:
         _LIVE.add(ack)
-    if position is not None:
-        pending = getattr(_BUNDLE, "acks", None)
-        if pending is not None:
-            pending.append(ack)
     finalizer.register(ack)
-
-
-def bundle_started() -> None:
-    """The SDK worker starts a bundle on this thread."""
-    _BUNDLE.acks = []
-
-
-def bundle_finished(ok: bool) -> None:
-    """The bundle this thread ran has finished: successfully (its output is the runner's) or not."""
-    pending: list[_Ack] = getattr(_BUNDLE, "acks", None) or []
-    _BUNDLE.acks = None
-    if not ok:
-        return
-    with _LOCK:
-        for ack in pending:
-            if ack.covered():
-                continue
-            held = _FINISHED.get(ack.key)
-            if held is None or held.rank < ack.rank:
-                _FINISHED[ack.key] = ack
-
-
-def settle() -> int:
-    """Run the highest not-yet-acknowledged position of every finished bundle; how many ran.
-
-    Only after a drained job has FINISHED (see the module's text).
-    """
-    with _LOCK:
-        todo = list(_FINISHED.values())
-        _FINISHED.clear()
-    ran = 0
-    for ack in todo:
-        with _LOCK:
-            if ack.covered():
-                continue
-        ack()
-        ran += 1
-    return ran
 
 
 def _left() -> int:

@@ -8,9 +8,6 @@ answers the runner with that bundle's metrics. :func:`install` has the worker ad
 a process-wide record as well; :func:`counters` sums them. Targets store what they were
 given before their bundle finishes (``finish_bundle``), so a target's ``delivered`` there
 counts what is in place.
-
-The same hook tells :mod:`meshline.connectors.acks` which bundles finished, for the
-acknowledgements a drained Flink job may never ask for.
 """
 
 from __future__ import annotations
@@ -34,18 +31,10 @@ def install() -> None:
             return
         from apache_beam.runners.worker import sdk_worker
 
-        from meshline.connectors import acks
-
         original = sdk_worker.SdkWorker.process_bundle
 
         def process_bundle(self: Any, request: Any, instruction_id: str) -> Any:
-            acks.bundle_started()
-            try:
-                response = original(self, request, instruction_id)
-            except BaseException:
-                acks.bundle_finished(False)
-                raise
-            acks.bundle_finished(response.process_bundle.requires_finalization)
+            response = original(self, request, instruction_id)
             try:
                 _record(response.process_bundle.monitoring_infos)
             except Exception:  # the record is a report; the bundle is done either way

@@ -62,6 +62,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -393,8 +394,6 @@ DEFAULT_HEAP = "-Xmx1g"
 def java_options(environ: Any = None) -> list[str]:
     """Options for the job-server JVM: ``$MESHLINE_FLINK_JAVA_OPTS`` (shell words), with a
     bounded heap (:data:`DEFAULT_HEAP`) unless they set ``-Xmx`` or a RAM percentage."""
-    import shlex
-
     given = shlex.split((os.environ if environ is None else environ).get("MESHLINE_FLINK_JAVA_OPTS", ""))
     heap = ("-Xmx", "-XX:MaxHeapSize", "-XX:MaxRAMPercentage", "-XX:MaxRAM")
     if not any(o.startswith(heap) for o in given):

@@ -254,7 +254,6 @@ class _ReadPartitionFn(beam.DoFn):
         self._decode = self._make_decoder()
         self._consumers: dict[tuple[str, int], Any] = {}
         self._position: dict[tuple[str, int], int] = {}
-        self._committed: dict[tuple[str, int], int] = {}
         self._commit_lock = threading.Lock()
         self._bundle_read = False
         self._read = beam.metrics.Metrics.counter("meshline", f"source.{self._name}.read")
@@ -264,9 +263,7 @@ class _ReadPartitionFn(beam.DoFn):
         self._bundle_read = False  # a partition of this bundle read records: the others do not wait
 
     def teardown(self):
-        consumers = getattr(self, "_consumers", {})
-        while consumers:  # a commit after teardown (acks.settle) opens a new one
-            _, c = consumers.popitem()
+        for c in getattr(self, "_consumers", {}).values():
             try:
                 c.close()
             except Exception:
@@ -329,17 +326,14 @@ class _ReadPartitionFn(beam.DoFn):
             self._position[(topic, partition)] = offset
 
     def _commit(self, topic: str, partition: int, offset: int) -> None:
-        """Commit ``offset`` (next to read) for the group, only ever forwards."""
+        """Commit ``offset`` (next to read) for the group. Forwards only: the finalizer's commits
+        go through :func:`acks.register` with a position, which orders them across DoFn instances."""
         from confluent_kafka import TopicPartition
 
-        key = (topic, partition)
         with self._commit_lock:
-            if self._committed.get(key, -1) >= offset:
-                return
             consumer = self._consumer(topic, partition)
             tp = TopicPartition(topic, partition, offset)
             _retrying(lambda: consumer.commit(offsets=[tp], asynchronous=False), f"{topic}[{partition}]")
-            self._committed[key] = offset
         self._commits.inc()
 
     def _caught_up(self, consumer: Any, topic: str, partition: int, next_offset: int) -> bool:
