@@ -76,6 +76,7 @@ from meshline.errors import RunnerError
 from meshline.runners import flink_agent
 from meshline.runners.flink_drain import Drainer, find_local_rest
 from meshline.runners.guard import GuardedCommand, quiet_stop_on_exit
+from meshline.runners.jobapi import job_service_handle
 from meshline.runners.loopback import refusal, start_loopback_workers
 from meshline.runners.maven import DEPENDENCY_PLUGIN, find_mvn, mvn_error, run_mvn
 from meshline.runners.options import given_option
@@ -452,6 +453,9 @@ def _runner(conf_dir: str | None, agent: Path | None, allow: bool) -> Any:
                 server.flink_conf_dir = conf_dir
             self._server = server
             return quiet_stop_on_exit(server)
+
+        def create_job_service_handle(self, job_service: Any, options: Any) -> Any:
+            return job_service_handle(job_service, options)
 
         def drainer(self, job_name: str, say: Any) -> Drainer:
             """Drains the streaming job once its sources have all ended (:mod:`.flink_drain`)."""

@@ -265,6 +265,7 @@ def _runner(binary: str, allow: bool) -> Any:
     from apache_beam.runners.portability.prism_runner import PrismJobServer, PrismRunner
     from apache_beam.utils import shared
 
+    from meshline.runners.jobapi import job_service_handle
     from meshline.runners.loopback import start_loopback_workers
 
     class _GuardedJobServer(GuardedCommand, PrismJobServer):  # type: ignore[misc]
@@ -289,6 +290,9 @@ def _runner(binary: str, allow: bool) -> Any:
             if options.view_as(DebugOptions).lookup_experiment("disable_prism_server_singleton"):
                 return start()
             return MeshlinePrismRunner.shared_handle.acquire(start)
+
+        def create_job_service_handle(self, job_service: Any, options: Any) -> Any:
+            return job_service_handle(job_service, options, retain_unknown_options=True)
 
     return MeshlinePrismRunner()
 
