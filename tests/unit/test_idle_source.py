@@ -205,7 +205,7 @@ class _Partition:
 
 
 def _kafka_fn(make_decoder: Any = lambda: None, batch: int = 10, poll: float = 1.0) -> Any:
-    """A Kafka partition reader DoFn, set up, with no client yet (tests put theirs in ``_consumers``)."""
+    """A Kafka partition reader DoFn, set up, with no client yet (tests give it theirs: :func:`_give`)."""
     from meshline.connectors.kafka import read
 
     fn = read._ReadPartitionFn(
@@ -223,13 +223,31 @@ def _kafka_fn(make_decoder: Any = lambda: None, batch: int = 10, poll: float = 1
     return fn
 
 
+@pytest.fixture(autouse=True)
+def _no_clients_left() -> Any:
+    """The process-wide Kafka clients the tests below made are gone after each."""
+    from meshline.connectors.kafka import read
+
+    before = set(read._CLIENTS)
+    yield
+    for key in set(read._CLIENTS) - before:
+        del read._CLIENTS[key]
+
+
+def _give(fn: Any, partition: int, consumer: Any, position: int | None = None) -> None:
+    """``consumer`` is this process's client of partition ``("t", partition)`` of ``fn``'s source."""
+    from meshline.connectors.kafka import read
+
+    read._CLIENTS[(fn._token, "t", partition)] = read._Client(consumer, position)
+
+
 def test_a_waiting_kafka_partition_gives_way_to_another_with_records() -> None:
     """One bundle reads its partitions one after the other: a record on another partition this
     worker reads ends the wait at once, instead of waiting out this partition's long fetch."""
     fn = _kafka_fn()
     waiting, other = _Partition(high=5), _Partition(high=9)
-    fn._consumers = {("t", 0): waiting, ("t", 1): other}
-    fn._position = {("t", 0): 5, ("t", 1): 7}  # partition 1 has records 7 and 8 unread
+    _give(fn, 0, waiting, 5)
+    _give(fn, 1, other, 7)  # partition 1 has records 7 and 8 unread
     assert fn._wait_first(waiting, "t", 0, 3600.0) == []
     assert waiting.consumed == 1
 
@@ -237,8 +255,8 @@ def test_a_waiting_kafka_partition_gives_way_to_another_with_records() -> None:
 def test_a_waiting_kafka_partition_keeps_waiting_while_the_others_are_read_up() -> None:
     fn = _kafka_fn()
     waiting, other = _Partition(high=5), _Partition(high=7)
-    fn._consumers = {("t", 0): waiting, ("t", 1): other}
-    fn._position = {("t", 0): 5, ("t", 1): 7}
+    _give(fn, 0, waiting, 5)
+    _give(fn, 1, other, 7)
     assert fn._wait_first(waiting, "t", 0, 0.05) == []
     assert waiting.consumed > 1  # looked again and again until its wait was over
 
@@ -311,7 +329,7 @@ def test_a_batch_fetched_when_the_runner_checkpointed_is_read_again_by_the_resid
             pass
 
     log = _Log(10)
-    fn._consumers = {("t", 0): log}
+    _give(fn, 0, log)
     tracker = View(read._Offsets(0, False, 1.0))
     split: list[Any] = []
     log.checkpoint = lambda: split.append(tracker.try_split(0))
@@ -324,3 +342,36 @@ def test_a_batch_fetched_when_the_runner_checkpointed_is_read_again_by_the_resid
         return [int(e.id) for e in events]
 
     assert ids(first) + ids(second) == list(range(10))
+
+
+def test_the_instances_of_one_kafka_source_share_one_client_per_partition() -> None:
+    """The SDK makes a DoFn instance whenever its cached ones are busy (on Flink, each bundle that
+    awaits its checkpoint holds one). A consumer per instance kept fetching what that instance
+    would never read; now the process has one per partition, closed with its last holder."""
+    import copy
+
+    made: list[Any] = []
+
+    class Consumer:
+        closed = False
+
+        def close(self) -> None:
+            self.closed = True
+
+    first = _kafka_fn()
+    second = copy.deepcopy(first)  # another instance of the same source, as the SDK unpickles
+    second.setup()
+    for fn in (first, second):
+        fn._new_consumer = lambda: made.append(Consumer()) or made[-1]
+    assert first._consumer("t", 0) is second._consumer("t", 0)
+    first._consumer("t", 1)
+    assert len(made) == 2
+    first.teardown()
+    assert [c.closed for c in made] == [False, True]  # partition 1 had no other holder
+    second.teardown()
+    assert [c.closed for c in made] == [True, True]
+    other_source = _kafka_fn()  # another source (another token) has its own clients
+    other_source._new_consumer = lambda: made.append(Consumer()) or made[-1]
+    other_source._consumer("t", 0)
+    assert len(made) == 3
+    other_source.teardown()

@@ -13,6 +13,12 @@ a record ends the wait, on this partition or on another one this worker reads (t
 clients keep fetching in the background), so idling costs a bundle every few seconds
 without delaying the first record.
 
+One consumer per partition and source serves a worker process, whichever DoFn instance
+reads it (:class:`_Client`): the SDK makes a new instance whenever the cached ones are busy
+— on Flink every bundle that awaits its checkpoint holds one — and a client per instance kept
+fetching, in the background, records that instance would never read (a soak on Flink grew by
+~75 MiB a minute with 12 consumers for one partition).
+
 Offsets are committed to the consumer group **only in Beam's bundle finalizer**
 (last emitted offset + 1 per partition), i.e. after the runner durably committed
 the bundle that consumed the records; commits only move forward, so a finalizer
@@ -169,6 +175,30 @@ def _give_back(token: str, limit: int | None, n: int) -> None:
         _BUDGETS.setdefault(token, [limit])[0] += n
 
 
+# --------------------------------------------------------------------------- shared clients
+
+
+@dataclass(eq=False)
+class _Client:
+    """A partition's consumer in this process; ``position``: the offset its assignment reads
+    next (None: seek before reading); ``users``: DoFn instances that hold it."""
+
+    consumer: Any
+    position: int | None = None
+    users: int = 0
+
+
+_CLIENTS: dict[tuple[str, str, int], _Client] = {}  # (source token, topic, partition) -> client
+_CLIENTS_LOCK = threading.Lock()
+
+
+def _close(client: _Client, what: str) -> None:
+    try:
+        client.consumer.close()
+    except Exception:
+        _LOGGER.debug("closing the consumer of %s failed", what, exc_info=True)
+
+
 # --------------------------------------------------------------------------- partitions
 
 
@@ -252,9 +282,7 @@ class _ReadPartitionFn(beam.DoFn):
 
     def setup(self):
         self._decode = self._make_decoder()
-        self._consumers: dict[tuple[str, int], Any] = {}
-        self._position: dict[tuple[str, int], int] = {}
-        self._commit_lock = threading.Lock()
+        self._held: dict[tuple[str, int], _Client] = {}  # the shared clients this instance holds
         self._bundle_read = False
         self._read = beam.metrics.Metrics.counter("meshline", f"source.{self._name}.read")
         self._commits = beam.metrics.Metrics.counter("meshline", f"source.{self._name}.committed")
@@ -263,43 +291,57 @@ class _ReadPartitionFn(beam.DoFn):
         self._bundle_read = False  # a partition of this bundle read records: the others do not wait
 
     def teardown(self):
-        for c in getattr(self, "_consumers", {}).values():
-            try:
-                c.close()
-            except Exception:
-                pass
+        held, self._held = getattr(self, "_held", {}), {}
+        for (topic, partition), client in held.items():
+            with _CLIENTS_LOCK:
+                client.users -= 1
+                key = (self._token, topic, partition)
+                last = client.users <= 0 and _CLIENTS.get(key) is client
+                if last:
+                    del _CLIENTS[key]
+            if last:
+                _close(client, f"{topic}[{partition}]")
 
     # -- consumers ------------------------------------------------------------------
 
-    def _consumer(self, topic: str, partition: int) -> Any:
-        key = (topic, partition)
-        c = self._consumers.get(key)
-        if c is None:
-            from confluent_kafka import Consumer
+    def _client(self, topic: str, partition: int) -> _Client:
+        """The process's client of this source's partition, made on first use."""
+        key = (self._token, topic, partition)
+        with _CLIENTS_LOCK:
+            client = _CLIENTS.get(key)
+            if client is None:
+                client = _CLIENTS[key] = _Client(self._new_consumer())
+            if self._held.get((topic, partition)) is not client:
+                client.users += 1
+                self._held[(topic, partition)] = client
+        return client
 
-            props = dict(self._properties)
-            props.setdefault("enable.auto.commit", False)
-            props.setdefault("enable.auto.offset.store", False)
-            props.setdefault("enable.partition.eof", False)
-            props.setdefault("auto.offset.reset", "earliest")
-            props.setdefault("queued.max.messages.kbytes", 32768)
-            # A fetch waits at the broker until a record arrives or this elapses: librdkafka's
-            # default. It bounds how often an idle client asks, not how soon a record comes.
-            props.setdefault("fetch.wait.max.ms", 500)
-            props.setdefault("log_level", 0)  # client errors go through error_cb (logged once per kind)
-            props["error_cb"] = ClientErrors(f"source {self._name}")
-            c = self._consumers[key] = Consumer(props)
-        return c
+    def _consumer(self, topic: str, partition: int) -> Any:
+        return self._client(topic, partition).consumer
+
+    def _new_consumer(self) -> Any:
+        from confluent_kafka import Consumer
+
+        props = dict(self._properties)
+        props.setdefault("enable.auto.commit", False)
+        props.setdefault("enable.auto.offset.store", False)
+        props.setdefault("enable.partition.eof", False)
+        props.setdefault("auto.offset.reset", "earliest")
+        props.setdefault("queued.max.messages.kbytes", 32768)
+        # A fetch waits at the broker until a record arrives or this elapses: librdkafka's
+        # default. It bounds how often an idle client asks, not how soon a record comes.
+        props.setdefault("fetch.wait.max.ms", 500)
+        props.setdefault("log_level", 0)  # client errors go through error_cb (logged once per kind)
+        props["error_cb"] = ClientErrors(f"source {self._name}")
+        return Consumer(props)
 
     def _release(self, topic: str, partition: int) -> None:
         """This partition's read ended: close its client (its last commit already ran)."""
-        c = self._consumers.pop((topic, partition), None)
-        self._position.pop((topic, partition), None)
-        if c is not None:
-            try:
-                c.close()
-            except Exception:
-                _LOGGER.debug("closing the consumer of %s[%d] failed", topic, partition, exc_info=True)
+        with _CLIENTS_LOCK:
+            client = _CLIENTS.pop((self._token, topic, partition), None)
+        self._held.pop((topic, partition), None)
+        if client is not None:
+            _close(client, f"{topic}[{partition}]")
 
     def _resolve_start(self, consumer: Any, topic: str, partition: int) -> tuple[int, bool]:
         """``(offset, from_group)``: the group's committed offset, else per ``start``."""
@@ -318,22 +360,28 @@ class _ReadPartitionFn(beam.DoFn):
         found = consumer.offsets_for_times([at], timeout=30)[0]
         return (int(found.offset) if found.offset >= 0 else int(high)), False
 
-    def _seek(self, consumer: Any, topic: str, partition: int, offset: int) -> None:
+    def _seek(self, client: _Client, topic: str, partition: int, offset: int) -> None:
         from confluent_kafka import TopicPartition
 
-        if self._position.get((topic, partition)) != offset:
-            consumer.assign([TopicPartition(topic, partition, offset)])
-            self._position[(topic, partition)] = offset
+        if client.position != offset:
+            client.consumer.assign([TopicPartition(topic, partition, offset)])
+            client.position = offset
 
     def _commit(self, topic: str, partition: int, offset: int) -> None:
         """Commit ``offset`` (next to read) for the group. Forwards only: the finalizer's commits
-        go through :func:`acks.register` with a position, which orders them across DoFn instances."""
+        go through :func:`acks.register` with a position, which orders them across DoFn instances.
+        A partition whose read ended has no client left: a short-lived one commits."""
         from confluent_kafka import TopicPartition
 
-        with self._commit_lock:
-            consumer = self._consumer(topic, partition)
-            tp = TopicPartition(topic, partition, offset)
+        with _CLIENTS_LOCK:
+            client = _CLIENTS.get((self._token, topic, partition))
+        consumer = client.consumer if client is not None else self._new_consumer()
+        tp = TopicPartition(topic, partition, offset)
+        try:
             _retrying(lambda: consumer.commit(offsets=[tp], asynchronous=False), f"{topic}[{partition}]")
+        finally:
+            if client is None:
+                _close(_Client(consumer), f"{topic}[{partition}]")
         self._commits.inc()
 
     def _caught_up(self, consumer: Any, topic: str, partition: int, next_offset: int) -> bool:
@@ -379,15 +427,26 @@ class _ReadPartitionFn(beam.DoFn):
             if messages or self._others_have_records(topic, partition):
                 return messages
 
+    def _partitions_here(self) -> int:
+        """How many partitions of this source this process reads (one bundle reads them in turn)."""
+        with _CLIENTS_LOCK:
+            return sum(1 for key in _CLIENTS if key[0] == self._token)
+
     def _others_have_records(self, topic: str, partition: int) -> bool:
         from confluent_kafka import KafkaException, TopicPartition
 
-        for key, c in self._consumers.items():
-            position = self._position.get(key)
-            if key == (topic, partition) or position is None:
+        with _CLIENTS_LOCK:
+            others = [
+                (key[1:], c)
+                for key, c in _CLIENTS.items()
+                if key[0] == self._token and key[1:] != (topic, partition)
+            ]
+        for key, c in others:
+            position = c.position
+            if position is None:
                 continue
             try:  # cached: the end offset of the last fetch response, no request
-                high = c.get_watermark_offsets(TopicPartition(*key), cached=True)[1]
+                high = c.consumer.get_watermark_offsets(TopicPartition(*key), cached=True)[1]
             except KafkaException:
                 continue
             if high > position:
@@ -402,7 +461,8 @@ class _ReadPartitionFn(beam.DoFn):
         watermark=_WATERMARK,
     ):
         topic, partition = element
-        consumer = self._consumer(topic, partition)
+        client = self._client(topic, partition)
+        consumer = client.consumer
         r = tracker.current_restriction()
         if r.next < 0:
             offset, from_group = self._resolve_start(consumer, topic, partition)
@@ -414,7 +474,7 @@ class _ReadPartitionFn(beam.DoFn):
         if not r.active_at:
             tracker.try_claim((_SEEN, time.time()))
         start = tracker.current_restriction().next
-        self._seek(consumer, topic, partition, start)
+        self._seek(client, topic, partition, start)
 
         budget = _take(self._token, self._limit, self._batch)
         if budget <= 0:
@@ -429,7 +489,7 @@ class _ReadPartitionFn(beam.DoFn):
         wait = 0.0  # an earlier partition of this bundle read records: no waiting, on to the commit
         if not self._bundle_read:
             idle_for = time.time() - tracker.current_restriction().active_at
-            wait = idle_wait(self._poll, idle_for, self._idle) / max(1, len(self._consumers))
+            wait = idle_wait(self._poll, idle_for, self._idle) / max(1, self._partitions_here())
         millis = -1
         ts = Timestamp(0)
         floor = watermark_floor(watermark) or Timestamp(0)  # never stamp a record behind it
@@ -461,7 +521,7 @@ class _ReadPartitionFn(beam.DoFn):
                     # The runner checkpointed the restriction while this batch was fetched (a
                     # long idle wait makes that likely): the batch belongs to the residual, but
                     # the client handed it out already. Its next read must seek back to it.
-                    self._position.pop((topic, partition), None)
+                    client.position = None
                     return
                 run: list[CloudEvent] = []  # events of one millisecond: one EventBatch element
                 for m in good:
@@ -483,7 +543,7 @@ class _ReadPartitionFn(beam.DoFn):
                 emitted += len(good)
                 newest = ts
             if last >= 0:
-                self._position[(topic, partition)] = last + 1
+                client.position = last + 1
                 self._bundle_read = True
                 tracker.try_claim((_SEEN, time.time()))
                 _advance(watermark, newest)
@@ -508,7 +568,7 @@ class _ReadPartitionFn(beam.DoFn):
             tracker.defer_remainder(Duration(seconds=0))  # the wait was in the fetch: resume at once
         except BaseException:
             last = -1  # a failed bundle commits nothing: its records are read again
-            self._position.pop((topic, partition), None)
+            client.position = None
             raise
         finally:
             if last >= 0:
