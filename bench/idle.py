@@ -33,7 +33,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,7 @@ class Idle:
     first_event_s: float  # an event sent after the window: until the log target printed it
     first_ack_s: float | None  # the webhook's 202 for it (None for queue sources)
     loadavg: str  # /proc/loadavg after the window
+    threads: dict[str, float] = field(default_factory=dict)  # with threads=True: CPU-s per "process/thread"
 
 
 # --------------------------------------------------------------------------- CPU of a process tree
@@ -95,6 +96,38 @@ def tree_cpu(root: int) -> dict[str, float]:
     for pid in members & stats.keys():
         _, name, ticks = stats[pid]
         out[name] = out.get(name, 0.0) + ticks / _TICKS
+    return out
+
+
+def tree_threads(root: int) -> dict[str, float]:
+    """CPU-seconds so far of every thread of ``root``'s process tree, per "process/thread" name
+    (digits in thread names folded to #: Flink's and the JVM's pools number their threads)."""
+    import re
+
+    out: dict[str, float] = {}
+    pids = [root]
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != root:
+            s = _stat(int(entry))
+            if s is not None and s[0] in pids:
+                pids.append(int(entry))
+    for pid in pids:
+        proc = _stat(pid)
+        if proc is None:
+            continue
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                name = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
+                text = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+            except OSError:
+                continue
+            fields = text[text.rindex(")") + 2 :].split()
+            key = f"{proc[1]}/{re.sub(r'[0-9]+', '#', name)}"
+            out[key] = out.get(key, 0.0) + (int(fields[11]) + int(fields[12])) / _TICKS
     return out
 
 
@@ -268,8 +301,10 @@ class _Printed:
                     raise RuntimeError(f"event {event_id} not delivered within {timeout:.0f}s") from None
 
 
-def _integration(path: Path, source: dict[str, Any], runner: str) -> Path:
-    doc = {
+def _integration(
+    path: Path, source: dict[str, Any], runner: str, execution: dict[str, Any] | None = None
+) -> Path:
+    doc: dict[str, Any] = {
         "apiVersion": "meshline.dev/v1alpha1",
         "kind": "Integration",
         "metadata": {"name": f"idle-{runner}"},
@@ -280,6 +315,8 @@ def _integration(path: Path, source: dict[str, Any], runner: str) -> Path:
             "deadLetter": "dead",
         },
     }
+    if execution:
+        doc["spec"]["execution"] = execution
     path.write_text(json.dumps(doc))  # JSON is YAML
     return path
 
@@ -290,14 +327,24 @@ def _runner_args(runner: str) -> list[str]:
     return ["--runner", runner]
 
 
-def run_idle(runner: str, source: str, seconds: float = 60.0, settle: float = SETTLE_S) -> Idle:
-    """Start ``source``'s server and a run on ``runner``; measure it idle for ``seconds``."""
+def run_idle(
+    runner: str,
+    source: str,
+    seconds: float = 60.0,
+    settle: float = SETTLE_S,
+    *,
+    execution: dict[str, Any] | None = None,
+    threads: bool = False,
+) -> Idle:
+    """Start ``source``'s server and a run on ``runner``; measure it idle for ``seconds``.
+
+    ``execution``: the integration's ``spec.execution``; ``threads``: also the CPU per thread."""
     if source not in _SERVERS:
         raise ValueError(f"source: one of {', '.join(SOURCES)}, not {source!r}")
     if runner not in RUNNERS:
         raise ValueError(f"runner: one of {', '.join(RUNNERS)}, not {runner!r}")
     with _SERVERS[source]() as src, tempfile.TemporaryDirectory(prefix="meshline-idle-") as tmp:
-        path = _integration(Path(tmp) / "idle.yaml", src.config, runner)
+        path = _integration(Path(tmp) / "idle.yaml", src.config, runner, execution)
         env = dict(os.environ, **src.env)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
         err = open(Path(tmp) / "stderr.log", "w")  # noqa: SIM115 - closed below
@@ -315,9 +362,11 @@ def run_idle(runner: str, source: str, seconds: float = 60.0, settle: float = SE
             _send_until_printed(src, printed, proc, f"warm-{uuid.uuid4().hex[:8]}", UP_TIMEOUT_S)
             time.sleep(settle)
             before = tree_cpu(proc.pid)
+            threads_before = tree_threads(proc.pid) if threads else {}
             started = time.monotonic()
             time.sleep(seconds)
             after = tree_cpu(proc.pid)
+            threads_after = tree_threads(proc.pid) if threads else {}
             window = time.monotonic() - started
             loadavg = Path("/proc/loadavg").read_text().strip()
             event_id = f"first-{uuid.uuid4().hex[:8]}"
@@ -332,7 +381,11 @@ def run_idle(runner: str, source: str, seconds: float = 60.0, settle: float = SE
             err.close()
     by_process = {name: round(t - before.get(name, 0.0), 3) for name, t in after.items()}
     cpu = sum(by_process.values())
-    return Idle(runner, source, window, cpu, 100 * cpu / window, by_process, delivered, ack, loadavg)
+    by_thread = {k: round(v - threads_before.get(k, 0.0), 2) for k, v in threads_after.items()}
+    by_thread = dict(sorted(((k, v) for k, v in by_thread.items() if v > 0), key=lambda kv: -kv[1]))
+    return Idle(
+        runner, source, window, cpu, 100 * cpu / window, by_process, delivered, ack, loadavg, by_thread
+    )
 
 
 def _send_until_printed(
@@ -378,14 +431,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=60.0, help="the measured window (default 60)")
     ap.add_argument("--settle", type=float, default=SETTLE_S, help="pause before the window")
     ap.add_argument("--json", action="store_true", help="one JSON object per run")
+    ap.add_argument(
+        "--execution",
+        default="",
+        help="spec.execution as a YAML flow mapping, e.g. '{checkpoint_interval: 2s}'",
+    )
+    ap.add_argument("--threads", action="store_true", help="also print the CPU of each thread (name)")
     args = ap.parse_args(argv)
+    import yaml
+
+    execution = yaml.safe_load(args.execution) if args.execution else None
     runners = RUNNERS if args.runner == "all" else (args.runner,)
     sources = SOURCES if args.source == "all" else (args.source,)
     failed = False
     for runner in runners:
         for source in sources:
             try:
-                r = run_idle(runner, source, args.seconds, args.settle)
+                r = run_idle(
+                    runner, source, args.seconds, args.settle, execution=execution, threads=args.threads
+                )
             except RuntimeError as e:
                 print(f"{runner}/{source}: failed: {e}", file=sys.stderr)
                 failed = True
@@ -402,6 +466,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"load {r.loadavg.split()[0]}",
                     flush=True,
                 )
+                for name, t in list(r.threads.items())[:25]:
+                    print(f"    {t:7.2f} CPU-s  {name}", flush=True)
     return 1 if failed else 0
 
 

@@ -390,16 +390,32 @@ def flink_runner(settings: Any) -> tuple[Any, list[str]]:
 #: takes a quarter of the machine's memory and a long streaming run's RSS climbs towards it
 #: (a 15-minute Kafka soak at 200 events/s: 0.8 → 6.2 GiB on a 24 GiB machine).
 DEFAULT_HEAP = "-Xmx1g"
+# The client compiler only. Measured with `python -m bench.idle --runner flink`: an idle webhook
+# run spent 1.66 of its 4.04 CPU-s a minute in the JIT's compiler threads (still compiling
+# 80 s after start) — with C1 only, 0.17 of 2.29; a 200k-event batch on [local] took 22.5
+# instead of 27.4 CPU-s (mean of two each, same session): the JVM's share of a Beam pipeline
+# is moving bytes, which C2's longer compilations do not pay back.
+DEFAULT_JIT = "-XX:TieredStopAtLevel=1"
+_JIT = ("-XX:TieredStopAtLevel", "-XX:+TieredCompilation", "-XX:-TieredCompilation", "-Xint", "-Xcomp")
+# Flink's two Pekko actor systems (RPC, metrics) each wake a scheduler thread every tick, 10 ms by
+# default: 0.47 CPU-s a minute of an idle [local] run. Flink's checkpoints, heartbeats and
+# timers do not run on that scheduler's ticks; 100 ms ticks took both threads under 0.01 CPU-s.
+DEFAULT_TICK = "-Dpekko.scheduler.tick-duration=100ms"
 
 
 def java_options(environ: Any = None) -> list[str]:
     """Options for the job-server JVM: ``$MESHLINE_FLINK_JAVA_OPTS`` (shell words), with a
-    bounded heap (:data:`DEFAULT_HEAP`) unless they set ``-Xmx`` or a RAM percentage."""
+    bounded heap (:data:`DEFAULT_HEAP`) unless they set ``-Xmx`` or a RAM percentage, the client
+    compiler only (:data:`DEFAULT_JIT`) unless they choose the compilers, and Pekko scheduler
+    ticks of 100 ms (:data:`DEFAULT_TICK`) unless they set them."""
     given = shlex.split((os.environ if environ is None else environ).get("MESHLINE_FLINK_JAVA_OPTS", ""))
     heap = ("-Xmx", "-XX:MaxHeapSize", "-XX:MaxRAMPercentage", "-XX:MaxRAM")
-    if not any(o.startswith(heap) for o in given):
-        given.insert(0, DEFAULT_HEAP)
-    return given
+    defaults = [] if any(o.startswith(heap) for o in given) else [DEFAULT_HEAP]
+    if not any(o.startswith(_JIT) for o in given):
+        defaults.append(DEFAULT_JIT)
+    if not any(o.startswith("-Dpekko.scheduler.tick-duration=") for o in given):
+        defaults.append(DEFAULT_TICK)
+    return [*defaults, *given]
 
 
 def _is_shaded(jar: str) -> bool:

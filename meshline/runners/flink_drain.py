@@ -43,7 +43,8 @@ _LOGGER = logging.getLogger(__name__)
 
 # Beam's GlobalWindow.maxTimestamp() in milliseconds: a watermark at or past it is the end.
 END_OF_TIME_MS = 9223371950454775
-POLL_S = 2.0  # a few small REST calls per poll: cheap while the run idles
+POLL_S = 2.0  # while the job starts, and once every source has ended (a few small REST calls)
+RUNNING_POLL_S = 5.0  # while some source still runs: the REST and metric fetches are Flink's idle cost
 SETTLE_WARN_POLLS = 15  # watermarks at the end but events still in flight for 30 s: say so, once
 TIMEOUT_S = 5.0
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -175,7 +176,8 @@ class Drainer:
         rest = job = None
         queries: list[str] = []
         seen = waiting = 0
-        while not self._done.wait(POLL_S):
+        interval = POLL_S
+        while not self._done.wait(interval):
             try:
                 rest = rest or self._rest()
                 job = job or (self._job(rest) if rest else None)
@@ -184,6 +186,7 @@ class Drainer:
                 # the operators do not change while the job runs: their metrics are listed once
                 queries = queries or _watermark_queries(rest, job)
                 ended = all_ended(_output_watermarks(queries))
+                interval = POLL_S if ended or not queries else RUNNING_POLL_S
                 missing = in_flight(committed.counters()) if ended else {}
                 seen = seen + 1 if ended and not missing else 0
                 waiting = waiting + 1 if missing else 0

@@ -157,6 +157,7 @@ def test_the_job_is_drained_only_once_every_watermark_has_reached_the_end(fake_f
 
     flink, url = fake_flink
     monkeypatch.setattr(flink_drain, "POLL_S", 0.02)
+    monkeypatch.setattr(flink_drain, "RUNNING_POLL_S", 0.05)
     monkeypatch.setattr(flink_drain, "SETTLE_WARN_POLLS", 5)
     totals = {"target.out.in": 3, "target.out.delivered": 2}
     monkeypatch.setattr(committed, "counters", lambda: dict(totals))
