@@ -25,7 +25,9 @@ TIMEOUT_S = 3
 
 
 def _post(url: str, i: int) -> int:
-    req = urllib.request.Request(url, data=json.dumps({"i": i}).encode(), headers={"content-type": "application/json"})
+    req = urllib.request.Request(
+        url, data=json.dumps({"i": i}).encode(), headers={"content-type": "application/json"}
+    )
     with urllib.request.urlopen(req, timeout=60) as r:
         return r.status
 

@@ -18,7 +18,7 @@ from apache_beam.utils.timestamp import Timestamp
 from meshline.connectors.queues import Message
 from meshline.connectors.unbounded import _QueueReadFn, _Restriction
 from meshline.events import CloudEvent
-from tests.unit.test_idle_source import Finalizer, View, _kafka_fn, _Log
+from tests.unit.test_idle_source import Finalizer, View, _give, _kafka_fn, _Log, _no_clients_left  # noqa: F401 (autouse)
 
 NOW = 1_800_000_000.0
 
@@ -75,7 +75,7 @@ def _kafka(log: Any) -> Any:
     from meshline.connectors.kafka import read
 
     fn = _kafka_fn(lambda: lambda m: [(_event(m.offset()), None)], 100, 0.01)
-    fn._consumers = {("t", 0): log}
+    _give(fn, 0, log)
 
     class Tracker(read._OffsetTracker):
         def defer_remainder(self, delay: Any = None) -> None:
