@@ -434,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--execution",
         default="",
-        help="spec.execution as a YAML flow mapping, e.g. '{checkpoint_interval: 2s}'",
+        help="spec.execution as a YAML flow mapping, e.g. '{checkpointInterval: 2s}'",
     )
     ap.add_argument("--threads", action="store_true", help="also print the CPU of each thread (name)")
     args = ap.parse_args(argv)

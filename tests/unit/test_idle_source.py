@@ -363,8 +363,8 @@ def test_the_instances_of_one_kafka_source_share_one_client_per_partition() -> N
     second.setup()
     for fn in (first, second):
         fn._new_consumer = lambda: made.append(Consumer()) or made[-1]
-    assert first._consumer("t", 0) is second._consumer("t", 0)
-    first._consumer("t", 1)
+    assert first._client("t", 0) is second._client("t", 0)
+    first._client("t", 1)
     assert len(made) == 2
     first.teardown()
     assert [c.closed for c in made] == [False, True]  # partition 1 had no other holder
@@ -372,6 +372,6 @@ def test_the_instances_of_one_kafka_source_share_one_client_per_partition() -> N
     assert [c.closed for c in made] == [True, True]
     other_source = _kafka_fn()  # another source (another token) has its own clients
     other_source._new_consumer = lambda: made.append(Consumer()) or made[-1]
-    other_source._consumer("t", 0)
+    other_source._client("t", 0)
     assert len(made) == 3
     other_source.teardown()

@@ -192,9 +192,9 @@ _CLIENTS: dict[tuple[str, str, int], _Client] = {}  # (source token, topic, part
 _CLIENTS_LOCK = threading.Lock()
 
 
-def _close(client: _Client, what: str) -> None:
+def _close(consumer: Any, what: str) -> None:
     try:
-        client.consumer.close()
+        consumer.close()
     except Exception:
         _LOGGER.debug("closing the consumer of %s failed", what, exc_info=True)
 
@@ -300,7 +300,7 @@ class _ReadPartitionFn(beam.DoFn):
                 if last:
                     del _CLIENTS[key]
             if last:
-                _close(client, f"{topic}[{partition}]")
+                _close(client.consumer, f"{topic}[{partition}]")
 
     # -- consumers ------------------------------------------------------------------
 
@@ -315,9 +315,6 @@ class _ReadPartitionFn(beam.DoFn):
                 client.users += 1
                 self._held[(topic, partition)] = client
         return client
-
-    def _consumer(self, topic: str, partition: int) -> Any:
-        return self._client(topic, partition).consumer
 
     def _new_consumer(self) -> Any:
         from confluent_kafka import Consumer
@@ -341,7 +338,7 @@ class _ReadPartitionFn(beam.DoFn):
             client = _CLIENTS.pop((self._token, topic, partition), None)
         self._held.pop((topic, partition), None)
         if client is not None:
-            _close(client, f"{topic}[{partition}]")
+            _close(client.consumer, f"{topic}[{partition}]")
 
     def _resolve_start(self, consumer: Any, topic: str, partition: int) -> tuple[int, bool]:
         """``(offset, from_group)``: the group's committed offset, else per ``start``."""
@@ -381,7 +378,7 @@ class _ReadPartitionFn(beam.DoFn):
             _retrying(lambda: consumer.commit(offsets=[tp], asynchronous=False), f"{topic}[{partition}]")
         finally:
             if client is None:
-                _close(_Client(consumer), f"{topic}[{partition}]")
+                _close(consumer, f"{topic}[{partition}]")
         self._commits.inc()
 
     def _caught_up(self, consumer: Any, topic: str, partition: int, next_offset: int) -> bool:
