@@ -24,6 +24,7 @@ import contextlib
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -102,16 +103,10 @@ def tree_cpu(root: int) -> dict[str, float]:
 def tree_threads(root: int) -> dict[str, float]:
     """CPU-seconds so far of every thread of ``root``'s process tree, per "process/thread" name
     (digits in thread names folded to #: Flink's and the JVM's pools number their threads)."""
-    import re
+    from bench.latency import tree
 
     out: dict[str, float] = {}
-    pids = [root]
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) != root:
-            s = _stat(int(entry))
-            if s is not None and s[0] in pids:
-                pids.append(int(entry))
-    for pid in pids:
+    for pid in tree(root):
         proc = _stat(pid)
         if proc is None:
             continue
