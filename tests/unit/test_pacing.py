@@ -167,7 +167,11 @@ def test_the_job_is_drained_only_once_every_watermark_has_reached_the_end(fake_f
         time.sleep(0.3)  # many polls while one source still holds its watermark
         assert flink.stops == [] and not drainer.drained
         flink.watermarks[1] = 9223372036854775807  # that source has ended too
-        time.sleep(0.3)  # but one event handed to the target is not stored yet
+        # but one event handed to the target is not stored yet: the drainer says so and waits
+        # (a deadline, not a sleep: on a loaded machine five polls can take longer than 0.3 s)
+        deadline = time.monotonic() + 10
+        while not said and time.monotonic() < deadline:
+            time.sleep(0.02)
         assert flink.stops == [] and not drainer.drained
         assert said and "target out: 1" in said[0], said
         said.clear()
