@@ -86,8 +86,8 @@ def _flat(tree: dict, prefix: str = "") -> dict[str, object]:
     return out
 
 
-def _write_conf(home: Path, conf_dir: Path, rest_port: int) -> None:
-    """The distribution's config.yaml with every listener on 127.0.0.1 and free ports."""
+def _write_conf(home: Path, conf_dir: Path, rest_port: int, extra: dict[str, object] | None = None) -> None:
+    """The distribution's config.yaml with every listener on 127.0.0.1 and free ports, then ``extra``."""
     conf_dir.mkdir(parents=True, exist_ok=True)
     for f in (home / "conf").iterdir():
         if f.is_file():
@@ -117,6 +117,7 @@ def _write_conf(home: Path, conf_dir: Path, rest_port: int) -> None:
         conf["env.java.opts.taskmanager"] = " ".join(flink_agent.agent_options(flink_agent.find_agent()))
     except RunnerError:
         pass  # no javac or mvn: the test cluster's TaskManager listens more widely than it should
+    conf.update(extra or {})
     (conf_dir / "config.yaml").write_text(yaml.safe_dump(conf, default_flow_style=False))
 
 
@@ -143,12 +144,17 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
 
 
 @contextmanager
-def flink_cluster(workdir: Path, version: str = FLINK_DIST_VERSION) -> Iterator[str]:
-    """Start a JobManager and a TaskManager bound to 127.0.0.1; yields the master's HOST:PORT."""
+def flink_cluster(
+    workdir: Path, version: str = FLINK_DIST_VERSION, conf: dict[str, object] | None = None
+) -> Iterator[str]:
+    """Start a JobManager and a TaskManager bound to 127.0.0.1; yields the master's HOST:PORT.
+
+    ``conf``: more Flink configuration (e.g. a metrics reporter), over the test cluster's own.
+    """
     home = flink_home(version)
     rest_port = free_port()
     conf_dir, log_dir = workdir / "conf", workdir / "log"
-    _write_conf(home, conf_dir, rest_port)
+    _write_conf(home, conf_dir, rest_port, conf)
     log_dir.mkdir(parents=True, exist_ok=True)
     env = dict(
         os.environ, FLINK_CONF_DIR=str(conf_dir), FLINK_LOG_DIR=str(log_dir), FLINK_PID_DIR=str(workdir)
