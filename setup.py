@@ -26,7 +26,7 @@ setup(
     python_requires=">=3.11",
     packages=[*find_packages(include=["meshline", "meshline.*"]), "meshline._flex_template"],
     package_dir={"meshline._flex_template": "templates"},
-    package_data={"meshline": ["py.typed", "data/*"], "meshline._flex_template": ["*"]},
+    package_data={"meshline": ["py.typed", "data/*", "ui/static/*"], "meshline._flex_template": ["*"]},
     install_requires=_pins("requirements.lock"),
     extras_require={"dev": _pins("requirements-dev.lock")},
     entry_points={"console_scripts": ["meshline = meshline.cli:main"]},

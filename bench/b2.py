@@ -180,14 +180,16 @@ def scenario(small: int, large: int) -> Scenario | None:
 
     def commands(n: int, dst: Path) -> dict[str, list[str]]:
         cmds: dict[str, list[str]] = {}
-        for variant in ("meshline", "python loop", "python loop + jq.py"):
+        for variant in ("meshline", "meshline watched", "python loop", "python loop + jq.py"):
             slug = "".join(c if c.isalnum() else "-" for c in variant)
             run = uuid.uuid4().hex[:8]
             group, out = f"b2-{slug}-{run}", f"b2-out-{slug}-{run}"
             outputs[(str(OUT / f"b2-out-{slug}"), n)] = out
-            if variant == "meshline":
+            if variant.startswith("meshline"):
                 spec = _yaml(bootstrap, inputs[n], out, group, n)
                 cmds[variant] = [meshline_bin(), "run", str(spec), "--runner", "direct"]
+                if variant == "meshline watched":  # --ui and the page's requests (bench/watched.py)
+                    cmds[variant] = [PY, "-m", "bench.watched", *cmds[variant]]
             else:
                 jq_flag = "jq" if "jq" in variant else "plain"
                 cmds[variant] = [

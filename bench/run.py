@@ -68,6 +68,18 @@ def b1(small: int, large: int) -> Scenario:
                 "--param",
                 f"output={dst}",
             ],
+            "meshline watched": [
+                PY,
+                "-m",
+                "bench.watched",
+                meshline_bin(),
+                "run",
+                str(ROOT / "bench" / "b1.yaml"),
+                "--param",
+                f"input={src}",
+                "--param",
+                f"output={dst}",
+            ],
             "naive beam": [PY, "-m", "bench.baselines", "beam", str(src), str(dst)],
             "beam yaml": [
                 PY,
@@ -167,6 +179,7 @@ def _ratios(name: str, rows: dict[str, Row]) -> list[str]:
     out = []
     if name == "B1":
         out = [r("meshline", "naive beam"), r("meshline", "beam yaml"), r("meshline", "python loop")]
+        out.append(r("meshline watched", "meshline"))
         if "meshline" in rows:
             out.append(f"meshline start-up = {rows['meshline'].startup:.2f} CPU-s")
     elif name == "B5":

@@ -14,24 +14,22 @@ documented in ``docs/cli.md``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from meshline.errors import MeshlineError, SpecError
+from meshline.errors import MeshlineError, SpecError, UsageError
+from meshline.loading import load as _load
+from meshline.loading import load_report as _load_report
+from meshline.loading import params as _params
+from meshline.loading import print_problems as _print_problems
 from meshline.runners.guard import quiet_worker_tracebacks, silence_runner_threads
 
 if TYPE_CHECKING:
-    from meshline.compiler.testing import CaseResult
-    from meshline.reports import FileReport, TestRecord
     from meshline.run import Stopper
-    from meshline.spec.loader import LoadResult
-    from meshline.spec.model import Integration, TestCase
     from meshline.spec.resolve import ResolvedIntegration
     from meshline.watch import Watch
 
@@ -40,8 +38,7 @@ __all__ = ["main"]
 _LOGGER = logging.getLogger("meshline")
 
 
-class _Usage(Exception):
-    pass
+_Usage = UsageError  # a mistake on the command line: one line, status 2
 
 
 def _quiet_beam_logging() -> None:
@@ -66,56 +63,7 @@ def _quiet_beam_logging() -> None:
     logging.getLogger("PrismRunner").setLevel(logging.WARNING)
 
 
-def _params(values: Sequence[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for v in values:
-        name, sep, value = v.partition("=")
-        if not sep or not name:
-            raise _Usage(f"--param expects NAME=VALUE, got {v!r}")
-        out[name] = value
-    return out
-
-
-def _load(
-    path: str, params: dict[str, str] | None = None, strict: bool = True, read_secrets: bool = False
-) -> LoadResult:
-    """Load a file; ``read_secrets``: read secret parameters given as Secret Manager versions here."""
-    from meshline.secrets import read_secret_manager
-    from meshline.spec import load_file
-
-    reader = (lambda name: read_secret_manager(name, "a secret parameter")) if read_secrets else None
-    return load_file(path, params=params or {}, env=os.environ, strict=strict, secret_manager=reader)
-
-
 # --------------------------------------------------------------------------- commands
-
-
-def _load_report(path: str, params: dict[str, str]) -> tuple[LoadResult | None, FileReport]:
-    """``(LoadResult or None, FileReport)`` of one file, for ``validate`` and ``test``."""
-    from meshline.errors import SpecError
-    from meshline.reports import FileReport
-
-    report = FileReport(path)
-    try:
-        result = _load(path, params, strict=False)
-    except SpecError as e:
-        report.problems = list(e.problems) + list(getattr(e, "warnings", []))
-        return None, report
-    except MeshlineError as e:
-        from meshline.secrets import mask
-
-        report.error = mask(" ".join(str(e).split()))
-        return None, report
-    report.problems = list(result.warnings)
-    report.integrations = [i.name for i in result.integrations]
-    return result, report
-
-
-def _print_problems(report: FileReport) -> None:
-    for p in sorted(report.problems, key=lambda p: (p.severity != "error", p.location.line, p.location.col)):
-        print(str(p), file=sys.stderr)
-    if report.error:
-        print(report.error, file=sys.stderr)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -137,135 +85,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
+    from meshline.testcmd import test_once
+
     if args.watch:
-        return _watching(args, args.files, lambda _watch: _test_once(args))
-    return _test_once(args)
-
-
-def _test_once(args: argparse.Namespace) -> int:
-    from meshline.compiler.testing import run_case, selected
-    from meshline.reports import TestRecord, dumps, junit_xml, target_json, test_json
-
-    text = args.format == "text"
-    params = _params(args.param)
-    records: list[TestRecord] = []
-    reports = []
-    for path in args.files:
-        result, report = _load_report(path, params)
-        reports.append(report)
-        if text:
-            _print_problems(report)
-        else:  # errors are in the JSON report; warnings go to stderr
-            _print_problems(replace(report, problems=[p for p in report.problems if p.severity != "error"]))
-        if result is None:
-            continue
-        updates: list[Any] = []
-        updated: list[TestRecord] = []
-        for integration in result.integrations:
-            if not integration.tests and text:
-                print(f"{path}: {integration.name}: no tests")
-            redact = integration.redactor.redact
-            for index, case in enumerate(integration.tests):
-                if not selected(integration, case, args.k):
-                    continue
-                r = run_case(integration, case)
-                status = "passed" if r.passed else ("error" if r.error else "failed")
-                record = TestRecord(
-                    file=path,
-                    integration=integration.name,
-                    name=case.name,
-                    line=r.line,
-                    status=status,
-                    seconds=r.duration,
-                    messages=list(r.problems),
-                    targets=[target_json(tr, redact) for tr in r.targets],
-                )
-                if status == "failed" and args.update:
-                    change = _expectation_updates(integration, index, case, r)
-                    if change:
-                        updates.extend(change)
-                        updated.append(record)
-                records.append(record)
-                if text:
-                    _print_case(record)
-        if updates:
-            _write_updates(path, updates, updated, text)
-    if args.k and not records and text:
-        print(f"no test matches -k {args.k!r}", file=sys.stderr)
-    summary = test_json(records, reports)
-    if args.report:
-        try:
-            with open(args.report, "wb") as fh:
-                fh.write(junit_xml(records, reports))
-        except OSError as e:
-            raise _Usage(f"--report: cannot write {args.report}: {e.strerror or e}") from None
-    if text:
-        print(f"{summary['passed']} passed, {summary['failed']} failed")
-    else:
-        print(dumps(summary))
-    if args.k and not records:
-        return 1
-    return 0 if summary["failed"] == 0 else 1
-
-
-def _print_case(record: TestRecord) -> None:
-    if record.status == "passed":
-        print(f"PASS {record.integration}: {record.name}")
-        return
-    where = f"{record.file}:{record.line}: " if record.line else ""
-    print(f"{'ERROR' if record.status == 'error' else 'FAIL'} {where}{record.integration}: {record.name}")
-    for line in record.messages:
-        print(f"  {line}")
-
-
-def _expectation_updates(
-    integration: Integration, index: int, case: TestCase, result: CaseResult
-) -> list[Any]:
-    """``--update``: the new expect lists of a failed case, unless they would hold a secret value."""
-    from meshline.compiler.testing import updated_expectations
-    from meshline.spec.rewrite import ExpectUpdate, flow
-
-    new = updated_expectations(case, result)
-    text = flow(new)
-    if integration.redactor.redact(text) != text:
-        where = f"{integration.file}: {integration.name}: {case.name}"
-        print(f"{where}: not updated: its outputs hold a secret value", file=sys.stderr)
-        return []
-    return [ExpectUpdate(integration.name, index, target, events) for target, events in new.items()]
-
-
-def _write_updates(path: str, updates: list[Any], records: list[Any], text: bool) -> None:
-    """Rewrite the expectations in ``path`` (only their text); then the cases count as updated."""
-    import codecs
-
-    from meshline.spec.rewrite import RewriteError, rewrite_expectations
-
-    real = os.path.realpath(path)  # a symlink stays a symlink
-    tmp = f"{real}.meshline-update"
-    try:
-        with open(real, "rb") as fh:
-            raw = fh.read()
-        bom = raw.startswith(codecs.BOM_UTF8)
-        try:
-            original = raw.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise RewriteError(f"{path}: only UTF-8 files can be updated") from None
-        new = rewrite_expectations(original, updates, path)
-        with open(tmp, "wb") as fh:
-            fh.write((codecs.BOM_UTF8 if bom else b"") + new.encode("utf-8"))
-        os.chmod(tmp, os.stat(real).st_mode & 0o7777)
-        os.replace(tmp, real)  # all or nothing
-    except (OSError, RewriteError) as e:
-        message = str(e) if isinstance(e, RewriteError) else f"{path}: cannot update: {e.strerror or e}"
-        print(message, file=sys.stderr)
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        return
-    for r in records:
-        r.status = "updated"
-    if text:
-        names = ", ".join(repr(r.name) for r in records)
-        print(f"UPDATED {path}: the expectations of {len(records)} test(s): {names}")
+        return _watching(args, args.files, lambda _watch: test_once(args))
+    return test_once(args)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -297,6 +121,9 @@ def _run_once(args: argparse.Namespace, watch: Watch | None = None) -> int:
     stopper = Stopper()
     stopper.install()
     quiet_worker_tracebacks()
+    from meshline.ui.launch import observe_run
+
+    watching = observe_run(args, resolved, stopper)
     try:
         for integration in resolved:
             entry: dict[str, Any] = {"name": integration.name, "file": args.file}
@@ -309,6 +136,8 @@ def _run_once(args: argparse.Namespace, watch: Watch | None = None) -> int:
     except KeyboardInterrupt:  # before a run started (while building it): no table, status 130
         stopper.taken()
         raise
+    finally:
+        watching.close()
     if served:
         # At exit Beam stops the job server; the SDK worker threads of a run that failed are
         # still connected to it and would print their closed streams' tracebacks.
@@ -349,11 +178,22 @@ def _run_one(
     return runner_name, run_integration(resolved, settings, stopper=stopper, entry=entry, watch=watch)
 
 
+def cmd_tap(args: argparse.Namespace) -> int:
+    return _run_once(args)
+
+
 def _watching(args: argparse.Namespace, files: list[str], once: Callable[[Watch], int]) -> int:
     """Run ``once`` again whenever the files, or what they read, change; until Ctrl-C."""
     from meshline.watch import watching
 
     return watching(files, lambda f: _load(f, _params(args.param), strict=False).integrations, once)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """``meshline replay FILE --from TARGET``: dead letters through the integration again (delivery.md)."""
+    from meshline.replay import replay_command
+
+    return replay_command(args)
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
@@ -507,6 +347,56 @@ def _path(action: argparse.Action, kind: str = "file") -> argparse.Action:
     return action
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}")
+    return port
+
+
+def _run_arguments(cmd: argparse.ArgumentParser) -> None:
+    """The options of ``run`` that ``tap`` shares."""
+    cmd.add_argument(
+        "--runner",
+        choices=["direct", "prism", "flink", "dataflow"],
+        help="default: direct for bounded integrations, prism for unbounded ones",
+    )
+    _path(
+        cmd.add_argument(
+            "--prism-location", help="path of a prism binary (default: $MESHLINE_PRISM, the cache)"
+        )
+    )
+    cmd.add_argument("--flink-master", default="[local]", help="HOST:PORT of a Flink cluster, or [local]")
+    cmd.add_argument(
+        "--allow-exposed-runner",
+        action="store_true",
+        help="run even if a runner server listens beyond 127.0.0.1 (a Prism or job-server jar you bring)",
+    )
+    cmd.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    cmd.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default="text",
+        help="status lines and logs on stderr as text, or as one JSON object per line",
+    )
+    cmd.add_argument(
+        "--format",
+        choices=["text", "json"],
+        default="text",
+        help="json: also print a summary of the run (counts per stage, outputs) as the last line of stdout",
+    )
+    cmd.add_argument(
+        "--mask",
+        action="append",
+        default=[],
+        metavar="FIELD",
+        help="show this data field (data.a.b) as *** in taps and on the live page (repeatable)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="meshline", description="Integration as code, compiled to Apache Beam.")
     p.add_argument("--version", action=_Version, help="print the version and exit")
@@ -516,42 +406,46 @@ def _parser() -> argparse.ArgumentParser:
         "run", help="compile and run an integration", epilog="Beam pipeline options go after --."
     )
     _path(run.add_argument("file"))
-    run.add_argument(
-        "--runner",
-        choices=["direct", "prism", "flink", "dataflow"],
-        help="default: direct for bounded integrations, prism for unbounded ones",
-    )
-    _path(
-        run.add_argument(
-            "--prism-location", help="path of a prism binary (default: $MESHLINE_PRISM, the cache)"
-        )
-    )
-    run.add_argument("--flink-master", default="[local]", help="HOST:PORT of a Flink cluster, or [local]")
-    run.add_argument(
-        "--allow-exposed-runner",
-        action="store_true",
-        help="run even if a runner server listens beyond 127.0.0.1 (a Prism or job-server jar you bring)",
-    )
-    run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    _run_arguments(run)
     run.add_argument(
         "--watch",
         action="store_true",
         help="run again whenever the file, or a file it reads (python module, stylesheet, input), changes",
     )
     run.add_argument(
-        "--log-format",
-        choices=["text", "json"],
-        default="text",
-        help="status lines and logs on stderr as text, or as one JSON object per line",
+        "--metrics-port",
+        type=_port,
+        metavar="PORT",
+        help="serve Prometheus metrics on http://127.0.0.1:PORT/metrics while the run goes on "
+        "(0: any free port)",
     )
     run.add_argument(
-        "--format",
-        choices=["text", "json"],
-        default="text",
-        help="json: also print a summary of the run (counts per stage, outputs) as the last line of stdout",
+        "--ui",
+        nargs="?",
+        const=0,
+        type=_port,
+        metavar="PORT",
+        help="serve a live page (graph with counts and rates, dead letters, taps) on 127.0.0.1:PORT "
+        "(default: any free port; the address is printed)",
     )
     run.set_defaults(beam_args=[])
     run.set_defaults(fn=cmd_run)
+
+    tap = sub.add_parser(
+        "tap",
+        help="run an integration and print a sample of the events passing one stage, as JSON lines",
+        epilog="STAGE is source.NAME, trigger.NAME, step.NAME or target.NAME (or a name that is unique). "
+        "The integration runs as with 'run' (its targets are written). Beam pipeline options go after --.",
+    )
+    _path(tap.add_argument("file"))
+    tap.add_argument("stage")
+    _run_arguments(tap)
+    tap.add_argument("--limit", type=int, default=0, help="stop the run after printing this many events")
+    tap.add_argument(
+        "--rate", type=int, default=100, help="print at most this many events a second (default 100)"
+    )
+    tap.set_defaults(beam_args=[], watch=False, metrics_port=None, ui=None)
+    tap.set_defaults(fn=cmd_tap)
 
     val = sub.add_parser("validate", help="check integration files without running them")
     _path(val.add_argument("files", nargs="+"))
@@ -597,6 +491,38 @@ def _parser() -> argparse.ArgumentParser:
     _path(graph.add_argument("-o", "--output", help="write here instead of stdout"))
     graph.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
     graph.set_defaults(fn=cmd_graph)
+
+    rep = sub.add_parser(
+        "replay",
+        help="send the dead letters stored in a target through the integration again",
+        epilog="Each goes back where it failed: its trigger, or its target; meshline* attributes removed.",
+    )
+    _path(rep.add_argument("file"))
+    rep.add_argument(
+        "--from", dest="from_target", required=True, metavar="TARGET", help="the target holding dead letters"
+    )
+    rep.add_argument(
+        "--where",
+        metavar="CESQL",
+        help="only dead letters this CESQL expression selects (meshline* included)",
+    )
+    rep.add_argument(
+        "--dry-run", action="store_true", help="print what would be replayed, where; send nothing"
+    )
+    rep.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    rep.add_argument(
+        "--format",
+        choices=["text", "json"],
+        default="text",
+        help="json: --dry-run prints one JSON object per dead letter; a replay its counts on stdout",
+    )
+    rep.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default="text",
+        help="status lines and logs on stderr as text, or as one JSON object per line",
+    )
+    rep.set_defaults(fn=cmd_replay)
 
     con = sub.add_parser("connectors", help="list connectors, or print one's config schema")
     _path(con.add_argument("id", nargs="?"), "connector")
@@ -647,8 +573,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as e:
         return int(e.code or 0) if e.code in (0, None) else 2
     if beam_args:
-        if args.command != "run":
-            print("meshline: Beam options after -- are only for 'run'", file=sys.stderr)
+        if args.command not in ("run", "tap"):
+            print("meshline: Beam options after -- are only for 'run' and 'tap'", file=sys.stderr)
             return 2
         args.beam_args = beam_args
     if getattr(args, "log_format", "text") == "json":

@@ -147,3 +147,8 @@ class PermanentDeliveryError(DeliveryError):
 
 class RunnerError(MeshlineError):
     """A runner could not be provisioned or started."""
+
+
+class UsageError(Exception):
+    """A mistake on the command line (an option's value, a name that is not in the file): the
+    command prints one line and ends with status 2."""

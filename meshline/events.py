@@ -30,6 +30,7 @@ from typing import Any
 
 import orjson
 
+from meshline import observe
 from meshline.attributes import (
     CONTEXT_ATTRIBUTES,
     SPECVERSION,
@@ -333,7 +334,10 @@ def dead_letter(
     attrs["meshlineerrorstage"] = stage
     attrs["meshlinetrigger"] = trigger
     attrs["meshlinestep"] = step
-    return CloudEvent(attrs, event.data)
+    dead = CloudEvent(attrs, event.data)
+    if observe.ENABLED:  # the live page's dead-letter panel (meshline run --ui)
+        observe.record_dead_letter(dead)
+    return dead
 
 
 def _printable(text: str) -> str:

@@ -314,6 +314,13 @@ class Stopper:
         self.signum = 0
         self._taken = threading.Event()
         self._resending = False
+        self._finished = ""  # finish(): a stop asked for by the run itself, ending with status 0
+
+    def finish(self, why: str) -> None:
+        """Stop the run as Ctrl-C would, from any thread, but end with status 0 (``meshline tap
+        --limit``): what was committed stays acknowledged, what was not is redelivered later."""
+        self._finished = why
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
 
     def install(self) -> None:
         signal.signal(signal.SIGINT, self._handle)
@@ -347,9 +354,13 @@ class Stopper:
             signal.pthread_kill(threading.main_thread().ident or 0, self.signum)
 
     def describe(self) -> str:
+        if self._finished:
+            return self._finished
         return "terminated (SIGTERM)" if self.signum == signal.SIGTERM else "interrupted"
 
     def status(self) -> int:
+        if self._finished and self.signum != signal.SIGTERM:
+            return 0
         return 128 + (self.signum or signal.SIGINT)
 
     def exit_now(self) -> None:

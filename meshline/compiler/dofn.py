@@ -30,6 +30,7 @@ import apache_beam as beam
 from apache_beam.utils.windowed_value import WindowedValue
 
 import meshline.coder  # noqa: F401  (registers the CloudEvent coder)
+from meshline import observe
 from meshline.compiler import progress
 from meshline.compiler.plan import DROPPED, TriggerPlan, has_batched_step
 from meshline.compiler.router import Router
@@ -213,6 +214,92 @@ class _BatchedRouteFn(RouteFn):
         return outputs
 
 
+class _Observing:
+    """What the observed router DoFns share: taps follow :data:`meshline.observe.TAP_VERSION`."""
+
+    _source: str
+    _router: Router
+    _tap_version = -1
+
+    def _sync_taps(self) -> None:
+        from meshline.compiler.observed import unwatch, watch
+
+        self._tap_version = observe.TAP_VERSION
+        unwatch(self._router)
+        if observe.TAPPING:
+            watch(self._router)
+
+
+class _ObservedRouteFn(_Observing, RouteFn):
+    """:class:`RouteFn` while a run is watched (``--metrics-port``, ``--ui``, ``meshline tap``).
+
+    It takes each element's timestamp (the slower invocation path, hence its own class)
+    to stamp the events it hands to each target (:func:`meshline.observe.stamp`: the
+    delivery-latency histogram), and offers events to the taps open on this source,
+    its triggers and steps (:mod:`meshline.compiler.observed`) and its targets.
+    """
+
+    def process(  # type: ignore[override]
+        self, event: CloudEvent | EventBatch, timestamp=beam.DoFn.TimestampParam
+    ):
+        if self._tap_version != observe.TAP_VERSION:
+            self._sync_taps()
+        events = each_event(event)
+        tapping = observe.TAPPING
+        if tapping:
+            observe.offer(f"source.{self._source}", list(events))
+        self._pending += len(events)
+        if self._pending >= _PROGRESS_CHECK:
+            self._maybe_report()
+        routed = self._router.route_many(events)
+        if not routed:
+            return None
+        batch_tags = self._batch_tags
+        groups: dict[str, list[CloudEvent]] = {}
+        for tag, e in routed:
+            group = groups.get(tag)
+            if group is None:
+                group = groups[tag] = []
+            group.append(e)
+        emitted = self._emitted
+        micros = timestamp.micros
+        outputs: list[beam.pvalue.TaggedOutput] = []
+        for tag, group in groups.items():
+            emitted[tag] = emitted.get(tag, 0) + len(group)
+            if tag == DROPPED:
+                continue
+            observe.stamp(tag, micros, len(group))
+            if tapping:
+                observe.offer(f"target.{tag}", group)
+            if tag in batch_tags and len(group) > 1:
+                outputs.append(beam.pvalue.TaggedOutput(tag, EventBatch(group)))
+            else:
+                outputs.extend(beam.pvalue.TaggedOutput(tag, e) for e in group)
+        return outputs
+
+
+class _ObservedBatchedRouteFn(_Observing, _BatchedRouteFn):
+    """:class:`_BatchedRouteFn` while a run is watched (see :class:`_ObservedRouteFn`)."""
+
+    def process(
+        self, event: CloudEvent | EventBatch, timestamp=beam.DoFn.TimestampParam, window=beam.DoFn.WindowParam
+    ):
+        if self._tap_version != observe.TAP_VERSION:
+            self._sync_taps()
+        if observe.TAPPING:
+            observe.offer(f"source.{self._source}", list(each_event(event)))
+        return super().process(event, timestamp, window)
+
+    def _windowed(self, routed: list[tuple[str, CloudEvent, Any]]) -> list[Any]:
+        tapping = observe.TAPPING
+        for tag, e, (timestamp, _) in routed:
+            if tag != DROPPED:
+                observe.stamp(tag, timestamp.micros, 1)
+                if tapping:
+                    observe.offer(f"target.{tag}", [e])
+        return super()._windowed(routed)
+
+
 def route_fn(
     source: str, triggers: list[TriggerPlan], integration: str, batch_tags: frozenset[str] = frozenset()
 ) -> RouteFn:
@@ -221,6 +308,8 @@ def route_fn(
     ``batch_tags``: targets that take :class:`~meshline.events.EventBatch` elements; an input
     batch's events for them stay one batch (the batched kind emits events one by one).
     """
+    watched = observe.ENABLED  # meshline run --metrics-port / --ui, meshline tap
     if has_batched_step(triggers):
-        return _BatchedRouteFn(source, triggers, integration)
-    return RouteFn(source, triggers, integration, batch_tags)
+        kind: type[RouteFn] = _ObservedBatchedRouteFn if watched else _BatchedRouteFn
+        return kind(source, triggers, integration)
+    return (_ObservedRouteFn if watched else RouteFn)(source, triggers, integration, batch_tags)

@@ -27,7 +27,7 @@ trigger, chain, batched and plan layers below it, and from
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from meshline.compiler.batched import BatchedChain, Outbox
@@ -116,6 +116,17 @@ class Router:
                     c.fused += 1
                     out.append((t.target, o))
                 return
+        self._one_by_one(t, t.run_steps, event, out)
+
+    def _one_by_one(
+        self,
+        t: CompiledTrigger,
+        run_steps: Callable[[CloudEvent], list[CloudEvent]] | None,
+        event: CloudEvent,
+        out: list[tuple[str, CloudEvent]],
+    ) -> None:
+        """``t``'s filters, then ``run_steps`` (its steps; a tap's offering ones), one event."""
+        c = t.counts
         if t.pred is not None:
             try:
                 if not t.pred(event, c.stats):
@@ -126,12 +137,12 @@ class Router:
                 out.append(self._dead(t, dead_letter(event, err, "filter", t.name, "")))
                 return
         c.matched += 1
-        if t.run_steps is None:
+        if run_steps is None:
             c.out += 1
             out.append((t.target, event))
             return
         try:
-            outputs = t.run_steps(event)
+            outputs = run_steps(event)
         except StepFailed as f:
             c.transform_failed += 1
             out.append(self._dead(t, dead_letter(event, f.error, "transform", t.name, f.step)))

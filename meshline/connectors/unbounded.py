@@ -44,6 +44,7 @@ from apache_beam.utils.timestamp import Duration, Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
 import meshline.coder  # noqa: F401  (registers the CloudEvent coder)
+from meshline import observe
 from meshline.connectors import acks
 from meshline.connectors.queues import Message, QueueReader
 from meshline.events import CloudEvent, dead_letter
@@ -170,6 +171,22 @@ def idle_wait(poll: float, idle_for: float, idle_timeout: float | None = None) -
     return wait
 
 
+BACKLOG_EVERY_S = 5.0  # a queue's depth is asked at most this often, however often metrics are scraped
+
+
+def _cached_backlog(source: str, ask: Callable[[], list[tuple[dict[str, str], float]]]) -> Any:
+    last: list[Any] = [0.0, []]
+
+    def rows() -> list[tuple[dict[str, str], float]]:
+        now = time.monotonic()
+        if now - last[0] >= BACKLOG_EVERY_S:
+            last[0] = now
+            last[1] = [({**labels, "source": source}, v) for labels, v in ask()]
+        return list(last[1])
+
+    return rows
+
+
 class _QueueReadFn(beam.DoFn):
     def __init__(
         self,
@@ -190,6 +207,9 @@ class _QueueReadFn(beam.DoFn):
     def setup(self):
         self._reader = self._make_reader()
         self._acked = beam.metrics.Metrics.counter("meshline", f"source.{self._name}.acknowledged")
+        backlog = getattr(self._reader, "backlog", None)
+        if observe.ENABLED and callable(backlog):  # --metrics-port / --ui: the queue's depth
+            observe.add_backlog(f"queue:{self._name}", _cached_backlog(self._name, backlog))
 
     def teardown(self):
         reader = getattr(self, "_reader", None)

@@ -15,6 +15,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from meshline import observe
+
 __all__ = ["counters", "install", "reset"]
 
 _LOCK = threading.Lock()
@@ -34,9 +36,16 @@ def install() -> None:
         original = sdk_worker.SdkWorker.process_bundle
 
         def process_bundle(self: Any, request: Any, instruction_id: str) -> Any:
-            response = original(self, request, instruction_id)
             try:
-                _record(response.process_bundle.monitoring_infos)
+                response = original(self, request, instruction_id)
+            except BaseException:
+                if observe.ENABLED:
+                    observe.bundle_done(None)  # a failed bundle delivered nothing: forget its stamps
+                raise
+            try:
+                mine = _record(response.process_bundle.monitoring_infos)
+                if observe.ENABLED:
+                    observe.bundle_done(mine)  # its targets stored what they were given: latency
             except Exception:  # the record is a report; the bundle is done either way
                 pass
             return response
@@ -45,18 +54,21 @@ def install() -> None:
         _INSTALLED = True
 
 
-def _record(infos: Any) -> None:
+def _record(infos: Any) -> dict[str, int]:
+    """Add a finished bundle's Meshline counters to the totals; return them."""
     from apache_beam.metrics import monitoring_infos as mi
 
-    mine: list[tuple[str, int]] = []
+    mine: dict[str, int] = {}
     for info in infos:  # ~190 per bundle of a small pipeline, most of them Beam's own
         if info.urn == mi.USER_COUNTER_URN and info.labels.get(mi.NAMESPACE_LABEL) == NAMESPACE:
-            mine.append((info.labels[mi.NAME_LABEL], int(mi.extract_counter_value(info))))
+            name = info.labels[mi.NAME_LABEL]
+            mine[name] = mine.get(name, 0) + int(mi.extract_counter_value(info))
     if not mine:
-        return
+        return mine
     with _LOCK:
-        for name, value in mine:
+        for name, value in mine.items():
             _TOTALS[name] = _TOTALS.get(name, 0) + value
+    return mine
 
 
 def reset() -> None:

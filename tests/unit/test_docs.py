@@ -18,6 +18,7 @@ A block's kind comes from an HTML comment on the line before it (invisible when 
 - ``<!-- example: invalid file=NAME -->``: must be refused; the next code block is the
   exact error ``meshline validate NAME`` prints;
 - ``<!-- example: event -->``: one event in the CloudEvents JSON format;
+- ``<!-- example: prometheus -->``: a Prometheus scrape configuration of Meshline's endpoint;
 - ``<!-- example: triggermesh -->``: TriggerMesh/Knative manifests the importer converts
   into a valid integration;
 - ``<!-- example: params param:NAME=VALUE … -->``: validated as
@@ -389,6 +390,13 @@ def test_yaml_example_is_valid(block: Block) -> None:
         result = convert(docs, name="docs-example")
         assert result.error is None, f"{block.where}: {result.error}"
         load_text(result.to_yaml(), block.where, env={}, strict=False)
+        return
+    if block.marker == "prometheus":
+        config = yaml.safe_load(block.text)
+        for job in config["scrape_configs"]:
+            assert job["job_name"] and job.get("metrics_path", "/metrics") == "/metrics", block.where
+            for static in job["static_configs"]:
+                assert all(re.fullmatch(r"127\.0\.0\.1:\d+", t) for t in static["targets"]), block.where
         return
     if block.marker == "event":
         from meshline.events import from_json_dict

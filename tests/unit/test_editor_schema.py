@@ -41,7 +41,7 @@ def test_every_pipeline_is_valid_as_written(validator, path: Path):
         assert _messages(validator, doc) == [], path
 
 
-_EXAMPLES = [b for b in _YAML if b.marker not in ("invalid", "triggermesh", "event")]
+_EXAMPLES = [b for b in _YAML if b.marker not in ("invalid", "triggermesh", "event", "prometheus")]
 
 
 @pytest.mark.parametrize("block", _EXAMPLES, ids=lambda b: b.where)

@@ -99,6 +99,19 @@ class _AmqpReader:
             raise ConnectionError(f"amqp source {safe_url(c.url)} queue {c.queue!r}: {describe(e)}") from None
         self._ch = ch
 
+    def backlog(self) -> list[tuple[dict[str, str], float]]:
+        """Messages ready in the queue, for ``meshline_source_backlog``: asked on a connection
+        of its own (the consumer's channel belongs to the thread that reads)."""
+        import pika
+
+        c = self._config
+        conn = pika.BlockingConnection(parameters(c.url))
+        try:
+            ok = conn.channel().queue_declare(c.queue, passive=True)
+            return [({"kind": "amqp_ready", "queue": c.queue}, float(ok.method.message_count))]
+        finally:
+            conn.close()
+
     def _on_message(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
         self._buffer.append((method, properties, body))
 
@@ -222,6 +235,9 @@ class _ReaderHandle:
     def ack(self, ack_ids: Sequence[str]) -> None:
         if self._reader is not None:
             self._reader.ack(ack_ids)
+
+    def backlog(self) -> list[tuple[dict[str, str], float]]:
+        return self._reader.backlog() if self._reader is not None else []
 
     def close(self) -> None:
         with _SHARED_LOCK:

@@ -89,6 +89,16 @@ class SqsReader:
 
     # ------------------------------------------------------------------ setup helpers
 
+    def backlog(self) -> list[tuple[dict[str, str], float]]:
+        """Messages waiting in the queue (SQS's approximate count of visible ones): for
+        ``meshline_source_backlog``. One ``GetQueueAttributes`` call; the metrics endpoint
+        calls it at most every few seconds."""
+        attrs = self._sqs.get_queue_attributes(
+            QueueUrl=self._url, AttributeNames=["ApproximateNumberOfMessages"]
+        ).get("Attributes", {})
+        queue = self._url.rstrip("/").rsplit("/", 1)[-1]
+        return [({"kind": "sqs_visible", "queue": queue}, float(attrs.get("ApproximateNumberOfMessages", 0)))]
+
     def _queue_attributes(self) -> dict[str, str]:
         try:
             return dict(
@@ -310,6 +320,9 @@ class _SharedHandle:
 
     def ack(self, ack_ids: Sequence[str]) -> None:
         self._reader.ack(ack_ids)
+
+    def backlog(self) -> list[tuple[dict[str, str], float]]:
+        return self._reader.backlog()
 
     def close(self) -> None:
         if self._closed:

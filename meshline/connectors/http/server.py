@@ -220,6 +220,11 @@ class HttpServer:
         return self._loop
 
     @property
+    def port(self) -> int:
+        """The port it listens on (the one the system chose when asked for 0)."""
+        return int(self._sock.getsockname()[1])
+
+    @property
     def counts(self) -> dict[str, int]:
         """Totals per kind since the server started (a copy; safe from any thread)."""
         return dict(self._counts.total)
@@ -466,7 +471,7 @@ class HttpServer:
         body = (response.text + "\n").encode() if response.text else b""
         lines = [f"HTTP/1.1 {response.status} {_reason(response.status)}", f"Date: {self._http_date()}"]
         lines += [f"{k}: {v}" for k, v in response.headers.items()]
-        lines.append("Content-Type: text/plain; charset=utf-8")
+        lines.append(f"Content-Type: {response.content_type}")
         lines.append(f"Content-Length: {len(body)}")
         if close:
             lines.append("Connection: close")

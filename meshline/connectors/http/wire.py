@@ -60,6 +60,7 @@ class Response:
     text: str = ""
     headers: dict[str, str] = field(default_factory=dict)
     close: bool = False
+    content_type: str = "text/plain; charset=utf-8"
 
 
 class Reject(Exception):

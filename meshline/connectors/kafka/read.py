@@ -49,6 +49,7 @@ from apache_beam.utils.timestamp import Duration, Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
 import meshline.coder  # noqa: F401  (registers the CloudEvent coder)
+from meshline import observe
 from meshline.connectors import acks
 from meshline.connectors.kafka.config import ClientErrors
 from meshline.connectors.unbounded import GLOBAL_WINDOWS, idle_wait, nothing, watermark_floor
@@ -186,10 +187,38 @@ class _Client:
     consumer: Any
     position: int | None = None
     users: int = 0
+    source: str = ""
 
 
 _CLIENTS: dict[tuple[str, str, int], _Client] = {}  # (source token, topic, partition) -> client
 _CLIENTS_LOCK = threading.Lock()
+
+
+def _lag() -> list[tuple[dict[str, str], float]]:
+    """Consumer lag per partition read in this process: the partition's end offset minus the
+    offset its client reads next (the metrics endpoint's ``meshline_source_backlog``)."""
+    from confluent_kafka import TopicPartition
+
+    with _CLIENTS_LOCK:
+        clients = [(topic, partition, c) for (_, topic, partition), c in _CLIENTS.items()]
+    rows = []
+    for topic, partition, c in clients:
+        position = c.position
+        if position is None or position < 0:
+            continue
+        tp = TopicPartition(topic, partition)
+        try:
+            _, high = c.consumer.get_watermark_offsets(tp, cached=True)
+            if high < 0:  # nothing fetched yet: ask the broker
+                _, high = c.consumer.get_watermark_offsets(tp, timeout=2.0)
+        except Exception:  # a closed consumer, a broker away: no row this scrape
+            continue
+        labels = {"source": c.source, "kind": "kafka_lag", "topic": topic, "partition": str(partition)}
+        rows.append((labels, float(max(0, high - position))))
+    return rows
+
+
+observe.add_backlog("kafka", _lag)
 
 
 def _close(consumer: Any, what: str) -> None:
@@ -310,7 +339,7 @@ class _ReadPartitionFn(beam.DoFn):
         with _CLIENTS_LOCK:
             client = _CLIENTS.get(key)
             if client is None:
-                client = _CLIENTS[key] = _Client(self._new_consumer())
+                client = _CLIENTS[key] = _Client(self._new_consumer(), source=self._name)
             if self._held.get((topic, partition)) is not client:
                 client.users += 1
                 self._held[(topic, partition)] = client
