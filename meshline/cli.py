@@ -93,6 +93,10 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.update or args.previous:
+        from meshline.update import update_options
+
+        args.beam_args = [*args.beam_args, *update_options(args)]  # Dataflow's --update (docs/deploy.md)
     if args.watch:
         if args.runner == "dataflow":
             raise _Usage("--watch runs locally; it does not apply to --runner dataflow")
@@ -276,6 +280,13 @@ def cmd_template(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_deploy(args: argparse.Namespace) -> int:
+    """``meshline deploy FILE --to flink-kubernetes -o DIR``: image and manifests (docs/deploy.md)."""
+    from meshline.deploy import deploy_command
+
+    return deploy_command(args)
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from meshline.spec import integration_schema
 
@@ -428,6 +439,19 @@ def _parser() -> argparse.ArgumentParser:
         help="serve a live page (graph with counts and rates, dead letters, taps) on 127.0.0.1:PORT "
         "(default: any free port; the address is printed)",
     )
+    run.add_argument(
+        "--update",
+        action="store_true",
+        help="dataflow: replace the running job of the same name, keeping its state (Beam's --update)",
+    )
+    _path(
+        run.add_argument(
+            "--previous",
+            metavar="OLD",
+            help="with --update: the file the running job was started from; renamed sources and targets "
+            "become --transform_name_mapping",
+        )
+    )
     run.set_defaults(beam_args=[])
     run.set_defaults(fn=cmd_run)
 
@@ -444,7 +468,7 @@ def _parser() -> argparse.ArgumentParser:
     tap.add_argument(
         "--rate", type=int, default=100, help="print at most this many events a second (default 100)"
     )
-    tap.set_defaults(beam_args=[], watch=False, metrics_port=None, ui=None)
+    tap.set_defaults(beam_args=[], watch=False, metrics_port=None, ui=None, update=False, previous=None)
     tap.set_defaults(fn=cmd_tap)
 
     val = sub.add_parser("validate", help="check integration files without running them")
@@ -535,6 +559,21 @@ def _parser() -> argparse.ArgumentParser:
     tpl.add_argument("--image", help="container image name (default: a placeholder to replace)")
     tpl.add_argument("--name", help="which integration, when the file holds several")
     tpl.set_defaults(fn=cmd_template)
+
+    dep = sub.add_parser("deploy", help="write a container image build and manifests to run an integration")
+    _path(dep.add_argument("file"))
+    dep.add_argument("--to", required=True, metavar="PLATFORM", help="where: flink-kubernetes")
+    _path(dep.add_argument("-o", "--output", required=True, help="directory to write into"))
+    _path(dep.add_argument("--previous", metavar="OLD", help="warn when the edit from OLD loses saved state"))
+    dep.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    dep.add_argument("--image", help="container image name (default: meshline-NAME:latest)")
+    dep.add_argument("--namespace", default="default", help="Kubernetes namespace (default: default)")
+    dep.add_argument("--parallelism", type=int, default=1, help="the job's parallelism (default 1)")
+    dep.add_argument("--cpu", type=float, default=1.0, help="CPUs per JobManager and TaskManager (default 1)")
+    dep.add_argument("--memory", default="2048m", help="memory per JobManager and TaskManager (2048m)")
+    dep.add_argument("--state-dir", help="durable URI for checkpoints and savepoints (s3://…, gs://…)")
+    dep.add_argument("--name", help="which integration, when the file holds several")
+    dep.set_defaults(fn=cmd_deploy)
 
     imp = sub.add_parser("import", help="convert other systems' manifests into an integration file")
     imp.add_argument("system", choices=["triggermesh"], help="whose manifests: TriggerMesh/Knative")

@@ -122,6 +122,13 @@ def run_integration(
         try:
             with Progress(integration=integration, enabled=not _LOG_JSON):
                 run = pipeline.run()
+                packaged = getattr(runner, "packaged", None)
+                if packaged:
+                    # Flink with --output_executable_path: the job jar is the result, for `flink run`.
+                    say(f"{integration.name}: wrote the Flink job jar {packaged}", jar=packaged)
+                    seconds = round(time.monotonic() - started, 3)
+                    entry.update(status="packaged", jar=packaged, seconds=seconds)
+                    return False
                 if runner_name == "dataflow":
                     # A remote job: report where it is, do not block on it (streaming never ends;
                     # Flex Templates must return once the job is submitted).

@@ -73,7 +73,7 @@ from pathlib import Path
 from typing import Any
 
 from meshline.errors import RunnerError
-from meshline.runners import flink_agent
+from meshline.runners import flink_agent, flink_jar
 from meshline.runners.flink_drain import Drainer, find_local_rest
 from meshline.runners.guard import GuardedCommand, quiet_stop_on_exit
 from meshline.runners.jobapi import job_service_handle
@@ -92,6 +92,9 @@ ASSEMBLE_FROM = {"1.19": "2.62.0"}
 SLF4J_VERSION = "1.7.30"  # what beam-runners-flink 2.62.0 depends on; slf4j-simple gives it a logger
 MAIN_CLASS = "org.apache.beam.runners.flink.FlinkJobServerDriver"
 PROBE_TIMEOUT_S = 10.0
+#: A job jar's worker pool unless ``--environment_config`` names another: a sidecar of the
+#: TaskManager (``python -m meshline.runners.worker_pool --service_port=50000``).
+DEFAULT_WORKER_POOL = "127.0.0.1:50000"
 LOCAL_MASTERS = ("[local]", "[auto]")
 # Flink's own listeners of the embedded MiniCluster, on loopback only.
 LOCAL_FLINK_CONF = """\
@@ -319,10 +322,16 @@ def flink_args(settings: Any, jar: str) -> list[str]:
     """The Beam options Meshline adds for Flink; the user's own (after ``--``) win."""
     user = list(settings.beam_args)
     flink_version = given_option(user, "flink_version") or DEFAULT_FLINK_VERSION
-    args = [f"--flink_master={settings.flink_master}", f"--flink_job_server_jar={jar}"]
+    packaging = bool(given_option(user, "output_executable_path"))
+    # A job jar runs under `flink run`, whose cluster is the context's: Beam's [auto]
+    # (a HOST:PORT master would make the job submit itself again from the JobManager).
+    master = "[auto]" if packaging else settings.flink_master
+    args = [f"--flink_master={master}", f"--flink_job_server_jar={jar}"]
     defaults = {
         "flink_version": flink_version,
-        "environment_type": "LOOPBACK",
+        # A job jar's Python steps run in a worker pool beside each TaskManager
+        # (meshline.runners.worker_pool), not in this process, which is gone by then.
+        "environment_type": "EXTERNAL" if packaging else "LOOPBACK",
         "parallelism": "1",
         # The job server's Java expansion service: Meshline expands nothing on it.
         "expansion_port": "-1",
@@ -336,6 +345,8 @@ def flink_args(settings: Any, jar: str) -> list[str]:
         defaults["max_bundle_time_mills"] = str(max(1, round(paced.bundle_time * 1000)))
     if settings.streaming and paced.checkpoint_interval is not None:
         defaults["checkpointing_interval"] = str(max(1, round(paced.checkpoint_interval * 1000)))
+    if packaging:
+        defaults["environment_config"] = DEFAULT_WORKER_POOL
     args += [f"--{k}={v}" for k, v in defaults.items() if given_option(user, k) is None]
     if settings.streaming and given_option(user, "streaming") is None:
         args.append("--streaming")
@@ -367,7 +378,11 @@ def flink_runner(settings: Any) -> tuple[Any, list[str]]:
             )
         )
     conf_dir = None
-    if master not in LOCAL_MASTERS:
+    packaging = bool(given_option(user, "output_executable_path"))
+    if packaging:
+        master = "[auto]"  # nothing is submitted: the jar is for `flink run` (meshline.runners.flink_jar)
+        conf_dir = None if os.environ.get("FLINK_CONF_DIR") else _local_conf_dir()
+    elif master not in LOCAL_MASTERS:
         check_cluster(master, flink_version)
     elif not os.environ.get("FLINK_CONF_DIR"):
         conf_dir = _local_conf_dir()
@@ -383,7 +398,7 @@ def flink_runner(settings: Any) -> tuple[Any, list[str]]:
     except RunnerError:
         if not settings.allow_exposed:
             raise
-    return _runner(conf_dir, agent, settings.allow_exposed), flink_args(settings, jar)
+    return _runner(conf_dir, agent, settings.allow_exposed, jar), flink_args(settings, jar)
 
 
 #: The job-server JVM's heap unless ``MESHLINE_FLINK_JAVA_OPTS`` sets one. Without a bound the JVM
@@ -424,8 +439,8 @@ def _is_shaded(jar: str) -> bool:
         return any(n.endswith("FlinkJobServerDriver.class") for n in z.namelist())
 
 
-def _runner(conf_dir: str | None, agent: Path | None, allow: bool) -> Any:
-    from apache_beam.options.pipeline_options import FlinkRunnerOptions
+def _runner(conf_dir: str | None, agent: Path | None, allow: bool, job_server_jar: str) -> Any:
+    from apache_beam.options.pipeline_options import FlinkRunnerOptions, PortableOptions
     from apache_beam.runners.portability.flink_runner import MAGIC_HOST_NAMES, FlinkJarJobServer, FlinkRunner
 
     class _JobServer(GuardedCommand, FlinkJarJobServer):  # type: ignore[misc]
@@ -456,6 +471,20 @@ def _runner(conf_dir: str | None, agent: Path | None, allow: bool) -> Any:
         start_and_replace_loopback_environments = staticmethod(start_loopback_workers)
         _master = "[local]"
         _server: Any = None
+        #: The job jar this run wrote (``--output_executable_path``), once written.
+        packaged: str | None = None
+
+        def run_pipeline(self, pipeline: Any, options: Any) -> Any:
+            """Runs the job; or, with ``--output_executable_path``, writes its self-contained jar."""
+            result = super().run_pipeline(pipeline, options)
+            path = options.view_as(PortableOptions).output_executable_path
+            if path:
+                result.wait_until_finish()  # the job server wrote the jar: the "job" is done
+                if not os.path.isfile(path):
+                    raise RunnerError(f"--output_executable_path: Beam's job server did not write {path}")
+                flink_jar.make_self_contained(path, job_server_jar)
+                self.packaged = os.path.abspath(path)
+            return result
 
         def default_job_server(self, options: Any) -> Any:
             flink = options.view_as(FlinkRunnerOptions)

@@ -49,8 +49,8 @@ def refusal(what: str, why: str = RUNS_CODE) -> str:
 # --------------------------------------------------------------------------- the worker pool
 
 
-def _start_worker_pool(**servicer_args: Any) -> tuple[str, Any]:
-    """Beam's ``BeamFnExternalWorkerPoolServicer.start``, bound to 127.0.0.1 instead of ``[::]``."""
+def _start_worker_pool(bind: str = "127.0.0.1:0", **servicer_args: Any) -> tuple[str, Any]:
+    """Beam's ``BeamFnExternalWorkerPoolServicer.start``, bound to ``bind`` instead of ``[::]``."""
     import grpc
     from apache_beam.portability.api import beam_fn_api_pb2_grpc
     from apache_beam.runners.worker import worker_pool_main
@@ -58,9 +58,9 @@ def _start_worker_pool(**servicer_args: Any) -> tuple[str, Any]:
 
     options = [("grpc.http2.max_pings_without_data", 0), ("grpc.http2.max_ping_strikes", 0)]
     server = grpc.server(thread_pool_executor.shared_unbounded_instance(), options=options)
-    port = server.add_insecure_port("127.0.0.1:0")
+    port = server.add_insecure_port(bind)
     if not port:
-        raise RunnerError("could not start Beam's worker pool on 127.0.0.1")
+        raise RunnerError(f"could not start Beam's worker pool on {bind}")
     pool = worker_pool_main.BeamFnExternalWorkerPoolServicer(**servicer_args)
     beam_fn_api_pb2_grpc.add_BeamFnExternalWorkerPoolServicer_to_server(pool, server)
     server.start()
@@ -70,7 +70,7 @@ def _start_worker_pool(**servicer_args: Any) -> tuple[str, Any]:
             worker_pool_main.kill_process_gracefully(process)
 
     atexit.register(stop_worker_processes)
-    return f"127.0.0.1:{port}", server
+    return f"{bind.rsplit(':', 1)[0]}:{port}", server
 
 
 def start_loopback_workers(pipeline: Any, options: Any) -> list[Callable[[], Any]]:

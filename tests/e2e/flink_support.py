@@ -20,6 +20,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -28,7 +29,7 @@ from meshline.errors import RunnerError
 from meshline.runners import flink_agent
 from tests.harness import free_port, one_at_a_time
 
-__all__ = ["FLINK_DIST_VERSION", "flink_cluster", "flink_home"]
+__all__ = ["FLINK_DIST_VERSION", "FlinkCluster", "flink_cluster", "flink_home", "running_cluster"]
 
 FLINK_DIST_VERSION = "1.19.3"
 STARTUP_TIMEOUT_S = 90.0
@@ -143,14 +144,68 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
             p.wait(timeout=10)
 
 
-@contextmanager
-def flink_cluster(
-    workdir: Path, version: str = FLINK_DIST_VERSION, conf: dict[str, object] | None = None
-) -> Iterator[str]:
-    """Start a JobManager and a TaskManager bound to 127.0.0.1; yields the master's HOST:PORT.
+@dataclass
+class FlinkCluster:
+    """A running standalone cluster: its REST address, and its TaskManager to kill and replace."""
 
-    ``conf``: more Flink configuration (e.g. a metrics reporter), over the test cluster's own.
-    """
+    master: str  # HOST:PORT of the REST endpoint
+    home: Path
+    env: dict[str, str]  # FLINK_CONF_DIR and friends, for bin/flink and the daemons
+    log_dir: Path
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    started: int = 0
+
+    def start(self, role: str) -> subprocess.Popen[bytes]:
+        """Start ``role`` (jobmanager, taskmanager) in the foreground, in its own process group."""
+        self.started += 1
+        with open(self.log_dir / f"{role}-{self.started}.out", "wb") as out:
+            # start-foreground execs java: the Popen's pid is the JVM's.
+            proc = subprocess.Popen(
+                ["bash", str(self.home / "bin" / f"{role}.sh"), "start-foreground"],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.procs[f"{role}-{self.started}"] = proc
+        return proc
+
+    def kill_taskmanagers(self) -> None:
+        """SIGKILL every TaskManager, as a lost node would end."""
+        for name, proc in self.procs.items():
+            if name.startswith("taskmanager") and proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+
+    def wait_ready(self, timeout: float = STARTUP_TIMEOUT_S) -> None:
+        """Until a TaskManager with a free slot has registered."""
+        deadline = time.monotonic() + timeout
+        while not _ready(f"http://{self.master}"):
+            dead = [p for p in self.procs.values() if p.poll() is not None and p.returncode != -9]
+            if dead or time.monotonic() > deadline:
+                logs = "\n".join(p.read_text()[-2000:] for p in sorted(self.log_dir.glob("*.out")))
+                raise RuntimeError(f"the Flink cluster did not come up; its output:\n{logs}")
+            time.sleep(0.5)
+
+    def flink(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        """``bin/flink ARGS`` (Flink's own CLI) against this cluster."""
+        cmd = ["bash", str(self.home / "bin" / "flink"), *args]
+        return subprocess.run(
+            cmd,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            start_new_session=True,
+        )
+
+
+@contextmanager
+def running_cluster(
+    workdir: Path, version: str = FLINK_DIST_VERSION, conf: dict[str, object] | None = None
+) -> Iterator[FlinkCluster]:
+    """A JobManager and a TaskManager bound to 127.0.0.1, as a :class:`FlinkCluster`."""
     home = flink_home(version)
     rest_port = free_port()
     conf_dir, log_dir = workdir / "conf", workdir / "log"
@@ -160,28 +215,23 @@ def flink_cluster(
         os.environ, FLINK_CONF_DIR=str(conf_dir), FLINK_LOG_DIR=str(log_dir), FLINK_PID_DIR=str(workdir)
     )
     env.pop("FLINK_HOME", None)
-    procs: list[subprocess.Popen[bytes]] = []
+    cluster = FlinkCluster(f"127.0.0.1:{rest_port}", home, env, log_dir)
     try:
         for role in ("jobmanager", "taskmanager"):
-            with open(log_dir / f"{role}.out", "wb") as out:
-                # start-foreground execs java: the Popen's pid is the JVM's.
-                procs.append(
-                    subprocess.Popen(
-                        ["bash", str(home / "bin" / f"{role}.sh"), "start-foreground"],
-                        env=env,
-                        stdout=out,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                    )
-                )
-        master = f"127.0.0.1:{rest_port}"
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while not _ready(f"http://{master}"):
-            dead = [p for p in procs if p.poll() is not None]
-            if dead or time.monotonic() > deadline:
-                logs = "\n".join(p.read_text()[-2000:] for p in sorted(log_dir.glob("*.out")))
-                raise RuntimeError(f"the Flink cluster did not come up; its output:\n{logs}")
-            time.sleep(0.5)
-        yield master
+            cluster.start(role)
+        cluster.wait_ready()
+        yield cluster
     finally:
-        _stop(procs)
+        _stop(list(cluster.procs.values()))
+
+
+@contextmanager
+def flink_cluster(
+    workdir: Path, version: str = FLINK_DIST_VERSION, conf: dict[str, object] | None = None
+) -> Iterator[str]:
+    """Start a JobManager and a TaskManager bound to 127.0.0.1; yields the master's HOST:PORT.
+
+    ``conf``: more Flink configuration (e.g. a metrics reporter), over the test cluster's own.
+    """
+    with running_cluster(workdir, version, conf) as cluster:
+        yield cluster.master
