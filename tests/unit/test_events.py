@@ -236,9 +236,12 @@ def test_random_dicts_become_events_or_event_errors(d):
     assert from_json(to_json(e)) == e
 
 
+# Extension names; a random name may hit a context attribute with a type of its own (`time` is a
+# Timestamp, `dataschema` a URI: a string value there is not an event), so those are left out.
+_TYPED = {"specversion", "id", "source", "type", "time", "dataschema", "datacontenttype", "data"}
 _EXTENSION = st.sampled_from(["partitionkey", "subject", "region"]) | st.text(
     "abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=10
-)
+).filter(lambda name: name not in _TYPED)
 # Valid attribute values (Type System): strings without controls, surrogates or
 # noncharacters (non-empty, as subject must be), 32-bit integers, booleans.
 _STRING = st.text(st.characters(blacklist_categories=("Cc", "Cs", "Cn")), min_size=1, max_size=8)
