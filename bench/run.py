@@ -58,28 +58,19 @@ def _input(n: int) -> Path:
 def b1(small: int, large: int) -> Scenario:
     def commands(n: int, dst: Path) -> dict[str, list[str]]:
         src = _input(n)
+        meshline = [
+            meshline_bin(),
+            "run",
+            str(ROOT / "bench" / "b1.yaml"),
+            "--param",
+            f"input={src}",
+            "--param",
+            f"output={dst}",
+        ]
         return {
-            "meshline": [
-                meshline_bin(),
-                "run",
-                str(ROOT / "bench" / "b1.yaml"),
-                "--param",
-                f"input={src}",
-                "--param",
-                f"output={dst}",
-            ],
-            "meshline watched": [
-                PY,
-                "-m",
-                "bench.watched",
-                meshline_bin(),
-                "run",
-                str(ROOT / "bench" / "b1.yaml"),
-                "--param",
-                f"input={src}",
-                "--param",
-                f"output={dst}",
-            ],
+            "meshline": meshline,
+            # --ui on, with the page's requests every second (bench/watched.py)
+            "meshline watched": [PY, "-m", "bench.watched", *meshline],
             "naive beam": [PY, "-m", "bench.baselines", "beam", str(src), str(dst)],
             "beam yaml": [
                 PY,

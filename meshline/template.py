@@ -210,7 +210,8 @@ def _render(text: str, values: Mapping[str, str]) -> str:
 
 
 def select_integration(integrations: Sequence[Integration], name: str | None, file: str) -> Integration:
-    """The integration named ``name`` of a file, or its only one (a Flex Template runs one)."""
+    """The integration named ``name`` of a file, or its only one (a Flex Template or a
+    deployment runs one)."""
     names = [i.name for i in integrations]
     if name is not None:
         for integration in integrations:
@@ -225,7 +226,7 @@ def select_integration(integrations: Sequence[Integration], name: str | None, fi
                 Problem(
                     Location(file),
                     f"the file has {len(names)} integrations ({', '.join(names)}): "
-                    "a Flex Template runs one, name it",
+                    "a template or a deployment runs one: choose it with --name",
                 )
             ]
         )

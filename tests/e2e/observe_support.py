@@ -79,3 +79,43 @@ def wait_until(check: Callable[[], bool], seconds: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not within {seconds}s")
         time.sleep(0.3)
+
+
+def backlog(families: dict[str, list[Any]], kind: str, **labels: str) -> list[float]:
+    """The ``meshline_source_backlog`` values of ``kind`` whose labels include ``labels``."""
+    return [
+        float(s.value)
+        for s in families.get("meshline_source_backlog", [])
+        if s.labels.get("kind") == kind and all(s.labels.get(k) == v for k, v in labels.items())
+    ]
+
+
+def wait_drained(
+    url: str,
+    *,
+    target: str,
+    count: int,
+    kind: str,
+    rows: int = 1,
+    seconds: float = 180,
+    also: Callable[[], bool] = lambda: True,
+    **labels: str,
+) -> tuple[dict[str, list[Any]], list[float]]:
+    """Scrape ``url`` until ``target`` delivered ``count`` and at least ``rows`` backlog rows of
+    ``kind`` are all 0 (and ``also()``); the last scrape and every backlog value seen, in order."""
+    seen: list[float] = []
+    last: dict[str, list[Any]] = {}
+
+    def drained() -> bool:
+        nonlocal last
+        try:
+            last = scrape(url)
+        except OSError:  # not listening yet
+            return False
+        values = backlog(last, kind, **labels)
+        seen.extend(values)
+        done = sample(last, "meshline_events_total", stage="target", name=target, outcome="delivered")
+        return done == count and len(values) >= rows and not any(values) and also()
+
+    wait_until(drained, seconds, f"{count} delivered to {target} and the {kind} backlog at 0")
+    return last, seen

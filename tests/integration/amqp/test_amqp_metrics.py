@@ -7,7 +7,7 @@ import signal
 import orjson
 import pytest
 
-from tests.e2e.observe_support import sample, scrape, wait_until
+from tests.e2e.observe_support import wait_drained
 from tests.harness import free_port, rows_in, running
 from tests.integration.amqp.support import Rabbit
 
@@ -36,25 +36,15 @@ spec:
 """)
     metrics = free_port()
     url = f"http://127.0.0.1:{metrics}/metrics"
-    depths: list[float] = []
-
-    def drained() -> bool:
-        try:
-            families = scrape(url)
-        except OSError:
-            return False
-        for s in families.get("meshline_source_backlog", []):
-            if s.labels.get("kind") == "amqp_ready" and s.labels.get("queue") == queue:
-                depths.append(float(s.value))
-        delivered = sample(families, "meshline_events_total", stage="target", name="out", outcome="delivered")
-        return delivered == N and bool(depths) and depths[-1] == 0 and mq.depth(queue) == 0
-
     try:
         with running("run", str(spec), "--runner", "prism", "--metrics-port", str(metrics)) as proc:
-            wait_until(drained, 180, f"{N} messages delivered and the queue's depth at 0")
+            _, depths = wait_drained(
+                url, target="out", count=N, kind="amqp_ready", queue=queue, also=lambda: mq.depth(queue) == 0
+            )
             proc.send_signal(signal.SIGINT)
             _, err = proc.communicate(timeout=120)
     finally:
         mq.close()
+    assert depths and depths[-1] == 0
     assert "amqp://" not in err or "***" in err or rabbitmq.url() not in err
     assert len(rows_in(out)) == N, err[-3000:]

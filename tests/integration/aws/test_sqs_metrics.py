@@ -12,19 +12,12 @@ import signal
 import orjson
 import pytest
 
-from tests.e2e.observe_support import sample, scrape, wait_until
+from tests.e2e.observe_support import sample, wait_drained
 from tests.harness import free_port, rows_in, running
 
 pytestmark = pytest.mark.integration
 
 N = 120
-
-
-def _depth(families: dict) -> float | None:
-    for s in families.get("meshline_source_backlog", []):
-        if s.labels.get("kind") == "sqs_visible" and s.labels.get("source") == "in":
-            return float(s.value)
-    return None
 
 
 def test_sqs_depth_falls_to_zero_and_counts_match(aws, tmp_path):
@@ -48,22 +41,10 @@ spec:
 """)
     metrics = free_port()
     url = f"http://127.0.0.1:{metrics}/metrics"
-    depths: list[float] = []
-
-    def drained() -> bool:
-        try:
-            families = scrape(url)
-        except OSError:
-            return False
-        depth = _depth(families)
-        if depth is not None:
-            depths.append(depth)
-        delivered = sample(families, "meshline_events_total", stage="target", name="out", outcome="delivered")
-        return delivered == N and depth == 0 and aws.depth(queue) == 0
-
     with running("run", str(spec), "--runner", "prism", "--metrics-port", str(metrics)) as proc:
-        wait_until(drained, 180, f"{N} messages delivered and the queue's depth at 0")
-        families = scrape(url)
+        families, depths = wait_drained(
+            url, target="out", count=N, kind="sqs_visible", source="in", also=lambda: aws.depth(queue) == 0
+        )
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)
     assert depths and depths[-1] == 0

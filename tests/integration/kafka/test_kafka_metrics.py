@@ -12,7 +12,7 @@ import signal
 import orjson
 import pytest
 
-from tests.e2e.observe_support import sample, scrape, wait_until
+from tests.e2e.observe_support import sample, wait_drained
 from tests.harness import free_port, rows_in, running
 from tests.integration.kafka.support import new_topic, produce
 
@@ -60,24 +60,12 @@ spec:
 """)
     metrics = free_port()
     url = f"http://127.0.0.1:{metrics}/metrics"
-    seen_lag: list[float] = []
-
-    def read_everything() -> bool:
-        try:
-            families = scrape(url)
-        except OSError:
-            return False
-        lags = _lags(families, topic)
-        seen_lag.extend(lags.values())
-        read = sample(families, "meshline_events_total", stage="source", name="k", outcome="in")
-        return read == N and len(lags) == 3 and all(v == 0 for v in lags.values())
-
     with running("run", str(spec), "--runner", "prism", "--metrics-port", str(metrics)) as proc:
-        wait_until(read_everything, 180, f"{N} records read and every partition's lag at 0")
-        families = scrape(url)
+        families, _ = wait_drained(url, target="out", count=N, kind="kafka_lag", rows=3, topic=topic)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)
     assert _lags(families, topic) == {"0": 0.0, "1": 0.0, "2": 0.0}
+    assert sample(families, "meshline_events_total", stage="source", name="k", outcome="in") == N
     assert sample(families, "meshline_events_total", stage="target", name="out", outcome="delivered") == N
     assert sample(families, "meshline_delivery_latency_seconds_count", target="out") == N
     assert len(rows_in(out)) == N, err[-3000:]
