@@ -352,7 +352,7 @@ def test_taskmanager_killed_mid_run_restarts_from_the_last_checkpoint(topology: 
     """
     bootstrap, cluster = topology.kafka.bootstrap, topology.cluster
     topic, group = new_topic(bootstrap, 3, "topo-b"), "g-topo-b"
-    rate, total = 400, 16_000
+    rate, total = 400, 10_000
     jar = tmp_path / "job.jar"
     _build_jar(meshline, _spec(tmp_path / "it.yaml", bootstrap, topic, group), jar, topology.pool_port)
     job = _submit(cluster, jar)
