@@ -12,7 +12,6 @@ Flink distribution from PyPI (``$MESHLINE_CACHE/flink-dist/``).
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import threading
@@ -25,18 +24,14 @@ from types import SimpleNamespace
 import orjson
 import pytest
 
-from meshline.errors import RunnerError
 from meshline.runners import flink
 from meshline.spec.model import Execution
-from tests.e2e.flink_support import flink_cluster
+from tests.e2e.flink_support import flink_cluster, flink_job_server
 from tests.harness import rows_in
 from tests.integration.pubsub_support import PROJECT, PubSub
 from tests.servers.pubsub import emulator_binary, pubsub_emulator
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(shutil.which("java") is None, reason="the Flink runner needs Java on PATH"),
-]
+pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "pipelines" / "quickstart.yaml"
 RUN_TIMEOUT = 240
@@ -44,13 +39,7 @@ RUN_TIMEOUT = 240
 
 @pytest.fixture(scope="module")
 def job_server() -> str:
-    """The Flink job-server jar, provisioned once (with mvn) before any run is timed."""
-    try:
-        return flink.find_job_server(provision=False)
-    except RunnerError:
-        if shutil.which("mvn") is None:
-            pytest.skip("no Flink job server cached and no mvn to fetch one")
-    return flink.find_job_server()
+    return flink_job_server()
 
 
 def _assert_quickstart_outputs(r, out: Path) -> None:

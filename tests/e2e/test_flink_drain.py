@@ -10,36 +10,27 @@ Pub/Sub on the embedded MiniCluster, Kafka on a standalone cluster.
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
 import orjson
 import pytest
 
-from meshline.errors import RunnerError
-from meshline.runners import flink
-from tests.e2e.flink_support import flink_cluster
+from tests.e2e.flink_support import flink_cluster, flink_job_server
 from tests.harness import rows_in
 from tests.integration.kafka.support import fully_committed, new_topic, produce
 from tests.integration.pubsub_support import PROJECT, PubSub
 from tests.servers.kafka import kafka_broker
 from tests.servers.pubsub import emulator_binary, pubsub_emulator
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(shutil.which("java") is None, reason="the Flink runner needs Java on PATH"),
-]
+pytestmark = pytest.mark.e2e
 RUN_TIMEOUT = 300
 DRAINING = "every source has ended; draining the Flink job"
 
 
 @pytest.fixture(scope="module")
 def job_server() -> str:
-    try:
-        return flink.find_job_server(provision=shutil.which("mvn") is not None)
-    except RunnerError as e:
-        pytest.skip(f"no Flink job server: {e}")
+    return flink_job_server()
 
 
 def _spec(tmp_path: Path, source: str, out: Path) -> Path:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import threading
 import time
@@ -30,18 +29,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from meshline.errors import RunnerError
-from meshline.runners import flink
 from meshline.runners.flink_metrics import find_job, flink_name, live_counters, meshline_counters
-from tests.e2e.flink_support import flink_cluster
+from tests.e2e.flink_support import flink_cluster, flink_job_server
 from tests.e2e.test_summary import SPEC as SUMMARY_SPEC
 from tests.e2e.test_summary import _events, _table
 from tests.harness import dies_with_us, free_port, meshline_exe, rows_in, wait_listening
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(shutil.which("java") is None, reason="the Flink runner needs Java on PATH"),
-]
+pytestmark = pytest.mark.e2e
 RUN_TIMEOUT = 240
 PROM_PREFIX = "flink_taskmanager_job_task_operator_"
 PROM_LINE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?P<labels>\{.*\})?\s+(?P<value>\S+)")
@@ -49,13 +43,7 @@ PROM_LINE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?P<labels>\{.*\})?\
 
 @pytest.fixture(scope="module")
 def job_server() -> str:
-    """The Flink job-server jar, provisioned once (with mvn) before any run is timed."""
-    try:
-        return flink.find_job_server(provision=False)
-    except RunnerError:
-        if shutil.which("mvn") is None:
-            pytest.skip("no Flink job server cached and no mvn to fetch one")
-    return flink.find_job_server()
+    return flink_job_server()
 
 
 class Pushgateway:

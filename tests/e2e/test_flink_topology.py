@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -35,17 +34,12 @@ import pytest
 import yaml
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from meshline.errors import RunnerError
-from meshline.runners import flink
-from tests.e2e.flink_support import FlinkCluster, running_cluster
+from tests.e2e.flink_support import FlinkCluster, flink_job_server, running_cluster
 from tests.harness import dies_with_us, free_port, wait_listening
 from tests.integration.kafka.support import drain, fully_committed, new_topic, partitions, produce
 from tests.servers.kafka import KafkaBroker, kafka_broker
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(shutil.which("java") is None, reason="the Flink runner needs Java on PATH"),
-]
+pytestmark = pytest.mark.e2e
 
 #: The checkpoint interval baked into the jars: short enough for quick commits, long enough
 #: that "two intervals' worth" of records is a bound worth asserting at the recovery test's rate.
@@ -85,10 +79,7 @@ def _stop_group(proc: subprocess.Popen[bytes]) -> None:
 
 @pytest.fixture(scope="module")
 def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
-    try:
-        flink.find_job_server(provision=shutil.which("mvn") is not None)
-    except RunnerError as e:
-        pytest.skip(f"no Flink job server: {e}")
+    flink_job_server()
     workdir = tmp_path_factory.mktemp("topology")
     port = free_port()
     pools: list[subprocess.Popen[bytes]] = []

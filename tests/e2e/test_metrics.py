@@ -8,13 +8,13 @@ delivery-latency histogram has one observation per delivered event.
 
 from __future__ import annotations
 
-import shutil
 import signal
 import socket
 from pathlib import Path
 
 import pytest
 
+from tests.e2e.flink_support import flink_job_server
 from tests.e2e.observe_support import TOKEN, get, post, sample, scrape, wait_until, watched_integration
 from tests.harness import free_port, rows_in, running, wait_listening
 
@@ -28,12 +28,11 @@ def _delivered(families: dict, target: str) -> float | None:
     return sample(families, "meshline_events_total", stage="target", name=target, outcome="delivered")
 
 
-_NO_JAVA = pytest.mark.skipif(shutil.which("java") is None, reason="the Flink runner needs Java on PATH")
-
-
 # flink: [local], whose SDK worker runs in the CLI's process as Prism's does
-@pytest.mark.parametrize("runner", ["prism", pytest.param("flink", marks=_NO_JAVA)])
+@pytest.mark.parametrize("runner", ["prism", "flink"])
 def test_metrics_count_what_a_streaming_run_did(tmp_path: Path, runner: str):
+    if runner == "flink":
+        flink_job_server()  # Java and the job server, or a failure saying which is missing
     port, metrics = free_port(), free_port()
     spec = watched_integration(tmp_path, port)
     url = f"http://127.0.0.1:{metrics}/metrics"

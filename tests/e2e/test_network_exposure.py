@@ -28,9 +28,9 @@ from pathlib import Path
 import pytest
 
 from meshline.errors import RunnerError
-from meshline.runners import flink, listeners
+from meshline.runners import listeners
 from meshline.runners.listeners import Listener
-from tests.e2e.flink_support import flink_cluster
+from tests.e2e.flink_support import flink_cluster, flink_job_server
 from tests.harness import free_port
 
 pytestmark = [
@@ -109,13 +109,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 @pytest.fixture(scope="module")
 def flink_ready() -> None:
-    if shutil.which("java") is None:
-        pytest.skip("the Flink runner needs Java on PATH")
-    try:
-        flink.find_job_server(provision=False)
-    except RunnerError:
-        if shutil.which("mvn") is None:
-            pytest.skip("no Flink job server cached and no mvn to fetch one")
+    flink_job_server()
 
 
 @contextlib.contextmanager

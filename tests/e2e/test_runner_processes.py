@@ -4,7 +4,6 @@ leaves no Prism and no Flink job-server JVM behind."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -13,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from meshline.errors import RunnerError
-from meshline.runners import flink
+from tests.e2e.flink_support import flink_job_server
 from tests.harness import free_port, running, wait_listening
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")]
@@ -103,12 +101,7 @@ def _kill_cli_only(tmp_path: Path, runner: str, runner_exe: str, deadline_s: flo
 
 
 def _need_flink() -> None:
-    if shutil.which("java") is None:
-        pytest.skip("the Flink runner needs Java on PATH")
-    try:
-        flink.find_job_server(provision=shutil.which("mvn") is not None)
-    except RunnerError as e:
-        pytest.skip(f"no Flink job server: {e}")
+    flink_job_server()
 
 
 def test_prism_dies_with_a_sigkilled_cli(tmp_path):

@@ -24,7 +24,6 @@ import base64
 import json
 import os
 import secrets as random
-import shutil
 import signal
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from tests.e2e.flink_support import flink_job_server
 from tests.e2e.leak_scan import Scanner, listening_ports, needles
 from tests.harness import free_port, wait_listening
 from tests.servers.kafka import SCRAM_USER, kafka_broker
@@ -293,15 +293,8 @@ def test_no_secret_in_the_prism_job(kafka, rabbit, tmp_path):
     _run_and_scan("prism", kafka, rabbit, tmp_path, [])
 
 
-@pytest.mark.skipif(shutil.which("java") is None, reason="the Flink runner needs Java on PATH")
 def test_no_secret_in_the_flink_job(kafka, rabbit, tmp_path):
-    from meshline.errors import RunnerError
-    from meshline.runners import flink
-
-    try:
-        flink.find_job_server(provision=False)
-    except RunnerError:
-        pytest.skip("no Flink job server cached")
+    flink_job_server()  # provisioned here, not skipped when the cache is empty
     _run_and_scan("flink", kafka, rabbit, tmp_path, [f"--artifacts_dir={tmp_path / 'artifacts'}"])
 
 

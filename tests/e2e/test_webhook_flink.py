@@ -9,7 +9,6 @@ the test stops it with Ctrl-C once the files are written.
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import socket
 import subprocess
@@ -22,24 +21,15 @@ from pathlib import Path
 
 import pytest
 
-from meshline.errors import RunnerError
-from meshline.runners import flink
+from tests.e2e.flink_support import flink_job_server
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(shutil.which("java") is None, reason="the Flink runner needs Java on PATH"),
-]
+pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def job_server() -> str:
-    try:
-        return flink.find_job_server(provision=False)
-    except RunnerError:
-        if shutil.which("mvn") is None:
-            pytest.skip("no Flink job server cached and no mvn to fetch one")
-    return flink.find_job_server()
+    return flink_job_server()
 
 
 def _post(url: str, i: int) -> int:
