@@ -368,6 +368,15 @@ def _port(text: str) -> int:
     return port
 
 
+def _log_format(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default="text",
+        help="status lines and logs on stderr as text, or as one JSON object per line",
+    )
+
+
 def _run_arguments(cmd: argparse.ArgumentParser) -> None:
     """The options of ``run`` that ``tap`` shares."""
     cmd.add_argument(
@@ -387,12 +396,7 @@ def _run_arguments(cmd: argparse.ArgumentParser) -> None:
         help="run even if a runner server listens beyond 127.0.0.1 (a Prism or job-server jar you bring)",
     )
     cmd.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
-    cmd.add_argument(
-        "--log-format",
-        choices=["text", "json"],
-        default="text",
-        help="status lines and logs on stderr as text, or as one JSON object per line",
-    )
+    _log_format(cmd)
     cmd.add_argument(
         "--format",
         choices=["text", "json"],
@@ -540,12 +544,7 @@ def _parser() -> argparse.ArgumentParser:
         default="text",
         help="json: --dry-run prints one JSON object per dead letter; a replay its counts on stdout",
     )
-    rep.add_argument(
-        "--log-format",
-        choices=["text", "json"],
-        default="text",
-        help="status lines and logs on stderr as text, or as one JSON object per line",
-    )
+    _log_format(rep)
     rep.set_defaults(fn=cmd_replay)
 
     con = sub.add_parser("connectors", help="list connectors, or print one's config schema")

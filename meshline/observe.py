@@ -53,7 +53,6 @@ __all__ = [
     "close_tap",
     "dead_letters",
     "enable",
-    "enabled",
     "event_json",
     "latency",
     "offer",
@@ -85,10 +84,6 @@ def enable(on: bool = True) -> None:
     """Turn the in-process observation on (before the pipeline is built)."""
     global ENABLED
     ENABLED = on
-
-
-def enabled() -> bool:
-    return ENABLED
 
 
 def set_masks(paths: Iterable[str]) -> None:
@@ -192,11 +187,6 @@ class Tap:
             out = list(self.events)
             self.events.clear()
             return out
-
-    def recent(self) -> list[dict[str, Any]]:
-        """The sampled events kept (without taking them)."""
-        with self._cond:
-            return list(self.events)
 
 
 _TAPS: dict[str, list[Tap]] = {}

@@ -244,38 +244,26 @@ class _ObservedRouteFn(_Observing, RouteFn):
     ):
         if self._tap_version != observe.TAP_VERSION:
             self._sync_taps()
-        events = each_event(event)
         tapping = observe.TAPPING
         if tapping:
-            observe.offer(f"source.{self._source}", list(events))
-        self._pending += len(events)
-        if self._pending >= _PROGRESS_CHECK:
-            self._maybe_report()
-        routed = self._router.route_many(events)
-        if not routed:
-            return None
-        batch_tags = self._batch_tags
-        groups: dict[str, list[CloudEvent]] = {}
-        for tag, e in routed:
-            group = groups.get(tag)
-            if group is None:
-                group = groups[tag] = []
-            group.append(e)
-        emitted = self._emitted
-        micros = timestamp.micros
-        outputs: list[beam.pvalue.TaggedOutput] = []
-        for tag, group in groups.items():
-            emitted[tag] = emitted.get(tag, 0) + len(group)
-            if tag == DROPPED:
-                continue
-            observe.stamp(tag, micros, len(group))
-            if tapping:
-                observe.offer(f"target.{tag}", group)
-            if tag in batch_tags and len(group) > 1:
-                outputs.append(beam.pvalue.TaggedOutput(tag, EventBatch(group)))
-            else:
-                outputs.extend(beam.pvalue.TaggedOutput(tag, e) for e in group)
+            observe.offer(f"source.{self._source}", list(each_event(event)))
+        outputs = RouteFn.process(self, event)
+        if outputs:
+            _stamp(outputs, timestamp.micros, tapping)
         return outputs
+
+
+def _stamp(outputs: list[Any], micros: int, tapping: bool) -> None:
+    """The events handed to each target (a batch or one by one): stamped, and offered to its taps."""
+    counts: dict[str, int] = {}
+    for o in outputs:
+        value = o.value
+        events = value if type(value) is EventBatch else (value,)
+        counts[o.tag] = counts.get(o.tag, 0) + len(events)
+        if tapping:
+            observe.offer(f"target.{o.tag}", list(events))
+    for tag, n in counts.items():
+        observe.stamp(tag, micros, n)
 
 
 class _ObservedBatchedRouteFn(_Observing, _BatchedRouteFn):

@@ -192,6 +192,8 @@ class Endpoint:
         self.port = self._http.port
         self.host = host
         self._hosts = {f"{h}:{self.port}" for h in ("127.0.0.1", "localhost", "[::1]")}
+        self._graph = graph_model(integrations())  # the file's stages: fixed for the run
+        self._stages = {n["id"] for n in self._graph["nodes"]}
         self._static = {
             path: (resources.files("meshline.ui").joinpath("static", f).read_text("utf-8"), kind)
             for path, (f, kind) in _STATIC.items()
@@ -233,7 +235,7 @@ class Endpoint:
             text, kind = self._static[path]
             return Response(200, text, dict(_HEADERS), content_type=kind)
         if path == "/api/graph":
-            return self._json(graph_model(self._integrations()))
+            return self._json(self._graph)
         if path == "/api/stats":
             return self._json(self._stats())
         if path == "/api/dead-letters":
@@ -241,8 +243,7 @@ class Endpoint:
             return self._json({"dead_letters": observe.dead_letters(after)})
         if path == "/api/tap":
             stage = query.get("stage", [""])[0]
-            known = {n["id"] for n in graph_model(self._integrations())["nodes"]}
-            if stage not in known:
+            if stage not in self._stages:
                 return Response(404, "no such stage; stages are source.S, trigger.T, step.X, target.T")
             return self._json(self._taps.poll(stage, query.get("id", [""])[0]))
         return Response(404, "not found")

@@ -46,5 +46,5 @@ spec:
     finally:
         mq.close()
     assert depths and depths[-1] == 0
-    assert "amqp://" not in err or "***" in err or rabbitmq.url() not in err
+    assert rabbitmq.url() not in err  # the URL's password is masked wherever the URL is said
     assert len(rows_in(out)) == N, err[-3000:]
