@@ -82,7 +82,7 @@ from meshline.transforms.jqc.compare import reset_slices as _reset_slices
 from meshline.transforms.jqc.compiler import Code, compile_ast
 from meshline.transforms.jqc.errors import Fallback, JqCompileError, JqError, JqTimeout
 from meshline.transforms.jqc.parser import parse
-from meshline.transforms.jqc.pygen import Unfit, generate
+from meshline.transforms.jqc.pygen import Unfit, generate_program
 from meshline.transforms.jqc.pygen import chain as pygen_chain
 
 __all__ = ["JqCompileError", "JqError", "JqProgram", "JqTimeout", "compile_jq"]
@@ -465,10 +465,13 @@ def _native(program: str, ast: Any) -> tuple[Code, bool, bool, bool] | None:
         code, may_slice, loops = compile_ast(ast)
     except Exception:  # Unsupported, or anything the subset parser did not foresee
         return None
-    straight = generate(ast)  # paths, literals, operators, assignments: one Python function
-    if straight is None:
+    # one Python function: nodes inline where pygen writes them, the closures' code elsewhere
+    g = generate_program(ast)
+    if g is None:
         return code, may_slice, False, loops
-    return Code(True, straight), may_slice, True, False
+    # trigger_chain fuses only what needs no deadline and no slice bookkeeping
+    straight = g.single and not g.loops and not g.may_slice
+    return Code(g.single, g.fn), g.may_slice, straight, g.loops
 
 
 def trigger_chain(filters: list[str], steps: list[str]) -> tuple[Callable[[Any], Any], bool] | None:
