@@ -65,9 +65,19 @@ def extension(fmt: str) -> str:
 def event_row(event: CloudEvent) -> dict[str, str | None]:
     """One event as a flat row of optional strings (the avro/parquet schema)."""
     attrs = event.attributes
-    row: dict[str, str | None] = {name: _text(attrs.get(name)) for name in _ATTRS}
-    ext = {k: v for k, v in attrs.items() if k not in CONTEXT_ATTRIBUTES}
-    row["extensions"] = orjson.dumps(ext).decode() if ext else None
+    get = attrs.get
+    # context attributes of a valid event are strings (or absent); extensions are kept as JSON
+    row: dict[str, str | None] = {name: get(name) for name in _ATTRS}
+    values = [*row.values()]
+    if values.count(None) + len(attrs) > len(_ATTRS):  # some attribute is not a context one
+        ext = {k: v for k, v in attrs.items() if k not in CONTEXT_ATTRIBUTES}
+        row["extensions"] = orjson.dumps(ext).decode() if ext else None
+    else:
+        row["extensions"] = None
+    if not all(type(v) is str or v is None for v in values):  # (never, for a valid event)
+        for name, v in row.items():
+            if v is not None and type(v) is not str:
+                row[name] = _text(v)
     data = event.data
     if isinstance(data, (bytes, bytearray, memoryview)):
         row["data"] = None
@@ -130,15 +140,18 @@ class _ParquetWriter:
 
     def __init__(self, fh: BinaryIO):
         self._fh = fh
-        self._rows: list[dict[str, str | None]] = []
+        self._columns: list[list[str | None]] = [[] for _ in COLUMNS]  # rows kept as columns
+        self._rows = 0
         self._writer: Any = None
         self._pending = 0
 
     def write(self, event: CloudEvent) -> None:
-        row = event_row(event)
-        self._rows.append(row)
-        self._pending += sum(len(v) for v in row.values() if v is not None)
-        if len(self._rows) >= self.ROW_GROUP:
+        values = event_row(event).values()  # in COLUMNS order
+        for column, v in zip(self._columns, values):
+            column.append(v)
+        self._pending += sum(map(len, filter(None, values)))
+        self._rows += 1
+        if self._rows >= self.ROW_GROUP:
             self._flush()
 
     def size(self) -> int:
@@ -148,10 +161,11 @@ class _ParquetWriter:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        rows, self._rows = self._rows, []
+        columns, self._columns = self._columns, [[] for _ in COLUMNS]
+        self._rows = 0
         self._pending = 0
         # Columns built directly: pa.Table.from_pylist costs several µs per row more.
-        table = pa.table({c: pa.array([r[c] for r in rows], type=pa.string()) for c in COLUMNS})
+        table = pa.table({c: pa.array(values, type=pa.string()) for c, values in zip(COLUMNS, columns)})
         writer = self._writer
         if writer is None:
             writer = self._writer = pq.ParquetWriter(self._fh, table.schema, compression="snappy")

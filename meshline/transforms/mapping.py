@@ -98,6 +98,7 @@ from typing import Any, Literal
 import orjson
 
 from meshline.attributes import problem as attribute_problem
+from meshline.attributes import valid as attributes_valid
 from meshline.config import Duration, doc
 from meshline.errors import TransformError
 from meshline.events import CONTEXT_ATTRIBUTES, CloudEvent, is_valid_extension_name
@@ -332,8 +333,27 @@ def _merge(src: Any, val: Any) -> Any:
     return val
 
 
-def _put(node: Any, path: Path, value: Any, i: int = 0) -> Any:
-    """Merge ``value`` at ``path``, creating what is missing; copies along the path."""
+# The key of ``variables`` (a run's own dict) naming the top-level object this run copied last:
+# while it is still the document, the next operation may change it in place (see _own).
+_TOP = "\x00top"
+
+
+def _own(node: Any, own: dict[str, Any] | None) -> dict[Any, Any]:
+    """The top-level object to change: ``node`` if this run made it, else a copy (now the run's)."""
+    if own is not None and type(node) is dict and own.get(_TOP) is node:
+        return node  # type: ignore[return-value]
+    obj = dict(node) if isinstance(node, dict) else {}
+    if own is not None:
+        own[_TOP] = obj
+    return obj
+
+
+def _put(node: Any, path: Path, value: Any, i: int = 0, own: dict[str, Any] | None = None) -> Any:
+    """Merge ``value`` at ``path``, creating what is missing; copies along the path.
+
+    ``own`` (the run's variables): the top-level object may be the one the run copied last,
+    changed in place then (nothing else holds it; every object below it is still copied).
+    """
     if i == len(path):
         return _merge(node, value)
     step = path[i]
@@ -348,7 +368,7 @@ def _put(node: Any, path: Path, value: Any, i: int = 0) -> Any:
         return out
     if isinstance(node, list):
         return node  # as _merge: a member cannot be written into an array
-    obj = dict(node) if isinstance(node, dict) else {}
+    obj = _own(node, own) if i == 0 else dict(node) if isinstance(node, dict) else {}
     obj[step] = _put(obj.get(step), path, value, i + 1)
     return obj
 
@@ -369,7 +389,7 @@ def _with_child(node: Any, step: Step, child: Any) -> Any:
     return out
 
 
-def _extract(node: Any, path: Path, i: int = 0) -> tuple[Any, Any]:
+def _extract(node: Any, path: Path, i: int = 0, own: dict[str, Any] | None = None) -> tuple[Any, Any]:
     """``(node without the value at path, the value)``; ``_MISSING`` and ``node`` when absent."""
     if i == len(path):
         return {}, node  # shifting the whole document leaves an empty object (as TriggerMesh)
@@ -380,16 +400,20 @@ def _extract(node: Any, path: Path, i: int = 0) -> tuple[Any, Any]:
     if i == len(path) - 1:
         if type(step) is int:
             return node[:step] + node[step + 1 :], child  # shift removes the array element
-        out = dict(node)
+        out = _own(node, own) if i == 0 else dict(node)
         del out[step]
         return out, child
     new_child, value = _extract(child, path, i + 1)
     if value is _MISSING:
         return node, _MISSING
+    if i == 0 and isinstance(node, dict):
+        out = _own(node, own)
+        out[step] = new_child
+        return out, value
     return _with_child(node, step, new_child), value
 
 
-def _delete(node: Any, path: Path, text: str | None, i: int = 0) -> Any:
+def _delete(node: Any, path: Path, text: str | None, i: int = 0, own: dict[str, Any] | None = None) -> Any:
     """Remove the value at ``path`` (only if it matches ``text``); arrays keep a ``null``."""
     if i == len(path):
         return None if text is None or _matches(node, text) else node
@@ -402,11 +426,17 @@ def _delete(node: Any, path: Path, text: str | None, i: int = 0) -> Any:
             return node
         if type(step) is int:
             return _with_child(node, step, None)
-        out = dict(node)
+        out = _own(node, own) if i == 0 else dict(node)
         del out[step]
         return out
     new_child = _delete(child, path, text, i + 1)
-    return node if new_child is child else _with_child(node, step, new_child)
+    if new_child is child:
+        return node
+    if i == 0 and isinstance(node, dict):
+        out = _own(node, own)
+        out[step] = new_child
+        return out
+    return _with_child(node, step, new_child)
 
 
 def _strip(node: Any, text: str) -> Any:
@@ -594,6 +624,7 @@ def _compile_step(op: str, p: PathSpec, label: str, names: list[str], context: b
         def store(node: Any, variables: dict[str, Any]) -> Any:
             value = _get(node, source)
             variables[variable] = None if value is _MISSING else value
+            variables.pop(_TOP, None)  # the value may be the object a later step would change
             return node
 
         return _Step(op, label, store)
@@ -611,7 +642,7 @@ def _compile_step(op: str, p: PathSpec, label: str, names: list[str], context: b
                 parsed = orjson.loads(value)
             except orjson.JSONDecodeError as e:
                 raise TransformError(f"{label}: the value is not valid JSON: {e}") from None
-            return _put(node, target, parsed)
+            return _put(node, target, parsed, own=variables)
 
         return _Step(op, label, parse)
 
@@ -622,13 +653,13 @@ def _compile_step(op: str, p: PathSpec, label: str, names: list[str], context: b
             template = _Template(raw, names)
 
             def add(node: Any, variables: dict[str, Any]) -> Any:
-                return _put(node, target, template.render(variables))
+                return _put(node, target, template.render(variables), own=variables)
 
         else:
             frozen = orjson.dumps(raw) if isinstance(raw, (dict, list)) else None
 
             def add(node: Any, variables: dict[str, Any]) -> Any:
-                return _put(node, target, raw if frozen is None else orjson.loads(frozen))
+                return _put(node, target, raw if frozen is None else orjson.loads(frozen), own=variables)
 
         return _Step(op, label, add)
 
@@ -644,7 +675,7 @@ def _compile_step(op: str, p: PathSpec, label: str, names: list[str], context: b
             target = path_of(p.key)
 
             def delete_key(node: Any, variables: dict[str, Any]) -> Any:
-                return _delete(node, target, None)
+                return _delete(node, target, None, own=variables)
 
             return _Step(op, label, delete_key)
 
@@ -664,7 +695,7 @@ def _compile_step(op: str, p: PathSpec, label: str, names: list[str], context: b
         target = path_of(p.key)
 
         def delete_if(node: Any, variables: dict[str, Any]) -> Any:
-            return _delete(node, target, text_of(variables))
+            return _delete(node, target, text_of(variables), own=variables)
 
         return _Step(op, label, delete_if)
 
@@ -674,7 +705,7 @@ def _compile_step(op: str, p: PathSpec, label: str, names: list[str], context: b
     condition = None if p.value == "" else p.value
 
     def shift(node: Any, variables: dict[str, Any]) -> Any:
-        rest, value = _extract(node, old)
+        rest, value = _extract(node, old)  # (a copy: `node` is kept, unchanged, for the cases below)
         if value is _MISSING or value is None:
             return node
         if condition is not None:
@@ -685,7 +716,7 @@ def _compile_step(op: str, p: PathSpec, label: str, names: list[str], context: b
                     expected = stored
             if not _equal(expected, value):
                 return node
-        return _put(rest, new, value)
+        return _put(rest, new, value, own=variables)
 
     return _Step(op, label, shift)
 
@@ -728,8 +759,16 @@ def _context_document(attributes: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _attributes_from(document: Any) -> dict[str, Any]:
-    """The attributes the context document describes; :class:`TransformError` if invalid."""
+# extension names seen valid (and not reserved): the common case checks membership only
+_GOOD_EXTENSIONS: set[str] = set()
+
+
+def _attributes_from(document: Any, original: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The attributes the context document describes; :class:`TransformError` if invalid.
+
+    ``original``: the input event's attributes (valid): a value that is still the very object
+    it held under the same name needs no second check.
+    """
     if not isinstance(document, dict):
         raise TransformError("mapping context: the operations left no attributes")
     attributes: dict[str, Any] = {}
@@ -752,7 +791,7 @@ def _attributes_from(document: Any) -> dict[str, Any]:
         problems.append(f"Extensions must be an object, got {_json_type(extensions)}")
     elif extensions:
         for name, value in extensions.items():
-            if not is_valid_extension_name(name) or name in _RESERVED:
+            if name not in _GOOD_EXTENSIONS and (not is_valid_extension_name(name) or name in _RESERVED):
                 problems.append(f"invalid extension name {name!r} (lowercase letters and digits, at most 20)")
                 continue
             if value is None:
@@ -765,12 +804,23 @@ def _attributes_from(document: Any) -> dict[str, Any]:
                 )
                 continue
             attributes[name] = value
+            if len(_GOOD_EXTENSIONS) < 4096:
+                _GOOD_EXTENSIONS.add(name)
     for name in _REQUIRED:
         if not attributes.get(name):
             problems.append(f"required attribute {name!r} is missing or empty")
     if attributes.get("specversion") != "1.0":
         problems.append(f"specversion must be '1.0', got {attributes.get('specversion')!r}")
-    if not problems:  # each value valid for its attribute (CloudEvents type system)
+    if not problems and original is not None:
+        # each value valid for its attribute (CloudEvents type system): the ones the
+        # operations set or changed
+        problems.extend(
+            p
+            for name, value in attributes.items()
+            if original.get(name) is not value and (p := attribute_problem(name, value))
+        )
+    elif not problems and not attributes_valid(attributes):
+        # the one-pass check says whether all are; this one says which are not
         problems.extend(p for name, value in attributes.items() if (p := attribute_problem(name, value)))
     if problems:
         raise TransformError("mapping context: " + "; ".join(problems))
@@ -819,7 +869,7 @@ def compile_mapping(config: MappingConfig) -> Callable[[CloudEvent], CloudEvent]
         context = _run(context_init, context, variables)
         data = _run(data_init, data, variables)
         if changes_context:
-            attributes = _attributes_from(_run(context_main, context, variables))
+            attributes = _attributes_from(_run(context_main, context, variables), event.attributes)
         else:
             attributes = dict(event.attributes)
         if not changes_data:

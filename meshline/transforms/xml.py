@@ -45,6 +45,7 @@ input, and a call that took longer than its timeout is dead-lettered when it ret
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,7 +66,20 @@ _DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>", re.IGNORECASE)
 _XSL = "http://www.w3.org/1999/XSL/Transform"
 
 
+_PARSERS = threading.local()
+# encodings that write every ASCII character as its own byte
+_BYTE_FAITHFUL = frozenset({"UTF-8", "US-ASCII", "ASCII", "ISO-8859-1", "LATIN1", "WINDOWS-1252"})
+
+
 def _parser() -> Any:
+    """This thread's hardened parser (an lxml parser may be reused, not shared between threads)."""
+    parser = getattr(_PARSERS, "parser", None)
+    if parser is None:
+        parser = _PARSERS.parser = _new_parser()
+    return parser
+
+
+def _new_parser() -> Any:
     from lxml import etree
 
     return etree.XMLParser(
@@ -104,15 +118,22 @@ def parse_xml(data: Any, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
         raise TransformError(f"XML is not well-formed: {e}") from None
     if root is None:
         raise TransformError("XML has no root element")
-    dtd = root.getroottree().docinfo.internalDTD
-    if dtd is not None and any(True for _ in dtd.entities()):
-        raise TransformError(
-            "XML declares entities (<!ENTITY>): refused (entity expansion / external entity)"
-        )
-    for node in root.iter(etree.Entity):
-        raise TransformError(
-            f"XML references the entity &{node.name};: refused (entities are never resolved)"
-        )
+    # In a document whose encoding writes "<", "!" and "&" as those bytes (not UTF-16 or
+    # UTF-7, which could hide them), no "<!" means no DTD and no "&" no entity reference:
+    # nothing to look for (a walk of the whole tree per document otherwise).
+    tree = root.getroottree()
+    plain = (tree.docinfo.encoding or "").upper() in _BYTE_FAITHFUL and b"\x00" not in raw
+    if not plain or b"<!" in raw:
+        dtd = tree.docinfo.internalDTD
+        if dtd is not None and any(True for _ in dtd.entities()):
+            raise TransformError(
+                "XML declares entities (<!ENTITY>): refused (entity expansion / external entity)"
+            )
+    if not plain or b"&" in raw:
+        for node in root.iter(etree.Entity):
+            raise TransformError(
+                f"XML references the entity &{node.name};: refused (entities are never resolved)"
+            )
     return root
 
 
@@ -145,6 +166,8 @@ def _namer(mode: str) -> Callable[[Any, str], str]:
     from lxml import etree
 
     def name(node: Any, tag: str) -> str:
+        if tag[:1] != "{":  # no namespace: the name as written (QName would say the same)
+            return tag
         q = etree.QName(tag)
         if q.namespace is None or mode == "strip":
             return q.localname
@@ -157,6 +180,8 @@ def _namer(mode: str) -> Callable[[Any, str], str]:
 
 
 def _attr_name(elem: Any, tag: str, mode: str) -> str:
+    if tag[:1] != "{":  # no namespace (the common case): the name as written
+        return tag
     from lxml import etree
 
     q = etree.QName(tag)

@@ -955,3 +955,37 @@ def test_random_operations_raise_only_transform_errors(
         if out.data is not None and not isinstance(out.data, bytes):
             orjson.loads(orjson.dumps(out.data, option=orjson.OPT_PASSTHROUGH_SUBCLASS))
     assert (event.data, event.attributes) == snapshot
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    data=st.one_of(_JSON, _JSON, st.sampled_from([b'{"a": {"b": [1]}}', b"[1, 2]"])),
+    context_ops=st.lists(_ops(_CONTEXT_PATHS, st.sampled_from(["$x", "t-$y", "v", "($z)"])), max_size=3),
+    data_ops=st.lists(_ops(_DATA_PATHS, _TEMPLATES), max_size=6),
+)
+def test_changing_the_runs_own_copy_in_place_gives_what_copies_give(
+    data: Any, context_ops: list[dict], data_ops: list[dict]
+) -> None:
+    """Operations after the first change the top-level object that run copied in place: the same
+    result as copying it at every operation (and the input untouched, as above)."""
+    import meshline.transforms.mapping as mapping_module
+
+    fn = _build(context_ops, data_ops)
+    if fn is None:
+        return
+
+    def outcome() -> Any:
+        try:
+            out = fn(make_event(data, e1="one", e2=2))
+        except TransformError as e:
+            return ("error", str(e))
+        return ("ok", out.to_dict())
+
+    owned = outcome()
+    keep = mapping_module._own
+    mapping_module._own = lambda node, own: dict(node) if isinstance(node, dict) else {}  # type: ignore[assignment]
+    try:
+        copied = outcome()
+    finally:
+        mapping_module._own = keep
+    assert owned == copied

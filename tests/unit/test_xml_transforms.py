@@ -198,3 +198,20 @@ def test_xslt_file_stylesheet_size_limit(tmp_path):
     path.write_text(IDENTITY + "<!--" + "x" * 500 + "-->")
     with pytest.raises(TransformError, match="max_bytes"):
         _step("xslt", {"stylesheet": str(path), "max_bytes": 200})
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '<!DOCTYPE o [<!ENTITY a "aaaa">]><o>&a;</o>'.encode("utf-16"),  # no "<!" byte pair
+        b'<?xml version="1.0" encoding="UTF-7"?>+ADw-!DOCTYPE o +AFs-+ADw-!ENTITY a +ACI-x+ACI-+AD4-'
+        b"+AF0-+AD4-+ADw-o+AD4-+ACY-a;+ADw-/o+AD4-",  # "<!" and "&" written as UTF-7
+    ],
+)
+def test_entities_hidden_by_an_encoding_are_refused(raw):
+    """The byte-level shortcut (no "<!", no "&": nothing to look for) holds only for encodings
+    that write those characters as themselves."""
+    from meshline.transforms.xml import parse_xml
+
+    with pytest.raises(TransformError, match="entities"):
+        parse_xml(raw)
