@@ -15,7 +15,12 @@ Variants, same topics, same broker, same run:
 - ``python loop``: confluent-kafka ``consume(num_messages=1000)`` → orjson → the same
   filter and transform in Python → ``produce`` with the same ce_* headers → flush, commit;
 - ``python loop + jq.py``: the same loop calling jq.py (libjq) for the filter and the
-  transform on each event's CloudEvents JSON form.
+  transform on each event's CloudEvents JSON form;
+- ``quix streams``: the plain loop's Python logic as a Quix Streams application
+  (``bench/b2_quix.py``: filter → update → set_headers → to_topic, stopped once N
+  records were processed), run by the python of its own virtualenv,
+  ``~/.cache/meshline/quix/venv`` (:data:`QUIX`, created on first use; its pins collide with
+  the project's). When that venv cannot be made, only this variant is left out.
 
 CPU counted: the client process tree only (``wait4``); the broker is its own process.
 """
@@ -24,7 +29,10 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import os
 import random
+import shutil
+import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -41,6 +49,39 @@ atexit.register(_SERVERS.close)
 FILTER = ".data.amount > 100"
 PROGRAM = '.data.total = (.data.amount * .data.quantity) | .data.status = "big"'
 TYPE = "dev.meshline.kafka.message"
+# the Quix Streams baseline's own virtualenv, and what is installed into it
+QUIX = "quixstreams==3.28.1"
+QUIX_PINS = (QUIX, "orjson==3.13.0")
+_CACHE = Path(os.environ.get("MESHLINE_CACHE") or Path.home() / ".cache" / "meshline")
+
+
+def quix_python() -> str:
+    """The python of a virtualenv with :data:`QUIX_PINS`, made on first use (``OSError`` if it cannot be)."""
+    from tests.harness import one_at_a_time
+
+    @one_at_a_time("quix")
+    def provision() -> str:
+        venv = _CACHE / "quix" / "venv"
+        py, marker = venv / "bin" / "python", venv / ".complete"
+        if marker.exists() and marker.read_text() == " ".join(QUIX_PINS) and py.exists():
+            return str(py)
+        base = shutil.which("python3") or sys.executable
+        steps = [
+            [base, "-m", "venv", "--clear", str(venv)],
+            [str(py), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+             "--cache-dir", str(_CACHE / "pip"), *QUIX_PINS],
+        ]  # fmt: skip
+        for cmd in steps:
+            try:
+                done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+            except (OSError, subprocess.TimeoutExpired) as e:
+                raise OSError(f"{' '.join(cmd[:4])}: {e}") from e
+            if done.returncode != 0:
+                raise OSError(f"{' '.join(cmd[:4])} failed: {(done.stderr or done.stdout).strip()[-1500:]}")
+        marker.write_text(" ".join(QUIX_PINS))
+        return str(py)
+
+    return provision()
 
 
 def _yaml(bootstrap: str, topic: str, out: str, group: str, n: int) -> Path:
@@ -175,12 +216,19 @@ def scenario(small: int, large: int) -> Scenario | None:
         print(f"B2: Kafka cannot start here: {e}", file=sys.stderr)
         return None
     bootstrap = broker.bootstrap
+    variants = ["meshline", "meshline watched", "python loop", "python loop + jq.py"]
+    quix = ""
+    try:
+        quix = quix_python()
+        variants.append("quix streams")
+    except OSError as e:
+        print(f"B2: the quix streams variant is left out ({QUIX} cannot be installed: {e})", file=sys.stderr)
     inputs = {n: _produce_input(bootstrap, n) for n in (small, large)}
     outputs: dict[tuple[str, int], str] = {}
 
     def commands(n: int, dst: Path) -> dict[str, list[str]]:
         cmds: dict[str, list[str]] = {}
-        for variant in ("meshline", "meshline watched", "python loop", "python loop + jq.py"):
+        for variant in variants:
             slug = "".join(c if c.isalnum() else "-" for c in variant)
             run = uuid.uuid4().hex[:8]
             group, out = f"b2-{slug}-{run}", f"b2-out-{slug}-{run}"
@@ -190,6 +238,10 @@ def scenario(small: int, large: int) -> Scenario | None:
                 cmds[variant] = [meshline_bin(), "run", str(spec), "--runner", "direct"]
                 if variant == "meshline watched":  # --ui and the page's requests (bench/watched.py)
                     cmds[variant] = [PY, "-m", "bench.watched", *cmds[variant]]
+            elif variant == "quix streams":
+                # -I: no bench/ on sys.path (nor PYTHONPATH): the script sees its venv only
+                cmds[variant] = [quix, "-I", str(Path(__file__).with_name("b2_quix.py"))]
+                cmds[variant] += [bootstrap, inputs[n], str(n), group, out]
             else:
                 jq_flag = "jq" if "jq" in variant else "plain"
                 cmds[variant] = [

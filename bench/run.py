@@ -6,6 +6,10 @@ Scenarios (issue "Performance"):
   Python loop, a naive hand-written Beam pipeline (with the same logic in Python,
   and with ``jq.py``), and the same pipeline in Beam YAML.
 - B5 fan-out: one source, N = 1, 10, 50 triggers with ``exact`` filters on ``type``.
+- SHAPES: eight ordinary integrations (object-building jq, a mapping, CESQL triggers, a
+  python step, twenty mixed triggers, Parquet, Avro, XML lines), each beside a naive Beam
+  pipeline, a plain Python loop and Beam YAML where it expresses the shape
+  (:mod:`bench.shapes`), summed up as geometric means.
 - B9 latency: webhook → http and Kafka → Kafka, paced, on Prism and Flink ``[local]``
   (:mod:`bench.b9`), and idle CPU per runner and source kind (:mod:`bench.b9_idle`).
 - B2 Kafka, B3 SQS → S3, B4 Elasticsearch, B6 Azure Data Lake, B8 RabbitMQ live in
@@ -186,7 +190,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--small", type=int, help="smaller N of B1 and B5 (default: B1 50,000, B5 20,000)")
     ap.add_argument("--large", type=int, help="larger N of B1 and B5 (default: B1 500,000, B5 200,000)")
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--scenarios", nargs="*", default=["B1", "B2", "B3", "B4", "B5", "B6", "B8", "B9"])
+    ap.add_argument(
+        "--scenarios", nargs="*", default=["B1", "SHAPES", "B2", "B3", "B4", "B5", "B6", "B8", "B9"]
+    )
+    ap.add_argument("--shapes", nargs="*", type=int, help="SHAPES: which shapes (numbers 1-8; default: all)")
     ap.add_argument("--b9-runners", nargs="*", default=["prism", "flink"], help="B9's runners")
     ap.add_argument("--b9-rates", nargs="*", type=float, default=[50.0, 500.0], help="B9's events/s")
     ap.add_argument("--b9-seconds", type=float, default=60.0, help="B9's measured seconds per point")
@@ -231,6 +238,13 @@ def main(argv: list[str] | None = None) -> int:
     if "B5" in wanted:
         small, large = tiny or (args.small or 20_000, args.large or 200_000)
         scenarios.append(b5(small, large))
+    shapes: list[Scenario] = []
+    if "SHAPES" in wanted:
+        from bench import shapes as shape_matrix
+
+        for shape in shape_matrix.SHAPES:
+            if not args.shapes or shape.number in args.shapes:
+                shapes.append(shape_matrix.scenario(shape, *(tiny or (20_000, 200_000))))
 
     stamp = f"Measured on {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; machine: {machine()}."
     report: list[str] = []
@@ -267,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
         report.append(markdown(list(rows.values())))
         report += [""] + [f"- {x}" for x in ratios + s.notes]
         write()
+    if shapes:
+        status = max(status, _shapes(shapes, args, stamp, report, write))
     if "B9" in wanted:
         status = max(status, _b9(args, stamp, report, write))
     if "B1" in wanted and not args.smoke:
@@ -281,6 +297,55 @@ def main(argv: list[str] | None = None) -> int:
     if not args.smoke:
         print(f"\nwritten to {RESULTS.relative_to(ROOT)}")
     return status
+
+
+def _shapes(
+    scenarios: list[Scenario],
+    args: argparse.Namespace,
+    stamp: str,
+    report: list[str],
+    write: Callable[[], None],
+) -> int:
+    """The shape matrix: every shape's variants measured, then one table of ratios."""
+    from bench import shapes as shape_matrix
+
+    results: dict[int, dict[str, Row]] = {}
+    details: list[str] = []
+    failures: list[str] = []
+    for s in scenarios:
+        try:
+            rows = {
+                r.variant: r
+                for r in measure(s, 1 if args.smoke else args.repeat, args.only, exact_repeat=args.smoke)
+            }
+        except OutputMismatch as e:
+            print(f"FAILED: {e}", file=sys.stderr)
+            failures.append(f"{s.name}: variants' outputs differ: {e}")
+            continue
+        results[int(s.name[1:])] = rows
+        details += ["", f"### {s.name} {s.title}", "", markdown(list(rows.values()))]
+    summary = shape_matrix.summary(results)
+    print("\n" + "\n".join(summary))
+    if args.smoke:
+        return 1 if failures else 0
+    first = scenarios[0]
+    report += [
+        "",
+        "## SHAPES matrix: eight ordinary integrations beside their baselines",
+        "",
+        stamp,
+        f"Runner: {first.runner}; N = {first.small:,} and {first.large:,}; every variant of a shape "
+        "wrote the same records (digests below). Ratios are Meshline's steady-state events/s per "
+        "core over the baseline's, in the same run; the geometric mean is over the shapes that "
+        "have the baseline.",
+        "",
+        *summary,
+        "",
+        *[f"- FAILED: {f}" for f in failures],
+        *details,
+    ]
+    write()
+    return 1 if failures else 0
 
 
 def _b9(args: argparse.Namespace, stamp: str, report: list[str], write: Callable[[], None]) -> int:
