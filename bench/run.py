@@ -6,6 +6,8 @@ Scenarios (issue "Performance"):
   Python loop, a naive hand-written Beam pipeline (with the same logic in Python,
   and with ``jq.py``), and the same pipeline in Beam YAML.
 - B5 fan-out: one source, N = 1, 10, 50 triggers with ``exact`` filters on ``type``.
+- SCALE: B1 on one and two direct-runner workers, and its peak memory at 1M and 10M
+  events (:mod:`bench.scale`).
 - SHAPES: eight ordinary integrations (object-building jq, a mapping, CESQL triggers, a
   python step, twenty mixed triggers, Parquet, Avro, XML lines), each beside a naive Beam
   pipeline, a plain Python loop and Beam YAML where it expresses the shape
@@ -191,7 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--large", type=int, help="larger N of B1 and B5 (default: B1 500,000, B5 200,000)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument(
-        "--scenarios", nargs="*", default=["B1", "SHAPES", "B2", "B3", "B4", "B5", "B6", "B8", "B9"]
+        "--scenarios",
+        nargs="*",
+        default=["B1", "SHAPES", "SCALE", "B2", "B3", "B4", "B5", "B6", "B8", "B9"],
     )
     ap.add_argument("--shapes", nargs="*", type=int, help="SHAPES: which shapes (numbers 1-8; default: all)")
     ap.add_argument("--b9-runners", nargs="*", default=["prism", "flink"], help="B9's runners")
@@ -283,6 +287,11 @@ def main(argv: list[str] | None = None) -> int:
         write()
     if shapes:
         status = max(status, _shapes(shapes, args, stamp, report, write))
+    if "SCALE" in wanted and not args.smoke:  # B1 on 1 and 2 workers, and its memory at 1M and 10M
+        from bench import scale
+
+        report += ["", scale.section().strip("\n")]
+        write()
     if "B9" in wanted:
         status = max(status, _b9(args, stamp, report, write))
     if "B1" in wanted and not args.smoke:

@@ -1,8 +1,9 @@
 """Runners (SPEC §9): ``direct``, ``prism``, ``flink``, ``dataflow``.
 
-``direct`` is Beam's in-process ``FnApiRunner``, named explicitly: Beam's
-``DirectRunner`` first tries to download Prism at run time and, offline, loses
-seconds before falling back. Each other runner has its own module that
+``direct`` is Beam's ``FnApiRunner``, named explicitly: Beam's ``DirectRunner``
+first tries to download Prism at run time and, offline, loses seconds before
+falling back. Its one worker runs in-process; ``--direct_num_workers=N`` runs N
+worker processes (:mod:`meshline.runners.direct`). Each other runner has its own module that
 provisions what it needs (the Prism binary, the Flink job-server jar) and
 returns the Beam runner plus the pipeline options it requires.
 
@@ -16,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meshline.errors import RunnerError
-from meshline.runners.options import given_option
 
 __all__ = ["RUNNERS", "RunnerSettings", "in_process_runner", "make_runner"]
 
@@ -39,17 +39,21 @@ class RunnerSettings:
 
 
 def in_process_runner() -> Any:
-    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+    """Beam's FnApiRunner as Meshline runs it (:mod:`meshline.runners.direct`): one in-process
+    worker unless the pipeline options ask for more."""
+    from meshline.runners.direct import direct_runner
 
-    return FnApiRunner()
+    runner, _ = direct_runner()
+    return runner
 
 
 def make_runner(settings: RunnerSettings) -> tuple[Any, list[str]]:
     """The Beam runner object for ``settings.name`` and the Beam options it adds."""
     name = settings.name
     if name == "direct":
-        _check_direct_options(settings)
-        return in_process_runner(), []
+        from meshline.runners.direct import direct_runner
+
+        return direct_runner(settings.beam_args, allow_exposed=settings.allow_exposed)
     if name == "prism":
         from meshline.runners.prism import prism_runner
 
@@ -63,17 +67,3 @@ def make_runner(settings: RunnerSettings) -> tuple[Any, list[str]]:
 
         return dataflow_runner(settings)
     raise RunnerError(f"unknown runner {name!r} (expected one of: {', '.join(RUNNERS)})")
-
-
-def _check_direct_options(settings: RunnerSettings) -> None:
-    """Beam's FnApiRunner serves the Fn API over gRPC on all interfaces in its multi-worker modes."""
-    mode = given_option(settings.beam_args, "direct_running_mode")
-    if mode in ("multi_threading", "multi_processing") and not settings.allow_exposed:
-        from meshline.runners.loopback import refusal
-
-        raise RunnerError(
-            refusal(
-                f"--direct_running_mode={mode}: Beam's direct runner then serves gRPC on all interfaces",
-                "anyone who can reach it can take part in the run and read its data and configuration",
-            )
-        )

@@ -186,19 +186,6 @@ def test_the_loopback_worker_pool_listens_on_127_0_0_1_only() -> None:
             cleanup()
 
 
-@pytest.mark.parametrize("mode", ["multi_threading", "multi_processing"])
-def test_direct_runner_modes_that_serve_grpc_need_the_flag(mode) -> None:
-    with pytest.raises(RunnerError, match=f"--direct_running_mode={mode}: .*{ALLOW_FLAG}"):
-        make_runner(RunnerSettings(name="direct", beam_args=["--direct_running_mode", mode]))
-    runner, _ = make_runner(
-        RunnerSettings(name="direct", beam_args=[f"--direct_running_mode={mode}"], allow_exposed=True)
-    )
-    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
-
-    assert isinstance(runner, FnApiRunner)
-    make_runner(RunnerSettings(name="direct", beam_args=["--direct_running_mode=in_memory"]))
-
-
 @pytest.mark.skipif(shutil.which("java") is None, reason="the Flink runner checks for Java first")
 def test_uber_jar_submission_to_a_cluster_needs_the_flag() -> None:
     settings = RunnerSettings(

@@ -1,0 +1,68 @@
+"""bench/scale.py: what it counts, and the section it returns."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from bench import scale
+from bench.scale import Measured, TreeMemory, records_digest
+from meshline.runners import listeners
+
+
+def test_the_digest_of_records_ignores_their_order_not_their_number():
+    a = [b'{"id":1}', b'{"id":2}', b'{"id":3}']
+    assert records_digest(a) == records_digest(reversed(a))
+    assert records_digest(a)[0] == 3
+    assert records_digest(a + a[:1]) != records_digest(a)
+    assert records_digest(a[:2]) != records_digest(a)
+
+
+@pytest.mark.skipif(not listeners.supported(), reason="reads /proc")
+def test_tree_memory_sums_the_processes_of_the_run():
+    child = (
+        "b = bytearray(100 << 20)\\nfor i in range(0, len(b), 4096): b[i] = 1\\nimport time; time.sleep(1.5)"
+    )
+    grow = (
+        "import subprocess, sys, time\n"
+        "b = bytearray(150 << 20)\n"
+        "for i in range(0, len(b), 4096): b[i] = 1\n"
+        f"c = subprocess.Popen([sys.executable, '-c', '{child}'])\n"
+        "time.sleep(1.5); c.wait()\n"
+    )
+    with TreeMemory(interval=0.1) as memory:
+        subprocess.run([sys.executable, "-c", grow], check=True)
+    assert len(memory.processes) >= 2
+    assert 250 * 1024 <= memory.peak_pss_kib < 400 * 1024, memory.peak_pss_kib  # both at once, summed
+    assert memory.peak_rss_kib >= memory.peak_pss_kib
+
+
+def _run(variant: str, n: int, wall: float, rss: float, pss: float) -> Measured:
+    return Measured(
+        variant, n, wall, wall * 0.9, rss, pss, pss + 100, others=0.1 * wall, records=(n // 2, "x")
+    )
+
+
+def test_the_section_reports_ratios_of_speed_and_memory():
+    runs = {
+        ("1 worker", 1000): [_run("1 worker", 1000, 10.0, 250, 200), _run("1 worker", 1000, 12.0, 251, 201)],
+        ("2 workers", 1000): [_run("2 workers", 1000, 5.0, 240, 300), _run("2 workers", 1000, 6.0, 240, 310)],
+        ("1 worker", 10000): [
+            _run("1 worker", 10000, 100.0, 252, 200),
+            _run("1 worker", 10000, 100.0, 252, 200),
+        ],
+        ("2 workers", 10000): [
+            _run("2 workers", 10000, 50.0, 240, 320),
+            _run("2 workers", 10000, 55.0, 240, 330),
+        ],
+    }
+    text = scale._markdown("Measured now.", "0.1 0.2 0.3", (1000, 10000), 2, runs, {1000: "500 records"})
+    assert text.startswith("## Scale: ")
+    # median events/s, wall and CPU, then the largest RSS and largest PSS sum of the rounds
+    assert "| 2 workers | 10,000 | 191 | 52.5 | 47.2 | 240 | 330 (430) | " in text
+    assert "- N = 1,000: 2 workers / 1 worker = 2.00x (wall events/s; round by round: 2.00x, 2.00x)" in text
+    assert "- 1 worker: peak RSS at 10,000 / at 1,000 = 1.00x (252 / 251 MiB)" in text
+    assert "- 2 workers: peak PSS of all processes at 10,000 / at 1,000 = 1.06x (330 / 310 MiB)" in text
+    assert "| 1 worker | 1,000 | 92 | " in text  # median of 100 and 83.3 events/s
