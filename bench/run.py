@@ -261,10 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     status = 0
     for s in scenarios:
         try:
-            rows = {
-                r.variant: r
-                for r in measure(s, 1 if args.smoke else args.repeat, args.only, exact_repeat=args.smoke)
-            }
+            rows = _measured(s, args)
         except OutputMismatch as e:
             print(f"FAILED: {e}", file=sys.stderr)
             report += ["", f"## {s.name} {s.title}", "", stamp, "", f"FAILED: variants' outputs differ: {e}"]
@@ -308,6 +305,12 @@ def main(argv: list[str] | None = None) -> int:
     return status
 
 
+def _measured(s: Scenario, args: argparse.Namespace) -> dict[str, Row]:
+    """``s``'s rows by variant: ``--repeat`` rounds, or one on a smoke run."""
+    rounds = 1 if args.smoke else args.repeat
+    return {r.variant: r for r in measure(s, rounds, args.only, exact_repeat=args.smoke)}
+
+
 def _shapes(
     scenarios: list[Scenario],
     args: argparse.Namespace,
@@ -323,10 +326,7 @@ def _shapes(
     failures: list[str] = []
     for s in scenarios:
         try:
-            rows = {
-                r.variant: r
-                for r in measure(s, 1 if args.smoke else args.repeat, args.only, exact_repeat=args.smoke)
-            }
+            rows = _measured(s, args)
         except OutputMismatch as e:
             print(f"FAILED: {e}", file=sys.stderr)
             failures.append(f"{s.name}: variants' outputs differ: {e}")

@@ -316,9 +316,12 @@ def summary(results: dict[int, dict[str, Row]]) -> list[str]:
     logs: dict[str, list[float]] = {"naive beam": [], "beam yaml": [], "python loop": []}
 
     def cell(rows: dict[str, Row], base: str) -> str:
-        if "meshline" not in rows or base not in rows or rows[base].rate <= 0 or rows["meshline"].rate <= 0:
+        if "meshline" not in rows or base not in rows:
             return "—"
-        r = rows["meshline"].rate / rows[base].rate
+        a, b = rows["meshline"].rate, rows[base].rate
+        if not (math.isfinite(a) and math.isfinite(b) and a > 0 and b > 0):  # no rate (tiny runs)
+            return "—"
+        r = a / b
         logs[base].append(math.log(r))
         return f"{r:.2f}x"
 
