@@ -61,18 +61,16 @@ def _input(n: int) -> Path:
     return ensure_input(OUT / f"b1-{n}.jsonl", n)
 
 
+def b1_command(src: Path, dst: Path, *beam_args: str) -> list[str]:
+    """``meshline run bench/b1.yaml`` over ``src`` into ``dst`` (Beam options after ``--``)."""
+    cmd = [meshline_bin(), "run", str(ROOT / "bench" / "b1.yaml"), "--param", f"input={src}"]
+    return [*cmd, "--param", f"output={dst}", *beam_args]
+
+
 def b1(small: int, large: int) -> Scenario:
     def commands(n: int, dst: Path) -> dict[str, list[str]]:
         src = _input(n)
-        meshline = [
-            meshline_bin(),
-            "run",
-            str(ROOT / "bench" / "b1.yaml"),
-            "--param",
-            f"input={src}",
-            "--param",
-            f"output={dst}",
-        ]
+        meshline = b1_command(src, dst)
         return {
             "meshline": meshline,
             # --ui on, with the page's requests every second (bench/watched.py)

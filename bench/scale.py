@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.data import ensure_input
-from bench.harness import OUT, ROOT, canonical_json, machine, meshline_bin, run_once
+from bench.harness import OUT, ROOT, canonical_json, machine, run_once
 from bench.latency import loadavg, tree
 
 __all__ = ["Measured", "TreeMemory", "main", "records_digest", "section"]
@@ -166,16 +166,9 @@ def _input(n: int, made: list[Path]) -> Path:
 def measure_run(variant: str, n: int, src: Path, *, check: bool) -> Measured:
     """One B1 run of ``variant`` over ``src`` (``n`` events)."""
     dst = SCALE / f"out-{variant.replace(' ', '-')}"
-    cmd = [
-        meshline_bin(),
-        "run",
-        str(ROOT / "bench" / "b1.yaml"),
-        "--param",
-        f"input={src}",
-        "--param",
-        f"output={dst}",
-        *VARIANTS[variant],
-    ]
+    from bench.run import b1_command
+
+    cmd = b1_command(src, dst, *VARIANTS[variant])
     busy = _busy_seconds()
     with TreeMemory() as memory:
         sample = run_once(cmd, dst)

@@ -83,9 +83,9 @@ def _alive(pid: int) -> bool:
         return False
 
 
-@pytest.mark.skipif(not listeners.supported(), reason="reads processes from Linux /proc")
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "sigkill"])
 def test_a_stopped_run_leaves_no_worker_and_no_temporary_file(tmp_path: Path, how: signal.Signals):
+    assert listeners.supported(), "the run's processes are read from Linux /proc"
     src = tmp_path / "in.jsonl"
     _input(src, 300_000, broken=0)  # ~300 MB: a few seconds of work for two workers
     out = tmp_path / "out"

@@ -6,8 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from bench import scale
 from bench.scale import Measured, records_digest
 from meshline.runners import listeners
@@ -23,8 +21,8 @@ def test_the_digest_of_records_ignores_their_order_not_their_number():
     assert records_digest(a[:2]) != records_digest(a)
 
 
-@pytest.mark.skipif(not listeners.supported(), reason="reads /proc")
 def test_tree_memory_sums_the_processes_of_the_run():
+    assert listeners.supported(), "TreeMemory reads Linux /proc"
     child = (
         "b = bytearray(100 << 20)\\nfor i in range(0, len(b), 4096): b[i] = 1\\nimport time; time.sleep(1.5)"
     )
